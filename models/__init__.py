@@ -1,0 +1,1 @@
+"""vssm.models: one file per model family; importing a file registers its models with timm."""

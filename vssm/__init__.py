@@ -1,0 +1,13 @@
+"""vssm: vision state-space backbones (Vim, VMamba, SiMBA) for timm.
+
+Importing vssm registers its model families with timm, so ``timm.create_model("vim_tiny_patch16_224")``
+works after ``import vssm``.
+"""
+
+__version__ = "0.1.0"
+
+from vssm.kernels import selective_scan  # noqa: E402
+
+from vssm import models  # noqa: E402,F401  (registers the model families with timm)
+
+__all__ = ["__version__", "selective_scan", "models"]
