@@ -1,0 +1,1 @@
+"""Placeholder: the vim family lands here (see its issue)."""
