@@ -1,0 +1,181 @@
+"""The Mamba-1 mixer (selective SSM block) and Vim's bidirectional variant, on `vssm.kernels.selective_scan`.
+
+One branch of the mixer, for x of shape (batch, L, d_model) and E = expand * d_model:
+
+    x, z   = in_proj(x)                                  (two halves of width E)
+    x      = silu(causal depthwise conv1d(x))            (kernel d_conv, along L)
+    dt,B,C = x_proj(x)                                   (widths dt_rank, d_state, d_state)
+    delta  = dt_proj.weight @ dt                         (the bias enters the scan as delta_bias)
+    y      = selective_scan(x, delta, -exp(A_log), B, C, D, z, delta_bias, softplus)
+    out    = out_proj(y)
+
+``bidirectional=True`` is Vim's "bimamba v2": the in_proj output (x and z) is shared, and a second
+branch with its own conv1d_b / x_proj_b / dt_proj_b / A_b_log / D_b runs over the reversed sequence;
+its output is reversed back and averaged with the forward branch before out_proj. Parameter names
+match the official implementations, so their state_dicts load unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from vssm.kernels import selective_scan
+
+__all__ = ["Mamba"]
+
+
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"Mamba: `{name}` must be a positive int, got {value!r}")
+    return value
+
+
+class Mamba(nn.Module):
+    """Mamba-1 mixer; with ``bidirectional=True`` Vim's two-direction mixer (bimamba v2, outputs averaged).
+
+    Args:
+        d_model: width of the input and output tokens.
+        d_state: SSM state size N per channel.
+        d_conv: kernel size of the causal depthwise conv.
+        expand: inner width E = expand * d_model.
+        dt_rank: rank of the delta projection; ``"auto"`` = ceil(d_model / 16).
+        dt_min, dt_max, dt_init_floor: softplus(dt_proj.bias) starts log-uniform in [dt_min, dt_max],
+            clamped below at dt_init_floor.
+        conv_bias: bias in the depthwise conv(s); bias: bias in in_proj / out_proj.
+        bidirectional: add the backward branch (``*_b`` parameters) over the reversed sequence.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        d_state: int = 16,
+        d_conv: int = 4,
+        expand: int | float = 2,
+        dt_rank: int | str = "auto",
+        dt_min: float = 0.001,
+        dt_max: float = 0.1,
+        dt_init_floor: float = 1e-4,
+        conv_bias: bool = True,
+        bias: bool = False,
+        bidirectional: bool = False,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        dd = {"device": device, "dtype": dtype}
+        self.d_model = _positive_int("d_model", d_model)
+        self.d_state = _positive_int("d_state", d_state)
+        self.d_conv = _positive_int("d_conv", d_conv)
+        if isinstance(expand, bool) or not isinstance(expand, (int, float)) or expand <= 0:
+            raise ValueError(f"Mamba: `expand` must be a positive number, got {expand!r}")
+        self.expand = expand
+        self.d_inner = int(expand * d_model)
+        if self.d_inner < 1:
+            raise ValueError(f"Mamba: expand * d_model = {expand} * {d_model} must be >= 1")
+        if dt_rank == "auto":
+            self.dt_rank = math.ceil(d_model / 16)
+        else:
+            self.dt_rank = _positive_int("dt_rank", dt_rank)
+        if not 0 < dt_min <= dt_max:
+            raise ValueError(f"Mamba: need 0 < dt_min <= dt_max, got dt_min={dt_min}, dt_max={dt_max}")
+        self.dt_min, self.dt_max, self.dt_init_floor = dt_min, dt_max, dt_init_floor
+        if not isinstance(bidirectional, bool):
+            raise TypeError(f"Mamba: `bidirectional` must be a bool, got {type(bidirectional).__name__}")
+        self.bidirectional = bidirectional
+
+        self.in_proj = nn.Linear(d_model, 2 * self.d_inner, bias=bias, **dd)
+        self.conv1d, self.x_proj, self.dt_proj = self._branch_modules(conv_bias, dd)
+        # A_log and D stay float32 whatever `dtype` is: the scan decays exp(dt * A) in float32.
+        self.A_log = nn.Parameter(torch.empty(self.d_inner, d_state, device=device, dtype=torch.float32))
+        self.D = nn.Parameter(torch.empty(self.d_inner, device=device, dtype=torch.float32))
+        if bidirectional:
+            self.conv1d_b, self.x_proj_b, self.dt_proj_b = self._branch_modules(conv_bias, dd)
+            self.A_b_log = nn.Parameter(torch.empty(self.d_inner, d_state, device=device, dtype=torch.float32))
+            self.D_b = nn.Parameter(torch.empty(self.d_inner, device=device, dtype=torch.float32))
+        self.out_proj = nn.Linear(self.d_inner, d_model, bias=bias, **dd)
+        self.reset_ssm_parameters()
+
+    def _branch_modules(self, conv_bias: bool, dd: dict) -> tuple[nn.Conv1d, nn.Linear, nn.Linear]:
+        conv = nn.Conv1d(
+            self.d_inner,
+            self.d_inner,
+            kernel_size=self.d_conv,
+            groups=self.d_inner,
+            padding=self.d_conv - 1,
+            bias=conv_bias,
+            **dd,
+        )
+        x_proj = nn.Linear(self.d_inner, self.dt_rank + 2 * self.d_state, bias=False, **dd)
+        dt_proj = nn.Linear(self.dt_rank, self.d_inner, bias=True, **dd)
+        return conv, x_proj, dt_proj
+
+    def _branches(self) -> list[tuple[nn.Conv1d, nn.Linear, nn.Linear, nn.Parameter, nn.Parameter]]:
+        branches = [(self.conv1d, self.x_proj, self.dt_proj, self.A_log, self.D)]
+        if self.bidirectional:
+            branches.append((self.conv1d_b, self.x_proj_b, self.dt_proj_b, self.A_b_log, self.D_b))
+        return branches
+
+    @torch.no_grad()
+    def reset_ssm_parameters(self) -> None:
+        """The official SSM init: dt_proj uniform(+-dt_rank^-0.5), softplus(dt bias) ~ logU[dt_min, dt_max],
+        A_log = log(1..N) (S4D-real), D = 1. Marks A_log/D (no weight decay) and dt bias (keep on re-init)."""
+        for _, _, dt_proj, A_log, D in self._branches():
+            std = self.dt_rank**-0.5
+            nn.init.uniform_(dt_proj.weight, -std, std)
+            lo, hi = math.log(self.dt_min), math.log(self.dt_max)
+            dt = torch.exp(torch.rand_like(dt_proj.bias, dtype=torch.float32) * (hi - lo) + lo)
+            dt = dt.clamp(min=self.dt_init_floor)
+            dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse of softplus
+            dt_proj.bias._no_reinit = True
+            A = torch.arange(1, self.d_state + 1, dtype=torch.float32, device=A_log.device)
+            A_log.copy_(torch.log(A).expand_as(A_log))
+            D.fill_(1.0)
+            A_log._no_weight_decay = True
+            D._no_weight_decay = True
+
+    def _scan_branch(self, x: torch.Tensor, z: torch.Tensor, branch) -> torch.Tensor:
+        """One direction: conv + SSM over x, gated by z; x, z, result (batch, E, L) in scan order."""
+        conv, x_proj, dt_proj, A_log, D = branch
+        L = x.shape[-1]
+        x = F.silu(conv(x)[..., :L])
+        dt, B, C = torch.split(x_proj(x.transpose(1, 2)), [self.dt_rank, self.d_state, self.d_state], dim=-1)
+        delta = F.linear(dt, dt_proj.weight).transpose(1, 2)
+        return selective_scan(
+            x.contiguous(),
+            delta.contiguous(),
+            -torch.exp(A_log.float()),
+            B.transpose(1, 2).contiguous(),
+            C.transpose(1, 2).contiguous(),
+            D.float(),
+            z.contiguous(),
+            delta_bias=dt_proj.bias.float(),
+            delta_softplus=True,
+        )
+
+    def _mix(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """All directions: the only place that knows about visiting orders (swap in a fused kernel here)."""
+        branches = self._branches()
+        y = self._scan_branch(x, z, branches[0])
+        if self.bidirectional:
+            y_b = self._scan_branch(x.flip(-1), z.flip(-1), branches[1]).flip(-1)
+            y = (y + y_b) / 2
+        return y
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (batch, L, d_model) -> (batch, L, d_model)."""
+        if x.dim() != 3 or x.shape[-1] != self.d_model:
+            raise ValueError(f"Mamba: input has shape {tuple(x.shape)}, expected (batch, L, d_model={self.d_model})")
+        xz = self.in_proj(x).transpose(1, 2)  # (batch, 2E, L): the scan wants channels before time
+        x, z = xz.chunk(2, dim=1)
+        y = self._mix(x, z)
+        return self.out_proj(y.transpose(1, 2))
+
+    def extra_repr(self) -> str:
+        return (
+            f"d_model={self.d_model}, d_inner={self.d_inner}, d_state={self.d_state}, d_conv={self.d_conv}, "
+            f"dt_rank={self.dt_rank}, bidirectional={self.bidirectional}"
+        )
