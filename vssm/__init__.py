@@ -6,8 +6,7 @@ works after ``import vssm``.
 
 __version__ = "0.1.0"
 
-from vssm.kernels import selective_scan  # noqa: E402
-
 from vssm import models  # noqa: E402,F401  (registers the model families with timm)
+from vssm.kernels import selective_scan  # noqa: E402
 
 __all__ = ["__version__", "selective_scan", "models"]

@@ -20,7 +20,7 @@ from typing import Optional
 
 import torch
 
-from .reference import selective_scan_reference
+from .reference import selective_scan_reference, selective_scan_reference_backward
 
 __all__ = ["selective_scan", "BACKENDS", "default_backend"]
 
@@ -126,21 +126,7 @@ def _reference_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
 
 
 def _reference_backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, delta_softplus):
-    inputs = [u, delta, A, B, C, D, z, delta_bias]
-    leaves = [None if t is None else t.detach().requires_grad_(True) for t in inputs]
-    with torch.enable_grad():
-        out, last = selective_scan_reference(*leaves, delta_softplus, return_last_state=True)
-        wrt = [t for t in leaves if t is not None]
-        grads = torch.autograd.grad((out, last), wrt, (dout, dlast), allow_unused=True)
-    it = iter(grads)
-    res = []
-    for t in leaves:
-        if t is None:
-            res.append(None)
-            continue
-        g = next(it)
-        res.append(torch.zeros_like(t) if g is None else g)
-    return res
+    return selective_scan_reference_backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, delta_softplus)
 
 
 # ----------------------------------------------------------------------------------------------

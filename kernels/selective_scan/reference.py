@@ -28,7 +28,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["selective_scan_reference", "selective_scan_loop"]
+__all__ = ["selective_scan_reference", "selective_scan_reference_backward", "selective_scan_loop"]
 
 _LOG_BUDGET = 60.0  # exp(60) ~ 1e26: products with |dt*B*u| up to ~1e12 stay finite in float32
 _DECAY_FLOOR = 30.0  # exp(-30) ~ 9e-14: beneath float32 resolution and gradcheck tolerances
@@ -63,6 +63,73 @@ def _finish(y, u, D, z, cd, out_dtype):
     return y.to(out_dtype)
 
 
+def _chunk_len(log_decay: torch.Tensor, cap: int | None) -> int:
+    step = float(log_decay.detach().abs().amax()) if log_decay.numel() else 0.0
+    budget = _MAX_CHUNK if step == 0.0 else int(max(1, min(_MAX_CHUNK, _LOG_BUDGET // step)))
+    return max(1, min(budget, cap if cap is not None else _MAX_CHUNK))
+
+
+def _linear_scan(log_decay: torch.Tensor, x: torch.Tensor, h0: torch.Tensor, T: int) -> torch.Tensor:
+    """All states of h_t = exp(log_decay_t) * h_{t-1} + x_t along dim 3, from h_{-1} = h0.
+
+    log_decay, x: (batch, G, dg, S, N); h0: (batch, G, dg, 1, N). Chunks of T steps, see module doc.
+    """
+    batch, G, dg, S, N = x.shape
+    nc = math.ceil(S / T)
+    pad = nc * T - S
+    if pad:
+        # Padding decays by 0 and adds 0, so the carried state passes through unchanged.
+        log_decay = F.pad(log_decay, (0, 0, 0, pad))
+        x = F.pad(x, (0, 0, 0, pad))
+    cum = log_decay.reshape(batch, G, dg, nc, T, N).cumsum(dim=4)
+    local = torch.exp(cum) * (torch.exp(-cum) * x.reshape(batch, G, dg, nc, T, N)).cumsum(dim=4)
+    decay = torch.exp(cum[:, :, :, :, -1:])  # whole-chunk decay, (batch, G, dg, nc, 1, N)
+    starts = []
+    h = h0
+    for k in range(nc):
+        starts.append(h)
+        h = decay[:, :, :, k] * h + local[:, :, :, k, -1:]
+    hs = local + torch.exp(cum) * torch.stack(starts, dim=3)
+    return hs.reshape(batch, G, dg, nc * T, N)[:, :, :, :S]
+
+
+class _Scan:
+    """Inputs of one scan brought to (batch, G, dg, L, N)-broadcastable float32/float64 views."""
+
+    def __init__(self, u, delta, A, B, C, delta_bias, delta_softplus, chunk_size, max_elements):
+        self.cd = cd = _compute_dtype(u)
+        batch, dim, L = u.shape
+        if B.dim() == 3:
+            B, C = B.unsqueeze(1), C.unsqueeze(1)
+        G, N = B.shape[1], B.shape[2]
+        dg = dim // G
+        self.shape = (batch, G, dg, L, N)
+        self.u = u.to(cd).view(batch, G, dg, L, 1)
+        pre = delta.to(cd)
+        if delta_bias is not None:
+            pre = pre + delta_bias.to(cd)[:, None]
+        self.pre = pre.view(batch, G, dg, L, 1)
+        self.dt = F.softplus(self.pre) if delta_softplus else self.pre
+        self.A = A.to(cd).view(1, G, dg, 1, N)
+        raw = self.dt * self.A
+        self.log_decay = raw.clamp_min(-_DECAY_FLOOR)
+        self.unclamped = raw >= -_DECAY_FLOOR
+        self.B = B.to(cd).transpose(2, 3).unsqueeze(2)  # (batch, G, 1, L, N)
+        self.C = C.to(cd).transpose(2, 3).unsqueeze(2)
+        self.T = _chunk_len(self.log_decay, chunk_size)
+        # Time steps per group so that one group's (batch, dim, steps, N) tensors stay under max_elements.
+        per_chunk = max(1, batch * dim * self.T * N)
+        self.group = max(1, max_elements // per_chunk) * self.T
+
+    def segments(self):
+        L = self.shape[3]
+        return [(s, min(L, s + self.group)) for s in range(0, L, self.group)]
+
+    def states(self, a: int, b: int, h0: torch.Tensor) -> torch.Tensor:
+        x = self.dt[:, :, :, a:b] * self.u[:, :, :, a:b] * self.B[:, :, :, a:b]
+        return _linear_scan(self.log_decay[:, :, :, a:b], x, h0, self.T)
+
+
 def selective_scan_reference(
     u: torch.Tensor,
     delta: torch.Tensor,
@@ -78,65 +145,120 @@ def selective_scan_reference(
     chunk_size: int | None = None,
     max_elements: int = 1 << 24,
 ):
-    """Chunked selective scan in plain PyTorch (differentiable through autograd).
+    """Chunked selective scan in plain PyTorch (differentiable through autograd too).
 
     Shapes: u, delta, z (batch, D, L); A (D, N); B, C (batch, G, N, L) or (batch, N, L);
     D, delta_bias (D,). Arguments are not validated here: `vssm.kernels.selective_scan` does that.
     Returns out (batch, D, L) in u's dtype and, with ``return_last_state``, the final state
-    (batch, D, N) in float32 (float64 for float64 inputs).
+    (batch, D, N) in float32 (float64 for float64 inputs). ``chunk_size`` caps the chunk length
+    (it is shortened further where the decay demands); ``max_elements`` bounds the working set.
     """
-    out_dtype = u.dtype
-    u, dt, A, B, C, cd = _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
-    batch, dim, L = u.shape
-    G, N = B.shape[1], B.shape[2]
-    dg = dim // G
-
-    # (batch, G, dg, L, N) layout: the decay varies with (d, n), the input matrix with (g, n).
-    dA = (dt.view(batch, G, dg, L, 1) * A.view(1, G, dg, 1, N)).clamp_min(-_DECAY_FLOOR)
-    if chunk_size is None:
-        step = float(dA.detach().abs().amax()) if dA.numel() else 0.0
-        chunk_size = _MAX_CHUNK if step == 0.0 else int(max(1, min(_MAX_CHUNK, _LOG_BUDGET // step)))
-    T = max(1, int(chunk_size))
-    Bt = B.transpose(2, 3).unsqueeze(2)  # (batch, G, 1, L, N)
-    Ct = C.transpose(2, 3).unsqueeze(2)
-    dtu = (dt * u).view(batch, G, dg, L, 1)
-
-    # Chunks per group so that one group's (batch, dim, chunks*T, N) tensors stay under max_elements.
-    per_chunk = max(1, batch * dim * T * N)
-    group = max(1, max_elements // per_chunk) * T
-
-    h = u.new_zeros(batch, G, dg, 1, N)
+    sc = _Scan(u, delta, A, B, C, delta_bias, delta_softplus, chunk_size, max_elements)
+    batch, G, dg, L, N = sc.shape
+    h = sc.u.new_zeros(batch, G, dg, 1, N)
     ys = []
-    for start in range(0, L, group):
-        stop = min(L, start + group)
-        seg = stop - start
-        nc = math.ceil(seg / T)
-        pad = nc * T - seg
-        a = dA[:, :, :, start:stop]
-        x = dtu[:, :, :, start:stop] * Bt[:, :, :, start:stop]
-        c = Ct[:, :, :, start:stop]
-        if pad:
-            # Padding decays by 0 and adds 0, so the carried state passes through unchanged.
-            a = F.pad(a, (0, 0, 0, pad))
-            x = F.pad(x, (0, 0, 0, pad))
-            c = F.pad(c, (0, 0, 0, pad))
-        a = a.reshape(batch, G, dg, nc, T, N)
-        x = x.reshape(batch, G, dg, nc, T, N)
-        S = a.cumsum(dim=4)
-        local = torch.exp(S) * (torch.exp(-S) * x).cumsum(dim=4)  # chunk states from a zero start
-        decay = torch.exp(S[:, :, :, :, -1:])  # (batch, G, dg, nc, 1, N)
-        starts = []
-        for k in range(nc):
-            starts.append(h)
-            h = decay[:, :, :, k] * h + local[:, :, :, k, -1:]
-        hs = local + torch.exp(S) * torch.stack(starts, dim=3)
-        y = (hs.reshape(batch, G, dg, nc * T, N) * c.reshape(batch, G, 1, nc * T, N)).sum(-1)
-        ys.append(y[..., :seg])
-    y = torch.cat(ys, dim=-1).reshape(batch, dim, L) if ys else u.new_zeros(batch, dim, 0)
-    out = _finish(y, u, D, z, cd, out_dtype)
+    for a, b in sc.segments():
+        hs = sc.states(a, b, h)
+        ys.append((hs * sc.C[:, :, :, a:b]).sum(-1))
+        h = hs[:, :, :, -1:]
+    y = torch.cat(ys, dim=-1).reshape(batch, G * dg, L) if ys else sc.u.new_zeros(batch, G * dg, 0)
+    out = _finish(y, u.to(sc.cd), D, z, sc.cd, u.dtype)
     if return_last_state:
-        return out, h.reshape(batch, dim, N)
+        return out, h.reshape(batch, G * dg, N)
     return out
+
+
+def selective_scan_reference_backward(
+    dout: torch.Tensor,
+    dlast: torch.Tensor | None,
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = False,
+    *,
+    chunk_size: int | None = None,
+    max_elements: int = 1 << 24,
+) -> list[torch.Tensor | None]:
+    """Gradients of the scan for (u, delta, A, B, C, D, z, delta_bias), by the adjoint recurrence.
+
+    With a_t = exp(dt_t * A), dy = dout * silu(z) and the adjoint g_t = dL/dh_t,
+
+        g_t = a_{t+1} * g_{t+1} + C_t * dy_t   (+ dlast at t = L-1)
+
+    is the forward recurrence run backwards in time, and every gradient is a sum of products of
+    g_t with h_{t-1}, h_t or the inputs. Works segment by segment from the end: the forward states
+    at segment starts are kept, the states inside a segment are recomputed (as the kernels do).
+    Gradients come back in float32 (float64 for float64 inputs); A's in A's compute dtype.
+    """
+    sc = _Scan(u, delta, A, B, C, delta_bias, delta_softplus, chunk_size, max_elements)
+    cd = sc.cd
+    batch, G, dg, L, N = sc.shape
+    dim = G * dg
+    dout = dout.to(cd).view(batch, G, dg, L, 1)
+    zz = None if z is None else z.to(cd).view(batch, G, dg, L, 1)
+    Dv = None if D is None else D.to(cd).view(1, G, dg, 1, 1)
+
+    segs = sc.segments()
+    starts = []
+    h = sc.u.new_zeros(batch, G, dg, 1, N)
+    for a, b in segs:
+        starts.append(h)
+        h = sc.states(a, b, h)[:, :, :, -1:]
+
+    g_next = sc.u.new_zeros(batch, G, dg, 1, N)
+    if dlast is not None:
+        g_next = dlast.to(cd).view(batch, G, dg, 1, N)  # enters as the adjoint of h_{L-1}
+    la_next = torch.zeros_like(sc.log_decay[:, :, :, :1])  # decay applied to g_next: none at the end
+    parts = {k: [] for k in ("u", "pre", "B", "C", "z")}
+    dA = torch.zeros_like(sc.A)
+    dD = None if D is None else torch.zeros(1, G, dg, 1, 1, dtype=cd, device=u.device)
+    for (a, b), h0 in zip(reversed(segs), reversed(starts)):
+        hs = sc.states(a, b, h0)
+        u_s, dt_s, B_s, C_s = sc.u[:, :, :, a:b], sc.dt[:, :, :, a:b], sc.B[:, :, :, a:b], sc.C[:, :, :, a:b]
+        dy = dout[:, :, :, a:b]
+        if zz is not None:
+            y = (hs * C_s).sum(-1, keepdim=True)
+            if Dv is not None:
+                y = y + Dv * u_s
+            z_s = zz[:, :, :, a:b]
+            sig = torch.sigmoid(z_s)
+            parts["z"].append(dy * y * sig * (1 + z_s * (1 - sig)))
+            dy = dy * z_s * sig
+        # Reverse-time scan of the adjoint; step j of the flipped sequence decays by a_{t+1}.
+        la = sc.log_decay[:, :, :, a:b]
+        shifted = torch.cat([la[:, :, :, 1:], la_next], dim=3)
+        g = _linear_scan(shifted.flip(3), (C_s * dy).flip(3), g_next, sc.T).flip(3)
+        g_next, la_next = g[:, :, :, :1], la[:, :, :, :1]
+        hprev = torch.cat([h0, hs[:, :, :, :-1]], dim=3)
+        dla = g * hprev * torch.exp(la) * sc.unclamped[:, :, :, a:b]
+        ddt = (dla * sc.A).sum(-1, keepdim=True) + (g * u_s * B_s).sum(-1, keepdim=True)
+        dA = dA + (dla * dt_s).sum(dim=(0, 3), keepdim=True)
+        du = (g * dt_s * B_s).sum(-1, keepdim=True)
+        if Dv is not None:
+            du = du + dy * Dv
+            dD = dD + (dy * u_s).sum(dim=(0, 3), keepdim=True)
+        parts["u"].append(du)
+        parts["pre"].append(ddt * torch.sigmoid(sc.pre[:, :, :, a:b]) if delta_softplus else ddt)
+        parts["B"].append((g * dt_s * u_s).sum(2))  # (batch, G, S, N)
+        parts["C"].append((hs * dy).sum(2))
+
+    def cat(name, dim_):
+        return torch.cat(parts[name][::-1], dim=dim_) if parts[name] else None
+
+    du = cat("u", 3).reshape(batch, dim, L)
+    dpre = cat("pre", 3).reshape(batch, dim, L)
+    bc_shape = B.shape
+    dB = cat("B", 2).transpose(2, 3).reshape(bc_shape)
+    dC = cat("C", 2).transpose(2, 3).reshape(bc_shape)
+    dz = None if z is None else cat("z", 3).reshape(batch, dim, L)
+    ddelta_bias = None if delta_bias is None else dpre.sum(dim=(0, 2))
+    dDv = None if D is None else dD.reshape(dim)
+    return [du, dpre, dA.reshape(dim, N), dB, dC, dDv, dz, ddelta_bias]
 
 
 def selective_scan_loop(
