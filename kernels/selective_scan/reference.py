@@ -32,7 +32,7 @@ __all__ = ["selective_scan_reference", "selective_scan_reference_backward", "sel
 
 _LOG_BUDGET = 60.0  # exp(60) ~ 1e26: products with |dt*B*u| up to ~1e12 stay finite in float32
 _DECAY_FLOOR = 30.0  # exp(-30) ~ 9e-14: beneath float32 resolution and gradcheck tolerances
-_MAX_CHUNK = 64
+_MAX_CHUNK = 128
 
 
 def _compute_dtype(t: torch.Tensor) -> torch.dtype:
@@ -64,7 +64,8 @@ def _finish(y, u, D, z, cd, out_dtype):
 
 
 def _chunk_len(log_decay: torch.Tensor, cap: int | None) -> int:
-    step = float(log_decay.detach().abs().amax()) if log_decay.numel() else 0.0
+    lo, hi = torch.aminmax(log_decay.detach()) if log_decay.numel() else (torch.zeros(()), torch.zeros(()))
+    step = max(-float(lo), float(hi))
     budget = _MAX_CHUNK if step == 0.0 else int(max(1, min(_MAX_CHUNK, _LOG_BUDGET // step)))
     return max(1, min(budget, cap if cap is not None else _MAX_CHUNK))
 
@@ -82,14 +83,14 @@ def _linear_scan(log_decay: torch.Tensor, x: torch.Tensor, h0: torch.Tensor, T: 
         log_decay = F.pad(log_decay, (0, 0, 0, pad))
         x = F.pad(x, (0, 0, 0, pad))
     cum = log_decay.reshape(batch, G, dg, nc, T, N).cumsum(dim=4)
-    local = torch.exp(cum) * (torch.exp(-cum) * x.reshape(batch, G, dg, nc, T, N)).cumsum(dim=4)
-    decay = torch.exp(cum[:, :, :, :, -1:])  # whole-chunk decay, (batch, G, dg, nc, 1, N)
+    grow = torch.exp(cum)  # within-chunk decay from the chunk start; >= exp(-_LOG_BUDGET)
+    acc = (x.reshape(batch, G, dg, nc, T, N) / grow).cumsum(dim=4)
     starts = []
     h = h0
     for k in range(nc):
         starts.append(h)
-        h = decay[:, :, :, k] * h + local[:, :, :, k, -1:]
-    hs = local + torch.exp(cum) * torch.stack(starts, dim=3)
+        h = grow[:, :, :, k, -1:] * (h + acc[:, :, :, k, -1:])
+    hs = grow * (acc + torch.stack(starts, dim=3))
     return hs.reshape(batch, G, dg, nc * T, N)[:, :, :, :S]
 
 
@@ -113,7 +114,6 @@ class _Scan:
         self.A = A.to(cd).view(1, G, dg, 1, N)
         raw = self.dt * self.A
         self.log_decay = raw.clamp_min(-_DECAY_FLOOR)
-        self.unclamped = raw >= -_DECAY_FLOOR
         self.B = B.to(cd).transpose(2, 3).unsqueeze(2)  # (batch, G, 1, L, N)
         self.C = C.to(cd).transpose(2, 3).unsqueeze(2)
         self.T = _chunk_len(self.log_decay, chunk_size)
@@ -235,7 +235,7 @@ def selective_scan_reference_backward(
         g = _linear_scan(shifted.flip(3), (C_s * dy).flip(3), g_next, sc.T).flip(3)
         g_next, la_next = g[:, :, :, :1], la[:, :, :, :1]
         hprev = torch.cat([h0, hs[:, :, :, :-1]], dim=3)
-        dla = g * hprev * torch.exp(la) * sc.unclamped[:, :, :, a:b]
+        dla = g * hprev * torch.exp(la) * (la > -_DECAY_FLOOR)  # clamped steps pass no gradient
         ddt = (dla * sc.A).sum(-1, keepdim=True) + (g * u_s * B_s).sum(-1, keepdim=True)
         dA = dA + (dla * dt_s).sum(dim=(0, 3), keepdim=True)
         du = (g * dt_s * B_s).sum(-1, keepdim=True)
