@@ -94,7 +94,9 @@ class Mamba(nn.Module):
         self.D = nn.Parameter(torch.empty(self.d_inner, device=device, dtype=torch.float32))
         if bidirectional:
             self.conv1d_b, self.x_proj_b, self.dt_proj_b = self._branch_modules(conv_bias, dd)
-            self.A_b_log = nn.Parameter(torch.empty(self.d_inner, d_state, device=device, dtype=torch.float32))
+            self.A_b_log = nn.Parameter(
+                torch.empty(self.d_inner, d_state, device=device, dtype=torch.float32)
+            )
             self.D_b = nn.Parameter(torch.empty(self.d_inner, device=device, dtype=torch.float32))
         self.out_proj = nn.Linear(self.d_inner, d_model, bias=bias, **dd)
         self.reset_ssm_parameters()
@@ -168,7 +170,9 @@ class Mamba(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (batch, L, d_model) -> (batch, L, d_model)."""
         if x.dim() != 3 or x.shape[-1] != self.d_model:
-            raise ValueError(f"Mamba: input has shape {tuple(x.shape)}, expected (batch, L, d_model={self.d_model})")
+            raise ValueError(
+                f"Mamba: input has shape {tuple(x.shape)}, expected (batch, L, d_model={self.d_model})"
+            )
         xz = self.in_proj(x).transpose(1, 2)  # (batch, 2E, L): the scan wants channels before time
         x, z = xz.chunk(2, dim=1)
         y = self._mix(x, z)
