@@ -255,9 +255,12 @@ def test_grid_is_exercised():
     assert {1, 16, 64} <= {s[3] for s in GRID} and {1, 4} <= {s[4] for s in GRID}
 
 
-@pytest.mark.parametrize("chunk,max_elements", [(3, 1 << 24), (4, 2 * 8 * 4 * 16 * 2), (64, 2 * 8 * 16)])
-def test_reference_backward_across_chunks_and_segments(chunk, max_elements):
-    # Chunk and segment boundaries inside the sequence must not change any gradient.
+@pytest.mark.parametrize(
+    "chunk,max_elements,cache_elements",
+    [(3, 1 << 24, 1 << 18), (4, 2 * 8 * 4 * 16 * 2, 1 << 18), (64, 2 * 8 * 16, 1 << 18), (None, 1 << 24, 2 * 53 * 16 * 2)],
+)
+def test_reference_backward_across_chunks_and_segments(chunk, max_elements, cache_elements):
+    # Chunk, segment and channel-block boundaries must not change the output or any gradient.
     from vssm.kernels.selective_scan import selective_scan_reference_backward
 
     inp = make_inputs(2, 8, 53, 16, 2)
@@ -267,9 +270,11 @@ def test_reference_backward_across_chunks_and_segments(chunk, max_elements):
     go = torch.randn(ref_out.shape, generator=gen, dtype=torch.float64)
     gl = torch.randn(ref_last.shape, generator=gen, dtype=torch.float64)
     (ref_out * go).sum().add_((ref_last * gl).sum()).backward()
-    grads = selective_scan_reference_backward(
-        go.float(), gl.float(), *inp.values(), delta_softplus=True, chunk_size=chunk, max_elements=max_elements
-    )
+    kw = dict(chunk_size=chunk, max_elements=max_elements, cache_elements=cache_elements)
+    out, last = selective_scan_reference(*inp.values(), delta_softplus=True, return_last_state=True, **kw)
+    assert ((out.double() - ref_out).abs().max() / ref_out.abs().max()) < 1e-5
+    assert ((last.double() - ref_last).abs().max() / ref_last.abs().max()) < 1e-5
+    grads = selective_scan_reference_backward(go.float(), gl.float(), *inp.values(), delta_softplus=True, **kw)
     for name, g in zip(inp, grads):
         r = leaves[name].grad
         assert g.shape == r.shape, name
