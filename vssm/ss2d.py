@@ -1,0 +1,213 @@
+"""SS2D: VMamba's 2-D selective-scan mixer, four scan directions over an H x W feature map.
+
+For x of shape (batch, H, W, d_model) and d_inner = ssm_ratio * d_model:
+
+    x (, z)  = in_proj(x)                                   (z only with ``gate=True``, the v0 model)
+    x        = silu(depthwise 3x3 conv(x))                  (channels first: (batch, d_inner, H, W))
+    xs       = cross_scan_2d(x)                             (4 visiting orders: row-major, column-major,
+                                                             and both reversed; (batch, 4, d_inner, L))
+    dt,B,C_k = x_proj_weight[k] @ xs_k                      (widths dt_rank, d_state, d_state per direction)
+    delta_k  = dt_projs_weight[k] @ dt_k                    (dt_projs_bias enters the scan as delta_bias)
+    ys       = selective_scan(xs, delta, -exp(A_logs), B, C, Ds, delta_bias, softplus)
+                                                            (the 4 directions stacked along channels,
+                                                             B/C shared by each direction's channels)
+    y        = cross_merge_2d(ys)                           (each direction back to natural order, summed)
+    out      = out_proj(out_norm(y) (* silu(z)))
+
+Parameter names and shapes follow the official implementation (MzeroMiko/VMamba, ``SS2D``), so its
+state_dicts load unchanged: ``x_proj_weight (K, R+2N, d_inner)``, ``dt_projs_weight (K, d_inner, R)``,
+``dt_projs_bias (K, d_inner)``, ``A_logs (K*d_inner, N)``, ``Ds (K*d_inner,)`` with K = 4.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from vssm.kernels import selective_scan
+
+__all__ = ["SS2D", "cross_merge_2d", "cross_scan_2d", "cross_selective_scan_2d"]
+
+DIRECTIONS = 4
+
+
+def cross_scan_2d(x: torch.Tensor) -> torch.Tensor:
+    """(batch, C, H, W) -> (batch, 4, C, H*W): the tokens in row-major, column-major and both reversed orders."""
+    rows = x.flatten(2)
+    cols = x.transpose(2, 3).flatten(2)
+    xs = torch.stack([rows, cols], dim=1)
+    return torch.cat([xs, xs.flip(-1)], dim=1)
+
+
+def cross_merge_2d(ys: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(batch, 4, C, H*W) in the orders of `cross_scan_2d` -> (batch, C, H, W): back to natural order, summed."""
+    batch, _, channels, _ = ys.shape
+    y = ys[:, :2] + ys[:, 2:].flip(-1)  # undo the reversals: (batch, 2, C, L) in row- and column-major
+    rows = y[:, 0].reshape(batch, channels, height, width)
+    cols = y[:, 1].reshape(batch, channels, width, height).transpose(2, 3)
+    return rows + cols
+
+
+def cross_selective_scan_2d(
+    x: torch.Tensor,
+    x_proj_weight: torch.Tensor,
+    dt_projs_weight: torch.Tensor,
+    dt_projs_bias: torch.Tensor,
+    A_logs: torch.Tensor,
+    Ds: torch.Tensor,
+) -> torch.Tensor:
+    """The SSM core of SS2D: (batch, D, H, W) -> (batch, D, H, W), all four directions scanned and summed.
+
+    The one place that knows the visiting orders; a fused multi-direction kernel replaces this function.
+    Shapes: x_proj_weight (K, R+2N, D), dt_projs_weight (K, D, R), dt_projs_bias (K, D), A_logs (K*D, N),
+    Ds (K*D,), K = 4.
+    """
+    batch, dim, height, width = x.shape
+    K, _, R = dt_projs_weight.shape
+    N = A_logs.shape[1]
+    L = height * width
+    xs = cross_scan_2d(x)  # (batch, K, D, L)
+    x_dbl = torch.einsum("bkdl,kcd->bkcl", xs, x_proj_weight)
+    dts, Bs, Cs = torch.split(x_dbl, [R, N, N], dim=2)
+    dts = torch.einsum("bkrl,kdr->bkdl", dts, dt_projs_weight)
+    ys = selective_scan(
+        xs.reshape(batch, K * dim, L),
+        dts.reshape(batch, K * dim, L),
+        -torch.exp(A_logs.float()),
+        Bs.contiguous(),
+        Cs.contiguous(),
+        Ds.float(),
+        delta_bias=dt_projs_bias.reshape(-1).float(),
+        delta_softplus=True,
+    )
+    return cross_merge_2d(ys.view(batch, K, dim, L), height, width)
+
+
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"SS2D: `{name}` must be a positive int, got {value!r}")
+    return value
+
+
+class SS2D(nn.Module):
+    """VMamba's four-direction 2-D selective-scan mixer on channel-last maps (batch, H, W, d_model).
+
+    Args:
+        d_model: width of the input and output.
+        d_state: SSM state size N per channel (1 in the VMamba v2 models, 16 in v0).
+        ssm_ratio: inner width d_inner = int(ssm_ratio * d_model).
+        dt_rank: rank of the delta projection; ``"auto"`` = ceil(d_model / 16).
+        d_conv: kernel of the depthwise conv before the scan; 1 or less disables it (as the official code).
+        conv_bias: bias in the depthwise conv; bias: bias in in_proj / out_proj.
+        gate: the v0 z gate: in_proj also makes z and the output is ``out_norm(y) * silu(z)``
+            (forward type ``v0``); False is the ``_noz`` forward types of the v2 models.
+        dropout: dropout after out_proj.
+        dt_min, dt_max, dt_init_floor, dt_scale: softplus(dt_projs_bias) starts log-uniform in
+            [dt_min, dt_max] (clamped below at dt_init_floor); dt_projs_weight ~ U(+-dt_scale * R^-0.5).
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        d_state: int = 16,
+        ssm_ratio: float = 2.0,
+        dt_rank: int | str = "auto",
+        d_conv: int = 3,
+        conv_bias: bool = True,
+        bias: bool = False,
+        gate: bool = False,
+        dropout: float = 0.0,
+        dt_min: float = 0.001,
+        dt_max: float = 0.1,
+        dt_init_floor: float = 1e-4,
+        dt_scale: float = 1.0,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        dd = {"device": device, "dtype": dtype}
+        self.d_model = _positive_int("d_model", d_model)
+        self.d_state = _positive_int("d_state", d_state)
+        if isinstance(ssm_ratio, bool) or not isinstance(ssm_ratio, (int, float)) or ssm_ratio <= 0:
+            raise ValueError(f"SS2D: `ssm_ratio` must be a positive number, got {ssm_ratio!r}")
+        self.d_inner = int(ssm_ratio * d_model)
+        if self.d_inner < 1:
+            raise ValueError(f"SS2D: ssm_ratio * d_model = {ssm_ratio} * {d_model} must be >= 1")
+        self.dt_rank = math.ceil(d_model / 16) if dt_rank == "auto" else _positive_int("dt_rank", dt_rank)
+        if isinstance(d_conv, bool) or not isinstance(d_conv, int):
+            raise ValueError(f"SS2D: `d_conv` must be an int, got {d_conv!r}")
+        if d_conv > 1 and d_conv % 2 == 0:
+            raise ValueError(f"SS2D: `d_conv` must be odd so the conv keeps H x W, got {d_conv}")
+        if not 0 < dt_min <= dt_max:
+            raise ValueError(f"SS2D: need 0 < dt_min <= dt_max, got dt_min={dt_min}, dt_max={dt_max}")
+        if not isinstance(gate, bool):
+            raise TypeError(f"SS2D: `gate` must be a bool, got {type(gate).__name__}")
+        self.gate = gate
+        self.dt_min, self.dt_max, self.dt_init_floor, self.dt_scale = dt_min, dt_max, dt_init_floor, dt_scale
+        K, D, R, N = DIRECTIONS, self.d_inner, self.dt_rank, self.d_state
+
+        self.in_proj = nn.Linear(d_model, 2 * D if gate else D, bias=bias, **dd)
+        self.act = nn.SiLU()
+        self.conv2d = (
+            nn.Conv2d(D, D, kernel_size=d_conv, padding=(d_conv - 1) // 2, groups=D, bias=conv_bias, **dd)
+            if d_conv > 1
+            else None
+        )
+        self.x_proj_weight = nn.Parameter(torch.empty(K, R + 2 * N, D, **dd))
+        self.dt_projs_weight = nn.Parameter(torch.empty(K, D, R, **dd))
+        self.dt_projs_bias = nn.Parameter(torch.empty(K, D, **dd))
+        # A_logs and Ds stay float32 whatever `dtype` is: the scan decays exp(dt * A) in float32.
+        self.A_logs = nn.Parameter(torch.empty(K * D, N, device=device, dtype=torch.float32))
+        self.Ds = nn.Parameter(torch.empty(K * D, device=device, dtype=torch.float32))
+        self.out_norm = nn.LayerNorm(D, **dd)
+        self.out_proj = nn.Linear(D, d_model, bias=bias, **dd)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.reset_ssm_parameters()
+
+    @torch.no_grad()
+    def reset_ssm_parameters(self) -> None:
+        """The official init of the SSM parameters (the projections and norms are left to the model):
+        x_proj_weight as nn.Linear's default, dt_projs_weight ~ U(+-dt_scale * R^-0.5), softplus(dt bias)
+        ~ logU[dt_min, dt_max], A_logs = log(1..N) (S4D-real), Ds = 1. Marks A_logs/Ds for no weight decay."""
+        bound = 1.0 / math.sqrt(self.d_inner)  # nn.Linear's kaiming_uniform(a=sqrt(5)) bound
+        nn.init.uniform_(self.x_proj_weight, -bound, bound)
+        std = self.dt_scale * self.dt_rank**-0.5
+        nn.init.uniform_(self.dt_projs_weight, -std, std)
+        lo, hi = math.log(self.dt_min), math.log(self.dt_max)
+        dt = torch.exp(torch.rand_like(self.dt_projs_bias, dtype=torch.float32) * (hi - lo) + lo)
+        dt = dt.clamp(min=self.dt_init_floor)
+        self.dt_projs_bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse of softplus
+        self.dt_projs_bias._no_reinit = True
+        A = torch.arange(1, self.d_state + 1, dtype=torch.float32, device=self.A_logs.device)
+        self.A_logs.copy_(torch.log(A).expand_as(self.A_logs))
+        self.Ds.fill_(1.0)
+        self.A_logs._no_weight_decay = True
+        self.Ds._no_weight_decay = True
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (batch, H, W, d_model) -> (batch, H, W, d_model)."""
+        if x.dim() != 4 or x.shape[-1] != self.d_model:
+            raise ValueError(f"SS2D: input has shape {tuple(x.shape)}, expected (batch, H, W, d_model={self.d_model})")
+        x = self.in_proj(x)
+        if self.gate:
+            x, z = x.chunk(2, dim=-1)
+        x = x.permute(0, 3, 1, 2)  # the conv and the scan take channels first
+        if self.conv2d is not None:
+            x = self.conv2d(x)
+        x = self.act(x)
+        y = cross_selective_scan_2d(
+            x, self.x_proj_weight, self.dt_projs_weight, self.dt_projs_bias, self.A_logs, self.Ds
+        )
+        y = self.out_norm(y.permute(0, 2, 3, 1))
+        if self.gate:
+            y = y * F.silu(z)
+        return self.dropout(self.out_proj(y))
+
+    def extra_repr(self) -> str:
+        return (
+            f"d_model={self.d_model}, d_inner={self.d_inner}, d_state={self.d_state}, dt_rank={self.dt_rank}, "
+            f"directions={DIRECTIONS}, gate={self.gate}"
+        )
