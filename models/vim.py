@@ -26,6 +26,7 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import (
     DropPath,
     RmsNorm,
+    get_device_dtype,
     lecun_normal_,
     resample_abs_pos_embed,
     to_2tuple,
@@ -165,8 +166,12 @@ class VimBlock(nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.float()  # official residual_in_fp32: the stream never rounds to the autocast dtype
-        return x + self.drop_path(self.mixer(self.norm(x)))
+        if x.dtype in (torch.float16, torch.bfloat16):
+            x = x.float()  # official residual_in_fp32: the stream never rounds to a half dtype
+        h = self.norm(x).to(
+            self.norm.weight.dtype
+        )  # normalized in the stream's precision, fed in the block's
+        return x + self.drop_path(self.mixer(h))
 
 
 class VisionMamba(nn.Module):
@@ -301,12 +306,8 @@ class VisionMamba(nn.Module):
                 )
             self.global_pool = global_pool
         self.num_classes = num_classes
-        w = self.norm_f.weight
-        self.head = (
-            nn.Linear(self.embed_dim, num_classes, device=w.device, dtype=w.dtype)
-            if num_classes > 0
-            else nn.Identity()
-        )
+        dd = get_device_dtype(self)
+        self.head = nn.Linear(self.embed_dim, num_classes, **dd) if num_classes > 0 else nn.Identity()
         self.head.train(self.training)
 
     def set_input_size(self, img_size: Union[int, Tuple[int, int]]) -> None:
@@ -317,6 +318,11 @@ class VisionMamba(nn.Module):
         if new != old:
             pe = resample_vim_pos_embed(self.pos_embed.detach(), new, old)
             self.pos_embed = nn.Parameter(pe, requires_grad=self.pos_embed.requires_grad)
+
+    def _final_norm(self, x: torch.Tensor) -> torch.Tensor:
+        w = getattr(self.norm_f, "weight", None)  # None once pruned to Identity
+        x = self.norm_f(x)
+        return x if w is None else x.to(w.dtype)
 
     @staticmethod
     def cls_index(num_tokens: int) -> int:
@@ -370,7 +376,7 @@ class VisionMamba(nn.Module):
             else:
                 x = blk(x)
             if i in take_indices:
-                intermediates.append(self.norm_f(x) if norm else x)
+                intermediates.append(self._final_norm(x) if norm else x)
 
         mid = self.cls_index(x.shape[1])
         prefix = [y[:, mid : mid + 1] for y in intermediates]
@@ -381,7 +387,7 @@ class VisionMamba(nn.Module):
             intermediates = list(zip(intermediates, prefix))
         if intermediates_only:
             return intermediates
-        return self.norm_f(x), intermediates
+        return self._final_norm(x), intermediates
 
     def prune_intermediate_layers(
         self,
@@ -405,7 +411,7 @@ class VisionMamba(nn.Module):
             x = checkpoint_seq(self.layers, x)
         else:
             x = self.layers(x)
-        return self.norm_f(x)
+        return self._final_norm(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         if self.global_pool == "token":

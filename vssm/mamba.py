@@ -28,6 +28,11 @@ from vssm.kernels import selective_scan
 __all__ = ["Mamba"]
 
 
+def _at_least_fp32(t: torch.Tensor) -> torch.Tensor:
+    # the SSM parameters enter the scan in float32 (as officially), or float64 for float64 modules
+    return t if t.dtype in (torch.float32, torch.float64) else t.float()
+
+
 def _positive_int(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"Mamba: `{name}` must be a positive int, got {value!r}")
@@ -149,12 +154,12 @@ class Mamba(nn.Module):
         return selective_scan(
             x.contiguous(),
             delta.contiguous(),
-            -torch.exp(A_log.float()),
+            -torch.exp(_at_least_fp32(A_log)),
             B.transpose(1, 2).contiguous(),
             C.transpose(1, 2).contiguous(),
-            D.float(),
+            _at_least_fp32(D),
             z.contiguous(),
-            delta_bias=dt_proj.bias.float(),
+            delta_bias=_at_least_fp32(dt_proj.bias),
             delta_softplus=True,
         )
 
