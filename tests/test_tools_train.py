@@ -1,0 +1,227 @@
+"""tools/train.py on CPU: end to end, torchrun with two gloo processes, kill -9 and resume, bad checkpoints,
+non-finite losses."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import torch.nn as nn
+import yaml
+
+from tools import train as train_tool
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# a 2-block DeiT of ~30k parameters on 32x32 synthetic images: seconds per epoch on one CPU core
+TINY = [
+    "--model", "deit_tiny_patch16_224", "--model-kwargs", "patch_size=8", "depth=2", "embed_dim=32", "num_heads=2",
+    "--img-size", "32", "--dataset", "synthetic", "--num-classes", "10", "--synthetic-samples", "128",
+    "--synthetic-val-samples", "32", "--batch-size", "16", "--warmup-epochs", "1", "--workers", "0",
+    "--no-progress", "--base-lr", "2e-3", "--drop-path", "0.1", "--seed", "3",
+]
+
+
+def _env():
+    env = dict(os.environ)
+    env["OMP_NUM_THREADS"] = "1"  # same thread count in every process: bitwise-reproducible CPU math
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _run(args, **kw):
+    return subprocess.run([sys.executable, os.path.join(ROOT, "tools", "train.py"), *args], env=_env(), cwd=ROOT,
+                          capture_output=True, text=True, timeout=240, **kw)
+
+
+def _weights(path):
+    return torch.load(path, map_location="cpu", weights_only=True)["model"]
+
+
+def test_train_end_to_end_writes_run_folder(tmp_path):
+    out = tmp_path / "run"
+    summary = train_tool.train(train_tool.parse_config(TINY + ["--epochs", "1", "--output", str(out), "--model-ema"]))
+    for name in ("last.pth", "best.pth", "plot.png", "metrics.csv", "metrics.jsonl", "summary.json", "config.yaml"):
+        assert (out / name).is_file(), name
+    ckpt = train_tool.load_checkpoint(str(out / "last.pth"))
+    assert ckpt["epoch"] == 1 and ckpt["step"] == 128 // 16
+    assert ckpt["ema"] is not None and ckpt["optimizer"]["state"]
+    with open(out / "summary.json") as f:
+        on_disk = json.load(f)
+    assert on_disk["epochs"] == 1 and on_disk["final_top1"] == summary["final_top1"]
+    assert 0.0 <= on_disk["final_top1"] <= 100.0
+    rows = [json.loads(line) for line in open(out / "metrics.jsonl")]
+    assert len(rows) == 1 and rows[0]["val_top1"] == on_disk["final_top1"] and "ema_val_top1" in rows[0]
+    # the saved config resolves the flags: reloading it reproduces the run's settings
+    with open(out / "config.yaml") as f:
+        saved = yaml.safe_load(f)
+    assert saved["model_kwargs"] == {"patch_size": 8, "depth": 2, "embed_dim": 32, "num_heads": 2}
+    assert saved["base_lr"] == 2e-3 and saved["model_ema"] is True
+    # no-weight-decay groups: 1-d params (norm weights, biases) and the model's no_weight_decay() names
+    model = train_tool.create_model(train_tool.parse_config(TINY), 10)
+    from timm.optim import create_optimizer_v2
+
+    groups = create_optimizer_v2(model, opt="adamw", lr=1e-3, weight_decay=0.05).param_groups
+    no_wd = {id(p) for g in groups if g["weight_decay"] == 0.0 for p in g["params"]}
+    names = {n for n, p in model.named_parameters() if id(p) in no_wd}
+    assert {"pos_embed", "cls_token", "norm.weight", "blocks.0.attn.qkv.bias"} <= names
+    assert "blocks.0.attn.qkv.weight" not in names
+
+
+def test_config_file_and_command_line_override(tmp_path):
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("model: deit_tiny_patch16_224\ndataset: digits\nlr: 0.001\nmodel_kwargs: {depth: 2}\n")
+    cfg = train_tool.parse_config(["--config", str(cfg_file), "--lr", "0.01", "--model-kwargs", "embed_dim=64"])
+    assert cfg.lr == 0.01 and cfg.dataset == "digits"
+    assert cfg.model_kwargs == {"depth": 2, "embed_dim": 64}
+    cfg_file.write_text("model: x\ndataset: digits\nlearning_rate: 0.1\n")
+    with pytest.raises(ValueError, match="unknown keys.*learning_rate"):
+        train_tool.parse_config(["--config", str(cfg_file)])
+    cfg_file.write_text("model: x\ndataset: digits\nepochs: ten\n")
+    with pytest.raises(ValueError, match="`epochs` must be int"):
+        train_tool.parse_config(["--config", str(cfg_file)])
+    with pytest.raises(ValueError, match="data_dir"):
+        train_tool.parse_config(["--model", "x"])
+
+
+def test_torchrun_two_cpu_processes(tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           os.path.join(ROOT, "tools", "train.py"), *TINY, "--epochs", "1", "--epoch-steps", "3", "--output", str(out)]
+    res = subprocess.run(cmd, env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["steps"] == 3
+    ckpt = train_tool.load_checkpoint(str(out / "last.pth"))
+    assert ckpt["world_size"] == 2 and len(ckpt["rng"]) == 2
+    # the two ranks drew different random streams (seed + rank)
+    assert not torch.equal(ckpt["rng"][0]["torch"], ckpt["rng"][1]["torch"])
+    # global batch 2 x 16: the learning rate is scaled by 32 / 512
+    assert train_tool.parse_config(TINY).base_lr * 32 / 512 == pytest.approx(ckpt["scheduler"]["base_values"][0])
+    # only rank 0 wrote: one "done" line, no temporary files left behind
+    assert res.stdout.count("done in") == 1
+    assert not [p for p in os.listdir(out) if ".tmp" in p]
+
+
+def test_kill_mid_epoch_then_resume_reaches_same_weights(tmp_path):
+    args = TINY + ["--epochs", "3", "--synthetic-samples", "256", "--model-ema"]
+    ref = _run(args + ["--output", str(tmp_path / "ref")])
+    assert ref.returncode == 0, ref.stderr[-3000:]
+
+    run = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "tools", "train.py"), *args, "--output", str(run)],
+                            env=_env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 200
+    while time.time() < deadline and proc.poll() is None:
+        if (run / "last.pth").is_file():
+            break
+        time.sleep(0.05)
+    time.sleep(0.5)  # into epoch 2
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (run / "summary.json").exists()
+    assert train_tool.load_checkpoint(str(run / "last.pth"))["epoch"] == 1
+
+    resumed = _run(args + ["--output", str(run), "--resume", "auto"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resumed from" in resumed.stdout
+    a, b = _weights(tmp_path / "ref" / "last.pth"), _weights(run / "last.pth")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    ea = torch.load(tmp_path / "ref" / "last.pth", weights_only=True)["ema"]
+    eb = torch.load(run / "last.pth", weights_only=True)["ema"]
+    assert all(torch.equal(ea[k], eb[k]) for k in ea)
+    hist = [json.loads(line) for line in open(run / "metrics.jsonl")]
+    assert [r["epoch"] for r in hist] == [1, 2, 3]
+
+
+def test_corrupt_and_mismatched_checkpoints_give_clear_errors(tmp_path):
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"\x00garbage, not a zip file" * 10)
+    with pytest.raises(train_tool.CheckpointError, match="corrupt"):
+        train_tool.load_checkpoint(str(bad))
+    with pytest.raises(train_tool.CheckpointError, match="does not exist"):
+        train_tool.load_checkpoint(str(tmp_path / "missing.pth"))
+
+    out = tmp_path / "run"
+    train_tool.train(train_tool.parse_config(TINY + ["--epochs", "1", "--epoch-steps", "1", "--output", str(out)]))
+    data = (out / "last.pth").read_bytes()
+    (tmp_path / "truncated.pth").write_bytes(data[: len(data) // 2])
+    with pytest.raises(train_tool.CheckpointError, match="corrupt, truncated"):
+        train_tool.load_checkpoint(str(tmp_path / "truncated.pth"))
+    # resuming a run of another architecture
+    other = TINY + ["--model-kwargs", "depth=3", "--output", str(tmp_path / "o"), "--resume", str(out / "last.pth")]
+    with pytest.raises(train_tool.CheckpointError, match="missing keys.*blocks.2"):
+        train_tool.train(train_tool.parse_config(other + ["--epochs", "1"]))
+    # a plain state_dict is not a training checkpoint
+    torch.save({"model": _weights(out / "last.pth")}, tmp_path / "plain.pth")
+    with pytest.raises(train_tool.CheckpointError, match="not a training checkpoint"):
+        train_tool.train(train_tool.parse_config(TINY + ["--epochs", "1", "--output", str(tmp_path / "p"),
+                                                         "--resume", str(tmp_path / "plain.pth")]))
+    # the command line turns these into one line and exit code 2
+    res = _run(TINY + ["--epochs", "1", "--output", str(tmp_path / "q"), "--resume", str(bad)])
+    assert res.returncode == 2 and "corrupt" in res.stderr and "Traceback" not in res.stderr
+
+
+class _NaNAfter(nn.Module):
+    """A linear classifier whose output turns NaN from its `bad_call`-th training forward on."""
+
+    def __init__(self, num_classes, bad_call):
+        super().__init__()
+        self.fc = nn.Linear(3 * 32 * 32, num_classes)
+        self.calls, self.bad_call = 0, bad_call
+
+    def forward(self, x):
+        out = self.fc(x.flatten(1))
+        if self.training:
+            self.calls += 1
+            if self.calls >= self.bad_call:
+                out = out * float("nan")
+        return out
+
+
+def test_nan_loss_stops_naming_the_step_and_keeps_good_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setattr(train_tool, "create_model", lambda cfg, n: _NaNAfter(n, bad_call=8 + 3))
+    out = tmp_path / "nan"
+    with pytest.raises(train_tool.NonFiniteLossError, match=r"epoch 2, batch 3/8, optimizer step 11"):
+        train_tool.train(train_tool.parse_config(TINY + ["--epochs", "3", "--output", str(out)]))
+    ckpt = train_tool.load_checkpoint(str(out / "last.pth"))
+    assert ckpt["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
+
+
+def test_nan_loss_skip_policy_is_bounded(tmp_path, monkeypatch):
+    class _Flaky(_NaNAfter):
+        def forward(self, x):
+            out = self.fc(x.flatten(1))
+            if self.training:
+                self.calls += 1
+                if self.calls in (2, 5):
+                    out = out * float("nan")
+            return out
+
+    monkeypatch.setattr(train_tool, "create_model", lambda cfg, n: _Flaky(n, 0))
+    summary = train_tool.train(train_tool.parse_config(
+        TINY + ["--epochs", "1", "--output", str(tmp_path / "s"), "--nan-policy", "skip", "--max-nan-skips", "2"]))
+    assert summary["skipped_steps"] == 2 and summary["steps"] == 8 - 2
+    monkeypatch.setattr(train_tool, "create_model", lambda cfg, n: _Flaky(n, 0))
+    with pytest.raises(train_tool.NonFiniteLossError, match="more than max_nan_skips=1"):
+        train_tool.train(train_tool.parse_config(
+            TINY + ["--epochs", "1", "--output", str(tmp_path / "t"), "--nan-policy", "skip", "--max-nan-skips", "1"]))
+
+
+def test_grad_accumulation_matches_large_batch(tmp_path):
+    """Two accumulated batches of 8 step like one batch of 16 (no dropout, no drop-path)."""
+    base = TINY + ["--epochs", "1", "--drop-path", "0", "--smoothing", "0", "--epoch-steps", "4", "--lr", "1e-3"]
+    train_tool.train(train_tool.parse_config(base + ["--output", str(tmp_path / "a")]))
+    train_tool.train(train_tool.parse_config(base + ["--output", str(tmp_path / "b"), "--batch-size", "8",
+                                                     "--accum-steps", "2", "--epoch-steps", "8"]))
+    a, b = _weights(tmp_path / "a" / "last.pth"), _weights(tmp_path / "b" / "last.pth")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)

@@ -1,0 +1,1 @@
+"""Command-line tools (train, validate, benchmark, flops); importable as tools.<name> for tests."""
