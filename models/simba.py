@@ -42,7 +42,25 @@ token-labelling auxiliary head, i.e. everything `SiMBA(...)` builds with its def
 | simba_l_mlp | 66.76M | - |
 
 Without the auxiliary head (``use_aux_head=False``) subtract 1001 x the last width (0.45M for S, 0.51M for
-B and L). ``bidirectional=True`` adds 2.1M / 3.2M / 5.1M (S / B / L), ~14%.
+B and L). ``bidirectional=True`` adds 2.13M / 3.21M / 5.13M (S / B / L): +14% on the EinFFT models, +8% on
+the MLP ones, which is why the table's counts point to the one-direction mixer.
+
+FLOPs at 224x224 (`vssm.flops.count_flops`: multiply-adds, the scan as 9*B*L*D*N + B*D*L, FFTs as
+2.5 * n * log2(n) per point):
+
+| model | GFLOPs | of which conv + linear | paper |
+|---|---|---|---|
+| simba_s | 4.70 | 2.45 | 2.4 |
+| simba_b | 7.16 | 4.18 | 4.2 (5.2 in another version) |
+| simba_l | 13.16 | 7.56 | 7.6 (9.6 in another version) |
+| simba_s_mlp | 6.86 | 5.17 | 5.0 |
+| simba_b_mlp | 10.10 | 7.96 | 9.0 |
+
+The paper's EinFFT figures equal the conv + linear part alone: its module-hook counter sees neither the
+selective scan (1.67G of S, with d_state 64) nor the EinFFT contractions and FFTs.
+
+Released training recipe (its README): 310 epochs, token labelling (dense labels from an EfficientNet-L2),
+AdamW lr 1e-3 at batch 8 x 128, weight decay 0.05, drop-path 0.05.
 
 No official weights exist. The ``_mlp`` variants load checkpoints of the released code (its parameter names,
 ``{"model": state_dict}`` or a bare state_dict) through ``pretrained_cfg_overlay=dict(file=...)``;
