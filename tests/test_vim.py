@@ -467,6 +467,34 @@ def test_dynamic_img_size_non_square():
     assert s8.forward_features(torch.randn(1, 3, 40, 56)).shape == (1, 4 * 6 + 1, 32)
 
 
+def test_set_input_size_matches_dynamic_resampling():
+    torch.manual_seed(0)
+    kw = dict(embed_dim=32, depth=2, num_classes=5)
+    dyn = timm.create_model("vim_tiny_patch16_224", img_size=64, dynamic_img_size=True, **kw).eval()
+    resized = timm.create_model("vim_tiny_patch16_224", img_size=64, **kw).eval()
+    resized.load_state_dict(dyn.state_dict())
+    resized.set_input_size((96, 80))
+    assert resized.pos_embed.shape == (1, 6 * 5 + 1, 32)
+    img = torch.randn(1, 3, 96, 80)
+    torch.testing.assert_close(resized(img), dyn(img))
+
+
+def test_bfloat16_autocast_and_weights():
+    torch.manual_seed(0)
+    m = timm.create_model("vim_tiny_patch16_224", img_size=64, **SMALL).eval()
+    img = torch.randn(2, 3, 64, 64)
+    ref = m.forward_features(img)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = m.forward_features(img)
+    assert out.dtype == torch.float32  # the residual stream and final norm stay float32 under autocast
+    assert ((out - ref).norm() / ref.norm()).item() < 0.02
+    m16 = timm.create_model("vim_tiny_patch16_224", img_size=64, dtype=torch.bfloat16, **SMALL).eval()
+    m16.load_state_dict(m.state_dict())
+    out16 = m16.forward_features(img.bfloat16())
+    assert out16.dtype == torch.bfloat16 and m16(img.bfloat16()).dtype == torch.bfloat16
+    assert ((out16.float() - ref).norm() / ref.norm()).item() < 0.02
+
+
 def test_bad_image_size_errors():
     kw = dict(embed_dim=32, depth=1, device="meta")
     fixed = timm.create_model("vim_tiny_patch16_224", **kw)
