@@ -168,9 +168,8 @@ class VimBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dtype in (torch.float16, torch.bfloat16):
             x = x.float()  # official residual_in_fp32: the stream never rounds to a half dtype
-        h = self.norm(x).to(
-            self.norm.weight.dtype
-        )  # normalized in the stream's precision, fed in the block's
+        # normalized in the stream's precision, handed to the mixer in the block's own dtype
+        h = self.norm(x).to(self.norm.weight.dtype)
         return x + self.drop_path(self.mixer(h))
 
 
