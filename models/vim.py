@@ -277,10 +277,12 @@ class VisionMamba(nn.Module):
 
     @torch.jit.ignore
     def no_weight_decay(self) -> Set[str]:
-        """Embeddings plus the SSM's A_log / D parameters (marked ``_no_weight_decay`` by `Mamba`)."""
-        names = {"pos_embed", "cls_token"}
-        names.update(n for n, p in self.named_parameters() if getattr(p, "_no_weight_decay", False))
-        return names
+        """Embeddings plus the SSM's A_log / D parameters (which `Mamba` marks ``_no_weight_decay``).
+
+        Matched by name, not by the mark, which a re-materialized parameter (meta -> to_empty) loses.
+        """
+        ssm = (".mixer.A_log", ".mixer.D", ".mixer.A_b_log", ".mixer.D_b")
+        return {"pos_embed", "cls_token"} | {n for n, _ in self.named_parameters() if n.endswith(ssm)}
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> Dict[str, Any]:
