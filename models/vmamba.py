@@ -136,7 +136,13 @@ class VMambaHead(nn.Module):
     """LN -> global average pool -> dropout -> linear on channel-last maps (official ``classifier``)."""
 
     def __init__(
-        self, in_features: int, num_classes: int, global_pool: str = "avg", drop_rate: float = 0.0, device=None, dtype=None
+        self,
+        in_features: int,
+        num_classes: int,
+        global_pool: str = "avg",
+        drop_rate: float = 0.0,
+        device=None,
+        dtype=None,
     ) -> None:
         super().__init__()
         self.in_features = in_features
@@ -147,12 +153,16 @@ class VMambaHead(nn.Module):
     def reset(self, num_classes: int, global_pool: str | None = None, device=None, dtype=None) -> None:
         if global_pool is not None:
             if global_pool not in ("avg", ""):
-                raise ValueError(f"VMamba: `global_pool` must be 'avg' or '' (no pooling), got {global_pool!r}")
+                raise ValueError(
+                    f"VMamba: `global_pool` must be 'avg' or '' (no pooling), got {global_pool!r}"
+                )
             self.global_pool = global_pool
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
             raise ValueError(f"VMamba: `num_classes` must be an int >= 0, got {num_classes!r}")
         self.head = (
-            nn.Linear(self.in_features, num_classes, device=device, dtype=dtype) if num_classes > 0 else nn.Identity()
+            nn.Linear(self.in_features, num_classes, device=device, dtype=dtype)
+            if num_classes > 0
+            else nn.Identity()
         )
 
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
@@ -206,7 +216,9 @@ class VMamba(nn.Module):
             raise ValueError(f"VMamba: `in_chans` must be a positive int, got {in_chans!r}")
         depths = tuple(depths)
         if not depths or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in depths):
-            raise ValueError(f"VMamba: `depths` must be a non-empty sequence of positive ints, got {depths!r}")
+            raise ValueError(
+                f"VMamba: `depths` must be a non-empty sequence of positive ints, got {depths!r}"
+            )
         if isinstance(embed_dim, bool) or not isinstance(embed_dim, int) or embed_dim < 2:
             raise ValueError(f"VMamba: `embed_dim` must be an int >= 2, got {embed_dim!r}")
         self.in_chans = in_chans
@@ -219,7 +231,12 @@ class VMamba(nn.Module):
 
         self.patch_embed = _stem(stem, in_chans, embed_dim, dd)
         ssm_kwargs = dict(
-            d_state=d_state, ssm_ratio=ssm_ratio, dt_rank=dt_rank, d_conv=d_conv, conv_bias=conv_bias, gate=gate
+            d_state=d_state,
+            ssm_ratio=ssm_ratio,
+            dt_rank=dt_rank,
+            d_conv=d_conv,
+            conv_bias=conv_bias,
+            gate=gate,
         )
         dpr = calculate_drop_path_rates(drop_path_rate, sum(depths))
         self.layers = nn.ModuleList()
@@ -262,7 +279,9 @@ class VMamba(nn.Module):
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
         return dict(
             stem=r"^patch_embed",
-            blocks=r"^layers\.(\d+)" if coarse else [
+            blocks=r"^layers\.(\d+)"
+            if coarse
+            else [
                 (r"^layers\.(\d+)\.blocks\.(\d+)", None),
                 (r"^layers\.(\d+)\.downsample", (99999,)),  # the downsample closes its stage
             ],
@@ -403,7 +422,7 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: VMamba) -> 
     for k, v in state_dict.items():
         for prefix in ("module.", "backbone."):
             if k.startswith(prefix):
-                k = k[len(prefix):]
+                k = k[len(prefix) :]
         for pattern, repl in _LEGACY_RENAMES:
             k = re.sub(pattern, repl, k)
         if k in own and v.shape != own[k].shape and v.numel() == own[k].numel() and v.dim() == 4:
@@ -453,25 +472,41 @@ def _cfg(url: str = "", **kwargs) -> dict[str, Any]:
     }
 
 
-default_cfgs = generate_default_cfgs({
-    "vmamba_tiny_s1l8.in1k": _cfg(url=_RELEASES + "%23v2cls/vssm1_tiny_0230s_ckpt_epoch_264.pth"),
-    "vmamba_small_s1l20.in1k": _cfg(url=_RELEASES + "%23v2cls/vssm1_small_0229s_ckpt_epoch_240.pth"),
-    "vmamba_base_s1l20.in1k": _cfg(url=_RELEASES + "%23v2cls/vssm1_base_0229s_ckpt_epoch_225.pth"),
-    "vmamba_tiny_s2l5.in1k": _cfg(url=_RELEASES + "%23v2cls/vssm_tiny_0230_ckpt_epoch_262.pth"),
-    "vmamba_small_s2l15.in1k": _cfg(url=_RELEASES + "%23v2cls/vssm_small_0229_ckpt_epoch_222.pth"),
-    "vmamba_base_s2l15.in1k": _cfg(url=_RELEASES + "%23v2cls/vssm_base_0229_ckpt_epoch_237.pth"),
-    "vanilla_vmamba_tiny.in1k": _cfg(url=_RELEASES + "%23v0cls/vssmtiny_dp01_ckpt_epoch_292.pth"),
-    "vanilla_vmamba_small.in1k": _cfg(url=_RELEASES + "%23v0cls/vssmsmall_dp03_ckpt_epoch_238.pth"),
-    "vanilla_vmamba_base.in1k": _cfg(url=_RELEASES + "%23v0cls/vssmbase_dp06_ckpt_epoch_241.pth"),
-})
+default_cfgs = generate_default_cfgs(
+    {
+        "vmamba_tiny_s1l8.in1k": _cfg(url=_RELEASES + "%23v2cls/vssm1_tiny_0230s_ckpt_epoch_264.pth"),
+        "vmamba_small_s1l20.in1k": _cfg(url=_RELEASES + "%23v2cls/vssm1_small_0229s_ckpt_epoch_240.pth"),
+        "vmamba_base_s1l20.in1k": _cfg(url=_RELEASES + "%23v2cls/vssm1_base_0229s_ckpt_epoch_225.pth"),
+        "vmamba_tiny_s2l5.in1k": _cfg(url=_RELEASES + "%23v2cls/vssm_tiny_0230_ckpt_epoch_262.pth"),
+        "vmamba_small_s2l15.in1k": _cfg(url=_RELEASES + "%23v2cls/vssm_small_0229_ckpt_epoch_222.pth"),
+        "vmamba_base_s2l15.in1k": _cfg(url=_RELEASES + "%23v2cls/vssm_base_0229_ckpt_epoch_237.pth"),
+        "vanilla_vmamba_tiny.in1k": _cfg(url=_RELEASES + "%23v0cls/vssmtiny_dp01_ckpt_epoch_292.pth"),
+        "vanilla_vmamba_small.in1k": _cfg(url=_RELEASES + "%23v0cls/vssmsmall_dp03_ckpt_epoch_238.pth"),
+        "vanilla_vmamba_base.in1k": _cfg(url=_RELEASES + "%23v0cls/vssmbase_dp06_ckpt_epoch_241.pth"),
+    }
+)
 
 # v2 models: official configs vmambav2(v)_*_224.yaml (forward type v05_noz)
 _V2 = dict(
-    d_state=1, dt_rank="auto", d_conv=3, conv_bias=False, gate=False, mlp_ratio=4.0, stem="conv3x2", downsample="conv"
+    d_state=1,
+    dt_rank="auto",
+    d_conv=3,
+    conv_bias=False,
+    gate=False,
+    mlp_ratio=4.0,
+    stem="conv3x2",
+    downsample="conv",
 )
 # vanilla models: official configs vmambav0_*_224.yaml (forward type v0)
 _V0 = dict(
-    d_state=16, ssm_ratio=2.0, dt_rank="auto", d_conv=3, conv_bias=True, gate=True, mlp_ratio=0.0, stem="patch4",
+    d_state=16,
+    ssm_ratio=2.0,
+    dt_rank="auto",
+    d_conv=3,
+    conv_bias=True,
+    gate=True,
+    mlp_ratio=0.0,
+    stem="patch4",
     downsample="merge",
 )
 

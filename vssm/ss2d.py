@@ -69,13 +69,14 @@ def cross_selective_scan_2d(
     K, _, R = dt_projs_weight.shape
     N = A_logs.shape[1]
     L = height * width
-    xs = cross_scan_2d(x)  # (batch, K, D, L)
-    x_dbl = torch.einsum("bkdl,kcd->bkcl", xs, x_proj_weight)
+    xs = cross_scan_2d(x).reshape(batch, K * dim, L)
+    # per-direction projections as grouped 1x1 convs: (batch, K*D, L) in and out, no transposes
+    x_dbl = F.conv1d(xs, x_proj_weight.reshape(-1, dim, 1), groups=K).view(batch, K, R + 2 * N, L)
     dts, Bs, Cs = torch.split(x_dbl, [R, N, N], dim=2)
-    dts = torch.einsum("bkrl,kdr->bkdl", dts, dt_projs_weight)
+    dts = F.conv1d(dts.reshape(batch, K * R, L), dt_projs_weight.reshape(K * dim, R, 1), groups=K)
     ys = selective_scan(
-        xs.reshape(batch, K * dim, L),
-        dts.reshape(batch, K * dim, L),
+        xs,
+        dts,
         -torch.exp(A_logs.float()),
         Bs.contiguous(),
         Cs.contiguous(),
@@ -190,7 +191,9 @@ class SS2D(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (batch, H, W, d_model) -> (batch, H, W, d_model)."""
         if x.dim() != 4 or x.shape[-1] != self.d_model:
-            raise ValueError(f"SS2D: input has shape {tuple(x.shape)}, expected (batch, H, W, d_model={self.d_model})")
+            raise ValueError(
+                f"SS2D: input has shape {tuple(x.shape)}, expected (batch, H, W, d_model={self.d_model})"
+            )
         x = self.in_proj(x)
         if self.gate:
             x, z = x.chunk(2, dim=-1)
