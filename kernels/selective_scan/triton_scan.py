@@ -32,20 +32,27 @@ __all__ = ["triton_forward", "triton_backward", "TILES"]
 # Tile sizes: elements of the (channels, states, T) register tile per program, and T.
 # Tests and the benchmark overwrite entries of this dict.
 TILES: dict = {
-    "fwd_tile": 4096,
-    "fwd_T": 64,
+    "fwd_T": 32,
+    "fwd_T_n1": 16,  # N = 1: one state per thread leaves room for fewer steps only (no spills)
     "fwd_warps": 4,
-    "bwd_tile": 2048,
-    "bwd_T": 64,
+    "fwd_dn": 128,  # channels x states per program (BLOCK_D * NP)
+    "bwd_T": 16,
+    "bwd_T_n1": 8,
     "bwd_warps": 4,
-    "carry_tile": 4096,
+    "bwd_dn": 128,
     "carry_warps": 4,
+    "carry_dn": 128,
     "target_programs": 1056,  # ~8 programs per H100 SM before segments/slices are added
 }
 
 
 # ----------------------------------------------------------------------------------------------
 # jitted helpers
+#
+# Tiles are time-major: 2-D tiles are (T, BLOCK_D) or (T, NP) and 3-D tiles (T, BLOCK_D, NP). Triton's
+# default layout spreads lanes and warps over the trailing (channel, state) dims first, so with
+# BLOCK_D * NP >= 32 * num_warps every thread holds all T steps of its (channel, state) pairs and the
+# scan along time runs sequentially in registers, without shuffles.
 
 
 @triton.jit
@@ -55,12 +62,14 @@ def _combine(a_l, x_l, a_r, x_r):
 
 
 @triton.jit
-def _step_size(delta, bias, mask, SOFTPLUS: tl.constexpr):
+def _step_size(delta, bias, mask, SOFTPLUS: tl.constexpr, MASK_T: tl.constexpr = True):
     """dt = softplus(delta + bias) (or delta + bias); 0 where masked, so padding is a no-op step."""
-    dt = delta + bias[:, None]
+    dt = delta + bias[None, :]
     if SOFTPLUS:
         dt = tl.where(dt > 20.0, dt, tl.log(1.0 + tl.exp(dt)))
-    return tl.where(mask, dt, 0.0)
+    if MASK_T:
+        dt = tl.where(mask, dt, 0.0)
+    return dt
 
 
 @triton.jit
@@ -79,6 +88,52 @@ def _token_index(pos, L, REVERSE: tl.constexpr, IDX64: tl.constexpr):
 
 
 @triton.jit
+def _load_tile(ptrs, mask, MASK_T: tl.constexpr):
+    # Full chunks load without a time mask: a mask that varies along time blocks vector loads.
+    if MASK_T:
+        return tl.load(ptrs, mask=mask, other=0.0).to(tl.float32)
+    else:
+        return tl.load(ptrs).to(tl.float32)
+
+
+@triton.jit
+def _store_tile(ptrs, value, mask, MASK_T: tl.constexpr):
+    if MASK_T:
+        tl.store(ptrs, value.to(ptrs.dtype.element_ty), mask=mask)
+    else:
+        tl.store(ptrs, value.to(ptrs.dtype.element_ty))
+
+
+@triton.jit
+def _carry_chunk(
+    h, k, L, offs_t, x_base, dt_base, z_base, w_base, sx_l, sdt_l, sz_l, sw_l, A2, bias, mask_n,
+    ADJOINT: tl.constexpr, HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr, REVERSE: tl.constexpr,
+    IDX64: tl.constexpr, MASK_T: tl.constexpr,
+):
+    T: tl.constexpr = offs_t.shape[0]
+    pos = k * T + offs_t
+    m2 = (pos < L)[:, None]
+    idx = _token_index(pos, L, REVERSE, IDX64)
+    delta = _load_tile(dt_base + idx[:, None] * sdt_l, m2, MASK_T)
+    dt = _step_size(delta, bias, m2, SOFTPLUS, MASK_T)
+    x = _load_tile(x_base + idx[:, None] * sx_l, m2, MASK_T)
+    w = tl.load(w_base + idx[:, None] * sw_l, mask=m2 & mask_n[None, :], other=0.0).to(tl.float32)
+    cum = tl.cumsum(dt, axis=0)
+    S = tl.sum(dt, axis=0)
+    if ADJOINT:
+        if HAS_Z:
+            zz = _load_tile(z_base + idx[:, None] * sz_l, m2, MASK_T)
+            x = x * zz * tl.sigmoid(zz)
+        expo = cum
+    else:
+        x = x * dt
+        expo = S[None, :] - cum
+    wt = tl.exp2(A2[None, :, :] * expo[:, :, None])
+    contrib = tl.sum(wt * x[:, :, None] * w[:, None, :], axis=0)
+    return tl.exp2(A2 * S[:, None]) * h + contrib
+
+
+@triton.jit(do_not_specialize=["dim", "L", "N", "dim_per_group", "n_dblk", "n_chunks", "store_every", "n_slots"])
 def _carry_kernel(
     x_ptr, delta_ptr, z_ptr, A_ptr, w_ptr, bias_ptr, init_ptr, out_ptr,
     dim, L, N, dim_per_group, n_dblk, n_chunks, store_every, n_slots,
@@ -105,10 +160,10 @@ def _carry_kernel(
 
     A2 = tl.load(A_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask_n[None, :], other=0.0) * 1.4426950408889634
     bias = tl.load(bias_ptr + offs_d)
-    x_base = x_ptr + b64 * sx_b + offs_d[:, None].to(tl.int64) * sx_d
-    dt_base = delta_ptr + b64 * sdt_b + offs_d[:, None].to(tl.int64) * sdt_d
-    z_base = z_ptr + b64 * sz_b + offs_d[:, None].to(tl.int64) * sz_d
-    w_base = w_ptr + b64 * sw_b + g.to(tl.int64) * sw_g + offs_n[:, None] * sw_n
+    x_base = x_ptr + b64 * sx_b + offs_d[None, :].to(tl.int64) * sx_d
+    dt_base = delta_ptr + b64 * sdt_b + offs_d[None, :].to(tl.int64) * sdt_d
+    z_base = z_ptr + b64 * sz_b + offs_d[None, :].to(tl.int64) * sz_d
+    w_base = w_ptr + b64 * sw_b + g.to(tl.int64) * sw_g + offs_n[None, :] * sw_n
     st_off = (b64 * dim + offs_d[:, None]) * (n_slots * N) + offs_n[None, :]
     st_mask = mask_n[None, :]
 
@@ -117,40 +172,62 @@ def _carry_kernel(
     else:
         h = tl.zeros((BLOCK_D, NP), dtype=tl.float32)
 
-    for i in range(0, n_chunks):
-        if ADJOINT:
-            k = n_chunks - 1 - i
-        else:
-            k = i
-        if ADJOINT:
+    n_full = L // T
+    if ADJOINT:
+        if n_full < n_chunks:  # the partial last chunk comes first on the way back
+            tl.store(out_ptr + st_off + n_full * N, h, mask=st_mask)
+            h = _carry_chunk(h, n_full, L, offs_t, x_base, dt_base, z_base, w_base, sx_l, sdt_l, sz_l, sw_l,
+                             A2, bias, mask_n, ADJOINT, HAS_Z, SOFTPLUS, REVERSE, IDX64, True)
+        for i in range(0, n_full):
+            k = n_full - 1 - i
             tl.store(out_ptr + st_off + k * N, h, mask=st_mask)
-        else:
+            h = _carry_chunk(h, k, L, offs_t, x_base, dt_base, z_base, w_base, sx_l, sdt_l, sz_l, sw_l,
+                             A2, bias, mask_n, ADJOINT, HAS_Z, SOFTPLUS, REVERSE, IDX64, False)
+    else:
+        for k in range(0, n_full):
             if k % store_every == 0:
                 tl.store(out_ptr + st_off + (k // store_every) * N, h, mask=st_mask)
-        pos = k * T + offs_t
-        mask_t = pos < L
-        idx = _token_index(pos, L, REVERSE, IDX64)
-        m2 = mask_t[None, :]
-        delta = tl.load(dt_base + idx[None, :] * sdt_l, mask=m2, other=0.0).to(tl.float32)
-        dt = _step_size(delta, bias, m2, SOFTPLUS)
-        x = tl.load(x_base + idx[None, :] * sx_l, mask=m2, other=0.0).to(tl.float32)
-        w = tl.load(w_base + idx[None, :] * sw_l, mask=mask_n[:, None] & m2, other=0.0).to(tl.float32)
-        cum = tl.cumsum(dt, axis=1)
-        S = tl.sum(dt, axis=1)
-        if ADJOINT:
-            if HAS_Z:
-                zz = tl.load(z_base + idx[None, :] * sz_l, mask=m2, other=0.0).to(tl.float32)
-                x = x * zz * tl.sigmoid(zz)
-            expo = cum
-        else:
-            x = x * dt
-            expo = S[:, None] - cum
-        wt = tl.exp2(A2[:, :, None] * expo[:, None, :])
-        contrib = tl.sum(wt * x[:, None, :] * w[None, :, :], axis=2)
-        h = tl.exp2(A2 * S[:, None]) * h + contrib
+            h = _carry_chunk(h, k, L, offs_t, x_base, dt_base, z_base, w_base, sx_l, sdt_l, sz_l, sw_l,
+                             A2, bias, mask_n, ADJOINT, HAS_Z, SOFTPLUS, REVERSE, IDX64, False)
+        # the state after the last chunk is never needed: only its start is stored
+        if n_full < n_chunks:
+            if n_full % store_every == 0:
+                tl.store(out_ptr + st_off + (n_full // store_every) * N, h, mask=st_mask)
 
 
 @triton.jit
+def _fwd_chunk(
+    h, k, L, offs_t, u_base, dt_base, z_base, o_base, B_base, C_base, su_l, sdt_l, sz_l, so_l, sB_l, sC_l,
+    A2, Dv, bias, mask_n,
+    HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr, REVERSE: tl.constexpr, IDX64: tl.constexpr, MASK_T: tl.constexpr,
+):
+    T: tl.constexpr = offs_t.shape[0]
+    pos = k * T + offs_t
+    m2 = (pos < L)[:, None]
+    idx = _token_index(pos, L, REVERSE, IDX64)
+    mtn = m2 & mask_n[None, :]
+    u = _load_tile(u_base + idx[:, None] * su_l, m2, MASK_T)
+    delta = _load_tile(dt_base + idx[:, None] * sdt_l, m2, MASK_T)
+    Bt = tl.load(B_base + idx[:, None] * sB_l, mask=mtn, other=0.0).to(tl.float32)
+    Ct = tl.load(C_base + idx[:, None] * sC_l, mask=mtn, other=0.0).to(tl.float32)
+    dt = _step_size(delta, bias, m2, SOFTPLUS, MASK_T)
+    a = tl.exp2(A2[None, :, :] * dt[:, :, None])
+    x = (dt * u)[:, :, None] * Bt[:, None, :]
+    a_cum, x_cum = tl.associative_scan((a, x), 0, _combine)
+    hs = a_cum * h[None, :, :] + x_cum
+    y = tl.sum(hs * Ct[:, None, :], axis=2) + Dv[None, :] * u
+    if HAS_Z:
+        zz = _load_tile(z_base + idx[:, None] * sz_l, m2, MASK_T)
+        y = y * zz * tl.sigmoid(zz)
+    if MASK_T:
+        tl.store(o_base + idx[:, None] * so_l, y.to(o_base.dtype.element_ty), mask=m2)
+    else:
+        tl.store(o_base + idx[:, None] * so_l, y.to(o_base.dtype.element_ty))
+    # the padded steps of a partial chunk decay by 1 and add 0, so the last row is the chunk's end state
+    return tl.sum(tl.where((offs_t == T - 1)[:, None, None], hs, 0.0), axis=0)
+
+
+@triton.jit(do_not_specialize=["dim", "L", "N", "dim_per_group", "n_dblk", "n_chunks", "chunks_per_seg", "n_seg"])
 def _fwd_kernel(
     u_ptr, delta_ptr, z_ptr, out_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, h0_ptr, last_ptr,
     dim, L, N, dim_per_group, n_dblk, n_chunks, chunks_per_seg, n_seg,
@@ -173,12 +250,12 @@ def _fwd_kernel(
     A2 = tl.load(A_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask_n[None, :], other=0.0) * 1.4426950408889634
     Dv = tl.load(D_ptr + offs_d)
     bias = tl.load(bias_ptr + offs_d)
-    u_base = u_ptr + b64 * su_b + offs_d[:, None].to(tl.int64) * su_d
-    dt_base = delta_ptr + b64 * sdt_b + offs_d[:, None].to(tl.int64) * sdt_d
-    z_base = z_ptr + b64 * sz_b + offs_d[:, None].to(tl.int64) * sz_d
-    o_base = out_ptr + b64 * so_b + offs_d[:, None].to(tl.int64) * so_d
-    B_base = B_ptr + b64 * sB_b + g.to(tl.int64) * sB_g + offs_n[:, None] * sB_n
-    C_base = C_ptr + b64 * sC_b + g.to(tl.int64) * sC_g + offs_n[:, None] * sC_n
+    u_base = u_ptr + b64 * su_b + offs_d[None, :].to(tl.int64) * su_d
+    dt_base = delta_ptr + b64 * sdt_b + offs_d[None, :].to(tl.int64) * sdt_d
+    z_base = z_ptr + b64 * sz_b + offs_d[None, :].to(tl.int64) * sz_d
+    o_base = out_ptr + b64 * so_b + offs_d[None, :].to(tl.int64) * so_d
+    B_base = B_ptr + b64 * sB_b + g.to(tl.int64) * sB_g + offs_n[None, :] * sB_n
+    C_base = C_ptr + b64 * sC_b + g.to(tl.int64) * sC_g + offs_n[None, :] * sC_n
     st_mask = mask_n[None, :]
 
     if HAS_H0:
@@ -186,47 +263,36 @@ def _fwd_kernel(
     else:
         h = tl.zeros((BLOCK_D, NP), dtype=tl.float32)
 
-    last_col = (offs_t == T - 1)[None, None, :]
     k_start = seg * chunks_per_seg
     k_stop = tl.minimum(k_start + chunks_per_seg, n_chunks)
-    for k in range(k_start, k_stop):
-        pos = k * T + offs_t
-        mask_t = pos < L
-        idx = _token_index(pos, L, REVERSE, IDX64)
-        m2 = mask_t[None, :]
-        mnt = mask_n[:, None] & m2
-        u = tl.load(u_base + idx[None, :] * su_l, mask=m2, other=0.0).to(tl.float32)
-        delta = tl.load(dt_base + idx[None, :] * sdt_l, mask=m2, other=0.0).to(tl.float32)
-        Bt = tl.load(B_base + idx[None, :] * sB_l, mask=mnt, other=0.0).to(tl.float32)
-        Ct = tl.load(C_base + idx[None, :] * sC_l, mask=mnt, other=0.0).to(tl.float32)
-        dt = _step_size(delta, bias, m2, SOFTPLUS)
-        a = tl.exp2(A2[:, :, None] * dt[:, None, :])
-        x = (dt * u)[:, None, :] * Bt[None, :, :]
-        a_cum, x_cum = tl.associative_scan((a, x), 2, _combine)
-        hs = a_cum * h[:, :, None] + x_cum
-        y = tl.sum(hs * Ct[None, :, :], axis=1) + Dv[:, None] * u
-        if HAS_Z:
-            zz = tl.load(z_base + idx[None, :] * sz_l, mask=m2, other=0.0).to(tl.float32)
-            y = y * zz * tl.sigmoid(zz)
-        tl.store(o_base + idx[None, :] * so_l, y.to(out_ptr.dtype.element_ty), mask=m2)
-        h = tl.sum(tl.where(last_col, hs, 0.0), axis=2)
+    n_full = L // T
+    for k in range(k_start, tl.minimum(k_stop, n_full)):
+        h = _fwd_chunk(h, k, L, offs_t, u_base, dt_base, z_base, o_base, B_base, C_base,
+                       su_l, sdt_l, sz_l, so_l, sB_l, sC_l, A2, Dv, bias, mask_n,
+                       HAS_Z, SOFTPLUS, REVERSE, IDX64, False)
+    if k_stop > n_full:
+        h = _fwd_chunk(h, n_full, L, offs_t, u_base, dt_base, z_base, o_base, B_base, C_base,
+                       su_l, sdt_l, sz_l, so_l, sB_l, sC_l, A2, Dv, bias, mask_n,
+                       HAS_Z, SOFTPLUS, REVERSE, IDX64, True)
 
     if seg == n_seg - 1:
         tl.store(last_ptr + (b64 * dim + offs_d[:, None]) * N + offs_n[None, :], h, mask=st_mask)
 
 
-@triton.jit
+@triton.jit(
+    do_not_specialize=["dim", "L", "N", "dim_per_group", "n_groups", "n_slices", "slice_len", "n_chunks", "k_offset"]
+)
 def _bwd_kernel(
     u_ptr, delta_ptr, z_ptr, dout_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, hst_ptr, adj_ptr,
     du_ptr, ddelta_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr,
-    dim, L, N, dim_per_group, n_groups, n_slices, slice_len, n_chunks,
+    dim, L, N, dim_per_group, n_groups, n_slices, slice_len, n_chunks, k_offset,
     su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sz_b, sz_d, sz_l, sdo_b, sdo_d, sdo_l,
-    sB_b, sB_g, sB_n, sB_l, sC_b, sC_g, sC_n, sC_l,
-    HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr,
+    sB_b, sB_g, sB_n, sB_l, sC_b, sC_g, sC_n, sC_l, sg_b, sg_d,
+    HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr, MASK_T: tl.constexpr,
     REVERSE: tl.constexpr, IDX64: tl.constexpr, BLOCK_D: tl.constexpr, NP: tl.constexpr, T: tl.constexpr,
 ):
     pid = tl.program_id(0)
-    k = tl.program_id(1)
+    k = tl.program_id(1) + k_offset
     sl = pid % n_slices
     g = (pid // n_slices) % n_groups
     b = pid // (n_slices * n_groups)
@@ -240,83 +306,85 @@ def _bwd_kernel(
     # the next visited token, for a_{t+1} in the adjoint recurrence g_t = c_t + a_{t+1} g_{t+1}
     mask_nx = (pos + 1 < L) & (offs_t < T - 1)
     idx_nx = _token_index(pos + 1, L, REVERSE, IDX64)
-    m2 = mask_t[None, :]
-    mnt = mask_n[:, None] & m2
-    is_last = (offs_t == T - 1)[None, None, :]
+    m2 = mask_t[:, None]
+    mtn = m2 & mask_n[None, :]
+    is_last = (offs_t == T - 1)[:, None, None]
 
-    Bt = tl.load(B_ptr + b64 * sB_b + g.to(tl.int64) * sB_g + offs_n[:, None] * sB_n + idx[None, :] * sB_l,
-                 mask=mnt, other=0.0).to(tl.float32)
-    Ct = tl.load(C_ptr + b64 * sC_b + g.to(tl.int64) * sC_g + offs_n[:, None] * sC_n + idx[None, :] * sC_l,
-                 mask=mnt, other=0.0).to(tl.float32)
-    dB_acc = tl.zeros((NP, T), dtype=tl.float32)
-    dC_acc = tl.zeros((NP, T), dtype=tl.float32)
+    Bt = tl.load(B_ptr + b64 * sB_b + g.to(tl.int64) * sB_g + offs_n[None, :] * sB_n + idx[:, None] * sB_l,
+                 mask=mtn, other=0.0).to(tl.float32)
+    Ct = tl.load(C_ptr + b64 * sC_b + g.to(tl.int64) * sC_g + offs_n[None, :] * sC_n + idx[:, None] * sC_l,
+                 mask=mtn, other=0.0).to(tl.float32)
+    # dB/dC are accumulated elementwise over channel blocks and reduced over channels once at the end
+    dB_acc = tl.zeros((T, BLOCK_D, NP), dtype=tl.float32)
+    dC_acc = tl.zeros((T, BLOCK_D, NP), dtype=tl.float32)
 
     d_first = g * dim_per_group + sl * slice_len
     for d0 in range(d_first, d_first + slice_len, BLOCK_D):
         offs_d = d0 + tl.arange(0, BLOCK_D)
-        offs_d64 = offs_d[:, None].to(tl.int64)
+        offs_d64 = offs_d[None, :].to(tl.int64)
         A = tl.load(A_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask_n[None, :], other=0.0)
         A2 = A * 1.4426950408889634
         Dv = tl.load(D_ptr + offs_d)
         bias = tl.load(bias_ptr + offs_d)
-        st_off = ((b64 * dim + offs_d64) * n_chunks + k) * N + offs_n[None, :]
+        st_off = ((b64 * dim + offs_d[:, None]) * n_chunks + k) * N + offs_n[None, :]
         h0 = tl.load(hst_ptr + st_off, mask=mask_n[None, :], other=0.0)
         R = tl.load(adj_ptr + st_off, mask=mask_n[None, :], other=0.0)
 
-        u = tl.load(u_ptr + b64 * su_b + offs_d64 * su_d + idx[None, :] * su_l, mask=m2, other=0.0).to(tl.float32)
+        u = _load_tile(u_ptr + b64 * su_b + offs_d64 * su_d + idx[:, None] * su_l, m2, MASK_T)
         dt_ptrs = delta_ptr + b64 * sdt_b + offs_d64 * sdt_d
-        delta = tl.load(dt_ptrs + idx[None, :] * sdt_l, mask=m2, other=0.0).to(tl.float32)
-        delta_nx = tl.load(dt_ptrs + idx_nx[None, :] * sdt_l, mask=mask_nx[None, :], other=0.0).to(tl.float32)
-        dout = tl.load(dout_ptr + b64 * sdo_b + offs_d64 * sdo_d + idx[None, :] * sdo_l, mask=m2, other=0.0).to(tl.float32)
-        dt = _step_size(delta, bias, m2, SOFTPLUS)
-        dt_nx = _step_size(delta_nx, bias, mask_nx[None, :], SOFTPLUS)
+        delta = _load_tile(dt_ptrs + idx[:, None] * sdt_l, m2, MASK_T)
+        delta_nx = tl.load(dt_ptrs + idx_nx[:, None] * sdt_l, mask=mask_nx[:, None], other=0.0).to(tl.float32)
+        dout = _load_tile(dout_ptr + b64 * sdo_b + offs_d64 * sdo_d + idx[:, None] * sdo_l, m2, MASK_T)
+        dt = _step_size(delta, bias, m2, SOFTPLUS, MASK_T)
+        dt_nx = _step_size(delta_nx, bias, mask_nx[:, None], SOFTPLUS)
 
         # states inside the chunk, from the stored chunk-start state
-        a = tl.exp2(A2[:, :, None] * dt[:, None, :])
+        a = tl.exp2(A2[None, :, :] * dt[:, :, None])
         dtu = dt * u
-        x = dtu[:, None, :] * Bt[None, :, :]
-        a_cum, x_cum = tl.associative_scan((a, x), 2, _combine)
-        hs = a_cum * h0[:, :, None] + x_cum
+        x = dtu[:, :, None] * Bt[:, None, :]
+        a_cum, x_cum = tl.associative_scan((a, x), 0, _combine)
+        hs = a_cum * h0[None, :, :] + x_cum
 
         if HAS_Z:
-            zz = tl.load(z_ptr + b64 * sz_b + offs_d64 * sz_d + idx[None, :] * sz_l, mask=m2, other=0.0).to(tl.float32)
+            zz = _load_tile(z_ptr + b64 * sz_b + offs_d64 * sz_d + idx[:, None] * sz_l, m2, MASK_T)
             sz = tl.sigmoid(zz)
-            y = tl.sum(hs * Ct[None, :, :], axis=1) + Dv[:, None] * u
+            y = tl.sum(hs * Ct[:, None, :], axis=2) + Dv[None, :] * u
             dz = dout * y * sz * (1.0 + zz * (1.0 - sz))
-            tl.store(dz_ptr + (b64 * dim + offs_d64) * L + idx[None, :], dz.to(dz_ptr.dtype.element_ty), mask=m2)
+            _store_tile(dz_ptr + b64 * sg_b + offs_d64 * sg_d + idx[:, None], dz, m2, MASK_T)
             dy = dout * zz * sz
         else:
             dy = dout
 
         # adjoint: g_t = C_t dy_t + a_{t+1} g_{t+1}, scanned backwards; R enters at the chunk's end
-        alpha = tl.where(is_last, 1.0, tl.exp2(A2[:, :, None] * dt_nx[:, None, :]))
-        c = Ct[None, :, :] * dy[:, None, :]
-        p_cum, g_cum = tl.associative_scan((alpha, c), 2, _combine, reverse=True)
-        gs = g_cum + p_cum * R[:, :, None]
+        alpha = tl.where(is_last, 1.0, tl.exp2(A2[None, :, :] * dt_nx[:, :, None]))
+        c = Ct[:, None, :] * dy[:, :, None]
+        p_cum, g_cum = tl.associative_scan((alpha, c), 0, _combine, reverse=True)
+        gs = g_cum + p_cum * R[None, :, :]
 
-        gB = tl.sum(gs * Bt[None, :, :], axis=1)
         ga = gs * (hs - x)  # g_t * a_t * h_{t-1}
-        du = dt * gB + Dv[:, None] * dy
-        ddt = u * gB + tl.sum(ga * A[:, :, None], axis=1)
+        gB = tl.sum(gs * Bt[:, None, :], axis=2)
+        du = dt * gB + Dv[None, :] * dy
+        ddt = u * gB + tl.sum(ga * A[None, :, :], axis=2)
         if SOFTPLUS:
-            ddelta = ddt * tl.sigmoid(delta + bias[:, None])
+            ddelta = ddt * tl.sigmoid(delta + bias[None, :])
         else:
             ddelta = ddt
-        ddelta = tl.where(m2, ddelta, 0.0)
-        g_off = (b64 * dim + offs_d64) * L + idx[None, :]
-        tl.store(du_ptr + g_off, du.to(du_ptr.dtype.element_ty), mask=m2)
-        tl.store(ddelta_ptr + g_off, ddelta.to(ddelta_ptr.dtype.element_ty), mask=m2)
+        if MASK_T:
+            ddelta = tl.where(m2, ddelta, 0.0)
+        g_off = b64 * sg_b + offs_d64 * sg_d + idx[:, None]
+        _store_tile(du_ptr + g_off, du, m2, MASK_T)
+        _store_tile(ddelta_ptr + g_off, ddelta, m2, MASK_T)
 
         p_off = (b64 * n_chunks + k) * dim + offs_d
-        tl.store(dA_ptr + p_off[:, None] * N + offs_n[None, :], tl.sum(ga * dt[:, None, :], axis=2), mask=mask_n[None, :])
-        tl.store(dD_ptr + p_off, tl.sum(dy * u, axis=1))
-        tl.store(dbias_ptr + p_off, tl.sum(ddelta, axis=1))
-        dB_acc += tl.sum(gs * dtu[:, None, :], axis=0)
-        dC_acc += tl.sum(hs * dy[:, None, :], axis=0)
+        tl.store(dA_ptr + p_off[:, None] * N + offs_n[None, :], tl.sum(ga * dt[:, :, None], axis=0), mask=mask_n[None, :])
+        tl.store(dD_ptr + p_off, tl.sum(dy * u, axis=0))
+        tl.store(dbias_ptr + p_off, tl.sum(ddelta, axis=0))
+        dB_acc += gs * dtu[:, :, None]
+        dC_acc += hs * dy[:, :, None]
 
-    bc_off = ((b64 * n_slices + sl) * n_groups + g) * (N * L) + offs_n[:, None] * L + idx[None, :]
-    tl.store(dB_ptr + bc_off, dB_acc, mask=mnt)
-    tl.store(dC_ptr + bc_off, dC_acc, mask=mnt)
+    bc_off = ((b64 * n_slices + sl) * n_groups + g) * (N * L) + offs_n[None, :] * L + idx[:, None]
+    tl.store(dB_ptr + bc_off, tl.sum(dB_acc, axis=1), mask=mtn)
+    tl.store(dC_ptr + bc_off, tl.sum(dC_acc, axis=1), mask=mtn)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -363,12 +431,14 @@ class _Prep:
         self.bias = zeros if delta_bias is None else delta_bias.to(torch.float32).contiguous()
         self.idx64 = _needs_idx64(u, delta, z, self.B, self.C)
 
-    def block_d(self, tile: int, T: int) -> int:
-        return _pow2_divisor(self.dim_per_group, max(1, tile // (self.NP * T)))
+    def block_d(self, dn: int, warps: int) -> tuple[int, int]:
+        """Channels per program and warps: lanes cover (channels, states) so time stays in-thread."""
+        bd = _pow2_divisor(self.dim_per_group, max(1, dn // self.NP))
+        return bd, max(1, min(warps, bd * self.NP // 32))
 
 
 def _run_carry(p: _Prep, x, delta, z, w, init, n_chunks, T, store_every, adjoint, softplus, reverse):
-    bd = p.block_d(TILES["carry_tile"], T)
+    bd, warps = p.block_d(TILES["carry_dn"], TILES["carry_warps"])
     n_dblk = p.dim // bd
     n_slots = n_chunks if adjoint else triton.cdiv(n_chunks, store_every)
     out = torch.empty((p.batch, p.dim, n_slots, p.N), device=x.device, dtype=torch.float32)
@@ -377,7 +447,7 @@ def _run_carry(p: _Prep, x, delta, z, w, init, n_chunks, T, store_every, adjoint
         p.dim, p.L, p.N, p.dim_per_group, n_dblk, n_chunks, store_every, n_slots,
         *x.stride(), *delta.stride(), *_strides(z, 3), *w.stride(),
         ADJOINT=adjoint, HAS_Z=z is not None, SOFTPLUS=softplus, HAS_INIT=init is not None,
-        REVERSE=reverse, IDX64=p.idx64, BLOCK_D=bd, NP=p.NP, T=T, num_warps=TILES["carry_warps"],
+        REVERSE=reverse, IDX64=p.idx64, BLOCK_D=bd, NP=p.NP, T=T, num_warps=warps,
     )
     return out
 
@@ -392,9 +462,9 @@ def triton_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, *, rever
     p = _Prep(u, delta, A, B, C, D, z, delta_bias)
     out = torch.empty((p.batch, p.dim, p.L), device=u.device, dtype=u.dtype)
     last = torch.empty((p.batch, p.dim, p.N), device=u.device, dtype=torch.float32)
-    T = TILES["fwd_T"]
+    T = TILES["fwd_T_n1"] if p.NP == 1 else TILES["fwd_T"]
     n_chunks = triton.cdiv(p.L, T)
-    bd = p.block_d(TILES["fwd_tile"], T)
+    bd, warps = p.block_d(TILES["fwd_dn"], TILES["fwd_warps"])
     n_dblk = p.dim // bd
     # Split time into segments when batch x channel blocks cannot fill the GPU.
     want = TILES["target_programs"]
@@ -409,7 +479,7 @@ def triton_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, *, rever
         p.dim, p.L, p.N, p.dim_per_group, n_dblk, n_chunks, per_seg, n_seg,
         *u.stride(), *delta.stride(), *_strides(z, 3), *out.stride(), *p.B.stride(), *p.C.stride(),
         HAS_Z=z is not None, SOFTPLUS=bool(delta_softplus), HAS_H0=h0 is not None,
-        REVERSE=reverse, IDX64=p.idx64, BLOCK_D=bd, NP=p.NP, T=T, num_warps=TILES["fwd_warps"],
+        REVERSE=reverse, IDX64=p.idx64, BLOCK_D=bd, NP=p.NP, T=T, num_warps=warps,
     )
     return out, last
 
@@ -420,14 +490,14 @@ def triton_backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, delta_soft
         return _float64_backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, delta_softplus, reverse)
     p = _Prep(u, delta, A, B, C, D, z, delta_bias)
     dev = u.device
-    T = TILES["bwd_T"]
+    T = TILES["bwd_T_n1"] if p.NP == 1 else TILES["bwd_T"]
     n_chunks = triton.cdiv(p.L, T)
     softplus = bool(delta_softplus)
     dlast = dlast.to(torch.float32).contiguous()
     hst = _run_carry(p, u, delta, None, p.B, None, n_chunks, T, 1, False, softplus, reverse)
     adj = _run_carry(p, dout, delta, z, p.C, dlast, n_chunks, T, 1, True, softplus, reverse)
 
-    bd = p.block_d(TILES["bwd_tile"], T)
+    bd, warps = p.block_d(TILES["bwd_dn"], TILES["bwd_warps"])
     per_group_blocks = p.dim_per_group // bd
     want = TILES["target_programs"]
     n_slices = 1
@@ -445,14 +515,20 @@ def triton_backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, delta_soft
     dbias_part = torch.empty((p.batch, n_chunks, p.dim), device=dev, dtype=torch.float32)
     dB_part = torch.empty((p.batch, n_slices, p.G, p.N, p.L), device=dev, dtype=torch.float32)
     dC_part = torch.empty((p.batch, n_slices, p.G, p.N, p.L), device=dev, dtype=torch.float32)
-    _bwd_kernel[(p.batch * p.G * n_slices, n_chunks)](
-        u, delta, z if z is not None else u, dout, p.A, p.B, p.C, p.D, p.bias, hst, adj,
-        du, ddelta, dz if dz is not None else du, dA_part, dB_part, dC_part, dD_part, dbias_part,
-        p.dim, p.L, p.N, p.dim_per_group, p.G, n_slices, slice_len, n_chunks,
-        *u.stride(), *delta.stride(), *_strides(z, 3), *dout.stride(), *p.B.stride(), *p.C.stride(),
-        HAS_Z=z is not None, SOFTPLUS=softplus, REVERSE=reverse, IDX64=p.idx64,
-        BLOCK_D=bd, NP=p.NP, T=T, num_warps=TILES["bwd_warps"],
-    )
+    n_full = p.L // T
+    # full chunks without time masks, then the partial last chunk (if any) with them
+    for k_offset, count, mask_t in ((0, n_full, False), (n_full, n_chunks - n_full, True)):
+        if count == 0:
+            continue
+        _bwd_kernel[(p.batch * p.G * n_slices, count)](
+            u, delta, z if z is not None else u, dout, p.A, p.B, p.C, p.D, p.bias, hst, adj,
+            du, ddelta, dz if dz is not None else du, dA_part, dB_part, dC_part, dD_part, dbias_part,
+            p.dim, p.L, p.N, p.dim_per_group, p.G, n_slices, slice_len, n_chunks, k_offset,
+            *u.stride(), *delta.stride(), *_strides(z, 3), *dout.stride(), *p.B.stride(), *p.C.stride(),
+            du.stride(0), du.stride(1),
+            HAS_Z=z is not None, SOFTPLUS=softplus, MASK_T=mask_t, REVERSE=reverse, IDX64=p.idx64,
+            BLOCK_D=bd, NP=p.NP, T=T, num_warps=warps,
+        )
     dA = dA_part.sum(dim=(0, 1))
     dB = dB_part[:, 0] if n_slices == 1 else dB_part.sum(dim=1)
     dC = dC_part[:, 0] if n_slices == 1 else dC_part.sum(dim=1)
