@@ -191,9 +191,9 @@ def test_einfft_compile_fullgraph_inductor():
 def test_simba_s_forward_backward(simba_s):
     model = simba_s.train()
     model.zero_grad()
-    x = torch.randn(2, 3, 48, 48)  # stage maps 12x12, 6x6, 3x3, 2x2
+    x = torch.randn(1, 3, 48, 40)  # stage maps 12x10, 6x5, 3x3, 2x2
     out = model(x)
-    assert out.shape == (2, 1000) and torch.isfinite(out).all()
+    assert out.shape == (1, 1000) and torch.isfinite(out).all()
     out.square().mean().backward()
     # The class block's mixer sees one token, so its state decay multiplies h_{-1} = 0: A_log has no effect
     # and gets an exact zero gradient. Every other parameter must get a non-zero one.
@@ -209,10 +209,10 @@ def test_simba_s_forward_backward(simba_s):
 
 def test_outputs_shapes_nonsquare_and_batch_independence(simba_s):
     torch.manual_seed(1)
-    x = torch.randn(2, 3, 40, 72)  # stage maps 10x18, 5x9 (45 tokens), 3x5, 2x3: no size rule
+    x = torch.randn(2, 3, 36, 40)  # stage maps 9x10, 5x5 (25 tokens), 3x3, 2x2: no size rule
     with torch.no_grad():
         feats = simba_s.forward_features(x)
-        assert feats.shape == (2, 1 + 2 * 3, 448)
+        assert feats.shape == (2, 1 + 2 * 2, 448)
         logits = simba_s.forward_head(feats)
         one = simba_s(x[1:])
     torch.testing.assert_close(logits[1:], one, rtol=1e-4, atol=1e-4)
