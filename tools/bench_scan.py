@@ -29,12 +29,11 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 # Tile-size overrides tried with --variants sweep (keys of triton_scan.TILES).
 VARIANTS = {
     "default": {},
-    "fwd_t32": {"fwd_T": 32},
-    "fwd_tile8k_w8": {"fwd_tile": 8192, "fwd_warps": 8},
-    "fwd_tile2k": {"fwd_tile": 2048},
-    "bwd_tile1k": {"bwd_tile": 1024},
-    "bwd_tile4k_w8": {"bwd_tile": 4096, "bwd_warps": 8},
-    "bwd_t32": {"bwd_T": 32},
+    "fwd_t16": {"fwd_T": 16},
+    "fwd_dn256_w8": {"fwd_dn": 256, "fwd_warps": 8},
+    "bwd_dn64_w2": {"bwd_dn": 64, "bwd_warps": 2},
+    "bwd_t32": {"bwd_T": 32, "bwd_T_n1": 16},
+    "bwd_t8": {"bwd_T": 8},
 }
 
 
@@ -93,7 +92,8 @@ def check(shape, dtype):
     return errs
 
 
-def bench_one(shape, dtype, tiles=None):
+def bench_one(shape, dtype, tiles=None, keep=False):
+    """Median fwd and bwd ms with the given TILES overrides (and, with keep, the outputs)."""
     from triton.testing import do_bench
 
     from vssm.kernels.selective_scan import triton_scan as ts
@@ -102,14 +102,22 @@ def bench_one(shape, dtype, tiles=None):
     ts.TILES.update(tiles or {})
     try:
         ins = make_inputs(shape, dtype)
-        dout = torch.randn(ins[0].shape, device="cuda").to(dtype)
-        dlast = torch.zeros(shape[0], shape[1], shape[3], device="cuda")
+        g = torch.Generator(device="cuda").manual_seed(1)
+        dout = torch.randn(ins[0].shape, device="cuda", generator=g).to(dtype)
+        dlast = torch.randn(shape[0], shape[1], shape[3], device="cuda", generator=g)
         fwd = do_bench(lambda: ts.triton_forward(*ins, True), warmup=25, rep=100, return_mode="median")
         bwd = do_bench(lambda: ts.triton_backward(dout, dlast, *ins, True), warmup=25, rep=100, return_mode="median")
+        outs = None
+        if keep:
+            outs = [*ts.triton_forward(*ins, True), *ts.triton_backward(dout, dlast, *ins, True)]
     finally:
         ts.TILES.clear()
         ts.TILES.update(saved)
-    return fwd, bwd
+    return fwd, bwd, outs
+
+
+def _max_rel(outs, ref):
+    return max(float((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-30)) for a, b in zip(outs, ref))
 
 
 def main(argv=None):
@@ -139,14 +147,21 @@ def main(argv=None):
         shape, cuda_f, cuda_b = SHAPES[name]
         for dt in dtypes:
             best_f = best_b = None
+            first = None
             for var in variants:
-                f, b = bench_one(shape, DTYPES[dt], VARIANTS[var])
+                f, b, outs = bench_one(shape, DTYPES[dt], VARIANTS[var], keep=len(variants) > 1)
+                # every variant must compute what the first one (checked by the tests) computes
+                diff = "" if outs is None or first is None else f"  max rel diff vs {variants[0]}: {_max_rel(outs, first):.1e}"
+                if first is None:
+                    first = outs
                 results.append(dict(shape=name, dtype=dt, variant=var, fwd_ms=f, bwd_ms=b))
-                print(f"  {name:12s} {dt:4s} {var:16s} fwd {f:7.3f} ms  bwd {b:7.3f} ms", flush=True)
+                print(f"  {name:12s} {dt:4s} {var:16s} fwd {f:7.3f} ms  bwd {b:7.3f} ms{diff}", flush=True)
                 if best_f is None or f < best_f[0]:
                     best_f = (f, var)
                 if best_b is None or b < best_b[0]:
                     best_b = (b, var)
+                del outs
+            del first
             fb, bb = bytes_moved(shape, DTYPES[dt])
             gf, gb = fb / best_f[0] / 1e6, bb / best_b[0] / 1e6
             rows.append(

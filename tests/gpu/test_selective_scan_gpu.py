@@ -83,20 +83,6 @@ def _compare(ins, softplus, dtypes, label, ref=None):
         assert not bad, f"{label} {dtype}: errors over {tol:g}: {bad}"
 
 
-BENCH_SHAPES = {
-    "vim_s_224": (128, 768, 197, 16, 1),
-    "vim_ti_1248": (8, 384, 6085, 16, 1),
-    "vmamba_t_s1": (128, 768, 3136, 1, 4),
-    "n16_g4": (64, 384, 3136, 16, 4),
-}
-
-
-@pytest.mark.parametrize("name", list(BENCH_SHAPES))
-def test_benchmark_shapes_all_dtypes(name):
-    ins = _inputs(*BENCH_SHAPES[name])
-    _compare(ins, True, (torch.float32, torch.bfloat16, torch.float16), name)
-
-
 @pytest.mark.parametrize("L", [1, 7, 197, 2048, 2049, 6085, 16384])
 def test_lengths_states_groups(L):
     for i, (N, G) in enumerate([(1, 1), (16, 4), (64, 1), (16, 1), (1, 4), (64, 4)]):
@@ -173,3 +159,19 @@ def test_torch_compile_fullgraph():
     assert torch.allclose(comp, eager, rtol=1e-6, atol=1e-4)
     for a, b in zip(gc, ge):
         assert torch.allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+BENCH_SHAPES = {
+    "vim_s_224": (128, 768, 197, 16, 1),
+    "vim_ti_1248": (8, 384, 6085, 16, 1),
+    "vmamba_t_s1": (128, 768, 3136, 1, 4),
+    "n16_g4": (64, 384, 3136, 16, 4),
+}
+
+
+@pytest.mark.parametrize("name", list(BENCH_SHAPES))
+def test_benchmark_shapes_all_dtypes(name):
+    # real D, L, N, G; batch cut to 4 so the float64 reference fits beside parallel test workers
+    batch, dim, L, N, G = BENCH_SHAPES[name]
+    ins = _inputs(min(batch, 4), dim, L, N, G)
+    _compare(ins, True, (torch.float32, torch.bfloat16, torch.float16), name)
