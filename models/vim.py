@@ -33,6 +33,7 @@ from timm.layers import (
     trunc_normal_,
 )
 from timm.models import (
+    adapt_input_conv,
     build_model_with_cfg,
     checkpoint,
     checkpoint_seq,
@@ -438,6 +439,11 @@ class VisionMamba(nn.Module):
         state_dict = checkpoint_filter_fn(checkpoint, self)
         if prefix:
             state_dict = {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
+        stem = state_dict.get("patch_embed.proj.weight")
+        in_chans = self.patch_embed.proj.in_channels
+        if stem is not None and stem.shape[1] != in_chans:
+            # RGB weights for a model with other input channels, as timm's loader does for its own path
+            state_dict["patch_embed.proj.weight"] = adapt_input_conv(in_chans, stem, base_chans=stem.shape[1])
         head = self.head
         if (
             not isinstance(head, nn.Linear)

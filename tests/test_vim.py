@@ -365,6 +365,17 @@ def test_official_checkpoint_loads_strict_through_timm(tmp_path):
     )
     assert m3.head.weight.shape == (3, 192) and torch.equal(m3.pos_embed, sd["pos_embed"])
 
+    # other input channels: the RGB stem is adapted (grey = sum over RGB), the rest loads unchanged
+    m4 = timm.create_model(
+        "vim_tiny_patch16_224",
+        pretrained=True,
+        pretrained_cfg_overlay=dict(file=str(path)),
+        depth=2,
+        in_chans=1,
+    )
+    torch.testing.assert_close(m4.patch_embed.proj.weight, sd["patch_embed.proj.weight"].sum(1, keepdim=True))
+    assert torch.equal(m4.layers[1].mixer.A_b_log, sd["layers.1.mixer.A_b_log"])
+
     # the filter alone unwraps {"model": ...}
     filtered = checkpoint_filter_fn({"model": sd}, m)
     m.load_state_dict(filtered, strict=True)
