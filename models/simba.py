@@ -45,8 +45,8 @@ Without the auxiliary head (``use_aux_head=False``) subtract 1001 x the last wid
 B and L). ``bidirectional=True`` adds 2.13M / 3.21M / 5.13M (S / B / L): +14% on the EinFFT models, +8% on
 the MLP ones, which is why the table's counts point to the one-direction mixer.
 
-FLOPs at 224x224 (`vssm.flops.count_flops`: multiply-adds, the scan as 9*B*L*D*N + B*D*L, FFTs as
-2.5 * n * log2(n) per point):
+FLOPs at 224x224 (`vssm.flops.count_flops`: multiply-adds, the scan as 9*B*L*D*N + B*D*L, an n-point FFT
+as 2.5 * log2(n) per point):
 
 | model | GFLOPs | of which conv + linear | paper |
 |---|---|---|---|
@@ -56,14 +56,16 @@ FLOPs at 224x224 (`vssm.flops.count_flops`: multiply-adds, the scan as 9*B*L*D*N
 | simba_s_mlp | 6.86 | 5.17 | 5.0 |
 | simba_b_mlp | 10.10 | 7.96 | 9.0 |
 
-The paper's EinFFT figures equal the conv + linear part alone: its module-hook counter sees neither the
-selective scan (1.67G of S, with d_state 64) nor the EinFFT contractions and FFTs.
+The paper's S / B / L figures (2.4 / 4.2 / 7.6G) equal the conv + linear part alone: a module-hook counter
+that sees neither the selective scan (1.67G of S, with d_state 64) nor the EinFFT contractions and FFTs.
+Its MLP figures are near that part too (5.0 vs 5.17, 9.0 vs 7.96).
 
 Released training recipe (its README): 310 epochs, token labelling (dense labels from an EfficientNet-L2),
 AdamW lr 1e-3 at batch 8 x 128, weight decay 0.05, drop-path 0.05.
 
-No official weights exist. The ``_mlp`` variants load checkpoints of the released code (its parameter names,
-``{"model": state_dict}`` or a bare state_dict) through ``pretrained_cfg_overlay=dict(file=...)``;
+No official weights exist. Checkpoints of the released code (its parameter names, ``{"model": state_dict}`` or
+a bare state_dict) load through ``pretrained_cfg_overlay=dict(file=...)``: into the ``_mlp`` variants (the
+released default), and into the EinFFT ones when the released code was switched to its EinFFT mixer;
 `checkpoint_filter_fn` renames the keys.
 """
 
