@@ -252,6 +252,11 @@ def test_prune_reset_and_api(simba_s):
     model = timm.create_model("simba_s", **{k: v for k, v in TINY.items() if k != "num_classes"}).eval()
     x = torch.randn(1, 3, 32, 32)
     assert model.get_classifier() is model.head
+    with torch.no_grad():  # released inference output: class-token logits + 0.5 * max over patch-token logits
+        feats = model.forward_features(x)
+        expected = model.head(feats[:, 0]) + 0.5 * model.aux_head(feats[:, 1:]).max(dim=1).values
+        torch.testing.assert_close(model(x), expected)
+        assert not torch.allclose(model(x), model.head(feats[:, 0]))
     model.reset_classifier(5)
     assert model.head.out_features == 5 and model.aux_head.out_features == 5 and model(x).shape == (1, 5)
     model.reset_classifier(0, "avg")
