@@ -36,10 +36,13 @@ DIRECTIONS = 4
 
 def cross_scan_2d(x: torch.Tensor) -> torch.Tensor:
     """(batch, C, H, W) -> (batch, 4, C, H*W): the tokens in row-major, column-major and both reversed orders."""
-    rows = x.flatten(2)
-    cols = x.transpose(2, 3).flatten(2)
-    xs = torch.stack([rows, cols], dim=1)
-    return torch.cat([xs, xs.flip(-1)], dim=1)
+    batch, channels, height, width = x.shape
+    # one strided copy per order into a preallocated buffer (works for channels-last inputs too)
+    xs = x.new_empty(batch, DIRECTIONS, channels, height * width)
+    xs[:, 0].view(batch, channels, height, width).copy_(x)
+    xs[:, 1].view(batch, channels, width, height).copy_(x.transpose(2, 3))
+    xs[:, 2:] = xs[:, :2].flip(-1)
+    return xs
 
 
 def cross_merge_2d(ys: torch.Tensor, height: int, width: int) -> torch.Tensor:
