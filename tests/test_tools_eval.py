@@ -1,0 +1,122 @@
+"""tools/validate.py, tools/benchmark.py and tools/flops.py on tiny models (CPU)."""
+
+import csv
+import json
+
+import pytest
+import timm
+import torch
+
+from tools import benchmark as bench_tool
+from tools import flops as flops_tool
+from tools import train as train_tool
+from tools import validate as validate_tool
+
+TINY_KW = ["patch_size=8", "depth=2", "embed_dim=32", "num_heads=2"]
+TRAIN = [
+    "--model", "deit_tiny_patch16_224", "--model-kwargs", *TINY_KW, "--img-size", "32", "--dataset", "synthetic",
+    "--num-classes", "10", "--synthetic-samples", "64", "--synthetic-val-samples", "48", "--batch-size", "16",
+    "--workers", "0", "--no-progress", "--epochs", "1", "--model-ema", "--model-ema-decay", "0.5",
+]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    summary = train_tool.train(train_tool.parse_config(TRAIN + ["--output", str(out)]))
+    return out, summary
+
+
+def test_validate_training_checkpoint_matches_training_eval(run_dir, tmp_path):
+    out, summary = run_dir
+    js = tmp_path / "v.json"
+    assert validate_tool.main(["--checkpoint", str(out / "last.pth"), "--dataset", "synthetic", "--workers", "0",
+                               "--batch-size", "7", "--json-out", str(js)]) == 0
+    res = json.loads(js.read_text())
+    assert res["model"] == "deit_tiny_patch16_224" and res["weights"] == "model" and res["num_images"] == 48
+    assert res["top1"] == pytest.approx(summary["final_top1"])
+    row = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert res["loss"] == pytest.approx(row["val_loss"], rel=1e-5)
+    assert res["top5"] == pytest.approx(row["val_top5"])
+    ema = validate_tool.validate(validate_tool.build_parser().parse_args(
+        ["--checkpoint", str(out / "last.pth"), "--dataset", "synthetic", "--workers", "0", "--ema"]))
+    assert ema["weights"] == "ema" and ema["top1"] == pytest.approx(row["ema_val_top1"])
+
+
+def test_validate_official_format_checkpoint(run_dir, tmp_path):
+    out, _ = run_dir
+    # an official-style file: {"model": state_dict}, scored through timm's pretrained_cfg_overlay path
+    sd = torch.load(out / "last.pth", weights_only=True)["model"]
+    torch.save({"model": sd}, tmp_path / "official.pth")
+    args = ["--model", "deit_tiny_patch16_224", "--model-kwargs", *TINY_KW, "--img-size", "32", "--num-classes", "10",
+            "--dataset", "digits", "--workers", "0"]
+    a = validate_tool.validate(validate_tool.build_parser().parse_args(args + ["--checkpoint", str(tmp_path / "official.pth")]))
+    b = validate_tool.validate(validate_tool.build_parser().parse_args(
+        ["--checkpoint", str(out / "last.pth"), "--dataset", "digits", "--workers", "0"]))
+    assert a["weights"] == "official" and a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(train_tool.CheckpointError, match="corrupt"):
+        validate_tool.validate(validate_tool.build_parser().parse_args(args + ["--checkpoint", str(bad)]))
+
+
+def test_validate_digits_preprocessing_from_pretrained_cfg():
+    args = validate_tool.build_parser().parse_args(
+        ["--model", "deit_tiny_patch16_224", "--model-kwargs", *TINY_KW, "--img-size", "32", "--dataset", "digits",
+         "--workers", "0", "--batch-size", "128"])
+    res = validate_tool.validate(args)
+    assert res["num_images"] == 359  # the fixed 20% stratified split of 1797
+    assert res["crop_pct"] == timm.create_model("deit_tiny_patch16_224").pretrained_cfg["crop_pct"]
+    assert res["interpolation"] == "bicubic" and res["input_size"] == [3, 32, 32]
+
+
+def test_benchmark_rows(tmp_path):
+    args = bench_tool.build_parser().parse_args(
+        ["--models", "deit_tiny_patch16_224", "--model-kwargs", *TINY_KW, "--img-sizes", "32", "64", "--batch-sizes",
+         "4", "2", "--precisions", "fp32", "bf16", "--warmup", "1", "--iters", "3", "--device", "cpu",
+         "--out", str(tmp_path)])
+    rows = bench_tool.run(args)
+    # sizes pair with batch sizes (32 with 4, 64 with 2), x 2 precisions x 2 modes
+    assert [(r["img_size"], r["batch_size"]) for r in rows[::4]] == [(32, 4), (64, 2)]
+    assert len(rows) == 8 and all(r["status"] == "ok" and r["img_per_s"] > 0 for r in rows)
+    assert all(r["img_per_s"] == pytest.approx(r["batch_size"] * 1e3 / r["ms_per_batch"]) for r in rows)
+    bench_tool.write_csv(rows, str(tmp_path / "b.csv"))
+    bench_tool.plot(rows, str(tmp_path / "b.png"))
+    back = list(csv.DictReader(open(tmp_path / "b.csv")))
+    assert len(back) == 8 and {r["mode"] for r in back} == {"infer", "train"}
+    assert (tmp_path / "b.png").stat().st_size > 1000
+    with pytest.raises(ValueError, match="precision"):
+        bench_tool.bench_one(torch.nn.Linear(2, 2), "infer", 8, 1, "int8", torch.device("cpu"), 0, 1)
+
+
+def test_benchmark_main_writes_files(tmp_path):
+    assert bench_tool.main(["--models", "deit_tiny_patch16_224", "--model-kwargs", *TINY_KW, "--img-sizes", "32",
+                            "--batch-sizes", "2", "--warmup", "0", "--iters", "1", "--device", "cpu",
+                            "--modes", "infer", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "benchmark.csv").is_file() and (tmp_path / "benchmark.png").is_file()
+
+
+def test_flops_tool_json(capsys):
+    assert flops_tool.main(["--model", "deit_tiny_patch16_224", "--model-kwargs", *TINY_KW, "--img-size", "32",
+                            "--num-classes", "10", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    model = timm.create_model("deit_tiny_patch16_224", patch_size=8, depth=2, embed_dim=32, num_heads=2,
+                              img_size=32, num_classes=10)
+    # hand count: patch embed, 2 blocks (qkv, attention, proj, mlp), 5 layer norms, head
+    t, c = 17, 32
+    block = t * c * 3 * c + t * t * 2 * c + t * c * c + 2 * t * c * 4 * c
+    expected = 16 * 3 * 64 * c + 2 * block + 5 * t * c * 5 + c * 10
+    assert rows[0]["params"] == sum(p.numel() for p in model.parameters())
+    assert rows[0]["gflops"] * 1e9 == pytest.approx(expected)
+    assert rows[0]["img_size"] == 32 and rows[0]["unsupported"] == {}
+
+
+def test_flops_tool_needs_a_model():
+    with pytest.raises(ValueError, match="--model"):
+        flops_tool.main([])
+
+
+def test_paper_table_covers_the_zoo():
+    names = flops_tool.zoo_names()
+    assert names, "no vssm models registered"
+    assert set(names) <= set(flops_tool.PAPER), sorted(set(names) - set(flops_tool.PAPER))

@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""Parameters and GFLOPs of any timm model with fvcore (and vssm's op handles).
+
+    python tools/flops.py --model vmamba_tiny_s1l8 --img-size 224
+    python tools/flops.py --model vim_tiny_patch16_224 --img-size 224 512 1248 --json
+    python tools/flops.py --all            # the vssm zoo next to the papers' figures
+
+Convention (``vssm.flops``): fvcore, one multiply-add = one FLOP, element-wise ops not counted; the
+selective scan counts ``9*B*L*D*N + B*D*L`` (the official VMamba count, z gate and direction
+plumbing not counted); ``scaled_dot_product_attention`` its two matmuls; FFTs ``2.5*n*log2(n)``
+per complex transform of n points (half for real ones). GFLOPs are per image (batch 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+if __package__ in (None, ""):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# The papers' figures at 224x224, 1000 classes (shared/REFERENCE.md). None: the paper gives none.
+# Vim's paper gives parameters only (rounded to 1M); the VMamba table is the official README's.
+PAPER: dict[str, dict] = {
+    "vim_tiny_patch16_224": {"params_m": 7.0, "gflops": None, "top1": 76.1, "source": "Vim paper (7M)"},
+    "vim_small_patch16_224": {"params_m": 26.0, "gflops": None, "top1": 80.5, "source": "Vim paper (26M)"},
+    "vim_base_patch16_224": {"params_m": 98.0, "gflops": None, "top1": 81.9, "source": "Vim paper (98M)"},
+    "vim_tiny_patch16_stride8_224": {"params_m": 7.0, "gflops": None, "top1": 78.3, "source": "Vim paper (Ti†)"},
+    "vim_small_patch16_stride8_224": {"params_m": 26.0, "gflops": None, "top1": 81.6, "source": "Vim paper (S†)"},
+    "vim_base_patch16_stride8_224": {"params_m": 98.0, "gflops": None, "top1": 83.2, "source": "Vim paper (B†)"},
+    "vmamba_tiny_s1l8": {"params_m": 30.0, "gflops": 4.9, "top1": 82.6, "source": "VMamba README"},
+    "vmamba_small_s1l20": {"params_m": 49.0, "gflops": 8.6, "top1": 83.3, "source": "VMamba README"},
+    "vmamba_base_s1l20": {"params_m": 87.0, "gflops": 15.2, "top1": 83.8, "source": "VMamba README"},
+    "vmamba_tiny_s2l5": {"params_m": 31.0, "gflops": 4.9, "top1": 82.5, "source": "VMamba README"},
+    "vmamba_small_s2l15": {"params_m": 50.0, "gflops": 8.7, "top1": 83.6, "source": "VMamba README"},
+    "vmamba_base_s2l15": {"params_m": 89.0, "gflops": 15.4, "top1": 83.9, "source": "VMamba README"},
+    "vanilla_vmamba_tiny": {"params_m": 23.0, "gflops": 5.6, "top1": 82.2, "source": "VMamba README (v0)"},
+    "vanilla_vmamba_small": {"params_m": 44.0, "gflops": 11.2, "top1": 83.5, "source": "VMamba README (v0)"},
+    "vanilla_vmamba_base": {"params_m": 76.0, "gflops": 18.0, "top1": 83.7, "source": "VMamba README (v0)"},
+    "simba_s": {"params_m": 15.3, "gflops": 2.4, "top1": 81.7, "source": "SiMBA paper (EinFFT)"},
+    "simba_b": {"params_m": 22.8, "gflops": 5.2, "top1": 83.5, "source": "SiMBA paper (EinFFT; v2: 4.2G)"},
+    "simba_l": {"params_m": 36.6, "gflops": 9.6, "top1": 84.4, "source": "SiMBA paper (EinFFT; v2: 7.6G)"},
+    "simba_s_mlp": {"params_m": 26.5, "gflops": 5.0, "top1": 84.0, "source": "SiMBA paper (MLP)"},
+    "simba_b_mlp": {"params_m": 40.0, "gflops": 9.0, "top1": 84.7, "source": "SiMBA paper (MLP)"},
+    "simba_l_mlp": {"params_m": None, "gflops": None, "top1": None, "source": "not in the paper"},
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", nargs="+", default=None, help="timm model name(s)")
+    p.add_argument("--model-kwargs", nargs="*", default=None, metavar="KEY=VALUE", help="extra create_model kwargs")
+    p.add_argument("--img-size", nargs="+", type=int, default=None, help="input side(s) (default: pretrained_cfg)")
+    p.add_argument("--num-classes", type=int, default=1000)
+    p.add_argument("--all", action="store_true", help="every vssm model at 224 next to the paper figures")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--by-operator", action="store_true", help="also list FLOPs per operator")
+    return p
+
+
+def _kwargs(items: list[str] | None) -> dict:
+    import yaml
+
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ValueError(f"--model-kwargs: expected key=value, got {item!r}")
+        k, v = item.split("=", 1)
+        out[k.strip()] = yaml.safe_load(v)
+    return out
+
+
+def _diff(ours: float, paper: float | None) -> float | None:
+    return None if paper is None else 100.0 * (ours - paper) / paper
+
+
+def measure(name: str, img_size: int | None, num_classes: int = 1000, kwargs: dict | None = None) -> dict:
+    """Params and FLOPs of one model at one size (default: its pretrained_cfg input size)."""
+    import timm
+
+    import vssm  # noqa: F401  (registers the vssm families with timm)
+    from vssm.flops import count_flops
+
+    kw = dict(kwargs or {})
+    if img_size is not None and "img_size" not in kw:
+        try:
+            model = timm.create_model(name, num_classes=num_classes, img_size=img_size, **kw)
+        except TypeError as e:
+            if "img_size" not in str(e):
+                raise
+            model = timm.create_model(name, num_classes=num_classes, **kw)
+    else:
+        model = timm.create_model(name, num_classes=num_classes, **kw)
+    size = img_size or model.pretrained_cfg.get("input_size", (3, 224, 224))[-1]
+    chans = model.pretrained_cfg.get("input_size", (3, 224, 224))[0]
+    res = count_flops(model, (1, chans, size, size))
+    return {"model": name, "img_size": size, "params": res["params"], "params_m": res["params"] / 1e6,
+            "gflops": res["gflops"], "by_operator": res["by_operator"], "unsupported": res["unsupported"]}
+
+
+def zoo_names() -> list[str]:
+    """The registered vssm models (their timm names, without the official-name aliases)."""
+    import timm
+
+    import vssm  # noqa: F401
+
+    names = []
+    for module in ("vim", "vmamba", "simba"):
+        names += [n for n in timm.list_models(module=module) if "bimambav2" not in n]
+    return names
+
+
+def run(args: argparse.Namespace) -> list[dict]:
+    if args.all:
+        rows = []
+        for name in zoo_names():
+            row = measure(name, 224, 1000)
+            paper = PAPER.get(name, {})
+            row.update(paper_params_m=paper.get("params_m"), paper_gflops=paper.get("gflops"),
+                       params_diff_pct=_diff(row["params_m"], paper.get("params_m")),
+                       gflops_diff_pct=_diff(row["gflops"], paper.get("gflops")), paper_source=paper.get("source"))
+            rows.append(row)
+            if not args.json:
+                print(_zoo_line(row), flush=True)
+        return rows
+    if not args.model:
+        raise ValueError("give --model NAME [NAME ...] or --all")
+    kwargs = _kwargs(args.model_kwargs)
+    rows = []
+    for name in args.model:
+        for size in args.img_size or [None]:
+            row = measure(name, size, args.num_classes, kwargs)
+            rows.append(row)
+            if not args.json:
+                print(f"{name:40s} {row['img_size']:5d}px  {row['params_m']:9.3f}M params  {row['gflops']:9.3f} GFLOPs",
+                      flush=True)
+                if args.by_operator:
+                    for op, f in sorted(row["by_operator"].items(), key=lambda kv: -kv[1]):
+                        print(f"    {op:36s} {f / 1e9:9.4f} G")
+                if row["unsupported"]:
+                    print(f"    not counted: {dict(row['unsupported'])}")
+    return rows
+
+
+def _fmt(v: float | None, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def _zoo_line(row: dict) -> str:
+    return (f"{row['model']:32s} {row['params_m']:8.2f}M (paper {_fmt(row['paper_params_m'], '5.1f')}M, "
+            f"{_fmt(row['params_diff_pct'], '+6.1f')}%)  {row['gflops']:6.2f}G (paper {_fmt(row['paper_gflops'], '5.1f')}G, "
+            f"{_fmt(row['gflops_diff_pct'], '+6.1f')}%)  [{row['paper_source']}]")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    rows = run(args)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,206 @@
+#!/usr/bin/env python3
+"""Top-1 / top-5 / loss of a model on an ImageFolder val set, digits, or synthetic data.
+
+    python tools/validate.py --checkpoint runs/quickstart/best.pth --dataset digits
+    python tools/validate.py --model vim_tiny_patch16_224 --checkpoint vim_t_midclstok_76p1acc.pth \
+        --data-dir /data/imagenet --amp bf16 --json-out vim_t.json
+
+``--checkpoint`` takes a training checkpoint of tools/train.py (model name, kwargs, classes and input
+size come from it; ``--ema`` scores its EMA weights) or an official-format weights file (``{"model":
+state_dict}`` or a bare state_dict), mapped by the model module's ``checkpoint_filter_fn`` and loaded
+strictly (every key must fit). Preprocessing follows the model's pretrained_cfg (input
+size, crop_pct, interpolation, mean/std) unless overridden.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import torch
+
+if __package__ in (None, ""):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tools.train import (  # noqa: E402
+    AMP_DTYPES,
+    CheckpointError,
+    Dist,
+    evaluate,
+    is_training_checkpoint,
+    load_checkpoint,
+    load_weights,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default=None, help="timm model name (default: from a training checkpoint)")
+    p.add_argument("--model-kwargs", nargs="*", default=None, metavar="KEY=VALUE", help="extra create_model kwargs")
+    p.add_argument("--checkpoint", default=None, help="training checkpoint or official weights file")
+    p.add_argument("--ema", action="store_true", help="score the EMA weights of a training checkpoint")
+    p.add_argument("--pretrained", action="store_true", help="timm's pretrained weights (no --checkpoint)")
+    p.add_argument("--dataset", default="imagefolder", help="imagefolder | digits | synthetic")
+    p.add_argument("--data-dir", default=None, help="ImageFolder root with val/ (or validation/)")
+    p.add_argument("--num-classes", type=int, default=None, help="classes (default: checkpoint's or 1000)")
+    p.add_argument("--img-size", type=int, default=None, help="input side (default: checkpoint's / pretrained_cfg)")
+    p.add_argument("--crop-pct", type=float, default=None, help="center-crop fraction (default: pretrained_cfg)")
+    p.add_argument("--interpolation", default=None, help="resize interpolation (default: pretrained_cfg)")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--workers", type=int, default=4)
+    p.add_argument("--amp", default="none", choices=list(AMP_DTYPES), help="autocast dtype")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--synthetic-samples", type=int, default=None,
+                   help="synthetic val images (default: the training run's, else 256)")
+    p.add_argument("--json-out", default=None, help="also write the result here")
+    return p
+
+
+def _kwargs(items: list[str] | None) -> dict:
+    import yaml
+
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ValueError(f"--model-kwargs: expected key=value, got {item!r}")
+        k, v = item.split("=", 1)
+        out[k.strip()] = yaml.safe_load(v)
+    return out
+
+
+def official_state_dict(ckpt: dict, model: torch.nn.Module) -> dict:
+    """A released checkpoint mapped onto ``model``: the model module's ``checkpoint_filter_fn`` when it has
+    one (it unwraps ``model``, renames keys, resamples position embeddings), else the usual unwrapping."""
+    module = sys.modules.get(type(model).__module__)
+    filter_fn = getattr(module, "checkpoint_filter_fn", None)
+    if filter_fn is not None:
+        return filter_fn(ckpt, model)
+    sd = ckpt
+    for key in ("model", "state_dict", "model_ema"):
+        if isinstance(sd.get(key), dict):
+            sd = sd[key]
+            break
+    return {k.removeprefix("module."): v for k, v in sd.items()}
+
+
+def validate(args: argparse.Namespace) -> dict:
+    """Build the model, load the weights, score the val split; returns the result dict."""
+    import timm
+    from timm.data import create_transform, resolve_data_config
+    from torch.utils.data import DataLoader
+
+    import vssm  # noqa: F401  (registers the vssm families with timm)
+    from vssm.data import build_dataset
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda, but no CUDA device is available")
+    device = torch.device("cuda" if (args.device != "cpu" and torch.cuda.is_available()) else "cpu")
+    ckpt = load_checkpoint(args.checkpoint) if args.checkpoint else None
+    training = ckpt is not None and is_training_checkpoint(ckpt)
+    kwargs = _kwargs(args.model_kwargs)
+    name, num_classes, img_size = args.model, args.num_classes, args.img_size
+    if training:
+        cfg = ckpt["config"]
+        name = name or ckpt["model_name"]
+        if name != ckpt["model_name"]:
+            raise CheckpointError(f"{args.checkpoint!r} holds a {ckpt['model_name']!r}, not the requested {name!r}")
+        kwargs = {**(cfg.get("model_kwargs") or {}), **kwargs}
+        num_classes = num_classes or ckpt["num_classes"]
+        img_size = img_size or ckpt["data_config"]["input_size"][-1]
+    if not name:
+        raise ValueError("--model is required unless --checkpoint is a training checkpoint of tools/train.py")
+    if args.ema and not training:
+        raise ValueError("--ema needs a training checkpoint of tools/train.py")
+    if args.dataset == "digits":
+        num_classes = num_classes or 10
+    if img_size is not None and "img_size" not in kwargs:
+        kwargs["img_size"] = img_size
+    if num_classes:
+        kwargs["num_classes"] = num_classes
+
+    try:
+        model = timm.create_model(name, pretrained=args.pretrained, **kwargs)
+    except TypeError as e:
+        if "img_size" not in str(e) or "img_size" not in kwargs:
+            raise
+        kwargs.pop("img_size")  # CNNs take any size without being told
+        model = timm.create_model(name, pretrained=args.pretrained, **kwargs)
+    if ckpt is not None and not training:
+        load_weights(model, official_state_dict(ckpt, model), f"checkpoint {args.checkpoint!r}")
+    if training:
+        key = "ema" if args.ema else "model"
+        if ckpt.get(key) is None:
+            raise CheckpointError(f"{args.checkpoint!r} has no {key} weights")
+        load_weights(model, ckpt[key], f"{key} weights of {args.checkpoint!r}")
+
+    data_args = {"img_size": img_size, "crop_pct": args.crop_pct, "interpolation": args.interpolation}
+    if training:  # the eval preprocessing the run used, unless overridden
+        saved = ckpt["data_config"]
+        data_args = {"input_size": tuple(saved["input_size"]), "crop_pct": args.crop_pct or saved["crop_pct"],
+                     "interpolation": args.interpolation or saved["interpolation"], "mean": saved["mean"],
+                     "std": saved["std"]}
+        if args.img_size:
+            data_args["input_size"] = (saved["input_size"][0], args.img_size, args.img_size)
+    data_config = resolve_data_config({k: v for k, v in data_args.items() if v is not None}, model=model)
+    transform = None
+    if args.dataset != "synthetic":
+        transform = create_transform(
+            data_config["input_size"], is_training=False, interpolation=data_config["interpolation"],
+            mean=data_config["mean"], std=data_config["std"], crop_pct=data_config["crop_pct"],
+            crop_mode=data_config.get("crop_mode"),
+        )
+    size = data_config["input_size"]
+    samples = args.synthetic_samples or (ckpt["config"]["synthetic_val_samples"] if training else 256)
+    ds = build_dataset(args.dataset, "val", root=args.data_dir, transform=transform, img_size=size[-1],
+                       num_classes=num_classes or 1000, num_samples=samples, in_chans=size[0],
+                       seed=(ckpt["config"]["seed"] if training else 0))
+    loader = DataLoader(ds, batch_size=args.batch_size, shuffle=False, num_workers=args.workers,
+                        pin_memory=device.type == "cuda")
+
+    model.to(device)
+    if args.channels_last:
+        model.to(memory_format=torch.channels_last)
+    t0 = time.perf_counter()
+    res = evaluate(model, loader, Dist(device=device), amp=args.amp, channels_last=args.channels_last)
+    elapsed = time.perf_counter() - t0
+    return {
+        "model": name,
+        "checkpoint": args.checkpoint,
+        "weights": ("ema" if args.ema else "model") if training else ("official" if ckpt is not None else
+                                                                        "pretrained" if args.pretrained else "random"),
+        "dataset": args.dataset,
+        "num_images": res["count"],
+        "top1": res["top1"],
+        "top5": res["top5"],
+        "loss": res["loss"],
+        "input_size": list(size),
+        "crop_pct": data_config["crop_pct"],
+        "interpolation": data_config["interpolation"],
+        "amp": args.amp,
+        "device": device.type,
+        "img_per_s": res["count"] / max(elapsed, 1e-9),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result = validate(args)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json_out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json_out)), exist_ok=True)
+        with open(args.json_out, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except ValueError as e:  # includes CheckpointError: one clear line
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
