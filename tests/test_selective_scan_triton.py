@@ -58,9 +58,11 @@ def _run_case(case) -> dict:
     g = torch.Generator().manual_seed(sum(map(ord, name)))
     r = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64).to(torch.bfloat16).double()
     bc = (batch, N, L) if extra.get("B3") else (batch, G, N, L)
-    ins = [r(batch, dim, L), 0.5 * r(batch, dim, L) - 1.0, -torch.rand(dim, N, generator=g, dtype=torch.float64) * 3 - 0.1,
+    # without softplus, delta (+ bias) is the step size itself and must be positive
+    delta = 0.5 * r(batch, dim, L) - 1.0 if softplus else 0.1 * r(batch, dim, L).abs()
+    ins = [r(batch, dim, L), delta, -torch.rand(dim, N, generator=g, dtype=torch.float64) * 3 - 0.1,
            r(*bc), r(*bc), r(dim) if has_D else None, r(batch, dim, L) if has_z else None,
-           0.3 * r(dim) if has_bias else None]
+           (0.3 * r(dim) if softplus else 0.05 * r(dim).abs()) if has_bias else None]
     dout, dlast = r(batch, dim, L), r(batch, dim, N)
     reverse = extra.get("reverse", False)
 

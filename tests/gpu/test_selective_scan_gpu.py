@@ -21,11 +21,12 @@ TOL = {torch.float32: 2e-4, torch.float16: 5e-3, torch.bfloat16: 2e-2}
 NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
 
 
-def _inputs(batch, dim, L, N, G, *, z=True, D=True, bias=True, seed=0, B3=False):
+def _inputs(batch, dim, L, N, G, *, z=True, D=True, bias=True, seed=0, B3=False, softplus=True):
     g = torch.Generator(device="cuda").manual_seed(seed)
     r = lambda *s: torch.randn(*s, device="cuda", generator=g).bfloat16().float()
     u = r(batch, dim, L)
-    delta = 0.5 * r(batch, dim, L)
+    # without softplus dt = delta + bias must itself be a (small, positive) step size
+    delta = 0.5 * r(batch, dim, L) if softplus else 0.05 * r(batch, dim, L).abs()
     bc = (batch, N, L) if B3 else (batch, G, N, L)
     B, C = r(*bc), r(*bc)
     A = -torch.rand(dim, N, device="cuda", generator=g) * N - 0.1
@@ -33,7 +34,8 @@ def _inputs(batch, dim, L, N, G, *, z=True, D=True, bias=True, seed=0, B3=False)
     zz = r(batch, dim, L) if z else None
     # dt in [1e-3, 0.1] after softplus, as Mamba initialises dt_proj.bias
     dt0 = torch.exp(torch.rand(dim, device="cuda", generator=g) * math.log(100.0) + math.log(1e-3))
-    db = (dt0 + torch.log(-torch.expm1(-dt0))) if bias else None
+    db = (dt0 + torch.log(-torch.expm1(-dt0))) if softplus else dt0
+    db = db if bias else None
     return [u, delta, A, B, C, Dv, zz, db]
 
 
@@ -93,7 +95,7 @@ def test_lengths_states_groups(L):
 
 @pytest.mark.parametrize("z,softplus", [(False, False), (False, True), (True, False)])
 def test_options(z, softplus):
-    ins = _inputs(3, 48, 300, 16, 2, z=z, seed=7)
+    ins = _inputs(3, 48, 300, 16, 2, z=z, seed=7, softplus=softplus)
     _compare(ins, softplus, (torch.float32, torch.float16), f"z={z} softplus={softplus}")
 
 
@@ -156,7 +158,8 @@ def test_torch_compile_fullgraph():
     ge = torch.autograd.grad(eager, leaves)
     comp = compiled(*leaves)
     gc = torch.autograd.grad(comp, leaves)
-    assert torch.allclose(comp, eager, rtol=1e-6, atol=1e-4)
+    # the same kernels run in both; only the final sum may be reduced in another order
+    assert torch.allclose(comp, eager, rtol=1e-4, atol=1e-3)
     for a, b in zip(gc, ge):
         assert torch.allclose(a, b, rtol=1e-5, atol=1e-5)
 
