@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from vssm.kernels import selective_scan
 
 from vssm.flops import count_flops, count_params, selective_scan_flops
+from vssm.kernels import selective_scan
 
 
 class _ScanNet(nn.Module):

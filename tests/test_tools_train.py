@@ -225,3 +225,27 @@ def test_grad_accumulation_matches_large_batch(tmp_path):
     a, b = _weights(tmp_path / "a" / "last.pth"), _weights(tmp_path / "b" / "last.pth")
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
+
+
+def test_configs_cover_every_registered_model_and_parse():
+    import glob
+
+    import timm
+
+    import vssm  # noqa: F401
+
+    files = sorted(glob.glob(os.path.join(ROOT, "configs", "*", "*.yaml")))
+    named = {}
+    for path in files:
+        cfg = train_tool.parse_config(["--config", path, "--data-dir", "/data/imagenet"])
+        assert cfg.model in timm.list_models(), f"{path}: {cfg.model} is not a registered model"
+        assert os.path.basename(path) == cfg.model + ".yaml"
+        named[cfg.model] = cfg
+    zoo = [n for m in ("vim", "vmamba", "simba") for n in timm.list_models(module=m) if "bimambav2" not in n]
+    assert sorted(named) == sorted(zoo)
+    # the recipes' global learning rates at 8 GPUs: Vim-Ti 1e-3 (5e-4 x 1024/512), VMamba 1e-3, SiMBA 2e-3
+    for name, lr in (("vim_tiny_patch16_224", 1e-3), ("vmamba_tiny_s1l8", 1e-3), ("simba_s", 2e-3)):
+        c = named[name]
+        assert c.base_lr * c.batch_size * 8 / c.lr_base_batch == pytest.approx(lr)
+    quick = train_tool.parse_config(["--config", os.path.join(ROOT, "configs", "quickstart.yaml")])
+    assert quick.dataset == "digits" and quick.model in timm.list_models()

@@ -124,6 +124,7 @@ CONFIG_SPEC: dict[str, tuple[Any, Any, str]] = {
     "sched": ("cosine", str, "timm scheduler name"),
     "warmup_epochs": (5, int, "linear warmup epochs"),
     "warmup_lr": (1e-6, float, "learning rate at the start of warmup"),
+    "warmup_prefix": (False, bool, "warmup before the cosine instead of inside it (Swin/VMamba)"),
     "min_lr": (1e-5, float, "floor of the cosine"),
     "model_ema": (False, bool, "keep an EMA of the weights (timm ModelEmaV3) and validate it too"),
     "model_ema_decay": (0.9998, float, "EMA decay"),
@@ -829,7 +830,7 @@ def train(cfg: argparse.Namespace) -> dict:
                                     filter_bias_and_bn=True, **opt_kwargs)
     scheduler, total_epochs = create_scheduler_v2(
         optimizer, sched=cfg.sched, num_epochs=cfg.epochs, warmup_epochs=cfg.warmup_epochs, warmup_lr=cfg.warmup_lr,
-        min_lr=cfg.min_lr, cooldown_epochs=cfg.cooldown_epochs, step_on_epochs=False, updates_per_epoch=updates_per_epoch,
+        min_lr=cfg.min_lr, warmup_prefix=cfg.warmup_prefix, cooldown_epochs=cfg.cooldown_epochs, step_on_epochs=False, updates_per_epoch=updates_per_epoch,
     )
     scaler = torch.amp.GradScaler(d.device.type) if cfg.amp == "fp16" else None
 
