@@ -25,6 +25,8 @@ CASES = [
     ("groups", 2, 8, 19, 4, 2, True, True, True, True, "float32", {}),
     ("groups4_n1", 2, 8, 13, 1, 4, True, True, True, True, "float32", {}),
     ("n1_3d_bc", 2, 4, 11, 1, 1, True, True, True, True, "float32", {"B3": True}),
+    ("n1_time_major_bwd", 2, 8, 13, 1, 2, True, True, True, True, "float32", {"tiles": {"n1_timelanes": False}}),
+    ("n1_reverse_slices", 2, 16, 27, 1, 1, True, True, True, True, "float32", {"reverse": True, "target": 64}),
     ("n16", 1, 8, 12, 16, 1, True, True, True, True, "float32", {}),
     ("n64", 1, 2, 9, 64, 1, True, True, True, True, "float32", {}),
     ("L1", 2, 4, 1, 4, 2, True, True, True, True, "float32", {}),
@@ -49,12 +51,19 @@ def _rel(a, b) -> float:
 def _run_case(case) -> dict:
     import torch
 
-    from vssm.kernels.selective_scan import selective_scan, selective_scan_reference, triton_scan
+    from vssm.kernels.selective_scan import (
+        selective_scan,
+        selective_scan_reference,
+        triton_scan,
+        triton_scan_timelanes,
+    )
 
     name, batch, dim, L, N, G, has_z, has_D, has_bias, softplus, dtype, extra = case
     dtype = getattr(torch, dtype)
     triton_scan.TILES.update(fwd_T=8, bwd_T=8, fwd_T_n1=8, bwd_T_n1=8, fwd_dn=16, bwd_dn=16, carry_dn=16,
-                             target_programs=extra.get("target", 1))
+                             target_programs=extra.get("target", 1), n1_timelanes=True)
+    triton_scan.TILES.update(extra.get("tiles", {}))
+    triton_scan_timelanes.TILES.update(bwd_T=8, bwd_tile=32, carry_tile=32, target_programs=extra.get("target", 1))
     g = torch.Generator().manual_seed(sum(map(ord, name)))
     r = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64).to(torch.bfloat16).double()
     bc = (batch, N, L) if extra.get("B3") else (batch, G, N, L)

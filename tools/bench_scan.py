@@ -34,6 +34,7 @@ VARIANTS = {
     "bwd_dn64_w2": {"bwd_dn": 64, "bwd_warps": 2},
     "bwd_t32": {"bwd_T": 32, "bwd_T_n1": 16},
     "bwd_t8": {"bwd_T": 8},
+    "n1_time_major_bwd": {"n1_timelanes": False},
 }
 
 
