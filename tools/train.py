@@ -460,6 +460,11 @@ def dataset_classes(cfg: argparse.Namespace) -> int:
     return len(classes)
 
 
+def _seed_worker(worker_id: int) -> None:
+    # torch seeds python's and its own RNG per worker; numpy (used by some augmentations) too
+    np.random.seed(torch.initial_seed() % 2**32)
+
+
 def build_loaders(cfg: argparse.Namespace, train_ds, val_ds, d: Dist):
     from timm.data.distributed_sampler import RepeatAugSampler
     from torch.utils.data import DataLoader, DistributedSampler, Subset
@@ -470,9 +475,11 @@ def build_loaders(cfg: argparse.Namespace, train_ds, val_ds, d: Dist):
         # also with one process: the order depends only on (seed, epoch), which makes resuming exact
         sampler = DistributedSampler(train_ds, num_replicas=d.world_size, rank=d.rank, shuffle=True, seed=cfg.seed)
     pin = cfg.pin_mem and d.device.type == "cuda"
+    # fresh workers each epoch: their seeds come from the main process's torch RNG, which a resume
+    # restores, so augmentations after a resume are the ones the uninterrupted run drew
     train_loader = DataLoader(
         train_ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers, pin_memory=pin,
-        drop_last=True, persistent_workers=cfg.workers > 0,
+        drop_last=True, persistent_workers=False, worker_init_fn=_seed_worker,
     )
     if len(train_loader) == 0:
         raise ValueError(
@@ -508,7 +515,7 @@ def evaluate(model: nn.Module, loader, d: Dist, amp: str = "none", channels_last
     """Mean cross-entropy, top-1 and top-5 (in %) over the loader, summed over ranks."""
     was_training = model.training
     model.eval()
-    loss_sum = correct1 = correct5 = count = 0.0
+    sums = torch.zeros(4, dtype=torch.float64, device=d.device)  # loss, top-1 hits, top-5 hits, count
     for x, y in loader:
         x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
         if channels_last:
@@ -516,13 +523,12 @@ def evaluate(model: nn.Module, loader, d: Dist, amp: str = "none", channels_last
         with _autocast(d.device, amp):
             out = model(x)
         out = out.float()
-        loss_sum += float(nn.functional.cross_entropy(out, y, reduction="sum"))
-        top = out.topk(min(5, out.shape[1]), dim=1).indices
-        hits = top.eq(y[:, None])
-        correct1 += float(hits[:, :1].sum())
-        correct5 += float(hits.sum())
-        count += y.shape[0]
-    loss_sum, correct1, correct5, count = all_reduce_sum([loss_sum, correct1, correct5, count], d)
+        hits = out.topk(min(5, out.shape[1]), dim=1).indices.eq(y[:, None])
+        sums += torch.stack([nn.functional.cross_entropy(out, y, reduction="sum"), hits[:, :1].sum(), hits.sum(),
+                             torch.tensor(y.shape[0], device=d.device)]).to(torch.float64)
+    if d.enabled:
+        dist.all_reduce(sums)
+    loss_sum, correct1, correct5, count = sums.tolist()
     model.train(was_training)
     if count == 0:
         return {"loss": float("nan"), "top1": float("nan"), "top5": float("nan"), "count": 0}
@@ -883,7 +889,9 @@ def train(cfg: argparse.Namespace) -> dict:
         sampler.set_epoch(epoch)
         stats = train_one_epoch(ctx, epoch, state)
         scheduler.step(epoch + 1)
-        val = evaluate(train_model, val_loader, d, cfg.amp, cfg.channels_last)
+        # the bare model: under DDP, ranks may hold different numbers of val batches, and DDP's
+        # forward broadcasts buffers (BatchNorm) collectively, which would then hang
+        val = evaluate(model, val_loader, d, cfg.amp, cfg.channels_last)
         row = {"epoch": epoch + 1, "step": state.step, "lr": optimizer.param_groups[0]["lr"], **stats,
                "val_loss": val["loss"], "val_top1": val["top1"], "val_top5": val["top5"], "skipped_steps": state.skipped}
         if ema is not None:
