@@ -458,8 +458,8 @@ def triton_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, *, rever
 
     ``reverse=True`` scans the tokens from L-1 down to 0 (out stays in token order).
     """
-    if u.dtype == torch.float64:
-        return _float64_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, reverse)
+    if u.dtype == torch.float64 or u.numel() == 0:
+        return _reference_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, reverse)
     p = _Prep(u, delta, A, B, C, D, z, delta_bias)
     out = torch.empty((p.batch, p.dim, p.L), device=u.device, dtype=u.dtype)
     last = torch.empty((p.batch, p.dim, p.N), device=u.device, dtype=torch.float32)
@@ -487,8 +487,8 @@ def triton_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, *, rever
 
 def triton_backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, delta_softplus, *, reverse: bool = False):
     """Gradients for (u, delta, A, B, C, D, z, delta_bias); None for the absent optional inputs."""
-    if u.dtype == torch.float64:
-        return _float64_backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, delta_softplus, reverse)
+    if u.dtype == torch.float64 or u.numel() == 0:
+        return _reference_backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, delta_softplus, reverse)
     if A.shape[1] == 1 and TILES["n1_timelanes"]:
         from .triton_scan_timelanes import triton_backward as backward_n1
 
@@ -521,10 +521,11 @@ def triton_backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, delta_soft
     dB_part = torch.empty((p.batch, n_slices, p.G, p.N, p.L), device=dev, dtype=torch.float32)
     dC_part = torch.empty((p.batch, n_slices, p.G, p.N, p.L), device=dev, dtype=torch.float32)
     n_full = p.L // T
-    # full chunks without time masks, then the partial last chunk (if any) with them
-    for k_offset, count, mask_t in ((0, n_full, False), (n_full, n_chunks - n_full, True)):
-        if count == 0:
-            continue
+    # full chunks without time masks, then the partial last chunk (if any) with them; launches of
+    # at most 65535 chunks (the grid's second dimension)
+    pieces = [(k0, min(65535, n_full - k0), False) for k0 in range(0, n_full, 65535)]
+    pieces += [(n_full, n_chunks - n_full, True)] if n_chunks > n_full else []
+    for k_offset, count, mask_t in pieces:
         _bwd_kernel[(p.batch * p.G * n_slices, count)](
             u, delta, z if z is not None else u, dout, p.A, p.B, p.C, p.D, p.bias, hst, adj,
             du, ddelta, dz if dz is not None else du, dA_part, dB_part, dC_part, dD_part, dbias_part,
@@ -547,14 +548,14 @@ def triton_backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, delta_soft
 
 
 # ----------------------------------------------------------------------------------------------
-# float64: the kernels accumulate in float32, so float64 inputs take the reference path
+# float64 (the kernels accumulate in float32) and empty inputs take the reference path
 
 
 def _flip(t):
     return None if t is None else t.flip(-1)
 
 
-def _float64_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, reverse):
+def _reference_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, reverse):
     from .reference import selective_scan_reference
 
     if reverse:
@@ -566,13 +567,18 @@ def _float64_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, revers
     return out.contiguous(), last
 
 
-def _float64_backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, delta_softplus, reverse):
+def _reference_backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, delta_softplus, reverse):
     inputs = [u, delta, A, B, C, D, z, delta_bias]
     leaves = [None if t is None else t.detach().requires_grad_(True) for t in inputs]
     with torch.enable_grad():
-        out, last = _float64_forward(*leaves, delta_softplus, reverse)
+        out, last = _reference_forward(*leaves, delta_softplus, reverse)
         wrt = [t for t in leaves if t is not None]
-        grads = iter(torch.autograd.grad((out, last), wrt, (dout, dlast), allow_unused=True))
+        # with L = 0 the last state is a constant zero: only outputs that depend on inputs take part
+        pairs = [(o, g) for o, g in ((out, dout), (last, dlast)) if o.requires_grad]
+        grads = [None] * len(wrt)
+        if pairs:
+            grads = torch.autograd.grad([o for o, _ in pairs], wrt, [g for _, g in pairs], allow_unused=True)
+        grads = iter(grads)
     res = []
     for t in leaves:
         g = None if t is None else next(grads)

@@ -126,19 +126,19 @@ def _carry_kernel(
 
 
 @triton.jit(
-    do_not_specialize=["dim", "L", "N", "dim_per_group", "n_groups", "n_slices", "slice_len", "n_chunks"]
+    do_not_specialize=["dim", "L", "N", "dim_per_group", "n_groups", "n_slices", "slice_len", "n_chunks", "k_offset"]
 )
 def _bwd_kernel(
     u_ptr, delta_ptr, z_ptr, dout_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, hst_ptr, adj_ptr,
     du_ptr, ddelta_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr,
-    dim, L, N, dim_per_group, n_groups, n_slices, slice_len, n_chunks,
+    dim, L, N, dim_per_group, n_groups, n_slices, slice_len, n_chunks, k_offset,
     su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sz_b, sz_d, sz_l, sdo_b, sdo_d, sdo_l,
     sB_b, sB_g, sB_n, sB_l, sC_b, sC_g, sC_n, sC_l, sg_b, sg_d,
     HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr,
     REVERSE: tl.constexpr, IDX64: tl.constexpr, BLOCK_D: tl.constexpr, NP: tl.constexpr, T: tl.constexpr,
 ):
     pid = tl.program_id(0)
-    k = tl.program_id(1)
+    k = tl.program_id(1) + k_offset
     sl = pid % n_slices
     g = (pid // n_slices) % n_groups
     b = pid // (n_slices * n_groups)
@@ -283,14 +283,15 @@ def triton_backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, delta_soft
     dbias_part = torch.empty((p.batch, n_chunks, p.dim), device=dev, dtype=torch.float32)
     dB_part = torch.empty((p.batch, n_slices, p.G, p.N, p.L), device=dev, dtype=torch.float32)
     dC_part = torch.empty((p.batch, n_slices, p.G, p.N, p.L), device=dev, dtype=torch.float32)
-    _bwd_kernel[(p.batch * p.G * n_slices, n_chunks)](
-        u, delta, z if z is not None else u, dout, p.A, p.B, p.C, p.D, p.bias, hst, adj,
-        du, ddelta, dz if dz is not None else du, dA_part, dB_part, dC_part, dD_part, dbias_part,
-        p.dim, p.L, p.N, p.dim_per_group, p.G, n_slices, slice_len, n_chunks,
-        *u.stride(), *delta.stride(), *_strides(z, 3), *dout.stride(), *p.B.stride(), *p.C.stride(), du.stride(0), du.stride(1),
-        HAS_Z=z is not None, SOFTPLUS=softplus, REVERSE=reverse, IDX64=p.idx64,
-        BLOCK_D=bd, NP=p.NP, T=T, num_warps=TILES["bwd_warps"],
-    )
+    for k_offset in range(0, n_chunks, 65535):  # the grid's second dimension holds 65535 at most
+        _bwd_kernel[(p.batch * p.G * n_slices, min(65535, n_chunks - k_offset))](
+            u, delta, z if z is not None else u, dout, p.A, p.B, p.C, p.D, p.bias, hst, adj,
+            du, ddelta, dz if dz is not None else du, dA_part, dB_part, dC_part, dD_part, dbias_part,
+            p.dim, p.L, p.N, p.dim_per_group, p.G, n_slices, slice_len, n_chunks, k_offset,
+            *u.stride(), *delta.stride(), *_strides(z, 3), *dout.stride(), *p.B.stride(), *p.C.stride(), du.stride(0), du.stride(1),
+            HAS_Z=z is not None, SOFTPLUS=softplus, REVERSE=reverse, IDX64=p.idx64,
+            BLOCK_D=bd, NP=p.NP, T=T, num_warps=TILES["bwd_warps"],
+        )
     dA = dA_part.sum(dim=(0, 1))
     dB = dB_part[:, 0] if n_slices == 1 else dB_part.sum(dim=1)
     dC = dC_part[:, 0] if n_slices == 1 else dC_part.sum(dim=1)
