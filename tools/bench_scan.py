@@ -35,6 +35,7 @@ VARIANTS = {
     "bwd_t32": {"bwd_T": 32, "bwd_T_n1": 16},
     "bwd_t8": {"bwd_T": 8},
     "n1_time_major_bwd": {"n1_timelanes": False},
+    "no_segments": {"target_programs": 1},
 }
 
 
