@@ -2,8 +2,12 @@
 
 The math is stated in `reference.py`. Time is cut into chunks of T steps; inside a chunk the
 recurrence ``h_t = a_t h_{t-1} + x_t`` (a_t = exp(dt_t A), x_t = dt_t u_t B_t) is evaluated by
-`tl.associative_scan` on (a, x) pairs over a (channels, states, T) register tile, and the state is
-carried from chunk to chunk. Nothing of size (batch, D, L, N) is ever stored.
+`tl.associative_scan` on (a, x) pairs over a (T, channels, states) register tile, and the state is
+carried from chunk to chunk. Nothing of size (batch, D, L, N) is ever stored. Time is the leading
+tile dim so that each thread owns all T steps of its (channel, state) pairs: the scan is a chain in
+registers and only the sums over states cross lanes. Full chunks run without time masks; the partial
+last chunk takes a masked copy of the same code. N = 1 backward goes to `triton_scan_timelanes.py`,
+whose time-across-lanes layout measured faster there (see NOTES.md for all timings).
 
 Kernels (every one takes explicit strides and a `REVERSE` flag: position i of the scan reads token
 L-1-i, so a flipped scan needs no copy):
@@ -29,8 +33,8 @@ import triton.language as tl
 
 __all__ = ["triton_forward", "triton_backward", "TILES"]
 
-# Tile sizes: elements of the (channels, states, T) register tile per program, and T.
-# Tests and the benchmark overwrite entries of this dict.
+# Tile sizes (T = steps per chunk; dn = channels x states per program, which with 32 lanes x warps
+# keeps time in-thread). Tests and the benchmark overwrite entries of this dict.
 TILES: dict = {
     "fwd_T": 32,
     "fwd_T_n1": 16,  # N = 1: one state per thread leaves room for fewer steps only (no spills)
