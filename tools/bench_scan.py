@@ -36,6 +36,7 @@ VARIANTS = {
     "bwd_t8": {"bwd_T": 8},
     "n1_time_major_bwd": {"n1_timelanes": False},
     "no_segments": {"target_programs": 1},
+    "fwd_prefetch": {"fwd_prefetch": True},
 }
 
 

@@ -40,6 +40,7 @@ TILES: dict = {
     "fwd_T_n1": 16,  # N = 1: one state per thread leaves room for fewer steps only (no spills)
     "fwd_warps": 4,
     "fwd_dn": 128,  # channels x states per program (BLOCK_D * NP)
+    "fwd_prefetch": False,  # 2 <= N <= 16: load chunk k + 1 before computing chunk k (not yet timed)
     "bwd_T": 16,
     "bwd_T_n1": 8,
     "bwd_warps": 4,
@@ -232,13 +233,59 @@ def _fwd_chunk(
     return tl.sum(tl.where((offs_t == T - 1)[:, None, None], hs, 0.0), axis=0)
 
 
+@triton.jit
+def _fwd_loads(
+    k, L, offs_t, u_base, dt_base, z_base, B_base, C_base, su_l, sdt_l, sz_l, sB_l, sC_l, mask_n,
+    HAS_Z: tl.constexpr, REVERSE: tl.constexpr, IDX64: tl.constexpr, MASK_T: tl.constexpr,
+):
+    T: tl.constexpr = offs_t.shape[0]
+    pos = k * T + offs_t
+    m2 = (pos < L)[:, None]
+    idx = _token_index(pos, L, REVERSE, IDX64)
+    mtn = m2 & mask_n[None, :]
+    u = _load_tile(u_base + idx[:, None] * su_l, m2, MASK_T)
+    delta = _load_tile(dt_base + idx[:, None] * sdt_l, m2, MASK_T)
+    Bt = tl.load(B_base + idx[:, None] * sB_l, mask=mtn, other=0.0).to(tl.float32)
+    Ct = tl.load(C_base + idx[:, None] * sC_l, mask=mtn, other=0.0).to(tl.float32)
+    if HAS_Z:
+        zz = _load_tile(z_base + idx[:, None] * sz_l, m2, MASK_T)
+    else:
+        zz = u  # placeholder of the same type; unused
+    return u, delta, Bt, Ct, zz
+
+
+@triton.jit
+def _fwd_compute(
+    h, k, L, offs_t, u, delta, Bt, Ct, zz, o_base, so_l, A2, Dv, bias,
+    HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr, REVERSE: tl.constexpr, IDX64: tl.constexpr, MASK_T: tl.constexpr,
+):
+    T: tl.constexpr = offs_t.shape[0]
+    pos = k * T + offs_t
+    m2 = (pos < L)[:, None]
+    idx = _token_index(pos, L, REVERSE, IDX64)
+    dt = _step_size(delta, bias, m2, SOFTPLUS, MASK_T)
+    a = tl.exp2(A2[None, :, :] * dt[:, :, None])
+    x = (dt * u)[:, :, None] * Bt[:, None, :]
+    a_cum, x_cum = tl.associative_scan((a, x), 0, _combine)
+    hs = a_cum * h[None, :, :] + x_cum
+    y = tl.sum(hs * Ct[:, None, :], axis=2) + Dv[None, :] * u
+    if HAS_Z:
+        y = y * zz * tl.sigmoid(zz)
+    if MASK_T:
+        tl.store(o_base + idx[:, None] * so_l, y.to(o_base.dtype.element_ty), mask=m2)
+    else:
+        tl.store(o_base + idx[:, None] * so_l, y.to(o_base.dtype.element_ty))
+    # the padded steps of a partial chunk decay by 1 and add 0, so the last row is the chunk's end state
+    return tl.sum(tl.where((offs_t == T - 1)[:, None, None], hs, 0.0), axis=0)
+
+
 @triton.jit(do_not_specialize=["dim", "L", "N", "dim_per_group", "n_dblk", "n_chunks", "chunks_per_seg", "n_seg"])
 def _fwd_kernel(
     u_ptr, delta_ptr, z_ptr, out_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, h0_ptr, last_ptr,
     dim, L, N, dim_per_group, n_dblk, n_chunks, chunks_per_seg, n_seg,
     su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sz_b, sz_d, sz_l, so_b, so_d, so_l,
     sB_b, sB_g, sB_n, sB_l, sC_b, sC_g, sC_n, sC_l,
-    HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_H0: tl.constexpr,
+    HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_H0: tl.constexpr, PREFETCH: tl.constexpr,
     REVERSE: tl.constexpr, IDX64: tl.constexpr, BLOCK_D: tl.constexpr, NP: tl.constexpr, T: tl.constexpr,
 ):
     pid = tl.program_id(0)
@@ -271,10 +318,24 @@ def _fwd_kernel(
     k_start = seg * chunks_per_seg
     k_stop = tl.minimum(k_start + chunks_per_seg, n_chunks)
     n_full = L // T
-    for k in range(k_start, tl.minimum(k_stop, n_full)):
-        h = _fwd_chunk(h, k, L, offs_t, u_base, dt_base, z_base, o_base, B_base, C_base,
-                       su_l, sdt_l, sz_l, so_l, sB_l, sC_l, A2, Dv, bias, mask_n,
-                       HAS_Z, SOFTPLUS, REVERSE, IDX64, False)
+    k_hi = tl.minimum(k_stop, n_full)
+    if PREFETCH:
+        # loads of chunk k + 1 are issued before chunk k is computed, hiding their latency
+        if k_start < k_hi:
+            nu, nd, nB, nC, nz = _fwd_loads(k_start, L, offs_t, u_base, dt_base, z_base, B_base, C_base,
+                                            su_l, sdt_l, sz_l, sB_l, sC_l, mask_n, HAS_Z, REVERSE, IDX64, False)
+            for k in range(k_start, k_hi):
+                u, delta, Bt, Ct, zz = nu, nd, nB, nC, nz
+                nu, nd, nB, nC, nz = _fwd_loads(tl.minimum(k + 1, k_hi - 1), L, offs_t, u_base, dt_base, z_base,
+                                                B_base, C_base, su_l, sdt_l, sz_l, sB_l, sC_l, mask_n,
+                                                HAS_Z, REVERSE, IDX64, False)
+                h = _fwd_compute(h, k, L, offs_t, u, delta, Bt, Ct, zz, o_base, so_l, A2, Dv, bias,
+                                 HAS_Z, SOFTPLUS, REVERSE, IDX64, False)
+    else:
+        for k in range(k_start, k_hi):
+            h = _fwd_chunk(h, k, L, offs_t, u_base, dt_base, z_base, o_base, B_base, C_base,
+                           su_l, sdt_l, sz_l, so_l, sB_l, sC_l, A2, Dv, bias, mask_n,
+                           HAS_Z, SOFTPLUS, REVERSE, IDX64, False)
     if k_stop > n_full:
         h = _fwd_chunk(h, n_full, L, offs_t, u_base, dt_base, z_base, o_base, B_base, C_base,
                        su_l, sdt_l, sz_l, so_l, sB_l, sC_l, A2, Dv, bias, mask_n,
@@ -484,7 +545,7 @@ def triton_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, *, rever
         p.dim, p.L, p.N, p.dim_per_group, n_dblk, n_chunks, per_seg, n_seg,
         *u.stride(), *delta.stride(), *_strides(z, 3), *out.stride(), *p.B.stride(), *p.C.stride(),
         HAS_Z=z is not None, SOFTPLUS=bool(delta_softplus), HAS_H0=h0 is not None,
-        REVERSE=reverse, IDX64=p.idx64, BLOCK_D=bd, NP=p.NP, T=T, num_warps=warps,
+        PREFETCH=TILES["fwd_prefetch"] and 2 <= p.NP <= 16, REVERSE=reverse, IDX64=p.idx64, BLOCK_D=bd, NP=p.NP, T=T, num_warps=warps,
     )
     return out, last
 
