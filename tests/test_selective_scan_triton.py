@@ -39,6 +39,10 @@ CASES = [
     ("op_autograd", 2, 4, 10, 3, 1, True, True, True, True, "float32", {"via_op": True}),
     ("n1_bf16", 2, 8, 19, 1, 2, True, True, True, True, "bfloat16", {}),
     ("fwd_prefetch", 2, 4, 43, 3, 1, True, True, True, True, "float32", {"tiles": {"fwd_prefetch": True}, "target": 8}),
+    ("carry_prefetch", 2, 4, 43, 3, 1, True, True, True, True, "float32",
+     {"tiles": {"carry_prefetch": True}, "target": 8}),
+    ("carry_prefetch_reverse", 1, 4, 37, 2, 1, True, True, True, True, "float32",
+     {"tiles": {"carry_prefetch": True}, "target": 8, "reverse": True}),
     ("fwd_prefetch_n16_bf16", 1, 4, 29, 16, 1, True, True, True, True, "bfloat16", {"tiles": {"fwd_prefetch": True}}),
     ("float64_reference_path", 1, 4, 9, 3, 1, True, True, True, True, "float64", {}),
     ("empty_L0", 2, 4, 0, 3, 1, True, True, True, True, "float32", {}),
@@ -66,7 +70,8 @@ def _run_case(case) -> dict:
     name, batch, dim, L, N, G, has_z, has_D, has_bias, softplus, dtype, extra = case
     dtype = getattr(torch, dtype)
     triton_scan.TILES.update(fwd_T=8, bwd_T=8, fwd_T_n1=8, bwd_T_n1=8, fwd_dn=16, bwd_dn=16, carry_dn=16,
-                             target_programs=extra.get("target", 1), n1_timelanes=True, fwd_prefetch=False)
+                             target_programs=extra.get("target", 1), n1_timelanes=True, fwd_prefetch=False,
+                             carry_prefetch=False)
     triton_scan.TILES.update(extra.get("tiles", {}))
     triton_scan_timelanes.TILES.update(bwd_T=8, bwd_tile=32, carry_tile=32, target_programs=extra.get("target", 1))
     g = torch.Generator().manual_seed(sum(map(ord, name)))

@@ -37,6 +37,8 @@ VARIANTS = {
     "n1_time_major_bwd": {"n1_timelanes": False},
     "no_segments": {"target_programs": 1},
     "fwd_prefetch": {"fwd_prefetch": True},
+    "carry_prefetch": {"carry_prefetch": True},
+    "both_prefetch": {"fwd_prefetch": True, "carry_prefetch": True},
 }
 
 

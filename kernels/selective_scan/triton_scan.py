@@ -47,6 +47,7 @@ TILES: dict = {
     "bwd_dn": 128,
     "carry_warps": 4,
     "carry_dn": 128,
+    "carry_prefetch": False,  # load the next chunk before reducing this one (not yet timed)
     "target_programs": 1056,  # ~8 programs per H100 SM before segments/slices are added
     "n1_timelanes": True,  # N = 1 backward: triton_scan_timelanes (2x faster there on the H100)
 }
@@ -139,6 +140,48 @@ def _carry_chunk(
     return tl.exp2(A2 * S[:, None]) * h + contrib
 
 
+@triton.jit
+def _carry_loads(
+    k, L, offs_t, x_base, dt_base, z_base, w_base, sx_l, sdt_l, sz_l, sw_l, mask_n,
+    ADJOINT: tl.constexpr, HAS_Z: tl.constexpr, REVERSE: tl.constexpr, IDX64: tl.constexpr, MASK_T: tl.constexpr,
+):
+    T: tl.constexpr = offs_t.shape[0]
+    pos = k * T + offs_t
+    m2 = (pos < L)[:, None]
+    idx = _token_index(pos, L, REVERSE, IDX64)
+    delta = _load_tile(dt_base + idx[:, None] * sdt_l, m2, MASK_T)
+    x = _load_tile(x_base + idx[:, None] * sx_l, m2, MASK_T)
+    w = tl.load(w_base + idx[:, None] * sw_l, mask=m2 & mask_n[None, :], other=0.0).to(tl.float32)
+    if ADJOINT and HAS_Z:
+        zz = _load_tile(z_base + idx[:, None] * sz_l, m2, MASK_T)
+    else:
+        zz = x  # placeholder of the same type; unused
+    return delta, x, w, zz
+
+
+@triton.jit
+def _carry_compute(
+    h, k, L, offs_t, delta, x, w, zz, A2, bias,
+    ADJOINT: tl.constexpr, HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr, MASK_T: tl.constexpr,
+):
+    T: tl.constexpr = offs_t.shape[0]
+    pos = k * T + offs_t
+    m2 = (pos < L)[:, None]
+    dt = _step_size(delta, bias, m2, SOFTPLUS, MASK_T)
+    cum = tl.cumsum(dt, axis=0)
+    S = tl.sum(dt, axis=0)
+    if ADJOINT:
+        if HAS_Z:
+            x = x * zz * tl.sigmoid(zz)
+        expo = cum
+    else:
+        x = x * dt
+        expo = S[None, :] - cum
+    wt = tl.exp2(A2[None, :, :] * expo[:, :, None])
+    contrib = tl.sum(wt * x[:, :, None] * w[:, None, :], axis=0)
+    return tl.exp2(A2 * S[:, None]) * h + contrib
+
+
 @triton.jit(do_not_specialize=["dim", "L", "N", "dim_per_group", "n_dblk", "n_chunks", "store_every", "n_slots"])
 def _carry_kernel(
     x_ptr, delta_ptr, z_ptr, A_ptr, w_ptr, bias_ptr, init_ptr, out_ptr,
@@ -146,6 +189,7 @@ def _carry_kernel(
     sx_b, sx_d, sx_l, sdt_b, sdt_d, sdt_l, sz_b, sz_d, sz_l,
     sw_b, sw_g, sw_n, sw_l,
     ADJOINT: tl.constexpr, HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_INIT: tl.constexpr,
+    PREFETCH: tl.constexpr,
     REVERSE: tl.constexpr, IDX64: tl.constexpr, BLOCK_D: tl.constexpr, NP: tl.constexpr, T: tl.constexpr,
 ):
     """States (ADJOINT=False; x = u, w = B) or adjoint carries (ADJOINT=True; x = dout, w = C).
@@ -184,17 +228,43 @@ def _carry_kernel(
             tl.store(out_ptr + st_off + n_full * N, h, mask=st_mask)
             h = _carry_chunk(h, n_full, L, offs_t, x_base, dt_base, z_base, w_base, sx_l, sdt_l, sz_l, sw_l,
                              A2, bias, mask_n, ADJOINT, HAS_Z, SOFTPLUS, REVERSE, IDX64, True)
-        for i in range(0, n_full):
-            k = n_full - 1 - i
-            tl.store(out_ptr + st_off + k * N, h, mask=st_mask)
-            h = _carry_chunk(h, k, L, offs_t, x_base, dt_base, z_base, w_base, sx_l, sdt_l, sz_l, sw_l,
-                             A2, bias, mask_n, ADJOINT, HAS_Z, SOFTPLUS, REVERSE, IDX64, False)
+        if PREFETCH:
+            # the loads of the next chunk visited are issued before this chunk is reduced
+            if n_full > 0:
+                nd, nx, nw, nz = _carry_loads(n_full - 1, L, offs_t, x_base, dt_base, z_base, w_base,
+                                              sx_l, sdt_l, sz_l, sw_l, mask_n, ADJOINT, HAS_Z, REVERSE, IDX64, False)
+                for i in range(0, n_full):
+                    k = n_full - 1 - i
+                    tl.store(out_ptr + st_off + k * N, h, mask=st_mask)
+                    cd, cx, cw, cz = nd, nx, nw, nz
+                    nd, nx, nw, nz = _carry_loads(tl.maximum(k - 1, 0), L, offs_t, x_base, dt_base, z_base, w_base,
+                                                  sx_l, sdt_l, sz_l, sw_l, mask_n, ADJOINT, HAS_Z, REVERSE, IDX64, False)
+                    h = _carry_compute(h, k, L, offs_t, cd, cx, cw, cz, A2, bias, ADJOINT, HAS_Z, SOFTPLUS, False)
+        else:
+            for i in range(0, n_full):
+                k = n_full - 1 - i
+                tl.store(out_ptr + st_off + k * N, h, mask=st_mask)
+                h = _carry_chunk(h, k, L, offs_t, x_base, dt_base, z_base, w_base, sx_l, sdt_l, sz_l, sw_l,
+                                 A2, bias, mask_n, ADJOINT, HAS_Z, SOFTPLUS, REVERSE, IDX64, False)
     else:
-        for k in range(0, n_full):
-            if k % store_every == 0:
-                tl.store(out_ptr + st_off + (k // store_every) * N, h, mask=st_mask)
-            h = _carry_chunk(h, k, L, offs_t, x_base, dt_base, z_base, w_base, sx_l, sdt_l, sz_l, sw_l,
-                             A2, bias, mask_n, ADJOINT, HAS_Z, SOFTPLUS, REVERSE, IDX64, False)
+        if PREFETCH:
+            if n_full > 0:
+                nd, nx, nw, nz = _carry_loads(0, L, offs_t, x_base, dt_base, z_base, w_base,
+                                              sx_l, sdt_l, sz_l, sw_l, mask_n, ADJOINT, HAS_Z, REVERSE, IDX64, False)
+                for k in range(0, n_full):
+                    if k % store_every == 0:
+                        tl.store(out_ptr + st_off + (k // store_every) * N, h, mask=st_mask)
+                    cd, cx, cw, cz = nd, nx, nw, nz
+                    nd, nx, nw, nz = _carry_loads(tl.minimum(k + 1, n_full - 1), L, offs_t, x_base, dt_base, z_base,
+                                                  w_base, sx_l, sdt_l, sz_l, sw_l, mask_n, ADJOINT, HAS_Z, REVERSE,
+                                                  IDX64, False)
+                    h = _carry_compute(h, k, L, offs_t, cd, cx, cw, cz, A2, bias, ADJOINT, HAS_Z, SOFTPLUS, False)
+        else:
+            for k in range(0, n_full):
+                if k % store_every == 0:
+                    tl.store(out_ptr + st_off + (k // store_every) * N, h, mask=st_mask)
+                h = _carry_chunk(h, k, L, offs_t, x_base, dt_base, z_base, w_base, sx_l, sdt_l, sz_l, sw_l,
+                                 A2, bias, mask_n, ADJOINT, HAS_Z, SOFTPLUS, REVERSE, IDX64, False)
         # the state after the last chunk is never needed: only its start is stored
         if n_full < n_chunks:
             if n_full % store_every == 0:
@@ -513,7 +583,7 @@ def _run_carry(p: _Prep, x, delta, z, w, init, n_chunks, T, store_every, adjoint
         p.dim, p.L, p.N, p.dim_per_group, n_dblk, n_chunks, store_every, n_slots,
         *x.stride(), *delta.stride(), *_strides(z, 3), *w.stride(),
         ADJOINT=adjoint, HAS_Z=z is not None, SOFTPLUS=softplus, HAS_INIT=init is not None,
-        REVERSE=reverse, IDX64=p.idx64, BLOCK_D=bd, NP=p.NP, T=T, num_warps=warps,
+        PREFETCH=TILES["carry_prefetch"], REVERSE=reverse, IDX64=p.idx64, BLOCK_D=bd, NP=p.NP, T=T, num_warps=warps,
     )
     return out
 
