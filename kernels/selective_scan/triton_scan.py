@@ -588,7 +588,19 @@ def _run_carry(p: _Prep, x, delta, z, w, init, n_chunks, T, store_every, adjoint
     return out
 
 
-def triton_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, *, reverse: bool = False):
+def triton_forward(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None,
+    z: torch.Tensor | None,
+    delta_bias: torch.Tensor | None,
+    delta_softplus: bool,
+    *,
+    reverse: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Selective scan forward; returns out (batch, D, L) in u's dtype and last_state (batch, D, N) fp32.
 
     ``reverse=True`` scans the tokens from L-1 down to 0 (out stays in token order).
@@ -620,7 +632,21 @@ def triton_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, *, rever
     return out, last
 
 
-def triton_backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, delta_softplus, *, reverse: bool = False):
+def triton_backward(
+    dout: torch.Tensor,
+    dlast: torch.Tensor,
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None,
+    z: torch.Tensor | None,
+    delta_bias: torch.Tensor | None,
+    delta_softplus: bool,
+    *,
+    reverse: bool = False,
+) -> list[torch.Tensor | None]:
     """Gradients for (u, delta, A, B, C, D, z, delta_bias); None for the absent optional inputs."""
     if u.dtype == torch.float64 or u.numel() == 0:
         return _reference_backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, delta_softplus, reverse)

@@ -254,7 +254,21 @@ def _run_carry(p: _Prep, x, delta, z, w, init, n_chunks, T, store_every, adjoint
     return out
 
 
-def triton_backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, delta_softplus, *, reverse: bool = False):
+def triton_backward(
+    dout: torch.Tensor,
+    dlast: torch.Tensor,
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None,
+    z: torch.Tensor | None,
+    delta_bias: torch.Tensor | None,
+    delta_softplus: bool,
+    *,
+    reverse: bool = False,
+) -> list[torch.Tensor | None]:
     """Gradients for (u, delta, A, B, C, D, z, delta_bias); None for the absent optional inputs."""
     p = _Prep(u, delta, A, B, C, D, z, delta_bias)
     dev = u.device
