@@ -147,6 +147,19 @@ def test_triton_interpreted_matches_reference(interpreted_results, case):
     assert sorted(k[1:] for k in res if k.startswith("d")) == sorted(present)
 
 
+def test_triton_backend_on_cpu_without_interpreter_names_the_problem():
+    pytest.importorskip("triton")
+    import torch
+
+    from vssm.kernels.selective_scan import selective_scan
+
+    if os.environ.get("TRITON_INTERPRET", "0") == "1":
+        pytest.skip("the interpreter is on in this process")
+    u = torch.randn(1, 2, 5)
+    with pytest.raises(ValueError, match="CUDA"):
+        selective_scan(u, u, -torch.ones(2, 3), torch.randn(1, 3, 5), torch.randn(1, 3, 5), backend="triton")
+
+
 if __name__ == "__main__":
     # child process: TRITON_INTERPRET=1 is already in the environment
     import traceback

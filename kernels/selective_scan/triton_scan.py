@@ -27,6 +27,8 @@ L-1-i, so a flipped scan needs no copy):
 
 from __future__ import annotations
 
+import os
+
 import torch
 import triton
 import triton.language as tl
@@ -588,6 +590,14 @@ def _run_carry(p: _Prep, x, delta, z, w, init, n_chunks, T, store_every, adjoint
     return out
 
 
+def _check_device(u: torch.Tensor) -> None:
+    if u.device.type != "cuda" and os.environ.get("TRITON_INTERPRET", "0") != "1":
+        raise ValueError(
+            f"selective_scan backend='triton': tensors are on {u.device}; the Triton kernels need CUDA "
+            "tensors (or TRITON_INTERPRET=1, set before vssm is imported, to run them on the CPU)"
+        )
+
+
 def triton_forward(
     u: torch.Tensor,
     delta: torch.Tensor,
@@ -605,6 +615,7 @@ def triton_forward(
 
     ``reverse=True`` scans the tokens from L-1 down to 0 (out stays in token order).
     """
+    _check_device(u)
     if u.dtype == torch.float64 or u.numel() == 0:
         return _reference_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, reverse)
     p = _Prep(u, delta, A, B, C, D, z, delta_bias)
@@ -648,6 +659,7 @@ def triton_backward(
     reverse: bool = False,
 ) -> list[torch.Tensor | None]:
     """Gradients for (u, delta, A, B, C, D, z, delta_bias); None for the absent optional inputs."""
+    _check_device(u)
     if u.dtype == torch.float64 or u.numel() == 0:
         return _reference_backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, delta_softplus, reverse)
     if A.shape[1] == 1 and TILES["n1_timelanes"]:
