@@ -24,19 +24,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from vssm.kernels import selective_scan
+from vssm.ssm_init import init_ssm_, positive_int, scan_param
 
 __all__ = ["Mamba"]
-
-
-def _at_least_fp32(t: torch.Tensor) -> torch.Tensor:
-    # the SSM parameters enter the scan in float32 (as officially), or float64 for float64 modules
-    return t if t.dtype in (torch.float32, torch.float64) else t.float()
-
-
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"Mamba: `{name}` must be a positive int, got {value!r}")
-    return value
 
 
 class Mamba(nn.Module):
@@ -72,9 +62,9 @@ class Mamba(nn.Module):
     ) -> None:
         super().__init__()
         dd = {"device": device, "dtype": dtype}
-        self.d_model = _positive_int("d_model", d_model)
-        self.d_state = _positive_int("d_state", d_state)
-        self.d_conv = _positive_int("d_conv", d_conv)
+        self.d_model = positive_int("Mamba", "d_model", d_model)
+        self.d_state = positive_int("Mamba", "d_state", d_state)
+        self.d_conv = positive_int("Mamba", "d_conv", d_conv)
         if isinstance(expand, bool) or not isinstance(expand, (int, float)) or expand <= 0:
             raise ValueError(f"Mamba: `expand` must be a positive number, got {expand!r}")
         self.expand = expand
@@ -84,7 +74,7 @@ class Mamba(nn.Module):
         if dt_rank == "auto":
             self.dt_rank = math.ceil(d_model / 16)
         else:
-            self.dt_rank = _positive_int("dt_rank", dt_rank)
+            self.dt_rank = positive_int("Mamba", "dt_rank", dt_rank)
         if not 0 < dt_min <= dt_max:
             raise ValueError(f"Mamba: need 0 < dt_min <= dt_max, got dt_min={dt_min}, dt_max={dt_max}")
         self.dt_min, self.dt_max, self.dt_init_floor = dt_min, dt_max, dt_init_floor
@@ -131,18 +121,10 @@ class Mamba(nn.Module):
         """The official SSM init: dt_proj uniform(+-dt_rank^-0.5), softplus(dt bias) ~ logU[dt_min, dt_max],
         A_log = log(1..N) (S4D-real), D = 1. Marks A_log/D (no weight decay) and dt bias (keep on re-init)."""
         for _, _, dt_proj, A_log, D in self._branches():
-            std = self.dt_rank**-0.5
-            nn.init.uniform_(dt_proj.weight, -std, std)
-            lo, hi = math.log(self.dt_min), math.log(self.dt_max)
-            dt = torch.exp(torch.rand_like(dt_proj.bias, dtype=torch.float32) * (hi - lo) + lo)
-            dt = dt.clamp(min=self.dt_init_floor)
-            dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse of softplus
-            dt_proj.bias._no_reinit = True
-            A = torch.arange(1, self.d_state + 1, dtype=torch.float32, device=A_log.device)
-            A_log.copy_(torch.log(A).expand_as(A_log))
-            D.fill_(1.0)
-            A_log._no_weight_decay = True
-            D._no_weight_decay = True
+            init_ssm_(
+                dt_proj.weight, dt_proj.bias, A_log, D, dt_rank=self.dt_rank, dt_min=self.dt_min,
+                dt_max=self.dt_max, dt_init_floor=self.dt_init_floor,
+            )
 
     def _scan_branch(self, x: torch.Tensor, z: torch.Tensor, branch) -> torch.Tensor:
         """One direction: conv + SSM over x, gated by z; x, z, result (batch, E, L) in scan order."""
@@ -154,12 +136,12 @@ class Mamba(nn.Module):
         return selective_scan(
             x.contiguous(),
             delta.contiguous(),
-            -torch.exp(_at_least_fp32(A_log)),
+            -torch.exp(scan_param(A_log)),
             B.transpose(1, 2).contiguous(),
             C.transpose(1, 2).contiguous(),
-            _at_least_fp32(D),
+            scan_param(D),
             z.contiguous(),
-            delta_bias=_at_least_fp32(dt_proj.bias),
+            delta_bias=scan_param(dt_proj.bias),
             delta_softplus=True,
         )
 
