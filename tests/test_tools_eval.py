@@ -120,3 +120,34 @@ def test_paper_table_covers_the_zoo():
     names = flops_tool.zoo_names()
     assert names, "no vssm models registered"
     assert set(names) <= set(flops_tool.PAPER), sorted(set(names) - set(flops_tool.PAPER))
+
+
+def test_flops_zoo_rows_compare_like_with_like(monkeypatch):
+    """--all: SiMBA rows compare the module-layer count (the paper's counter), others the full count."""
+    calls = []
+
+    def fake_measure(name, img_size, num_classes=1000, kwargs=None):
+        calls.append((name, img_size, num_classes))
+        return {"model": name, "img_size": img_size, "params": 15_300_000, "params_m": 15.3, "gflops": 4.8,
+                "gflops_modules": 2.4, "by_operator": {}, "unsupported": {}}
+
+    monkeypatch.setattr(flops_tool, "measure", fake_measure)
+    monkeypatch.setattr(flops_tool, "zoo_names", lambda: ["simba_s", "vmamba_tiny_s1l8"])
+    rows = flops_tool.run(flops_tool.build_parser().parse_args(["--all", "--json"]))
+    simba, vmamba = rows
+    assert calls == [("simba_s", 224, 1000), ("vmamba_tiny_s1l8", 224, 1000)]
+    assert simba["gflops_compared"] == 2.4 and simba["gflops_diff_pct"] == pytest.approx(0.0)
+    assert vmamba["gflops_compared"] == 4.8 and vmamba["gflops_diff_pct"] == pytest.approx(100 * (4.8 - 4.9) / 4.9)
+    assert vmamba["params_diff_pct"] == pytest.approx(100 * (15.3 - 30.0) / 30.0)
+
+
+def test_flops_modules_count_leaves_out_functional_ops():
+    """The module-layer count excludes the scan (and einsum/FFT); the full count includes it."""
+    from vssm.flops import count_flops
+
+    model = timm.create_model("vim_tiny_patch16_224", img_size=32, patch_size=8, embed_dim=32, depth=1, num_classes=10)
+    row = flops_tool.measure("vim_tiny_patch16_224", 32, 10, {"patch_size": 8, "embed_dim": 32, "depth": 1})
+    full = count_flops(model, 32)
+    scan = full["by_operator"]["selective_scan_fwd"]
+    assert scan > 0 and row["gflops"] * 1e9 == full["flops"]
+    assert row["gflops_modules"] * 1e9 == pytest.approx(full["flops"] - scan)

@@ -917,7 +917,8 @@ def train(cfg: argparse.Namespace) -> dict:
             if improved:
                 atomic_save(ckpt, paths["best"])
             write_metrics(history, out)
-            plot_metrics(history, paths["plot"], f"{cfg.model} on {cfg.dataset}")
+            kw = ", ".join(f"{k}={v}" for k, v in (cfg.model_kwargs or {}).items())
+            plot_metrics(history, paths["plot"], f"{cfg.model}" + (f" ({kw})" if kw else "") + f" on {cfg.dataset}")
             epoch_times.append(stats["epoch_time_s"])
             eta = (total_epochs - epoch - 1) * (sum(epoch_times) / len(epoch_times))
             ema_txt = f", EMA top-1 {row['ema_val_top1']:.2f}%" if ema is not None else ""
