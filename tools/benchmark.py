@@ -229,11 +229,11 @@ def plot(rows: list[dict], path: str) -> None:
                 hit = [r for r in rows if r["mode"] == mode and r["model"] == name
                        and (r["img_size"], r["batch_size"], r["precision"]) == g and r["status"] == "ok"]
                 vals.append(hit[0]["img_per_s"] if hit else 0.0)
-            ax.bar([i + j * width for i in range(len(groups))], vals, width, label=name)
+            bars = ax.bar([i + j * width for i in range(len(groups))], vals, width, label=name)
+            ax.bar_label(bars, labels=[f"{v:.0f}" if v >= 10 else f"{v:.2g}" for v in vals], fontsize=7)
         ax.set_xticks([i + 0.4 - width / 2 for i in range(len(groups))])
         ax.set_xticklabels([f"{s}px\nbs {b}\n{p}" for s, b, p in groups])
         ax.set_ylabel("img/s")
-        ax.set_yscale("log")
         ax.set_title(f"{mode} ({rows[0]['device']})")
         ax.grid(axis="y", alpha=0.3)
     axes[0][0].legend(fontsize=8)
