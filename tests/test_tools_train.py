@@ -249,3 +249,46 @@ def test_configs_cover_every_registered_model_and_parse():
         assert c.base_lr * c.batch_size * 8 / c.lr_base_batch == pytest.approx(lr)
     quick = train_tool.parse_config(["--config", os.path.join(ROOT, "configs", "quickstart.yaml")])
     assert quick.dataset == "digits" and quick.model in timm.list_models()
+
+
+def test_imagefolder_with_deit_augmentation_and_validate(tmp_path):
+    """An ImageFolder (train/, val/) through timm's pipeline: RandAugment, random erasing, mixup/cutmix,
+    repeated augmentation; then validate.py on the run's checkpoint scores the same val set."""
+    import numpy as np
+    from PIL import Image
+
+    from tools import validate as validate_tool
+
+    rng = np.random.RandomState(0)
+    for split, n in (("train", 8), ("val", 3)):
+        for c, name in enumerate(("cat", "dog")):
+            (tmp_path / "data" / split / name).mkdir(parents=True)
+            for i in range(n):
+                img = (rng.rand(40, 48, 3) * 255 * (0.3 + 0.7 * c)).astype(np.uint8)
+                Image.fromarray(img).save(tmp_path / "data" / split / name / f"{i}.png")
+    args = ["--model", "deit_tiny_patch16_224", "--model-kwargs", "patch_size=8", "depth=1", "embed_dim=32",
+            "num_heads=2", "--img-size", "32", "--dataset", "imagefolder", "--data-dir", str(tmp_path / "data"),
+            "--batch-size", "4", "--epochs", "1", "--workers", "0", "--no-progress", "--aa", "rand-m9-mstd0.5-inc1",
+            "--reprob", "0.25", "--mixup", "0.8", "--cutmix", "1.0", "--repeated-aug", "--output", str(tmp_path / "r")]
+    summary = train_tool.train(train_tool.parse_config(args))
+    assert summary["num_classes"] == 2 and summary["steps"] == 16 // 4
+    res = validate_tool.validate(validate_tool.build_parser().parse_args(
+        ["--checkpoint", str(tmp_path / "r" / "last.pth"), "--data-dir", str(tmp_path / "data"), "--workers", "0"]))
+    assert res["num_images"] == 6 and res["top1"] == pytest.approx(summary["final_top1"])
+
+
+def test_randaugment_posterize_zero_bits_gives_black_image():
+    """DeiT's RandAugment can ask Pillow to keep 0 bits, which current Pillow refuses; the patch maps it
+    to the black image older Pillow returned, and leaves other levels to Pillow."""
+    import numpy as np
+    from PIL import Image
+    from timm.data import auto_augment
+
+    from vssm.data import patch_timm_posterize
+
+    patch_timm_posterize()
+    op = auto_augment.NAME_TO_OP["PosterizeIncreasing"]
+    img = Image.fromarray((np.arange(48).reshape(4, 4, 3) * 5).astype(np.uint8))
+    assert np.array(op(img, 0)).max() == 0 and op(img, 0).size == img.size
+    assert (np.array(op(img, 2)) == (np.array(img) & 0b11000000)).all()
+    assert op(img, 8) is img

@@ -421,11 +421,13 @@ def build_datasets(cfg: argparse.Namespace, data_config: dict):
     """(train, val) datasets with timm's train and eval transforms (synthetic data is already tensors)."""
     from timm.data import create_transform
 
-    from vssm.data import build_dataset
+    from vssm.data import build_dataset, patch_timm_posterize
 
     size = data_config["input_size"]
     train_tf = val_tf = None
     if cfg.dataset != "synthetic":
+        if cfg.aa:
+            patch_timm_posterize()
         train_tf = create_transform(
             size, is_training=True, scale=tuple(cfg.scale) if cfg.scale else None, hflip=cfg.hflip,
             color_jitter=cfg.color_jitter, auto_augment=cfg.aa, interpolation=cfg.train_interpolation,

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["DATASETS", "DigitsDataset", "SyntheticDataset", "build_dataset", "digits_split"]
+__all__ = ["DATASETS", "DigitsDataset", "SyntheticDataset", "build_dataset", "digits_split", "patch_timm_posterize"]
 
 DATASETS = ("imagefolder", "digits", "synthetic")
 
@@ -106,6 +106,37 @@ class SyntheticDataset(Dataset):
         # shift by a class-dependent amount so the task is learnable
         img += (target - (self.num_classes - 1) / 2) / max(self.num_classes, 1)
         return img, target
+
+
+def _posterize(img, bits_to_keep, **__):
+    """timm's posterize op, with 0 bits kept meaning a black image (what Pillow < 11 returned)."""
+    from PIL import Image, ImageOps
+
+    if bits_to_keep >= 8:
+        return img
+    if bits_to_keep <= 0:
+        return Image.new(img.mode, img.size)
+    return ImageOps.posterize(img, bits_to_keep)
+
+
+def patch_timm_posterize() -> bool:
+    """Make timm's RandAugment work with current Pillow; returns True when a patch was needed.
+
+    DeiT's ``rand-m9-mstd0.5-inc1`` samples magnitudes up to 10, at which ``PosterizeIncreasing`` keeps 0
+    bits; recent Pillow rejects ``posterize(img, 0)`` with a ValueError that kills the data loader.
+    Must run before the transforms are built (each op looks its function up once).
+    """
+    from PIL import Image, ImageOps
+    from timm.data import auto_augment
+
+    try:
+        ImageOps.posterize(Image.new("L", (1, 1)), 0)
+        return False
+    except ValueError:
+        for name in ("Posterize", "PosterizeIncreasing", "PosterizeOriginal"):
+            if name in auto_augment.NAME_TO_OP:
+                auto_augment.NAME_TO_OP[name] = _posterize
+        return True
 
 
 def build_dataset(name: str, split: str, *, root: str | None = None, transform: Callable | None = None,
