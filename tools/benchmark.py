@@ -29,6 +29,8 @@ import torch.nn as nn
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from tools._cli import parse_model_kwargs  # noqa: E402
+
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 MODES = ("infer", "train")
 FIELDS = ("model", "mode", "img_size", "batch_size", "precision", "device", "img_per_s", "ms_per_batch",
@@ -51,18 +53,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--out", default="runs/benchmark", help="folder for benchmark.csv and benchmark.png")
     return p
-
-
-def _kwargs(items: list[str] | None) -> dict:
-    import yaml
-
-    out = {}
-    for item in items or []:
-        if "=" not in item:
-            raise ValueError(f"--model-kwargs: expected key=value, got {item!r}")
-        k, v = item.split("=", 1)
-        out[k.strip()] = yaml.safe_load(v)
-    return out
 
 
 def _create(name: str, img_size: int, num_classes: int, kwargs: dict) -> nn.Module:
@@ -170,7 +160,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda, but no CUDA device is available")
     device = torch.device("cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu")
-    kwargs = _kwargs(args.model_kwargs)
+    kwargs = parse_model_kwargs(args.model_kwargs)
     rows = []
     for name in args.models:
         for img_size, batch_size in _pairs(args.img_sizes, args.batch_sizes):

@@ -25,6 +25,8 @@ import sys
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from tools._cli import parse_model_kwargs  # noqa: E402
+
 # The papers' figures at 224x224, 1000 classes (shared/REFERENCE.md). None: the paper gives none.
 # Vim's paper gives parameters only (rounded to 1M); the VMamba table is the official README's.
 # "convention": how the paper counted, so the comparison is like for like:
@@ -68,18 +70,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--by-operator", action="store_true", help="also list FLOPs per operator")
     return p
-
-
-def _kwargs(items: list[str] | None) -> dict:
-    import yaml
-
-    out = {}
-    for item in items or []:
-        if "=" not in item:
-            raise ValueError(f"--model-kwargs: expected key=value, got {item!r}")
-        k, v = item.split("=", 1)
-        out[k.strip()] = yaml.safe_load(v)
-    return out
 
 
 # fvcore operators a module-hook counter sees: the layers that are nn.Modules
@@ -147,7 +137,7 @@ def run(args: argparse.Namespace) -> list[dict]:
         return rows
     if not args.model:
         raise ValueError("give --model NAME [NAME ...] or --all")
-    kwargs = _kwargs(args.model_kwargs)
+    kwargs = parse_model_kwargs(args.model_kwargs)
     rows = []
     for name in args.model:
         for size in args.img_size or [None]:

@@ -25,6 +25,7 @@ import torch
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from tools._cli import parse_model_kwargs  # noqa: E402
 from tools.train import (  # noqa: E402
     AMP_DTYPES,
     CheckpointError,
@@ -60,18 +61,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _kwargs(items: list[str] | None) -> dict:
-    import yaml
-
-    out = {}
-    for item in items or []:
-        if "=" not in item:
-            raise ValueError(f"--model-kwargs: expected key=value, got {item!r}")
-        k, v = item.split("=", 1)
-        out[k.strip()] = yaml.safe_load(v)
-    return out
-
-
 def official_state_dict(ckpt: dict, model: torch.nn.Module) -> dict:
     """A released checkpoint mapped onto ``model``: the model module's ``checkpoint_filter_fn`` when it has
     one (it unwraps ``model``, renames keys, resamples position embeddings), else the usual unwrapping."""
@@ -101,7 +90,7 @@ def validate(args: argparse.Namespace) -> dict:
     device = torch.device("cuda" if (args.device != "cpu" and torch.cuda.is_available()) else "cpu")
     ckpt = load_checkpoint(args.checkpoint) if args.checkpoint else None
     training = ckpt is not None and is_training_checkpoint(ckpt)
-    kwargs = _kwargs(args.model_kwargs)
+    kwargs = parse_model_kwargs(args.model_kwargs)
     name, num_classes, img_size = args.model, args.num_classes, args.img_size
     if training:
         cfg = ckpt["config"]
