@@ -1,5 +1,6 @@
 """tools/validate.py, tools/benchmark.py and tools/flops.py on tiny models (CPU)."""
 
+import argparse
 import csv
 import json
 
@@ -47,7 +48,8 @@ def test_validate_official_format_checkpoint(run_dir, tmp_path):
     out, _ = run_dir
     # an official-style file: {"model": state_dict}, scored through timm's pretrained_cfg_overlay path
     sd = torch.load(out / "last.pth", weights_only=True)["model"]
-    torch.save({"model": sd}, tmp_path / "official.pth")
+    # official Vim/DeiT files also pickle their argparse.Namespace of training arguments
+    torch.save({"model": sd, "args": argparse.Namespace(lr=5e-4, model="deit_tiny")}, tmp_path / "official.pth")
     args = ["--model", "deit_tiny_patch16_224", "--model-kwargs", *TINY_KW, "--img-size", "32", "--num-classes", "10",
             "--dataset", "digits", "--workers", "0"]
     a = validate_tool.validate(validate_tool.build_parser().parse_args(args + ["--checkpoint", str(tmp_path / "official.pth")]))

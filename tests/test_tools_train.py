@@ -169,6 +169,32 @@ def test_corrupt_and_mismatched_checkpoints_give_clear_errors(tmp_path):
     assert res.returncode == 2 and "corrupt" in res.stderr and "Traceback" not in res.stderr
 
 
+def test_run_folder_rules_and_changed_schedule_on_resume(tmp_path):
+    out = tmp_path / "run"
+    base = TINY + ["--epochs", "1", "--epoch-steps", "1", "--output", str(out)]
+    train_tool.train(train_tool.parse_config(base))
+    before = (out / "last.pth").read_bytes()
+    # a second run into the same folder without --resume must not overwrite it
+    with pytest.raises(ValueError, match="already holds a run"):
+        train_tool.train(train_tool.parse_config(base))
+    assert (out / "last.pth").read_bytes() == before
+    # resuming with a longer schedule would silently keep the old cosine: refused, naming the key
+    with pytest.raises(train_tool.CheckpointError, match=r"epochs: 1 -> 3"):
+        train_tool.train(train_tool.parse_config(TINY + ["--epochs", "3", "--epoch-steps", "1", "--output", str(out),
+                                                         "--resume", "auto"]))
+    with pytest.raises(ValueError, match="needs `output`"):
+        train_tool.train(train_tool.parse_config(TINY + ["--epochs", "1", "--resume", "auto"]))
+
+
+def test_unknown_model_and_kwargs_are_clear_errors(tmp_path):
+    cfg = train_tool.parse_config(TINY + ["--epochs", "1", "--output", str(tmp_path / "a"), "--model", "vim_tiny_patch16_22"])
+    with pytest.raises(ValueError, match="not a timm model.*vim_tiny_patch16_224"):
+        train_tool.train(cfg)
+    cfg = train_tool.parse_config(TINY + ["--epochs", "1", "--output", str(tmp_path / "b"), "--model-kwargs", "no_such_arg=1"])
+    with pytest.raises(ValueError, match="model_kwargs: .*no_such_arg"):
+        train_tool.train(cfg)
+
+
 class _NaNAfter(nn.Module):
     """A linear classifier whose output turns NaN from its `bad_call`-th training forward on."""
 

@@ -323,7 +323,9 @@ def load_checkpoint(path: str, map_location: str | torch.device = "cpu") -> dict
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint {path!r} does not exist")
     try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
+        # official Vim/DeiT-style files also pickle their argparse.Namespace of training args: allow that one class
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # truncated zip, random bytes, pickled code objects, ...
         raise CheckpointError(
             f"checkpoint {path!r} could not be read ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
@@ -400,14 +402,22 @@ def create_model(cfg: argparse.Namespace, num_classes: int) -> nn.Module:
     if cfg.pretrained_file:
         kwargs["pretrained_cfg_overlay"] = dict(file=cfg.pretrained_file)
     pretrained = bool(cfg.pretrained or cfg.pretrained_file)
-    if cfg.img_size is not None and "img_size" not in kwargs:
-        try:
-            return timm.create_model(cfg.model, pretrained=pretrained, img_size=cfg.img_size, **kwargs)
-        except TypeError as e:
-            if "img_size" not in str(e):
-                raise
-            # a CNN without a fixed input size: it takes any img_size as is
-    return timm.create_model(cfg.model, pretrained=pretrained, **kwargs)
+    if not timm.is_model(cfg.model):
+        import difflib
+
+        close = difflib.get_close_matches(cfg.model, timm.list_models(), n=3, cutoff=0.6)
+        raise ValueError(f"model: {cfg.model!r} is not a timm model" + (f"; did you mean {close}?" if close else ""))
+    try:
+        if cfg.img_size is not None and "img_size" not in kwargs:
+            try:
+                return timm.create_model(cfg.model, pretrained=pretrained, img_size=cfg.img_size, **kwargs)
+            except TypeError as e:
+                if "img_size" not in str(e):
+                    raise
+                # a CNN without a fixed input size: it takes any img_size as is
+        return timm.create_model(cfg.model, pretrained=pretrained, **kwargs)
+    except TypeError as e:
+        raise ValueError(f"model_kwargs: {cfg.model!r} does not accept these arguments ({e})") from e
 
 
 def data_config_for(cfg: argparse.Namespace, model: nn.Module) -> dict:
@@ -738,6 +748,11 @@ def checkpoint_dict(ctx: dict, state: TrainState, history: list[dict], rngs: lis
     }
 
 
+# settings baked into the optimizer/scheduler state: a resume must not change them
+SCHEDULE_KEYS = ("epochs", "sched", "lr", "base_lr", "lr_base_batch", "warmup_epochs", "warmup_lr", "warmup_prefix",
+                 "min_lr", "cooldown_epochs", "batch_size", "accum_steps", "epoch_steps", "opt")
+
+
 def restore(ctx: dict, ckpt: dict, path: str) -> tuple[TrainState, list[dict]]:
     """Put a training checkpoint's states back into the run; clear errors when it does not fit."""
     cfg, d = ctx["cfg"], ctx["dist"]
@@ -755,6 +770,15 @@ def restore(ctx: dict, ckpt: dict, path: str) -> tuple[TrainState, list[dict]]:
         if ckpt.get("ema") is None:
             raise CheckpointError(f"{path!r} has no EMA weights, but this run has model_ema on")
         load_weights(ctx["ema"].module, ckpt["ema"], f"EMA weights of {path!r}")
+    saved = ckpt.get("config") or {}
+    changed = [f"{k}: {saved[k]!r} -> {getattr(cfg, k)!r}" for k in SCHEDULE_KEYS
+               if k in saved and saved[k] != getattr(cfg, k, saved[k])]
+    if changed:
+        raise CheckpointError(
+            f"{path!r} was trained with another schedule ({'; '.join(changed)}); the restored scheduler would "
+            "silently keep the old one. Resume with the run's own settings, or start a new run from its weights "
+            "with `pretrained_file`"
+        )
     try:
         ctx["optimizer"].load_state_dict(ckpt["optimizer"])
     except (ValueError, KeyError) as e:
@@ -800,8 +824,17 @@ def train(cfg: argparse.Namespace) -> dict:
 
     d = init_distributed(cfg.device)
     t_start = time.time()
+    if cfg.resume == "auto" and not cfg.output:
+        raise ValueError("resume: 'auto' resumes <output>/last.pth, so it needs `output` (the run folder)")
     out = cfg.output or os.path.join("runs", f"{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}")
     cfg.output = out
+    if not cfg.resume and os.path.isfile(os.path.join(out, "last.pth")):
+        raise ValueError(
+            f"output: {out!r} already holds a run (last.pth); pass `--resume auto` to continue it, or choose "
+            "another --output (nothing is overwritten)"
+        )
+    if cfg.resume and cfg.resume != "auto" and not os.path.isfile(cfg.resume):
+        raise CheckpointError(f"checkpoint {cfg.resume!r} does not exist")
     if d.is_main:
         os.makedirs(out, exist_ok=True)
         with open(os.path.join(out, "config.yaml"), "w", encoding="utf-8") as f:
@@ -915,9 +948,11 @@ def train(cfg: argparse.Namespace) -> dict:
         rngs = _gather_rng(d)  # collective: every rank takes part
         if d.is_main:
             ckpt = checkpoint_dict(ctx, state, history, rngs)
-            atomic_save(ckpt, paths["last"])
+            # best first: a kill between the two writes then leaves last.pth one epoch behind (resume redoes it),
+            # never a last.pth whose best_epoch names weights that best.pth does not hold
             if improved:
                 atomic_save(ckpt, paths["best"])
+            atomic_save(ckpt, paths["last"])
             write_metrics(history, out)
             kw = ", ".join(f"{k}={v}" for k, v in (cfg.model_kwargs or {}).items())
             plot_metrics(history, paths["plot"], f"{cfg.model}" + (f" ({kw})" if kw else "") + f" on {cfg.dataset}")
