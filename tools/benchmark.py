@@ -180,12 +180,15 @@ def run(args: argparse.Namespace) -> list[dict]:
                         row["status"] = "ok"
                     except torch.cuda.OutOfMemoryError:
                         row["status"] = "oom"
+                    except (ValueError, TypeError, RuntimeError) as e:
+                        # one combination a model rejects (input size, kwargs) must not lose the whole sweep
+                        row["status"] = f"error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
                     del model
                     if device.type == "cuda":
                         torch.cuda.empty_cache()
                     rows.append(row)
                     shown = (f"{row['img_per_s']:9.1f} img/s  {row['ms_per_batch']:8.2f} ms/batch"
-                             if row["status"] == "ok" else "  out of memory")
+                             if row["status"] == "ok" else "  out of memory" if row["status"] == "oom" else f"  {row['status']}")
                     mem = f"  {row['peak_mem_gib']:.2f} GiB" if row.get("peak_mem_gib") is not None else ""
                     print(f"{name:40s} {mode:5s} {img_size:5d}px bs {batch_size:4d} {precision:4s} {shown}{mem}",
                           flush=True)
