@@ -410,9 +410,15 @@ class SiMBA(nn.Module):
             x = self.class_block(torch.cat([x.mean(dim=1, keepdim=True), x], dim=1))
         return self.norm(x)
 
+    def _stem(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != self.in_chans:
+            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"SiMBA: input must be (batch, {self.in_chans}, H, W), got {got}")
+        return self.stem(x)
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, in_chans, H, W) -> (batch, 1 + L, C): class token, then the ceil(H/32) x ceil(W/32) tokens."""
-        x = self.stem(x)
+        x = self._stem(x)
         x = self.stages(x)
         return self._forward_tokens(x)
 
@@ -457,7 +463,7 @@ class SiMBA(nn.Module):
         last = len(self.stages) - 1
         stages = self.stages if torch.jit.is_scripting() or not stop_early else self.stages[: max_index + 1]
         intermediates = []
-        x = self.stem(x)
+        x = self._stem(x)
         for i, stage in enumerate(stages):
             x = stage(x)
             if i in take_indices:

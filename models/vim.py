@@ -104,6 +104,10 @@ class VimPatchEmbed(nn.Module):
         return (H - ph) // sh + 1, (W - pw) // sw + 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        chans = self.proj.in_channels
+        if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != chans:
+            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"VisionMamba: input must be (batch, {chans}, H, W), got {got}")
         H, W = x.shape[-2:]
         if self.strict_img_size and (H, W) != self.img_size:
             raise ValueError(
@@ -480,7 +484,8 @@ def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: VisionMamba
 
 
 def _create_vim(variant: str, pretrained: bool = False, **kwargs) -> VisionMamba:
-    out_indices = kwargs.pop("out_indices", 3)
+    # the last three blocks by default (fewer in shallow custom models)
+    out_indices = kwargs.pop("out_indices", min(3, kwargs.get("depth", 3)))
     return build_model_with_cfg(
         VisionMamba,
         variant,

@@ -170,7 +170,9 @@ class VMambaHead(nn.Module):
         if self.global_pool == "avg":
             x = x.mean(dim=(1, 2))
         x = self.drop(x)
-        return x if pre_logits else self.head(x)
+        x = x if pre_logits else self.head(x)
+        # unpooled maps leave in NCHW, the layout of forward_features and of the cfg's pool_size
+        return x if self.global_pool == "avg" else x.permute(0, 3, 1, 2)
 
 
 class VMamba(nn.Module):

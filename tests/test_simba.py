@@ -450,3 +450,9 @@ def test_loads_released_checkpoint(tmp_path, name, mixer):
     )
     assert torch.equal(other.stem.conv[0].weight, sd["patch_embed1.conv.0.weight"])
     assert other.head.weight.shape == (7, 40)
+
+
+def test_input_layout_error_names_the_expected_shape():
+    model = timm.create_model("simba_s", num_classes=3)
+    with pytest.raises(ValueError, match=r"SiMBA: input must be \(batch, 3, H, W\), got \(1, 64, 64, 3\)"):
+        model(torch.randn(1, 64, 64, 3))

@@ -527,3 +527,12 @@ def test_torch_compile_fullgraph_matches_eager():
         eager = m(img)
         compiled = torch.compile(m, fullgraph=True)(img)
     torch.testing.assert_close(compiled, eager, rtol=1e-4, atol=1e-5)
+
+
+def test_input_layout_errors_and_shallow_features_only():
+    model = timm.create_model("vim_tiny_patch16_224", depth=2, embed_dim=32, img_size=32, num_classes=3)
+    for bad in (torch.randn(1, 4, 32, 32), torch.randn(3, 32, 32), torch.randn(1, 32, 32, 3)):
+        with pytest.raises(ValueError, match=r"input must be \(batch, 3, H, W\)"):
+            model(bad)
+    feats = timm.create_model("vim_tiny_patch16_224", depth=2, embed_dim=32, img_size=32, features_only=True)
+    assert [f.shape for f in feats(torch.randn(1, 3, 32, 32))] == [(1, 32, 2, 2)] * 2

@@ -563,7 +563,7 @@ def test_classifier_api():
         model.reset_classifier(0)
         assert model(x).shape == (2, 768)
         model.reset_classifier(0, "")
-        assert model(x).shape == (2, 2, 2, 768)
+        assert model(x).shape == (2, 768, 2, 2)  # NCHW, as forward_features and pool_size
     with pytest.raises(ValueError, match="global_pool"):
         model.reset_classifier(10, "max")
 
