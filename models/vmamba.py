@@ -298,6 +298,20 @@ class VMamba(nn.Module):
     def get_classifier(self) -> nn.Module:
         return self.classifier.head
 
+    def load_pretrained(self, checkpoint_path: str, prefix: str = "") -> None:
+        """Load an official release file (``{"model": ..., "config": CfgNode, ...}``): its ``model`` weights
+        (not ``model_ema``), strictly; a classifier of another size than ours is left as initialised."""
+        state_dict = checkpoint_filter_fn(load_official_checkpoint(checkpoint_path), self)
+        if prefix:
+            state_dict = {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
+        own = self.state_dict()
+        head = [k for k in state_dict if k.startswith("classifier.head.")]
+        if any(k not in own or own[k].shape != state_dict[k].shape for k in head):
+            state_dict = {k: v for k, v in state_dict.items() if k not in head}
+        missing, unexpected = self.load_state_dict(state_dict, strict=False)
+        if unexpected or any(not k.startswith("classifier.head.") for k in missing):
+            raise RuntimeError(f"VMamba.load_pretrained: missing keys {missing}, unexpected keys {unexpected}")
+
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         self.num_classes = num_classes
         self.classifier.reset(num_classes, global_pool, **get_device_dtype(self.classifier.norm))
@@ -408,6 +422,30 @@ _LEGACY_RENAMES = (
 )
 
 
+# The official trainer pickles its yacs config next to the weights; nothing else in a release file is code.
+_OFFICIAL_CONFIG_GLOBALS = frozenset({"yacs.config.CfgNode"})
+
+
+def load_official_checkpoint(path: str) -> dict:
+    """Read an official VMamba file: weights-only when possible; a file whose only non-tensor objects are
+    the trainer's yacs config is unpickled after that has been checked (any other object is refused)."""
+    import pickle
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        lister = getattr(torch.serialization, "get_unsafe_globals_in_checkpoint", None)
+        found = set(lister(path)) if lister is not None else None
+        if found is None or not found <= _OFFICIAL_CONFIG_GLOBALS:
+            raise ValueError(
+                f"VMamba: {path!r} holds pickled objects other than tensors and the official yacs config "
+                f"({sorted(found - _OFFICIAL_CONFIG_GLOBALS) if found else 'unknown'}); refusing to unpickle it"
+            ) from e
+        import yacs.config  # noqa: F401  (rebuilds the config object; installed with fvcore)
+
+        return torch.load(path, map_location="cpu", weights_only=False)
+
+
 def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: VMamba) -> dict[str, torch.Tensor]:
     """Official checkpoint (``{"model": state_dict}`` or the bare state_dict) -> this model's state_dict.
 
@@ -470,6 +508,8 @@ def _cfg(url: str = "", **kwargs) -> dict[str, Any]:
         "paper_ids": "arXiv:2401.10166",
         "paper_name": "VMamba: Visual State Space Model",
         "origin_url": "https://github.com/MzeroMiko/VMamba",
+        # release files carry the trainer's yacs config: VMamba.load_pretrained reads them (see README)
+        "custom_load": bool(url),
         **kwargs,
     }
 

@@ -596,3 +596,25 @@ def test_bad_input_size_is_a_clear_error(size):
         model.forward_intermediates(torch.randn(1, 3, h, w))
     with pytest.raises(ValueError, match=r"\(batch, 3, H, W\)"):
         model(torch.randn(1, 4, 64, 64))
+
+
+def test_release_file_with_yacs_config_and_ema_loads_model_weights(tmp_path):
+    from yacs.config import CfgNode
+
+    kw = dict(depths=(1, 1, 1, 1), embed_dim=16)
+    src, ema = timm.create_model("vmamba_tiny_s1l8", **kw), timm.create_model("vmamba_tiny_s1l8", **kw)
+    cfg = CfgNode()
+    cfg.MODEL = CfgNode()
+    cfg.MODEL.NAME = "vssm1_tiny"
+    path = tmp_path / "ckpt_epoch_1.pth"
+    torch.save({"model": src.state_dict(), "model_ema": ema.state_dict(), "config": cfg, "epoch": 1}, path)
+    overlay = dict(file=str(path), custom_load=True)
+    loaded = timm.create_model("vmamba_tiny_s1l8", pretrained=True, pretrained_cfg_overlay=overlay, **kw)
+    for (k, a), b in zip(src.state_dict().items(), loaded.state_dict().values()):
+        assert torch.equal(a, b), k  # the `model` weights, not `model_ema`
+    other = timm.create_model("vmamba_tiny_s1l8", pretrained=True, pretrained_cfg_overlay=overlay, num_classes=7, **kw)
+    assert other.get_classifier().out_features == 7
+    # anything else pickled in the file is refused before it runs
+    torch.save({"model": src.state_dict(), "hook": print}, tmp_path / "odd.pth")
+    with pytest.raises(ValueError, match="refusing to unpickle"):
+        timm.create_model("vmamba_tiny_s1l8", pretrained=True, pretrained_cfg_overlay=dict(file=str(tmp_path / "odd.pth"), custom_load=True), **kw)
