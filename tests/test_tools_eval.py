@@ -55,6 +55,10 @@ def test_validate_official_format_checkpoint(run_dir, tmp_path):
     a = validate_tool.validate(validate_tool.build_parser().parse_args(args + ["--checkpoint", str(tmp_path / "official.pth")]))
     b = validate_tool.validate(validate_tool.build_parser().parse_args(
         ["--checkpoint", str(out / "last.pth"), "--dataset", "digits", "--workers", "0"]))
+    # without --dataset a training checkpoint is scored on its run's dataset
+    own = validate_tool.validate(validate_tool.build_parser().parse_args(
+        ["--checkpoint", str(out / "last.pth"), "--workers", "0"]))
+    assert own["dataset"] == "synthetic"
     assert a["weights"] == "official" and a["loss"] == pytest.approx(b["loss"], rel=1e-5)
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"not a checkpoint")

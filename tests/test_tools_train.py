@@ -186,6 +186,13 @@ def test_run_folder_rules_and_changed_schedule_on_resume(tmp_path):
         train_tool.train(train_tool.parse_config(TINY + ["--epochs", "1", "--resume", "auto"]))
 
 
+def test_yaml_exponent_without_dot_is_a_float(tmp_path):
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("lr: 1e-3\nmin_lr: 5e-6\nepochs: 2\n")  # YAML 1.1 reads these as strings
+    cfg = train_tool.parse_config(["--config", str(cfg_file), *TINY])
+    assert cfg.lr == 1e-3 and cfg.min_lr == 5e-6 and isinstance(cfg.lr, float)
+
+
 def test_unknown_model_and_kwargs_are_clear_errors(tmp_path):
     cfg = train_tool.parse_config(TINY + ["--epochs", "1", "--output", str(tmp_path / "a"), "--model", "vim_tiny_patch16_22"])
     with pytest.raises(ValueError, match="not a timm model.*vim_tiny_patch16_224"):

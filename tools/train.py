@@ -197,6 +197,11 @@ def parse_config(argv: list[str] | None = None) -> argparse.Namespace:
         unknown = sorted(set(file_cfg) - set(CONFIG_SPEC))
         if unknown:
             raise ValueError(f"--config {pre.config}: unknown keys {unknown}; valid keys: {sorted(CONFIG_SPEC)}")
+        for key, value in file_cfg.items():
+            # YAML 1.1 reads 1e-3 (no dot) as a string: take it as the number it is meant to be
+            if key in CONFIG_SPEC and CONFIG_SPEC[key][1] in (int, float) and isinstance(value, str):
+                with contextlib.suppress(ValueError):
+                    file_cfg[key] = CONFIG_SPEC[key][1](float(value)) if CONFIG_SPEC[key][1] is int else float(value)
         _check_types(file_cfg, f"--config {pre.config}")
         parser.set_defaults(**file_cfg)
     cfg = parser.parse_args(argv)

@@ -44,8 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default=None, help="training checkpoint or official weights file")
     p.add_argument("--ema", action="store_true", help="score the EMA weights of a training checkpoint")
     p.add_argument("--pretrained", action="store_true", help="timm's pretrained weights (no --checkpoint)")
-    p.add_argument("--dataset", default="imagefolder", help="imagefolder | digits | synthetic")
-    p.add_argument("--data-dir", default=None, help="ImageFolder root with val/ (or validation/)")
+    p.add_argument("--dataset", default=None,
+                   help="imagefolder | digits | synthetic (default: the training run's, else imagefolder)")
+    p.add_argument("--data-dir", default=None, help="ImageFolder root with val/ (or validation/) (default: the run's)")
     p.add_argument("--num-classes", type=int, default=None, help="classes (default: checkpoint's or 1000)")
     p.add_argument("--img-size", type=int, default=None, help="input side (default: checkpoint's / pretrained_cfg)")
     p.add_argument("--crop-pct", type=float, default=None, help="center-crop fraction (default: pretrained_cfg)")
@@ -100,6 +101,10 @@ def validate(args: argparse.Namespace) -> dict:
         kwargs = {**(cfg.get("model_kwargs") or {}), **kwargs}
         num_classes = num_classes or ckpt["num_classes"]
         img_size = img_size or ckpt["data_config"]["input_size"][-1]
+        if args.dataset is None:  # score on what the run was validated on
+            args.dataset = cfg.get("dataset") or "imagefolder"
+            args.data_dir = args.data_dir or cfg.get("data_dir")
+    args.dataset = args.dataset or "imagefolder"
     if not name:
         raise ValueError("--model is required unless --checkpoint is a training checkpoint of tools/train.py")
     if args.ema and not training:
