@@ -98,8 +98,11 @@ def measure(name: str, img_size: int | None, num_classes: int = 1000, kwargs: di
             model = timm.create_model(name, num_classes=num_classes, **kw)
     else:
         model = timm.create_model(name, num_classes=num_classes, **kw)
-    size = img_size or model.pretrained_cfg.get("input_size", (3, 224, 224))[-1]
-    chans = model.pretrained_cfg.get("input_size", (3, 224, 224))[0]
+    given = kw.get("img_size")
+    if img_size is not None and given is not None and given != img_size:
+        raise ValueError(f"--img-size {img_size} and --model-kwargs img_size={given} disagree: give one")
+    size = img_size or (given if isinstance(given, int) else None) or model.pretrained_cfg.get("input_size", (3, 224, 224))[-1]
+    chans = kw.get("in_chans") or model.pretrained_cfg.get("input_size", (3, 224, 224))[0]
     res = count_flops(model, (1, chans, size, size))
     modules = sum(v for k, v in res["by_operator"].items() if k in MODULE_OPS)
     return {"model": name, "img_size": size, "params": res["params"], "params_m": res["params"] / 1e6,
