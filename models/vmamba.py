@@ -474,10 +474,15 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: VMamba) -> 
 def _create_vmamba(variant: str, pretrained: bool = False, **kwargs) -> VMamba:
     feature_cfg = dict(out_indices=(0, 1, 2, 3), feature_cls="getter")
     if kwargs.get("features_only", False):
+        if kwargs.get("feature_cls", "getter") != "getter":
+            # hooks would return the stages' channel-last maps, without the per-stage norms (unused parameters)
+            raise ValueError(
+                f"VMamba: features_only supports feature_cls='getter' (NCHW maps through forward_intermediates), "
+                f"got {kwargs['feature_cls']!r}"
+            )
         # the official detection backbone normalises every stage output with its own LayerNorm
         kwargs.setdefault("feature_norms", True)
-        if kwargs.get("feature_cls", "getter") == "getter":
-            feature_cfg["norm"] = kwargs["feature_norms"]
+        feature_cfg["norm"] = kwargs["feature_norms"]
     return build_model_with_cfg(
         VMamba,
         variant,

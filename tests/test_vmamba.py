@@ -618,3 +618,8 @@ def test_release_file_with_yacs_config_and_ema_loads_model_weights(tmp_path):
     torch.save({"model": src.state_dict(), "hook": print}, tmp_path / "odd.pth")
     with pytest.raises(ValueError, match="refusing to unpickle"):
         timm.create_model("vmamba_tiny_s1l8", pretrained=True, pretrained_cfg_overlay=dict(file=str(tmp_path / "odd.pth"), custom_load=True), **kw)
+
+
+def test_features_only_hook_extractor_is_refused_clearly():
+    with pytest.raises(ValueError, match="feature_cls='getter'"):
+        timm.create_model("vmamba_tiny_s1l8", depths=(1, 1, 1, 1), embed_dim=16, features_only=True, feature_cls="hook")
