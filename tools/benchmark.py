@@ -29,7 +29,7 @@ import torch.nn as nn
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tools._cli import parse_model_kwargs  # noqa: E402
+from tools._cli import create_model, parse_model_kwargs, run_main  # noqa: E402
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 MODES = ("infer", "train")
@@ -53,19 +53,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--out", default="runs/benchmark", help="folder for benchmark.csv and benchmark.png")
     return p
-
-
-def _create(name: str, img_size: int, num_classes: int, kwargs: dict) -> nn.Module:
-    import timm
-
-    import vssm  # noqa: F401  (registers the vssm families with timm)
-
-    try:
-        return timm.create_model(name, img_size=img_size, num_classes=num_classes, **kwargs)
-    except TypeError as e:
-        if "img_size" not in str(e):
-            raise
-        return timm.create_model(name, num_classes=num_classes, **kwargs)  # CNNs: any size as is
 
 
 def _timer(device: torch.device):
@@ -170,7 +157,7 @@ def run(args: argparse.Namespace) -> list[dict]:
                            "precision": precision, "device": device.type}
                     model = None
                     try:
-                        model = _create(name, img_size, args.num_classes, kwargs).to(device)
+                        model = create_model(name, img_size, num_classes=args.num_classes, **kwargs).to(device)
                         if args.channels_last:
                             model.to(memory_format=torch.channels_last)
                         row["params_m"] = sum(p.numel() for p in model.parameters()) / 1e6
@@ -246,8 +233,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_main(main)

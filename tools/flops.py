@@ -25,7 +25,7 @@ import sys
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tools._cli import parse_model_kwargs  # noqa: E402
+from tools._cli import create_model, parse_model_kwargs, run_main  # noqa: E402
 
 # The papers' figures at 224x224, 1000 classes (shared/REFERENCE.md). None: the paper gives none.
 # Vim's paper gives parameters only (rounded to 1M); the VMamba table is the official README's.
@@ -83,21 +83,10 @@ def _diff(ours: float, paper: float | None) -> float | None:
 
 def measure(name: str, img_size: int | None, num_classes: int = 1000, kwargs: dict | None = None) -> dict:
     """Params and FLOPs of one model at one size (default: its pretrained_cfg input size)."""
-    import timm
-
-    import vssm  # noqa: F401  (registers the vssm families with timm)
     from vssm.flops import count_flops
 
     kw = dict(kwargs or {})
-    if img_size is not None and "img_size" not in kw:
-        try:
-            model = timm.create_model(name, num_classes=num_classes, img_size=img_size, **kw)
-        except TypeError as e:
-            if "img_size" not in str(e):
-                raise
-            model = timm.create_model(name, num_classes=num_classes, **kw)
-    else:
-        model = timm.create_model(name, num_classes=num_classes, **kw)
+    model = create_model(name, img_size, num_classes=num_classes, **kw)
     given = kw.get("img_size")
     if img_size is not None and given is not None and given != img_size:
         raise ValueError(f"--img-size {img_size} and --model-kwargs img_size={given} disagree: give one")
@@ -177,8 +166,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_main(main)

@@ -37,6 +37,8 @@ import yaml
 if __package__ in (None, ""):  # run as a script: make `tools.` importable like in the tests
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from tools import _cli  # noqa: E402
+
 CHECKPOINT_FORMAT = "vssm.train"
 CHECKPOINT_VERSION = 1
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -398,31 +400,12 @@ def _all_finite(module: nn.Module) -> bool:
 
 def create_model(cfg: argparse.Namespace, num_classes: int) -> nn.Module:
     """timm.create_model with the config's model, classes, drop rates, image size and kwargs."""
-    import timm
-
-    import vssm  # noqa: F401  (registers the vssm families with timm)
-
     kwargs = dict(cfg.model_kwargs or {})
     kwargs.update(num_classes=num_classes, drop_rate=cfg.drop, drop_path_rate=cfg.drop_path)
     if cfg.pretrained_file:
         kwargs["pretrained_cfg_overlay"] = dict(file=cfg.pretrained_file)
     pretrained = bool(cfg.pretrained or cfg.pretrained_file)
-    if not timm.is_model(cfg.model):
-        import difflib
-
-        close = difflib.get_close_matches(cfg.model, timm.list_models(), n=3, cutoff=0.6)
-        raise ValueError(f"model: {cfg.model!r} is not a timm model" + (f"; did you mean {close}?" if close else ""))
-    try:
-        if cfg.img_size is not None and "img_size" not in kwargs:
-            try:
-                return timm.create_model(cfg.model, pretrained=pretrained, img_size=cfg.img_size, **kwargs)
-            except TypeError as e:
-                if "img_size" not in str(e):
-                    raise
-                # a CNN without a fixed input size: it takes any img_size as is
-        return timm.create_model(cfg.model, pretrained=pretrained, **kwargs)
-    except TypeError as e:
-        raise ValueError(f"model_kwargs: {cfg.model!r} does not accept these arguments ({e})") from e
+    return _cli.create_model(cfg.model, cfg.img_size, pretrained=pretrained, **kwargs)
 
 
 def data_config_for(cfg: argparse.Namespace, model: nn.Module) -> dict:
@@ -1015,8 +998,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (ValueError, NonFiniteLossError) as e:  # user-facing errors: one clear line, no traceback
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    _cli.run_main(main, (ValueError, NonFiniteLossError))  # user-facing errors: one clear line

@@ -25,7 +25,7 @@ import torch
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tools._cli import parse_model_kwargs  # noqa: E402
+from tools._cli import create_model, parse_model_kwargs, run_main  # noqa: E402
 from tools.train import (  # noqa: E402
     AMP_DTYPES,
     CheckpointError,
@@ -79,7 +79,6 @@ def official_state_dict(ckpt: dict, model: torch.nn.Module) -> dict:
 
 def validate(args: argparse.Namespace) -> dict:
     """Build the model, load the weights, score the val split; returns the result dict."""
-    import timm
     from timm.data import create_transform, resolve_data_config
     from torch.utils.data import DataLoader
 
@@ -111,18 +110,10 @@ def validate(args: argparse.Namespace) -> dict:
         raise ValueError("--ema needs a training checkpoint of tools/train.py")
     if args.dataset == "digits":
         num_classes = num_classes or 10
-    if img_size is not None and "img_size" not in kwargs:
-        kwargs["img_size"] = img_size
     if num_classes:
         kwargs["num_classes"] = num_classes
 
-    try:
-        model = timm.create_model(name, pretrained=args.pretrained, **kwargs)
-    except TypeError as e:
-        if "img_size" not in str(e) or "img_size" not in kwargs:
-            raise
-        kwargs.pop("img_size")  # CNNs take any size without being told
-        model = timm.create_model(name, pretrained=args.pretrained, **kwargs)
+    model = create_model(name, img_size, pretrained=args.pretrained, **kwargs)
     if ckpt is not None and not training:
         load_weights(model, official_state_dict(ckpt, model), f"checkpoint {args.checkpoint!r}")
     if training:
@@ -193,8 +184,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except ValueError as e:  # includes CheckpointError: one clear line
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_main(main)  # ValueError includes CheckpointError

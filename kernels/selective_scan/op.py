@@ -15,12 +15,13 @@ the environment variable ``VSSM_SCAN_BACKEND`` (``reference`` / ``triton``) over
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Optional
 
 import torch
 
-from .reference import selective_scan_reference, selective_scan_reference_backward
+from .reference import compute_dtype, selective_scan_reference, selective_scan_reference_backward
 
 __all__ = ["selective_scan", "BACKENDS", "default_backend"]
 
@@ -97,6 +98,7 @@ def _validate(u, delta, A, B, C, D, z, delta_bias) -> None:
 # backends
 
 
+@functools.cache  # a failed import is not retried on every call of the op
 def _triton_available() -> bool:
     try:
         from . import triton_scan  # noqa: F401
@@ -121,14 +123,6 @@ def _empty(like: torch.Tensor) -> torch.Tensor:
     return like.new_empty((0,))
 
 
-def _reference_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
-    return selective_scan_reference(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state=True)
-
-
-def _reference_backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, delta_softplus):
-    return selective_scan_reference_backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, delta_softplus)
-
-
 # ----------------------------------------------------------------------------------------------
 # torch.library registration
 
@@ -150,14 +144,13 @@ def _scan_fwd(
         from .triton_scan import triton_forward
 
         return triton_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
-    out, last = _reference_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    out, last = selective_scan_reference(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state=True)
     return out.contiguous(), last.contiguous()
 
 
 @_scan_fwd.register_fake
 def _scan_fwd_fake(u, delta, A, B, C, D, z, delta_bias, delta_softplus, backend):
-    state_dtype = torch.float64 if u.dtype == torch.float64 else torch.float32
-    return u.new_empty(u.shape), u.new_empty((u.shape[0], u.shape[1], A.shape[1]), dtype=state_dtype)
+    return u.new_empty(u.shape), u.new_empty((u.shape[0], u.shape[1], A.shape[1]), dtype=compute_dtype(u))
 
 
 @torch.library.custom_op("vssm::selective_scan_bwd", mutates_args=())
@@ -181,7 +174,7 @@ def _scan_bwd(
 
         grads = triton_backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     else:
-        grads = _reference_backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+        grads = selective_scan_reference_backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     ref = (u, delta, A, B, C, D, z, delta_bias)
     return [_empty(u) if g is None else g.to(r.dtype).contiguous() for g, r in zip(grads, ref)]
 
@@ -204,7 +197,7 @@ def _backward(ctx, dout, dlast):
     if dout is None:
         dout = torch.zeros_like(u)
     if dlast is None:
-        dlast = u.new_zeros((u.shape[0], u.shape[1], A.shape[1]), dtype=torch.float64 if u.dtype == torch.float64 else torch.float32)
+        dlast = u.new_zeros((u.shape[0], u.shape[1], A.shape[1]), dtype=compute_dtype(u))
     grads = _scan_bwd(
         dout.contiguous(), dlast.contiguous(), u, delta, A, B, C, D, z, delta_bias, ctx.delta_softplus, ctx.backend
     )

@@ -33,13 +33,14 @@ _DECAY_FLOOR = 30.0  # exp(-30) ~ 9e-14: beneath float32 resolution and gradchec
 _MAX_CHUNK = 256
 
 
-def _compute_dtype(t: torch.Tensor) -> torch.dtype:
+def compute_dtype(t: torch.Tensor) -> torch.dtype:
+    """The scan's arithmetic (and state) dtype for inputs like ``t``: float64 for float64, else float32."""
     return torch.float64 if t.dtype == torch.float64 else torch.float32
 
 
-def _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
+def _prepare(u, delta, A, B, C, delta_bias, delta_softplus):
     """Upcast, add bias/softplus and bring B/C to (batch, G, N, L)."""
-    cd = _compute_dtype(u)
+    cd = compute_dtype(u)
     u = u.to(cd)
     dt = delta.to(cd)
     if delta_bias is not None:
@@ -101,7 +102,7 @@ class _Scan:
     """Inputs of one scan brought to (batch, G, dg, L, N)-broadcastable float32/float64 views."""
 
     def __init__(self, u, delta, A, B, C, delta_bias, delta_softplus, chunk_size, max_elements):
-        self.cd = cd = _compute_dtype(u)
+        self.cd = cd = compute_dtype(u)
         batch, dim, L = u.shape
         if B.dim() == 3:
             B, C = B.unsqueeze(1), C.unsqueeze(1)
@@ -208,11 +209,10 @@ def _reference_backward_block(
     Dv = None if D is None else D.to(cd).view(1, G, dg, 1, 1)
 
     segs = sc.segments()
-    starts = []
-    h = sc.u.new_zeros(batch, G, dg, 1, N)
-    for a, b in segs:
-        starts.append(h)
-        h = sc.states(a, b, h)[:, :, :, -1:]
+    # forward states at segment starts; the last segment's own states are recomputed below anyway
+    starts = [sc.u.new_zeros(batch, G, dg, 1, N)]
+    for a, b in segs[:-1]:
+        starts.append(sc.states(a, b, starts[-1])[:, :, :, -1:])
 
     g_next = sc.u.new_zeros(batch, G, dg, 1, N)
     if dlast is not None:
@@ -331,7 +331,7 @@ def selective_scan_reference(
         )
         return res if return_last_state else res[0]
     out = torch.empty(u.shape, dtype=u.dtype, device=u.device)
-    last = torch.empty(u.shape[0], u.shape[1], A.shape[1], dtype=_compute_dtype(u), device=u.device)
+    last = torch.empty(u.shape[0], u.shape[1], A.shape[1], dtype=compute_dtype(u), device=u.device)
     for c0, c1, g in blocks:
         args = _block_args(c0, c1, g, u, delta, A, B, C, D, z, delta_bias)
         out[:, c0:c1], last[:, c0:c1] = _reference_block(
@@ -406,7 +406,7 @@ def selective_scan_loop(
 ):
     """The recurrence one step at a time: slow, obviously right. Used as a benchmark baseline."""
     out_dtype = u.dtype
-    u, dt, A, B, C, cd = _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    u, dt, A, B, C, cd = _prepare(u, delta, A, B, C, delta_bias, delta_softplus)
     batch, dim, L = u.shape
     G, N = B.shape[1], B.shape[2]
     Bx = B.repeat_interleave(dim // G, dim=1)  # (batch, dim, N, L)
