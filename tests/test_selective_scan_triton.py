@@ -38,12 +38,21 @@ CASES = [
     ("fp16", 2, 4, 21, 3, 2, True, True, True, True, "float16", {}),
     ("op_autograd", 2, 4, 10, 3, 1, True, True, True, True, "float32", {"via_op": True}),
     ("n1_bf16", 2, 8, 19, 1, 2, True, True, True, True, "bfloat16", {}),
-    ("fwd_prefetch", 2, 4, 43, 3, 1, True, True, True, True, "float32", {"tiles": {"fwd_prefetch": True}, "target": 8}),
-    ("carry_prefetch", 2, 4, 43, 3, 1, True, True, True, True, "float32",
-     {"tiles": {"carry_prefetch": True}, "target": 8}),
-    ("carry_prefetch_reverse", 1, 4, 37, 2, 1, True, True, True, True, "float32",
-     {"tiles": {"carry_prefetch": True}, "target": 8, "reverse": True}),
-    ("fwd_prefetch_n16_bf16", 1, 4, 29, 16, 1, True, True, True, True, "bfloat16", {"tiles": {"fwd_prefetch": True}}),
+    ("no_prefetch_no_pair", 2, 4, 43, 3, 1, True, True, True, True, "float32",
+     {"tiles": {"fwd_prefetch": False, "carry_prefetch": False, "carry_pair": False}, "target": 8}),
+    ("no_prefetch_reverse", 1, 4, 37, 2, 1, True, True, True, True, "float32",
+     {"tiles": {"fwd_prefetch": False, "carry_prefetch": False, "carry_pair": False}, "target": 8, "reverse": True}),
+    ("bwd_prefetch", 2, 16, 43, 3, 2, True, True, True, True, "float32", {"tiles": {"bwd_prefetch": True}}),
+    ("bwd_prefetch_reverse_nz", 1, 16, 37, 4, 1, False, True, False, True, "float32",
+     {"tiles": {"bwd_prefetch": True}, "reverse": True}),
+    ("fwd_prefetch_n16_bf16", 1, 4, 29, 16, 1, True, True, True, True, "bfloat16", {}),
+    ("n1_walk", 2, 16, 29, 1, 2, True, True, True, True, "float32", {"tl_tiles": {"walk": True}}),
+    ("n1_walk_no_prefetch_reverse", 2, 8, 21, 1, 1, True, True, True, True, "float32",
+     {"tl_tiles": {"walk": True, "walk_prefetch": False}, "reverse": True, "B3": True}),
+    ("n1_walk_options_off", 1, 8, 13, 1, 2, False, False, False, True, "float32", {"tl_tiles": {"walk": True}}),
+    ("n1_walk_noncontig_bf16", 2, 8, 17, 1, 2, True, True, True, True, "bfloat16",
+     {"tl_tiles": {"walk": True}, "noncontig": True}),
+    ("n1_walk_L1", 2, 8, 1, 1, 2, True, True, True, True, "float32", {"tl_tiles": {"walk": True}}),
     ("float64_reference_path", 1, 4, 9, 3, 1, True, True, True, True, "float64", {}),
     ("empty_L0", 2, 4, 0, 3, 1, True, True, True, True, "float32", {}),
 ]
@@ -70,10 +79,12 @@ def _run_case(case) -> dict:
     name, batch, dim, L, N, G, has_z, has_D, has_bias, softplus, dtype, extra = case
     dtype = getattr(torch, dtype)
     triton_scan.TILES.update(fwd_T=8, bwd_T=8, fwd_T_n1=8, bwd_T_n1=8, fwd_dn=16, bwd_dn=16, carry_dn=16,
-                             target_programs=extra.get("target", 1), n1_timelanes=True, fwd_prefetch=False,
-                             carry_prefetch=False)
+                             target_programs=extra.get("target", 1), fwd_target_programs=extra.get("target", 1),
+                             n1_timelanes=True)
     triton_scan.TILES.update(extra.get("tiles", {}))
-    triton_scan_timelanes.TILES.update(bwd_T=8, bwd_tile=32, carry_tile=32, target_programs=extra.get("target", 1))
+    triton_scan_timelanes.TILES.update(bwd_T=8, bwd_tile=32, carry_tile=32, target_programs=extra.get("target", 1),
+                                       walk=False, walk_tile=32, walk_min_programs=1)
+    triton_scan_timelanes.TILES.update(extra.get("tl_tiles", {}))
     g = torch.Generator().manual_seed(sum(map(ord, name)))
     r = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64).to(torch.bfloat16).double()
     bc = (batch, N, L) if extra.get("B3") else (batch, G, N, L)

@@ -26,20 +26,58 @@ SHAPES = {
 }
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
-# Tile-size overrides tried with --variants sweep (keys of triton_scan.TILES).
+# Tile-size overrides tried with --variants sweep: keys of triton_scan.TILES, or with a "tl." prefix
+# keys of triton_scan_timelanes.TILES (the N = 1 backward).
 VARIANTS = {
     "default": {},
     "fwd_t16": {"fwd_T": 16},
     "fwd_dn256_w8": {"fwd_dn": 256, "fwd_warps": 8},
+    "fwd_no_prefetch": {"fwd_prefetch": False},
     "bwd_dn64_w2": {"bwd_dn": 64, "bwd_warps": 2},
     "bwd_t32": {"bwd_T": 32, "bwd_T_n1": 16},
     "bwd_t8": {"bwd_T": 8},
+    "bwd_prefetch": {"bwd_prefetch": True},
+    "bwd_nreg168": {"bwd_maxnreg": 168},
+    "bwd_prefetch_nreg168": {"bwd_prefetch": True, "bwd_maxnreg": 168},
+    "bwd_prefetch_dn64_w2": {"bwd_prefetch": True, "bwd_dn": 64, "bwd_warps": 2},
+    "carry_no_pair": {"carry_pair": False},
+    "carry_no_prefetch": {"carry_prefetch": False},
+    "carry_dn64_w2": {"carry_dn": 64, "carry_warps": 2},
+    "segments": {"fwd_target_programs": 1056},
     "n1_time_major_bwd": {"n1_timelanes": False},
-    "no_segments": {"target_programs": 1},
-    "fwd_prefetch": {"fwd_prefetch": True},
-    "carry_prefetch": {"carry_prefetch": True},
-    "both_prefetch": {"fwd_prefetch": True, "carry_prefetch": True},
+    "n1_tile1024": {"tl.bwd_tile": 1024},
+    "n1_tile512": {"tl.bwd_tile": 512},
+    "n1_carry2048": {"tl.carry_tile": 2048},
+    "n1_walk512": {"tl.walk": True, "tl.walk_tile": 512},
+    "n1_walk512_nopf": {"tl.walk": True, "tl.walk_tile": 512, "tl.walk_prefetch": False},
+    "n1_walk1024_nopf": {"tl.walk": True, "tl.walk_tile": 1024, "tl.walk_prefetch": False},
+    "n1_walk256": {"tl.walk": True, "tl.walk_tile": 256},
+    "n1_walk512_w2": {"tl.walk": True, "tl.walk_tile": 512, "tl.walk_warps": 2},
 }
+
+
+class _tiles:
+    """Apply VARIANTS-style overrides to the kernels' TILES dicts for the duration of a with block."""
+
+    def __init__(self, overrides):
+        from vssm.kernels.selective_scan import triton_scan, triton_scan_timelanes
+
+        self.mods = {"": triton_scan.TILES, "tl.": triton_scan_timelanes.TILES}
+        self.overrides = overrides or {}
+
+    def __enter__(self):
+        self.saved = {k: dict(v) for k, v in self.mods.items()}
+        for key, value in self.overrides.items():
+            prefix = "tl." if key.startswith("tl.") else ""
+            name = key[len(prefix):]
+            if name not in self.mods[prefix]:
+                raise KeyError(f"unknown tile key {key!r}")
+            self.mods[prefix][name] = value
+
+    def __exit__(self, *exc):
+        for prefix, tiles in self.mods.items():
+            tiles.clear()
+            tiles.update(self.saved[prefix])
 
 
 def make_inputs(shape, dtype, device="cuda", seed=0):
@@ -103,9 +141,7 @@ def bench_one(shape, dtype, tiles=None, keep=False):
 
     from vssm.kernels.selective_scan import triton_scan as ts
 
-    saved = dict(ts.TILES)
-    ts.TILES.update(tiles or {})
-    try:
+    with _tiles(tiles):
         ins = make_inputs(shape, dtype)
         g = torch.Generator(device="cuda").manual_seed(1)
         dout = torch.randn(ins[0].shape, device="cuda", generator=g).to(dtype)
@@ -115,10 +151,67 @@ def bench_one(shape, dtype, tiles=None, keep=False):
         outs = None
         if keep:
             outs = [*ts.triton_forward(*ins, True), *ts.triton_backward(dout, dlast, *ins, True)]
-    finally:
-        ts.TILES.clear()
-        ts.TILES.update(saved)
     return fwd, bwd, outs
+
+
+def breakdown(shape, dtype, tiles=None, iters=10):
+    """Per-kernel GPU time (ms per call) of one forward and one backward, from torch.profiler."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from vssm.kernels.selective_scan import triton_scan as ts
+
+    with _tiles(tiles):
+        ins = make_inputs(shape, dtype)
+        dout = torch.randn(ins[0].shape, device="cuda").to(dtype)
+        dlast = torch.randn(shape[0], shape[1], shape[3], device="cuda")
+        res = {}
+        for label, fn in (("fwd", lambda: ts.triton_forward(*ins, True)),
+                          ("bwd", lambda: ts.triton_backward(dout, dlast, *ins, True))):
+            fn()
+            torch.cuda.synchronize()
+            with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                for _ in range(iters):
+                    fn()
+                torch.cuda.synchronize()
+            times = {}
+            for ev in prof.events():
+                if ev.device_type == torch.autograd.DeviceType.CUDA:
+                    times[ev.name] = times.get(ev.name, 0.0) + ev.device_time_total / 1e3 / iters
+            res[label] = times
+    return res
+
+
+def kernel_resources():
+    """Registers, spills and shared memory of every compiled Triton scan kernel so far."""
+    from vssm.kernels.selective_scan import triton_scan as ts
+
+    mods = [ts]
+    try:
+        from vssm.kernels.selective_scan import triton_scan_timelanes as tl_mod
+
+        mods.append(tl_mod)
+    except ImportError:
+        pass
+    lines = []
+    for mod in mods:
+        for name in dir(mod):
+            fn = getattr(mod, name)
+            cache = getattr(fn, "device_caches", None)
+            if not name.startswith("_") or cache is None:
+                continue
+            for dev_cache in cache.values():
+                kernels = dev_cache[0] if isinstance(dev_cache, tuple) else dev_cache
+                for k in kernels.values():
+                    try:
+                        k._init_handles()
+                        consts = getattr(getattr(k, "src", None), "constants", {}) or {}
+                        tile = {str(c[-1] if isinstance(c, tuple) else c): v for c, v in consts.items()}
+                        tile = " ".join(f"{c}={tile[c]}" for c in ("T", "BLOCK_D", "NP", "ADJOINT", "MASK_T") if c in tile)
+                        lines.append(f"{mod.__name__.split('.')[-1]}.{name} [{tile}]: regs {k.n_regs} "
+                                     f"spills {k.n_spills} shared {k.metadata.shared} warps {k.metadata.num_warps}")
+                    except Exception as e:  # noqa: BLE001 - diagnostics only
+                        lines.append(f"{name}: {e}")
+    return sorted(set(lines))
 
 
 def _max_rel(outs, ref):
@@ -132,6 +225,7 @@ def main(argv=None):
     ap.add_argument("--variants", default="default", help="'sweep', or a comma list of names in VARIANTS")
     ap.add_argument("--check", action="store_true", help="check against the float64 reference first")
     ap.add_argument("--json", default=None, help="write all results to this file")
+    ap.add_argument("--breakdown", action="store_true", help="per-kernel times of each variant (torch.profiler)")
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
         raise SystemExit("bench_scan: needs a CUDA device")
@@ -166,6 +260,10 @@ def main(argv=None):
                 if best_b is None or b < best_b[0]:
                     best_b = (b, var)
                 del outs
+                if args.breakdown:
+                    for lbl, times in breakdown(shape, DTYPES[dt], VARIANTS[var]).items():
+                        parts = ", ".join(f"{k[:40]} {v:.3f}" for k, v in sorted(times.items(), key=lambda kv: -kv[1]))
+                        print(f"      {lbl}: {parts}", flush=True)
             del first
             fb, bb = bytes_moved(shape, DTYPES[dt])
             gf, gb = fb / best_f[0] / 1e6, bb / best_b[0] / 1e6
@@ -179,6 +277,8 @@ def main(argv=None):
           + (" best variant |" if len(variants) > 1 else ""))
     print("|---|---|---|---|---|---|---|" + ("---|" if len(variants) > 1 else ""))
     print("\n".join(rows))
+    if args.breakdown:
+        print("\n".join(kernel_resources()))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(dict(copy_gbps=bw, results=results), f, indent=1)

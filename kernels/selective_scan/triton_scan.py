@@ -42,15 +42,19 @@ TILES: dict = {
     "fwd_T_n1": 16,  # N = 1: one state per thread leaves room for fewer steps only (no spills)
     "fwd_warps": 4,
     "fwd_dn": 128,  # channels x states per program (BLOCK_D * NP)
-    "fwd_prefetch": False,  # 2 <= N <= 16: load chunk k + 1 before computing chunk k (not yet timed)
+    "fwd_prefetch": True,  # 2 <= N <= 16: load chunk k + 1 before computing chunk k
     "bwd_T": 16,
     "bwd_T_n1": 8,
     "bwd_warps": 4,
     "bwd_dn": 128,
     "carry_warps": 4,
     "carry_dn": 128,
-    "carry_prefetch": False,  # load the next chunk before reducing this one (not yet timed)
-    "target_programs": 1056,  # ~8 programs per H100 SM before segments/slices are added
+    "carry_prefetch": True,  # load the next chunk before reducing this one
+    "carry_pair": True,  # backward: the states and adjoint carry passes in one launch
+    "bwd_prefetch": False,  # load channel block j + 1 before computing block j
+    "bwd_maxnreg": None,  # register cap per thread for the backward kernel (None: compiler's choice)
+    "target_programs": 1056,  # backward: ~8 programs per H100 SM before channel slices are added
+    "fwd_target_programs": 264,  # forward: below this many programs time is cut into segments
     "n1_timelanes": True,  # N = 1 backward: triton_scan_timelanes (2x faster there on the H100)
 }
 
@@ -184,9 +188,9 @@ def _carry_compute(
     return tl.exp2(A2 * S[:, None]) * h + contrib
 
 
-@triton.jit(do_not_specialize=["dim", "L", "N", "dim_per_group", "n_dblk", "n_chunks", "store_every", "n_slots"])
-def _carry_kernel(
-    x_ptr, delta_ptr, z_ptr, A_ptr, w_ptr, bias_ptr, init_ptr, out_ptr,
+@triton.jit
+def _carry_body(
+    pid, x_ptr, delta_ptr, z_ptr, A_ptr, w_ptr, bias_ptr, init_ptr, out_ptr,
     dim, L, N, dim_per_group, n_dblk, n_chunks, store_every, n_slots,
     sx_b, sx_d, sx_l, sdt_b, sdt_d, sdt_l, sz_b, sz_d, sz_l,
     sw_b, sw_g, sw_n, sw_l,
@@ -200,7 +204,6 @@ def _carry_kernel(
     Adjoint: out[b, d, k, n] = R_{k+1}, the adjoint entering chunk k from the right, where
     R_k = a_{t0} g_{t0} at the chunk's first step t0; R_{n_chunks} = init (d last_state).
     """
-    pid = tl.program_id(0)
     b = pid // n_dblk
     d0 = (pid % n_dblk) * BLOCK_D
     g = d0 // dim_per_group
@@ -271,6 +274,48 @@ def _carry_kernel(
         if n_full < n_chunks:
             if n_full % store_every == 0:
                 tl.store(out_ptr + st_off + (n_full // store_every) * N, h, mask=st_mask)
+
+
+@triton.jit(do_not_specialize=["dim", "L", "N", "dim_per_group", "n_dblk", "n_chunks", "store_every", "n_slots"])
+def _carry_kernel(
+    x_ptr, delta_ptr, z_ptr, A_ptr, w_ptr, bias_ptr, init_ptr, out_ptr,
+    dim, L, N, dim_per_group, n_dblk, n_chunks, store_every, n_slots,
+    sx_b, sx_d, sx_l, sdt_b, sdt_d, sdt_l, sz_b, sz_d, sz_l,
+    sw_b, sw_g, sw_n, sw_l,
+    ADJOINT: tl.constexpr, HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_INIT: tl.constexpr,
+    PREFETCH: tl.constexpr,
+    REVERSE: tl.constexpr, IDX64: tl.constexpr, BLOCK_D: tl.constexpr, NP: tl.constexpr, T: tl.constexpr,
+):
+    """One carry pass (see `_carry_body`), one program per (batch row, channel block)."""
+    _carry_body(tl.program_id(0), x_ptr, delta_ptr, z_ptr, A_ptr, w_ptr, bias_ptr, init_ptr, out_ptr,
+                dim, L, N, dim_per_group, n_dblk, n_chunks, store_every, n_slots,
+                sx_b, sx_d, sx_l, sdt_b, sdt_d, sdt_l, sz_b, sz_d, sz_l, sw_b, sw_g, sw_n, sw_l,
+                ADJOINT, HAS_Z, SOFTPLUS, HAS_INIT, PREFETCH, REVERSE, IDX64, BLOCK_D, NP, T)
+
+
+@triton.jit(do_not_specialize=["dim", "L", "N", "dim_per_group", "n_dblk", "n_chunks"])
+def _carry_pair_kernel(
+    u_ptr, dout_ptr, delta_ptr, z_ptr, A_ptr, B_ptr, C_ptr, bias_ptr, dlast_ptr, hst_ptr, adj_ptr,
+    dim, L, N, dim_per_group, n_dblk, n_chunks,
+    su_b, su_d, su_l, sdo_b, sdo_d, sdo_l, sdt_b, sdt_d, sdt_l, sz_b, sz_d, sz_l,
+    sB_b, sB_g, sB_n, sB_l, sC_b, sC_g, sC_n, sC_l,
+    HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr, PREFETCH: tl.constexpr,
+    REVERSE: tl.constexpr, IDX64: tl.constexpr, BLOCK_D: tl.constexpr, NP: tl.constexpr, T: tl.constexpr,
+):
+    """Both carry passes of the backward in one launch: grid axis 1 picks states (0) or adjoint (1).
+
+    The two passes are independent; run side by side they give a short batch twice the programs.
+    """
+    if tl.program_id(1) == 0:
+        _carry_body(tl.program_id(0), u_ptr, delta_ptr, z_ptr, A_ptr, B_ptr, bias_ptr, hst_ptr, hst_ptr,
+                    dim, L, N, dim_per_group, n_dblk, n_chunks, 1, n_chunks,
+                    su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sz_b, sz_d, sz_l, sB_b, sB_g, sB_n, sB_l,
+                    False, HAS_Z, SOFTPLUS, False, PREFETCH, REVERSE, IDX64, BLOCK_D, NP, T)
+    else:
+        _carry_body(tl.program_id(0), dout_ptr, delta_ptr, z_ptr, A_ptr, C_ptr, bias_ptr, dlast_ptr, adj_ptr,
+                    dim, L, N, dim_per_group, n_dblk, n_chunks, 1, n_chunks,
+                    sdo_b, sdo_d, sdo_l, sdt_b, sdt_d, sdt_l, sz_b, sz_d, sz_l, sC_b, sC_g, sC_n, sC_l,
+                    True, HAS_Z, SOFTPLUS, True, PREFETCH, REVERSE, IDX64, BLOCK_D, NP, T)
 
 
 @triton.jit
@@ -417,6 +462,92 @@ def _fwd_kernel(
         tl.store(last_ptr + (b64 * dim + offs_d[:, None]) * N + offs_n[None, :], h, mask=st_mask)
 
 
+@triton.jit
+def _bwd_loads(
+    d0, k, b64, offs_n, mask_n, idx, idx_nx, m2, mask_nx, dim, N, n_chunks,
+    u_ptr, delta_ptr, z_ptr, dout_ptr, A_ptr, D_ptr, bias_ptr, hst_ptr, adj_ptr,
+    su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sz_b, sz_d, sz_l, sdo_b, sdo_d, sdo_l,
+    HAS_Z: tl.constexpr, MASK_T: tl.constexpr, BLOCK_D: tl.constexpr,
+):
+    """Everything one channel block of one chunk reads besides B and C."""
+    offs_d = d0 + tl.arange(0, BLOCK_D)
+    offs_d64 = offs_d[None, :].to(tl.int64)
+    A = tl.load(A_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask_n[None, :], other=0.0)
+    Dv = tl.load(D_ptr + offs_d)
+    bias = tl.load(bias_ptr + offs_d)
+    st_off = ((b64 * dim + offs_d[:, None]) * n_chunks + k) * N + offs_n[None, :]
+    h0 = tl.load(hst_ptr + st_off, mask=mask_n[None, :], other=0.0)
+    R = tl.load(adj_ptr + st_off, mask=mask_n[None, :], other=0.0)
+    u = _load_tile(u_ptr + b64 * su_b + offs_d64 * su_d + idx[:, None] * su_l, m2, MASK_T)
+    dt_ptrs = delta_ptr + b64 * sdt_b + offs_d64 * sdt_d
+    delta = _load_tile(dt_ptrs + idx[:, None] * sdt_l, m2, MASK_T)
+    delta_nx = tl.load(dt_ptrs + idx_nx[:, None] * sdt_l, mask=mask_nx[:, None], other=0.0).to(tl.float32)
+    dout = _load_tile(dout_ptr + b64 * sdo_b + offs_d64 * sdo_d + idx[:, None] * sdo_l, m2, MASK_T)
+    if HAS_Z:
+        zz = _load_tile(z_ptr + b64 * sz_b + offs_d64 * sz_d + idx[:, None] * sz_l, m2, MASK_T)
+    else:
+        zz = dout  # placeholder of the same type; unused
+    return A, Dv, bias, h0, R, u, delta, delta_nx, dout, zz
+
+
+@triton.jit
+def _bwd_compute(
+    cur, d0, k, b64, idx, m2, mask_nx, mask_n, is_last, Bt, Ct, dB_acc, dC_acc,
+    dim, N, n_chunks, du_ptr, ddelta_ptr, dz_ptr, dA_ptr, dD_ptr, dbias_ptr, sg_b, sg_d,
+    HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr, MASK_T: tl.constexpr, BLOCK_D: tl.constexpr,
+):
+    """Gradients of one channel block of one chunk; returns the dB/dC accumulators."""
+    A, Dv, bias, h0, R, u, delta, delta_nx, dout, zz = cur
+    offs_d = d0 + tl.arange(0, BLOCK_D)
+    offs_d64 = offs_d[None, :].to(tl.int64)
+    offs_n = tl.arange(0, A.shape[1])
+    A2 = A * 1.4426950408889634
+    dt = _step_size(delta, bias, m2, SOFTPLUS, MASK_T)
+    dt_nx = _step_size(delta_nx, bias, mask_nx[:, None], SOFTPLUS)
+
+    # states inside the chunk, from the stored chunk-start state
+    a = tl.exp2(A2[None, :, :] * dt[:, :, None])
+    dtu = dt * u
+    x = dtu[:, :, None] * Bt[:, None, :]
+    a_cum, x_cum = tl.associative_scan((a, x), 0, _combine)
+    hs = a_cum * h0[None, :, :] + x_cum
+
+    if HAS_Z:
+        sz = tl.sigmoid(zz)
+        y = tl.sum(hs * Ct[:, None, :], axis=2) + Dv[None, :] * u
+        dz = dout * y * sz * (1.0 + zz * (1.0 - sz))
+        _store_tile(dz_ptr + b64 * sg_b + offs_d64 * sg_d + idx[:, None], dz, m2, MASK_T)
+        dy = dout * zz * sz
+    else:
+        dy = dout
+
+    # adjoint: g_t = C_t dy_t + a_{t+1} g_{t+1}, scanned backwards; R enters at the chunk's end
+    alpha = tl.where(is_last, 1.0, tl.exp2(A2[None, :, :] * dt_nx[:, :, None]))
+    c = Ct[:, None, :] * dy[:, :, None]
+    p_cum, g_cum = tl.associative_scan((alpha, c), 0, _combine, reverse=True)
+    gs = g_cum + p_cum * R[None, :, :]
+
+    ga = gs * (hs - x)  # g_t * a_t * h_{t-1}
+    gB = tl.sum(gs * Bt[:, None, :], axis=2)
+    du = dt * gB + Dv[None, :] * dy
+    ddt = u * gB + tl.sum(ga * A[None, :, :], axis=2)
+    if SOFTPLUS:
+        ddelta = ddt * tl.sigmoid(delta + bias[None, :])
+    else:
+        ddelta = ddt
+    if MASK_T:
+        ddelta = tl.where(m2, ddelta, 0.0)
+    g_off = b64 * sg_b + offs_d64 * sg_d + idx[:, None]
+    _store_tile(du_ptr + g_off, du, m2, MASK_T)
+    _store_tile(ddelta_ptr + g_off, ddelta, m2, MASK_T)
+
+    p_off = (b64 * n_chunks + k) * dim + offs_d
+    tl.store(dA_ptr + p_off[:, None] * N + offs_n[None, :], tl.sum(ga * dt[:, :, None], axis=0), mask=mask_n[None, :])
+    tl.store(dD_ptr + p_off, tl.sum(dy * u, axis=0))
+    tl.store(dbias_ptr + p_off, tl.sum(ddelta, axis=0))
+    return dB_acc + gs * dtu[:, :, None], dC_acc + hs * dy[:, :, None]
+
+
 @triton.jit(
     do_not_specialize=["dim", "L", "N", "dim_per_group", "n_groups", "n_slices", "slice_len", "n_chunks", "k_offset"]
 )
@@ -426,7 +557,7 @@ def _bwd_kernel(
     dim, L, N, dim_per_group, n_groups, n_slices, slice_len, n_chunks, k_offset,
     su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sz_b, sz_d, sz_l, sdo_b, sdo_d, sdo_l,
     sB_b, sB_g, sB_n, sB_l, sC_b, sC_g, sC_n, sC_l, sg_b, sg_d,
-    HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr, MASK_T: tl.constexpr,
+    HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr, MASK_T: tl.constexpr, PREFETCH: tl.constexpr,
     REVERSE: tl.constexpr, IDX64: tl.constexpr, BLOCK_D: tl.constexpr, NP: tl.constexpr, T: tl.constexpr,
 ):
     pid = tl.program_id(0)
@@ -457,68 +588,31 @@ def _bwd_kernel(
     dC_acc = tl.zeros((T, BLOCK_D, NP), dtype=tl.float32)
 
     d_first = g * dim_per_group + sl * slice_len
-    for d0 in range(d_first, d_first + slice_len, BLOCK_D):
-        offs_d = d0 + tl.arange(0, BLOCK_D)
-        offs_d64 = offs_d[None, :].to(tl.int64)
-        A = tl.load(A_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask_n[None, :], other=0.0)
-        A2 = A * 1.4426950408889634
-        Dv = tl.load(D_ptr + offs_d)
-        bias = tl.load(bias_ptr + offs_d)
-        st_off = ((b64 * dim + offs_d[:, None]) * n_chunks + k) * N + offs_n[None, :]
-        h0 = tl.load(hst_ptr + st_off, mask=mask_n[None, :], other=0.0)
-        R = tl.load(adj_ptr + st_off, mask=mask_n[None, :], other=0.0)
-
-        u = _load_tile(u_ptr + b64 * su_b + offs_d64 * su_d + idx[:, None] * su_l, m2, MASK_T)
-        dt_ptrs = delta_ptr + b64 * sdt_b + offs_d64 * sdt_d
-        delta = _load_tile(dt_ptrs + idx[:, None] * sdt_l, m2, MASK_T)
-        delta_nx = tl.load(dt_ptrs + idx_nx[:, None] * sdt_l, mask=mask_nx[:, None], other=0.0).to(tl.float32)
-        dout = _load_tile(dout_ptr + b64 * sdo_b + offs_d64 * sdo_d + idx[:, None] * sdo_l, m2, MASK_T)
-        dt = _step_size(delta, bias, m2, SOFTPLUS, MASK_T)
-        dt_nx = _step_size(delta_nx, bias, mask_nx[:, None], SOFTPLUS)
-
-        # states inside the chunk, from the stored chunk-start state
-        a = tl.exp2(A2[None, :, :] * dt[:, :, None])
-        dtu = dt * u
-        x = dtu[:, :, None] * Bt[:, None, :]
-        a_cum, x_cum = tl.associative_scan((a, x), 0, _combine)
-        hs = a_cum * h0[None, :, :] + x_cum
-
-        if HAS_Z:
-            zz = _load_tile(z_ptr + b64 * sz_b + offs_d64 * sz_d + idx[:, None] * sz_l, m2, MASK_T)
-            sz = tl.sigmoid(zz)
-            y = tl.sum(hs * Ct[:, None, :], axis=2) + Dv[None, :] * u
-            dz = dout * y * sz * (1.0 + zz * (1.0 - sz))
-            _store_tile(dz_ptr + b64 * sg_b + offs_d64 * sg_d + idx[:, None], dz, m2, MASK_T)
-            dy = dout * zz * sz
-        else:
-            dy = dout
-
-        # adjoint: g_t = C_t dy_t + a_{t+1} g_{t+1}, scanned backwards; R enters at the chunk's end
-        alpha = tl.where(is_last, 1.0, tl.exp2(A2[None, :, :] * dt_nx[:, :, None]))
-        c = Ct[:, None, :] * dy[:, :, None]
-        p_cum, g_cum = tl.associative_scan((alpha, c), 0, _combine, reverse=True)
-        gs = g_cum + p_cum * R[None, :, :]
-
-        ga = gs * (hs - x)  # g_t * a_t * h_{t-1}
-        gB = tl.sum(gs * Bt[:, None, :], axis=2)
-        du = dt * gB + Dv[None, :] * dy
-        ddt = u * gB + tl.sum(ga * A[None, :, :], axis=2)
-        if SOFTPLUS:
-            ddelta = ddt * tl.sigmoid(delta + bias[None, :])
-        else:
-            ddelta = ddt
-        if MASK_T:
-            ddelta = tl.where(m2, ddelta, 0.0)
-        g_off = b64 * sg_b + offs_d64 * sg_d + idx[:, None]
-        _store_tile(du_ptr + g_off, du, m2, MASK_T)
-        _store_tile(ddelta_ptr + g_off, ddelta, m2, MASK_T)
-
-        p_off = (b64 * n_chunks + k) * dim + offs_d
-        tl.store(dA_ptr + p_off[:, None] * N + offs_n[None, :], tl.sum(ga * dt[:, :, None], axis=0), mask=mask_n[None, :])
-        tl.store(dD_ptr + p_off, tl.sum(dy * u, axis=0))
-        tl.store(dbias_ptr + p_off, tl.sum(ddelta, axis=0))
-        dB_acc += gs * dtu[:, :, None]
-        dC_acc += hs * dy[:, :, None]
+    d_last = d_first + slice_len - BLOCK_D
+    if PREFETCH:
+        # the next channel block's loads are issued before this block is computed
+        nxt = _bwd_loads(d_first, k, b64, offs_n, mask_n, idx, idx_nx, m2, mask_nx, dim, N, n_chunks,
+                         u_ptr, delta_ptr, z_ptr, dout_ptr, A_ptr, D_ptr, bias_ptr, hst_ptr, adj_ptr,
+                         su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sz_b, sz_d, sz_l, sdo_b, sdo_d, sdo_l,
+                         HAS_Z, MASK_T, BLOCK_D)
+        for d0 in range(d_first, d_first + slice_len, BLOCK_D):
+            cur = nxt
+            nxt = _bwd_loads(tl.minimum(d0 + BLOCK_D, d_last), k, b64, offs_n, mask_n, idx, idx_nx, m2, mask_nx,
+                             dim, N, n_chunks, u_ptr, delta_ptr, z_ptr, dout_ptr, A_ptr, D_ptr, bias_ptr, hst_ptr,
+                             adj_ptr, su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sz_b, sz_d, sz_l, sdo_b, sdo_d, sdo_l,
+                             HAS_Z, MASK_T, BLOCK_D)
+            dB_acc, dC_acc = _bwd_compute(cur, d0, k, b64, idx, m2, mask_nx, mask_n, is_last, Bt, Ct, dB_acc, dC_acc,
+                                          dim, N, n_chunks, du_ptr, ddelta_ptr, dz_ptr, dA_ptr, dD_ptr, dbias_ptr,
+                                          sg_b, sg_d, HAS_Z, SOFTPLUS, MASK_T, BLOCK_D)
+    else:
+        for d0 in range(d_first, d_first + slice_len, BLOCK_D):
+            cur = _bwd_loads(d0, k, b64, offs_n, mask_n, idx, idx_nx, m2, mask_nx, dim, N, n_chunks,
+                             u_ptr, delta_ptr, z_ptr, dout_ptr, A_ptr, D_ptr, bias_ptr, hst_ptr, adj_ptr,
+                             su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sz_b, sz_d, sz_l, sdo_b, sdo_d, sdo_l,
+                             HAS_Z, MASK_T, BLOCK_D)
+            dB_acc, dC_acc = _bwd_compute(cur, d0, k, b64, idx, m2, mask_nx, mask_n, is_last, Bt, Ct, dB_acc, dC_acc,
+                                          dim, N, n_chunks, du_ptr, ddelta_ptr, dz_ptr, dA_ptr, dD_ptr, dbias_ptr,
+                                          sg_b, sg_d, HAS_Z, SOFTPLUS, MASK_T, BLOCK_D)
 
     bc_off = ((b64 * n_slices + sl) * n_groups + g) * (N * L) + offs_n[None, :] * L + idx[:, None]
     tl.store(dB_ptr + bc_off, tl.sum(dB_acc, axis=1), mask=mtn)
@@ -590,6 +684,27 @@ def _run_carry(p: _Prep, x, delta, z, w, init, n_chunks, T, store_every, adjoint
     return out
 
 
+def _run_carry_pair(p: _Prep, u, dout, delta, z, dlast, n_chunks, T, softplus, reverse):
+    """States and adjoint carries at every chunk start, both passes in one launch."""
+    bd, warps = p.block_d(TILES["carry_dn"], TILES["carry_warps"])
+    n_dblk = p.dim // bd
+    hst = torch.empty((p.batch, p.dim, n_chunks, p.N), device=u.device, dtype=torch.float32)
+    adj = torch.empty_like(hst)
+    _carry_pair_kernel[(p.batch * n_dblk, 2)](
+        u, dout, delta, z if z is not None else u, p.A, p.B, p.C, p.bias, dlast, hst, adj,
+        p.dim, p.L, p.N, p.dim_per_group, n_dblk, n_chunks,
+        *u.stride(), *dout.stride(), *delta.stride(), *_strides(z, 3), *p.B.stride(), *p.C.stride(),
+        HAS_Z=z is not None, SOFTPLUS=softplus, PREFETCH=TILES["carry_prefetch"], REVERSE=reverse,
+        IDX64=p.idx64, BLOCK_D=bd, NP=p.NP, T=T, num_warps=warps,
+    )
+    return hst, adj
+
+
+def _launch_opts(kernel: str) -> dict:
+    cap = TILES.get(kernel + "_maxnreg")
+    return {} if cap is None else {"maxnreg": cap}
+
+
 def _check_device(u: torch.Tensor) -> None:
     if u.device.type != "cuda" and os.environ.get("TRITON_INTERPRET", "0") != "1":
         raise ValueError(
@@ -626,7 +741,7 @@ def triton_forward(
     bd, warps = p.block_d(TILES["fwd_dn"], TILES["fwd_warps"])
     n_dblk = p.dim // bd
     # Split time into segments when batch x channel blocks cannot fill the GPU.
-    want = TILES["target_programs"]
+    want = TILES["fwd_target_programs"]
     n_seg = max(1, min(n_chunks, want // max(1, p.batch * n_dblk)))
     per_seg = triton.cdiv(n_chunks, n_seg)
     n_seg = triton.cdiv(n_chunks, per_seg)
@@ -672,8 +787,11 @@ def triton_backward(
     n_chunks = triton.cdiv(p.L, T)
     softplus = bool(delta_softplus)
     dlast = dlast.to(torch.float32).contiguous()
-    hst = _run_carry(p, u, delta, None, p.B, None, n_chunks, T, 1, False, softplus, reverse)
-    adj = _run_carry(p, dout, delta, z, p.C, dlast, n_chunks, T, 1, True, softplus, reverse)
+    if TILES["carry_pair"]:
+        hst, adj = _run_carry_pair(p, u, dout, delta, z, dlast, n_chunks, T, softplus, reverse)
+    else:
+        hst = _run_carry(p, u, delta, None, p.B, None, n_chunks, T, 1, False, softplus, reverse)
+        adj = _run_carry(p, dout, delta, z, p.C, dlast, n_chunks, T, 1, True, softplus, reverse)
 
     bd, warps = p.block_d(TILES["bwd_dn"], TILES["bwd_warps"])
     per_group_blocks = p.dim_per_group // bd
@@ -705,8 +823,8 @@ def triton_backward(
             p.dim, p.L, p.N, p.dim_per_group, p.G, n_slices, slice_len, n_chunks, k_offset,
             *u.stride(), *delta.stride(), *_strides(z, 3), *dout.stride(), *p.B.stride(), *p.C.stride(),
             du.stride(0), du.stride(1),
-            HAS_Z=z is not None, SOFTPLUS=softplus, MASK_T=mask_t, REVERSE=reverse, IDX64=p.idx64,
-            BLOCK_D=bd, NP=p.NP, T=T, num_warps=warps,
+            HAS_Z=z is not None, SOFTPLUS=softplus, MASK_T=mask_t, PREFETCH=TILES["bwd_prefetch"],
+            REVERSE=reverse, IDX64=p.idx64, BLOCK_D=bd, NP=p.NP, T=T, num_warps=warps, **_launch_opts("bwd"),
         )
     dA = dA_part.sum(dim=(0, 1))
     dB = dB_part[:, 0] if n_slices == 1 else dB_part.sum(dim=1)

@@ -20,7 +20,10 @@ __all__ = ["triton_backward", "TILES"]
 
 # Elements of the (channels, states, T) tile per program, and T (measured best for N = 1).
 TILES: dict = {"bwd_tile": 2048, "bwd_T": 32, "bwd_warps": 4, "carry_tile": 4096, "carry_warps": 4,
-               "target_programs": 1056}
+               "target_programs": 1056,
+               # the chunk-walking backward (`_bwd_walk_kernel`): used when batch x channel blocks gives
+               # at least walk_min_programs programs; tile = channels x T per program
+               "walk": False, "walk_tile": 1024, "walk_warps": 4, "walk_prefetch": True, "walk_min_programs": 264}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -231,6 +234,151 @@ def _bwd_kernel(
     tl.store(dC_ptr + bc_off, dC_acc, mask=mnt)
 
 
+@triton.jit
+def _walk_loads(
+    k, L, b64, g, offs_d, offs_n, mask_n, offs_t, dim, N, n_chunks,
+    u_ptr, delta_ptr, z_ptr, dout_ptr, B_ptr, C_ptr, hst_ptr,
+    su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sz_b, sz_d, sz_l, sdo_b, sdo_d, sdo_l,
+    sB_b, sB_g, sB_n, sB_l, sC_b, sC_g, sC_n, sC_l,
+    HAS_Z: tl.constexpr, REVERSE: tl.constexpr, IDX64: tl.constexpr,
+):
+    """What chunk k of one channel block reads."""
+    T: tl.constexpr = offs_t.shape[0]
+    pos = k * T + offs_t
+    m2 = (pos < L)[None, :]
+    idx = _token_index(pos, L, REVERSE, IDX64)
+    mask_nx = (pos + 1 < L) & (offs_t < T - 1)
+    idx_nx = _token_index(pos + 1, L, REVERSE, IDX64)
+    mnt = mask_n[:, None] & m2
+    offs_d64 = offs_d[:, None].to(tl.int64)
+    Bt = tl.load(B_ptr + b64 * sB_b + g.to(tl.int64) * sB_g + offs_n[:, None] * sB_n + idx[None, :] * sB_l,
+                 mask=mnt, other=0.0).to(tl.float32)
+    Ct = tl.load(C_ptr + b64 * sC_b + g.to(tl.int64) * sC_g + offs_n[:, None] * sC_n + idx[None, :] * sC_l,
+                 mask=mnt, other=0.0).to(tl.float32)
+    h0 = tl.load(hst_ptr + ((b64 * dim + offs_d64) * n_chunks + k) * N + offs_n[None, :], mask=mask_n[None, :],
+                 other=0.0)
+    u = tl.load(u_ptr + b64 * su_b + offs_d64 * su_d + idx[None, :] * su_l, mask=m2, other=0.0).to(tl.float32)
+    dt_ptrs = delta_ptr + b64 * sdt_b + offs_d64 * sdt_d
+    delta = tl.load(dt_ptrs + idx[None, :] * sdt_l, mask=m2, other=0.0).to(tl.float32)
+    delta_nx = tl.load(dt_ptrs + idx_nx[None, :] * sdt_l, mask=mask_nx[None, :], other=0.0).to(tl.float32)
+    dout = tl.load(dout_ptr + b64 * sdo_b + offs_d64 * sdo_d + idx[None, :] * sdo_l, mask=m2, other=0.0).to(tl.float32)
+    if HAS_Z:
+        zz = tl.load(z_ptr + b64 * sz_b + offs_d64 * sz_d + idx[None, :] * sz_l, mask=m2, other=0.0).to(tl.float32)
+    else:
+        zz = dout  # placeholder of the same type; unused
+    return Bt, Ct, h0, u, delta, delta_nx, dout, zz
+
+
+@triton.jit(do_not_specialize=["dim", "L", "N", "dim_per_group", "n_dblk", "n_slices", "n_chunks"])
+def _bwd_walk_kernel(
+    u_ptr, delta_ptr, z_ptr, dout_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, hst_ptr, dlast_ptr,
+    du_ptr, ddelta_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr,
+    dim, L, N, dim_per_group, n_dblk, n_slices, n_chunks,
+    su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sz_b, sz_d, sz_l, sdo_b, sdo_d, sdo_l,
+    sB_b, sB_g, sB_n, sB_l, sC_b, sC_g, sC_n, sC_l, sg_b, sg_d,
+    HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr, PREFETCH: tl.constexpr,
+    REVERSE: tl.constexpr, IDX64: tl.constexpr, BLOCK_D: tl.constexpr, NP: tl.constexpr, T: tl.constexpr,
+):
+    """Backward with the adjoint carried in registers: one program per (batch row, channel block) walks
+    the chunks from last to first, so no adjoint carry pass runs and dA/dD/d(delta_bias) are summed
+    over time in registers (one partial per batch row, reduced by torch.sum: no atomics)."""
+    pid = tl.program_id(0)
+    b = pid // n_dblk
+    d0 = (pid % n_dblk) * BLOCK_D
+    g = d0 // dim_per_group
+    sl = (d0 % dim_per_group) // BLOCK_D
+    b64 = b.to(tl.int64)
+    offs_d = d0 + tl.arange(0, BLOCK_D)
+    offs_d64 = offs_d[:, None].to(tl.int64)
+    offs_n = tl.arange(0, NP)
+    mask_n = offs_n < N
+    offs_t = tl.arange(0, T)
+    is_last = (offs_t == T - 1)[None, None, :]
+    is_first = (offs_t == 0)[None, None, :]
+
+    A = tl.load(A_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask_n[None, :], other=0.0)
+    A2 = A * 1.4426950408889634
+    Dv = tl.load(D_ptr + offs_d)
+    bias = tl.load(bias_ptr + offs_d)
+    st = (b64 * dim + offs_d64) * N + offs_n[None, :]
+    R = tl.load(dlast_ptr + st, mask=mask_n[None, :], other=0.0)
+    dA_acc = tl.zeros((BLOCK_D, NP), dtype=tl.float32)
+    dD_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    db_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    g_base = b64 * sg_b + offs_d64 * sg_d
+    bc_base = ((b64 * n_slices + sl) * (dim // dim_per_group) + g) * (N * L) + offs_n[:, None] * L
+
+    nxt = _walk_loads(n_chunks - 1, L, b64, g, offs_d, offs_n, mask_n, offs_t, dim, N, n_chunks,
+                      u_ptr, delta_ptr, z_ptr, dout_ptr, B_ptr, C_ptr, hst_ptr,
+                      su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sz_b, sz_d, sz_l, sdo_b, sdo_d, sdo_l,
+                      sB_b, sB_g, sB_n, sB_l, sC_b, sC_g, sC_n, sC_l, HAS_Z, REVERSE, IDX64)
+    for i in range(0, n_chunks):
+        k = n_chunks - 1 - i
+        if PREFETCH:
+            cur = nxt
+            nxt = _walk_loads(tl.maximum(k - 1, 0), L, b64, g, offs_d, offs_n, mask_n, offs_t, dim, N, n_chunks,
+                              u_ptr, delta_ptr, z_ptr, dout_ptr, B_ptr, C_ptr, hst_ptr,
+                              su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sz_b, sz_d, sz_l, sdo_b, sdo_d, sdo_l,
+                              sB_b, sB_g, sB_n, sB_l, sC_b, sC_g, sC_n, sC_l, HAS_Z, REVERSE, IDX64)
+        else:
+            cur = _walk_loads(k, L, b64, g, offs_d, offs_n, mask_n, offs_t, dim, N, n_chunks,
+                              u_ptr, delta_ptr, z_ptr, dout_ptr, B_ptr, C_ptr, hst_ptr,
+                              su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sz_b, sz_d, sz_l, sdo_b, sdo_d, sdo_l,
+                              sB_b, sB_g, sB_n, sB_l, sC_b, sC_g, sC_n, sC_l, HAS_Z, REVERSE, IDX64)
+        Bt, Ct, h0, u, delta, delta_nx, dout, zz = cur
+        pos = k * T + offs_t
+        m2 = (pos < L)[None, :]
+        mnt = mask_n[:, None] & m2
+        mask_nx = (pos + 1 < L) & (offs_t < T - 1)
+        idx = _token_index(pos, L, REVERSE, IDX64)
+        dt = _step_size(delta, bias, m2, SOFTPLUS)
+        dt_nx = _step_size(delta_nx, bias, mask_nx[None, :], SOFTPLUS)
+
+        # states inside the chunk, from the stored chunk-start state
+        a = tl.exp2(A2[:, :, None] * dt[:, None, :])
+        dtu = dt * u
+        x = dtu[:, None, :] * Bt[None, :, :]
+        a_cum, x_cum = tl.associative_scan((a, x), 2, _combine)
+        hs = a_cum * h0[:, :, None] + x_cum
+
+        if HAS_Z:
+            sz = tl.sigmoid(zz)
+            y = tl.sum(hs * Ct[None, :, :], axis=1) + Dv[:, None] * u
+            dz = dout * y * sz * (1.0 + zz * (1.0 - sz))
+            tl.store(dz_ptr + g_base + idx[None, :], dz.to(dz_ptr.dtype.element_ty), mask=m2)
+            dy = dout * zz * sz
+        else:
+            dy = dout
+
+        # adjoint: g_t = C_t dy_t + a_{t+1} g_{t+1}, scanned backwards; R enters at the chunk's end
+        alpha = tl.where(is_last, 1.0, tl.exp2(A2[:, :, None] * dt_nx[:, None, :]))
+        c = Ct[None, :, :] * dy[:, None, :]
+        p_cum, g_cum = tl.associative_scan((alpha, c), 2, _combine, reverse=True)
+        gs = g_cum + p_cum * R[:, :, None]
+        R = tl.sum(tl.where(is_first, a * gs, 0.0), axis=2)  # a_{t0} g_{t0}: enters the chunk before
+
+        gB = tl.sum(gs * Bt[None, :, :], axis=1)
+        ga = gs * (hs - x)  # g_t * a_t * h_{t-1}
+        du = dt * gB + Dv[:, None] * dy
+        ddt = u * gB + tl.sum(ga * A[:, :, None], axis=1)
+        if SOFTPLUS:
+            ddelta = ddt * tl.sigmoid(delta + bias[:, None])
+        else:
+            ddelta = ddt
+        ddelta = tl.where(m2, ddelta, 0.0)
+        tl.store(du_ptr + g_base + idx[None, :], du.to(du_ptr.dtype.element_ty), mask=m2)
+        tl.store(ddelta_ptr + g_base + idx[None, :], ddelta.to(ddelta_ptr.dtype.element_ty), mask=m2)
+        dA_acc += tl.sum(ga * dt[:, None, :], axis=2)
+        dD_acc += tl.sum(dy * u, axis=1)
+        db_acc += tl.sum(ddelta, axis=1)
+        tl.store(dB_ptr + bc_base + idx[None, :], tl.sum(gs * dtu[:, None, :], axis=0), mask=mnt)
+        tl.store(dC_ptr + bc_base + idx[None, :], tl.sum(hs * dy[:, None, :], axis=0), mask=mnt)
+
+    tl.store(dA_ptr + st, dA_acc, mask=mask_n[None, :])
+    tl.store(dD_ptr + b64 * dim + offs_d, dD_acc)
+    tl.store(dbias_ptr + b64 * dim + offs_d, db_acc)
+
+
 # ----------------------------------------------------------------------------------------------
 # wrappers
 
@@ -252,6 +400,39 @@ def _run_carry(p: _Prep, x, delta, z, w, init, n_chunks, T, store_every, adjoint
         REVERSE=reverse, IDX64=p.idx64, BLOCK_D=bd, NP=p.NP, T=T, num_warps=TILES["carry_warps"],
     )
     return out
+
+
+def _walk_backward(p: _Prep, dout, dlast, u, delta, z, hst, n_chunks, T, bd, softplus, reverse, B, C, D, delta_bias):
+    dev = u.device
+    n_dblk = p.dim // bd
+    n_slices = p.dim_per_group // bd
+    du = torch.empty((p.batch, p.dim, p.L), device=dev, dtype=u.dtype)
+    ddelta = torch.empty((p.batch, p.dim, p.L), device=dev, dtype=delta.dtype)
+    dz = torch.empty((p.batch, p.dim, p.L), device=dev, dtype=z.dtype) if z is not None else None
+    dA_part = torch.empty((p.batch, p.dim, p.N), device=dev, dtype=torch.float32)
+    dD_part = torch.empty((p.batch, p.dim), device=dev, dtype=torch.float32)
+    dbias_part = torch.empty((p.batch, p.dim), device=dev, dtype=torch.float32)
+    dB_part = torch.empty((p.batch, n_slices, p.G, p.N, p.L), device=dev, dtype=torch.float32)
+    dC_part = torch.empty((p.batch, n_slices, p.G, p.N, p.L), device=dev, dtype=torch.float32)
+    _bwd_walk_kernel[(p.batch * n_dblk,)](
+        u, delta, z if z is not None else u, dout, p.A, p.B, p.C, p.D, p.bias, hst, dlast,
+        du, ddelta, dz if dz is not None else du, dA_part, dB_part, dC_part, dD_part, dbias_part,
+        p.dim, p.L, p.N, p.dim_per_group, n_dblk, n_slices, n_chunks,
+        *u.stride(), *delta.stride(), *_strides(z, 3), *dout.stride(), *p.B.stride(), *p.C.stride(),
+        du.stride(0), du.stride(1),
+        HAS_Z=z is not None, SOFTPLUS=softplus, PREFETCH=TILES["walk_prefetch"], REVERSE=reverse, IDX64=p.idx64,
+        BLOCK_D=bd, NP=p.NP, T=T, num_warps=TILES["walk_warps"],
+    )
+    dA = dA_part.sum(dim=0)
+    dB = dB_part[:, 0] if n_slices == 1 else dB_part.sum(dim=1)
+    dC = dC_part[:, 0] if n_slices == 1 else dC_part.sum(dim=1)
+    if B.dim() == 3:
+        dB = dB[:, 0]
+    if C.dim() == 3:
+        dC = dC[:, 0]
+    dD = dD_part.sum(dim=0) if D is not None else None
+    dbias = dbias_part.sum(dim=0) if delta_bias is not None else None
+    return [du, ddelta, dA, dB, dC, dD, dz, dbias]
 
 
 def triton_backward(
@@ -277,6 +458,11 @@ def triton_backward(
     softplus = bool(delta_softplus)
     dlast = dlast.to(torch.float32).contiguous()
     hst = _run_carry(p, u, delta, None, p.B, None, n_chunks, T, 1, False, softplus, reverse)
+    if TILES["walk"]:
+        bd = _block_d(p, TILES["walk_tile"], T)
+        if p.batch * (p.dim // bd) >= TILES["walk_min_programs"]:
+            return _walk_backward(p, dout, dlast, u, delta, z, hst, n_chunks, T, bd, softplus, reverse, B, C, D,
+                                  delta_bias)
     adj = _run_carry(p, dout, delta, z, p.C, dlast, n_chunks, T, 1, True, softplus, reverse)
 
     bd = _block_d(p, TILES["bwd_tile"], T)

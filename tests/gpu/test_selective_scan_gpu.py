@@ -62,8 +62,9 @@ def _triton(ins, softplus, dtype, dout, dlast, A_fp32=True):
 
 
 def _rel(a, b):
-    # the floor keeps gradients that are zero in exact arithmetic (dA at L = 1) from dividing by rounding
-    floor = 1e-6 * math.sqrt(max(1, b.numel()))
+    # The floor turns the check absolute (RMS error <= tol * 1e-3) for gradients whose exact value is
+    # near zero, as dA at L = 1 (no earlier state: every term is 0, the kernel returns rounding).
+    floor = 1e-3 * math.sqrt(max(1, b.numel()))
     return float((a.double() - b).norm() / max(float(b.norm()), floor))
 
 
