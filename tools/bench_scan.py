@@ -50,6 +50,8 @@ VARIANTS = {
     "n1_tile512": {"tl.bwd_tile": 512},
     "n1_carry2048": {"tl.carry_tile": 2048},
     "n1_chunk_parallel": {"tl.walk": False},
+    "n1_v2walk_t16": {"n1_timelanes": False, "bwd_walk": True, "walk_programs": 256, "bwd_T_n1": 16},
+    "n1_v2walk_t32": {"n1_timelanes": False, "bwd_walk": True, "walk_programs": 256, "bwd_T_n1": 32},
     "n1_walk512": {"tl.walk_tile": 512},
     "n1_walk128": {"tl.walk_tile": 128},
     "n1_walk256_nopf": {"tl.walk_prefetch": False},

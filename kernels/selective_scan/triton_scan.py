@@ -77,6 +77,18 @@ def _combine(a_l, x_l, a_r, x_r):
 
 
 @triton.jit
+def _reverse_scan(a, x):
+    """Suffix scan of (a, x) pairs along axis 0, which must be held inside each thread.
+
+    Written as flip, prefix scan, flip: for an axis inside the thread the flips are register
+    renaming, while `associative_scan(reverse=True)` compiled to ~320 warp shuffles per tile
+    (Triton 3.8, sm_90 SASS: 510 -> 200 shuffles per loop iteration of the backward kernel).
+    """
+    a_cum, x_cum = tl.associative_scan((tl.flip(a, 0), tl.flip(x, 0)), 0, _combine)
+    return tl.flip(a_cum, 0), tl.flip(x_cum, 0)
+
+
+@triton.jit
 def _step_size(delta, bias, mask, SOFTPLUS: tl.constexpr, MASK_T: tl.constexpr = True):
     """dt = softplus(delta + bias) (or delta + bias); 0 where masked, so padding is a no-op step."""
     dt = delta + bias[None, :]
@@ -527,7 +539,7 @@ def _bwd_compute(
     # adjoint: g_t = C_t dy_t + a_{t+1} g_{t+1}, scanned backwards; R enters at the chunk's end
     alpha = tl.where(is_last, 1.0, tl.exp2(A2[None, :, :] * dt_nx[:, :, None]))
     c = Ct[:, None, :] * dy[:, :, None]
-    p_cum, g_cum = tl.associative_scan((alpha, c), 0, _combine, reverse=True)
+    p_cum, g_cum = _reverse_scan(alpha, c)
     gs = g_cum + p_cum * R[None, :, :]
     if WALK:  # the adjoint leaving the chunk on the left, a_{t0} g_{t0}, for the chunk visited next
         r_new = tl.sum(tl.where((tl.arange(0, gs.shape[0]) == 0)[:, None, None], a * gs, 0.0), axis=0)
@@ -894,7 +906,8 @@ def triton_backward(
             p.dim, p.L, p.N, p.dim_per_group, p.G, n_slices, slice_len, n_chunks)
     strides = (*u.stride(), *delta.stride(), *_strides(z, 3), *dout.stride(), *p.B.stride(), *p.C.stride(),
                du.stride(0), du.stride(1))
-    flags = dict(HAS_Z=z is not None, SOFTPLUS=softplus, PREFETCH=TILES["bwd_prefetch"], REVERSE=reverse,
+    flags = dict(HAS_Z=z is not None, SOFTPLUS=softplus, PREFETCH=TILES["bwd_prefetch"],
+                 REVERSE=reverse,
                  IDX64=p.idx64, BLOCK_D=bd, NP=p.NP, T=T, num_warps=warps, **_launch_opts("bwd"))
     if walk:
         _bwd_walk_kernel[(p.batch * p.G * n_slices,)](*args, *strides, **flags)
