@@ -47,13 +47,13 @@ TILES: dict = {
     "bwd_T_n1": 8,
     "bwd_warps": 4,
     "bwd_dn": 128,
+    "bwd_dn_grouped": 64,  # G > 1 (measured on G = 4: 6.6 vs 7.2 ms at 128 / 4 warps)
+    "bwd_warps_grouped": 2,
     "carry_warps": 4,
     "carry_dn": 128,
     "carry_prefetch": True,  # load the next chunk before reducing this one
     "carry_pair": True,  # backward: the states and adjoint carry passes in one launch
     "bwd_prefetch": True,  # load channel block j + 1 before computing block j
-    "bwd_walk": False,  # chunk-walking backward (no adjoint carry pass) where it has walk_programs programs
-    "walk_programs": 528,
     "bwd_maxnreg": None,  # register cap per thread for the backward kernel (None: compiler's choice)
     "target_programs": 1056,  # backward: ~8 programs per H100 SM before channel slices are added
     "fwd_target_programs": 264,  # forward: below this many programs time is cut into segments
@@ -478,7 +478,7 @@ def _fwd_kernel(
 
 @triton.jit
 def _bwd_loads(
-    d0, k, r_chunks, r_k, b64, offs_n, mask_n, idx, idx_nx, m2, mask_nx, dim, N, n_chunks,
+    d0, k, b64, offs_n, mask_n, idx, idx_nx, m2, mask_nx, dim, N, n_chunks,
     u_ptr, delta_ptr, z_ptr, dout_ptr, A_ptr, D_ptr, bias_ptr, hst_ptr, adj_ptr,
     su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sz_b, sz_d, sz_l, sdo_b, sdo_d, sdo_l,
     HAS_Z: tl.constexpr, MASK_T: tl.constexpr, BLOCK_D: tl.constexpr,
@@ -491,8 +491,7 @@ def _bwd_loads(
     bias = tl.load(bias_ptr + offs_d)
     st_off = ((b64 * dim + offs_d[:, None]) * n_chunks + k) * N + offs_n[None, :]
     h0 = tl.load(hst_ptr + st_off, mask=mask_n[None, :], other=0.0)
-    R = tl.load(adj_ptr + ((b64 * dim + offs_d[:, None]) * r_chunks + r_k) * N + offs_n[None, :],
-                mask=mask_n[None, :], other=0.0)
+    R = tl.load(adj_ptr + st_off, mask=mask_n[None, :], other=0.0)
     u = _load_tile(u_ptr + b64 * su_b + offs_d64 * su_d + idx[:, None] * su_l, m2, MASK_T)
     dt_ptrs = delta_ptr + b64 * sdt_b + offs_d64 * sdt_d
     delta = _load_tile(dt_ptrs + idx[:, None] * sdt_l, m2, MASK_T)
@@ -508,8 +507,8 @@ def _bwd_loads(
 @triton.jit
 def _bwd_compute(
     cur, d0, k, b64, idx, m2, mask_nx, mask_n, is_last, Bt, Ct, dB_acc, dC_acc,
-    dim, N, n_chunks, du_ptr, ddelta_ptr, dz_ptr, dA_ptr, dD_ptr, dbias_ptr, radj_ptr, sg_b, sg_d,
-    HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr, MASK_T: tl.constexpr, WALK: tl.constexpr, BLOCK_D: tl.constexpr,
+    dim, N, n_chunks, du_ptr, ddelta_ptr, dz_ptr, dA_ptr, dD_ptr, dbias_ptr, sg_b, sg_d,
+    HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr, MASK_T: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
     """Gradients of one channel block of one chunk; returns the dB/dC accumulators."""
     A, Dv, bias, h0, R, u, delta, delta_nx, dout, zz = cur
@@ -541,9 +540,6 @@ def _bwd_compute(
     c = Ct[:, None, :] * dy[:, :, None]
     p_cum, g_cum = _reverse_scan(alpha, c)
     gs = g_cum + p_cum * R[None, :, :]
-    if WALK:  # the adjoint leaving the chunk on the left, a_{t0} g_{t0}, for the chunk visited next
-        r_new = tl.sum(tl.where((tl.arange(0, gs.shape[0]) == 0)[:, None, None], a * gs, 0.0), axis=0)
-        tl.store(radj_ptr + (b64 * dim + offs_d[:, None]) * N + offs_n[None, :], r_new, mask=mask_n[None, :])
 
     ga = gs * (hs - x)  # g_t * a_t * h_{t-1}
     gB = tl.sum(gs * Bt[:, None, :], axis=2)
@@ -573,15 +569,10 @@ def _bwd_chunk(
     dim, L, N, dim_per_group, n_groups, n_slices, slice_len, n_chunks,
     su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sz_b, sz_d, sz_l, sdo_b, sdo_d, sdo_l,
     sB_b, sB_g, sB_n, sB_l, sC_b, sC_g, sC_n, sC_l, sg_b, sg_d,
-    HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr, MASK_T: tl.constexpr, PREFETCH: tl.constexpr, WALK: tl.constexpr,
+    HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr, MASK_T: tl.constexpr, PREFETCH: tl.constexpr,
     REVERSE: tl.constexpr, IDX64: tl.constexpr, BLOCK_D: tl.constexpr, NP: tl.constexpr, T: tl.constexpr,
 ):
-    """All gradients of chunk k for the channel slice `sl` of group g of batch row b.
-
-    The adjoint entering the chunk from the right comes from `adj_ptr`: with WALK=False the adjoint
-    carry pass's (batch, D, n_chunks, N) output; with WALK=True a (batch, D, N) buffer that holds it
-    for the chunk being visited and is overwritten with the adjoint leaving the chunk on the left.
-    """
+    """All gradients of chunk k for the channel slice `sl` of group g of batch row b."""
     offs_n = tl.arange(0, NP)
     mask_n = offs_n < N
     offs_t = tl.arange(0, T)
@@ -594,12 +585,6 @@ def _bwd_chunk(
     m2 = mask_t[:, None]
     mtn = m2 & mask_n[None, :]
     is_last = (offs_t == T - 1)[:, None, None]
-    if WALK:
-        r_chunks = 1
-        r_k = 0
-    else:
-        r_chunks = n_chunks
-        r_k = k
 
     Bt = tl.load(B_ptr + b64 * sB_b + g.to(tl.int64) * sB_g + offs_n[None, :] * sB_n + idx[:, None] * sB_l,
                  mask=mtn, other=0.0).to(tl.float32)
@@ -613,28 +598,28 @@ def _bwd_chunk(
     d_last = d_first + slice_len - BLOCK_D
     if PREFETCH:
         # the next channel block's loads are issued before this block is computed
-        nxt = _bwd_loads(d_first, k, r_chunks, r_k, b64, offs_n, mask_n, idx, idx_nx, m2, mask_nx, dim, N, n_chunks,
+        nxt = _bwd_loads(d_first, k, b64, offs_n, mask_n, idx, idx_nx, m2, mask_nx, dim, N, n_chunks,
                          u_ptr, delta_ptr, z_ptr, dout_ptr, A_ptr, D_ptr, bias_ptr, hst_ptr, adj_ptr,
                          su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sz_b, sz_d, sz_l, sdo_b, sdo_d, sdo_l,
                          HAS_Z, MASK_T, BLOCK_D)
         for d0 in range(d_first, d_first + slice_len, BLOCK_D):
             cur = nxt
-            nxt = _bwd_loads(tl.minimum(d0 + BLOCK_D, d_last), k, r_chunks, r_k, b64, offs_n, mask_n, idx, idx_nx,
+            nxt = _bwd_loads(tl.minimum(d0 + BLOCK_D, d_last), k, b64, offs_n, mask_n, idx, idx_nx,
                              m2, mask_nx, dim, N, n_chunks, u_ptr, delta_ptr, z_ptr, dout_ptr, A_ptr, D_ptr, bias_ptr,
                              hst_ptr, adj_ptr, su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sz_b, sz_d, sz_l,
                              sdo_b, sdo_d, sdo_l, HAS_Z, MASK_T, BLOCK_D)
             dB_acc, dC_acc = _bwd_compute(cur, d0, k, b64, idx, m2, mask_nx, mask_n, is_last, Bt, Ct, dB_acc, dC_acc,
                                           dim, N, n_chunks, du_ptr, ddelta_ptr, dz_ptr, dA_ptr, dD_ptr, dbias_ptr,
-                                          adj_ptr, sg_b, sg_d, HAS_Z, SOFTPLUS, MASK_T, WALK, BLOCK_D)
+                                          sg_b, sg_d, HAS_Z, SOFTPLUS, MASK_T, BLOCK_D)
     else:
         for d0 in range(d_first, d_first + slice_len, BLOCK_D):
-            cur = _bwd_loads(d0, k, r_chunks, r_k, b64, offs_n, mask_n, idx, idx_nx, m2, mask_nx, dim, N, n_chunks,
+            cur = _bwd_loads(d0, k, b64, offs_n, mask_n, idx, idx_nx, m2, mask_nx, dim, N, n_chunks,
                              u_ptr, delta_ptr, z_ptr, dout_ptr, A_ptr, D_ptr, bias_ptr, hst_ptr, adj_ptr,
                              su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sz_b, sz_d, sz_l, sdo_b, sdo_d, sdo_l,
                              HAS_Z, MASK_T, BLOCK_D)
             dB_acc, dC_acc = _bwd_compute(cur, d0, k, b64, idx, m2, mask_nx, mask_n, is_last, Bt, Ct, dB_acc, dC_acc,
                                           dim, N, n_chunks, du_ptr, ddelta_ptr, dz_ptr, dA_ptr, dD_ptr, dbias_ptr,
-                                          adj_ptr, sg_b, sg_d, HAS_Z, SOFTPLUS, MASK_T, WALK, BLOCK_D)
+                                          sg_b, sg_d, HAS_Z, SOFTPLUS, MASK_T, BLOCK_D)
 
     bc_off = ((b64 * n_slices + sl) * n_groups + g) * (N * L) + offs_n[None, :] * L + idx[:, None]
     tl.store(dB_ptr + bc_off, tl.sum(dB_acc, axis=1), mask=mtn)
@@ -663,43 +648,7 @@ def _bwd_kernel(
                dbias_ptr, dim, L, N, dim_per_group, n_groups, n_slices, slice_len, n_chunks,
                su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sz_b, sz_d, sz_l, sdo_b, sdo_d, sdo_l,
                sB_b, sB_g, sB_n, sB_l, sC_b, sC_g, sC_n, sC_l, sg_b, sg_d,
-               HAS_Z, SOFTPLUS, MASK_T, PREFETCH, False, REVERSE, IDX64, BLOCK_D, NP, T)
-
-
-@triton.jit(do_not_specialize=["dim", "L", "N", "dim_per_group", "n_groups", "n_slices", "slice_len", "n_chunks"])
-def _bwd_walk_kernel(
-    u_ptr, delta_ptr, z_ptr, dout_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, hst_ptr, radj_ptr,
-    du_ptr, ddelta_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr,
-    dim, L, N, dim_per_group, n_groups, n_slices, slice_len, n_chunks,
-    su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sz_b, sz_d, sz_l, sdo_b, sdo_d, sdo_l,
-    sB_b, sB_g, sB_n, sB_l, sC_b, sC_g, sC_n, sC_l, sg_b, sg_d,
-    HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr, PREFETCH: tl.constexpr,
-    REVERSE: tl.constexpr, IDX64: tl.constexpr, BLOCK_D: tl.constexpr, NP: tl.constexpr, T: tl.constexpr,
-):
-    """Chunk-walking backward: one program per (batch row, group, channel slice) visits the chunks from
-    last to first and carries the adjoint itself (in `radj_ptr`, which starts as d last_state), so the
-    adjoint carry pass is not needed."""
-    pid = tl.program_id(0)
-    sl = pid % n_slices
-    g = (pid // n_slices) % n_groups
-    b64 = (pid // (n_slices * n_groups)).to(tl.int64)
-    n_full = L // T
-    if n_full < n_chunks:  # the partial last chunk comes first on the way back
-        _bwd_chunk(n_full, b64, g, sl, u_ptr, delta_ptr, z_ptr, dout_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr,
-                   hst_ptr, radj_ptr, du_ptr, ddelta_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr,
-                   dim, L, N, dim_per_group, n_groups, n_slices, slice_len, n_chunks,
-                   su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sz_b, sz_d, sz_l, sdo_b, sdo_d, sdo_l,
-                   sB_b, sB_g, sB_n, sB_l, sC_b, sC_g, sC_n, sC_l, sg_b, sg_d,
-                   HAS_Z, SOFTPLUS, True, PREFETCH, True, REVERSE, IDX64, BLOCK_D, NP, T)
-        tl.debug_barrier()  # the adjoint written for a chunk is read by any thread for the next one
-    for i in range(0, n_full):
-        _bwd_chunk(n_full - 1 - i, b64, g, sl, u_ptr, delta_ptr, z_ptr, dout_ptr, A_ptr, B_ptr, C_ptr, D_ptr,
-                   bias_ptr, hst_ptr, radj_ptr, du_ptr, ddelta_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr,
-                   dim, L, N, dim_per_group, n_groups, n_slices, slice_len, n_chunks,
-                   su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sz_b, sz_d, sz_l, sdo_b, sdo_d, sdo_l,
-                   sB_b, sB_g, sB_n, sB_l, sC_b, sC_g, sC_n, sC_l, sg_b, sg_d,
-                   HAS_Z, SOFTPLUS, False, PREFETCH, True, REVERSE, IDX64, BLOCK_D, NP, T)
-        tl.debug_barrier()
+               HAS_Z, SOFTPLUS, MASK_T, PREFETCH, REVERSE, IDX64, BLOCK_D, NP, T)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -870,24 +819,17 @@ def triton_backward(
     n_chunks = triton.cdiv(p.L, T)
     softplus = bool(delta_softplus)
     dlast = dlast.to(torch.float32).contiguous()
-    bd, warps = p.block_d(TILES["bwd_dn"], TILES["bwd_warps"])
+    grouped = "_grouped" if p.G > 1 else ""
+    bd, warps = p.block_d(TILES["bwd_dn" + grouped], TILES["bwd_warps" + grouped])
     per_group_blocks = p.dim_per_group // bd
-
-    def slices(per_row: int, want: int) -> int:
-        # More channel slices fill the GPU but each adds one (batch, G, N, L) partial of dB and dC.
-        n = 1
-        while p.batch * p.G * n * per_row < want and per_group_blocks % (n * 2) == 0 and n < 8:
-            n *= 2
-        return n
-
-    # The chunk-walking kernel needs no adjoint carry pass but has only batch x G x slices programs.
-    walk = TILES["bwd_walk"] and p.batch * p.G * slices(1, TILES["walk_programs"]) >= TILES["walk_programs"]
-    n_slices = slices(1, TILES["walk_programs"]) if walk else slices(n_chunks, TILES["target_programs"])
+    want = TILES["target_programs"]
+    n_slices = 1
+    # More channel slices fill the GPU but each adds one (batch, G, N, L) partial of dB and dC.
+    while (p.batch * p.G * n_slices * n_chunks < want and per_group_blocks % (n_slices * 2) == 0
+           and n_slices < 8):
+        n_slices *= 2
     slice_len = p.dim_per_group // n_slices
-    if walk:
-        hst = _run_carry(p, u, delta, None, p.B, None, n_chunks, T, 1, False, softplus, reverse)
-        adj = dlast.clone()  # overwritten chunk by chunk with the adjoint carried leftwards
-    elif TILES["carry_pair"]:
+    if TILES["carry_pair"]:
         hst, adj = _run_carry_pair(p, u, dout, delta, z, dlast, n_chunks, T, softplus, reverse)
     else:
         hst = _run_carry(p, u, delta, None, p.B, None, n_chunks, T, 1, False, softplus, reverse)
@@ -906,19 +848,15 @@ def triton_backward(
             p.dim, p.L, p.N, p.dim_per_group, p.G, n_slices, slice_len, n_chunks)
     strides = (*u.stride(), *delta.stride(), *_strides(z, 3), *dout.stride(), *p.B.stride(), *p.C.stride(),
                du.stride(0), du.stride(1))
-    flags = dict(HAS_Z=z is not None, SOFTPLUS=softplus, PREFETCH=TILES["bwd_prefetch"],
-                 REVERSE=reverse,
+    flags = dict(HAS_Z=z is not None, SOFTPLUS=softplus, PREFETCH=TILES["bwd_prefetch"], REVERSE=reverse,
                  IDX64=p.idx64, BLOCK_D=bd, NP=p.NP, T=T, num_warps=warps, **_launch_opts("bwd"))
-    if walk:
-        _bwd_walk_kernel[(p.batch * p.G * n_slices,)](*args, *strides, **flags)
-    else:
-        n_full = p.L // T
-        # full chunks without time masks, then the partial last chunk (if any) with them; launches of
-        # at most 65535 chunks (the grid's second dimension)
-        pieces = [(k0, min(65535, n_full - k0), False) for k0 in range(0, n_full, 65535)]
-        pieces += [(n_full, n_chunks - n_full, True)] if n_chunks > n_full else []
-        for k_offset, count, mask_t in pieces:
-            _bwd_kernel[(p.batch * p.G * n_slices, count)](*args, k_offset, *strides, MASK_T=mask_t, **flags)
+    n_full = p.L // T
+    # full chunks without time masks, then the partial last chunk (if any) with them; launches of
+    # at most 65535 chunks (the grid's second dimension)
+    pieces = [(k0, min(65535, n_full - k0), False) for k0 in range(0, n_full, 65535)]
+    pieces += [(n_full, n_chunks - n_full, True)] if n_chunks > n_full else []
+    for k_offset, count, mask_t in pieces:
+        _bwd_kernel[(p.batch * p.G * n_slices, count)](*args, k_offset, *strides, MASK_T=mask_t, **flags)
     dA = dA_part.sum(dim=(0, 1))
     dB = dB_part[:, 0] if n_slices == 1 else dB_part.sum(dim=1)
     dC = dC_part[:, 0] if n_slices == 1 else dC_part.sum(dim=1)

@@ -23,7 +23,8 @@ TILES: dict = {"bwd_tile": 2048, "bwd_T": 32, "bwd_warps": 4, "carry_tile": 4096
                "target_programs": 1056,
                # the chunk-walking backward (`_bwd_walk_kernel`): used when batch x channel blocks gives
                # at least walk_min_programs programs; tile = channels x T per program
-               "walk": True, "walk_tile": 256, "walk_warps": 4, "walk_prefetch": True, "walk_min_programs": 264}
+               "walk": True, "walk_tile": 128, "walk_warps": 4, "walk_prefetch": True, "walk_min_programs": 264,
+               "v2_carry": False}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -457,7 +458,12 @@ def triton_backward(
     n_chunks = triton.cdiv(p.L, T)
     softplus = bool(delta_softplus)
     dlast = dlast.to(torch.float32).contiguous()
-    hst = _run_carry(p, u, delta, None, p.B, None, n_chunks, T, 1, False, softplus, reverse)
+    if TILES["v2_carry"]:  # the time-in-registers carry kernel of triton_scan.py
+        from .triton_scan import _run_carry as run_carry_v2
+
+        hst = run_carry_v2(p, u, delta, None, p.B, None, n_chunks, T, 1, False, softplus, reverse)
+    else:
+        hst = _run_carry(p, u, delta, None, p.B, None, n_chunks, T, 1, False, softplus, reverse)
     if TILES["walk"]:
         bd = _block_d(p, TILES["walk_tile"], T)
         if p.batch * (p.dim // bd) >= TILES["walk_min_programs"]:

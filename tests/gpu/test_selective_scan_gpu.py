@@ -94,6 +94,17 @@ def test_lengths_states_groups(L):
         _compare(ins, True, dtypes, f"L={L} N={N} G={G}")
 
 
+@pytest.mark.parametrize("L", [1, 7, 2049, 16384])
+def test_n1_walking_backward_lengths(L, monkeypatch):
+    # the N = 1 chunk-walking backward takes over from 264 programs; force it on small batches here
+    from vssm.kernels.selective_scan import triton_scan_timelanes
+
+    monkeypatch.setitem(triton_scan_timelanes.TILES, "walk_min_programs", 1)
+    for i, G in enumerate((1, 4)):
+        ins = _inputs(2, 64, L, 1, G, D=i == 0, bias=i == 1, seed=3 * L + i, B3=(G == 1))
+        _compare(ins, True, (torch.float32, torch.bfloat16), f"walk L={L} G={G}")
+
+
 @pytest.mark.parametrize("z,softplus", [(False, False), (False, True), (True, False)])
 def test_options(z, softplus):
     ins = _inputs(3, 48, 300, 16, 2, z=z, seed=7, softplus=softplus)
@@ -119,8 +130,9 @@ def test_noncontiguous_inputs():
     _compare(sl, True, (torch.float32,), "strided u")
 
 
-def test_deterministic():
-    ins = _inputs(2, 128, 6085, 16, 1, seed=11)
+@pytest.mark.parametrize("N,G", [(16, 1), (1, 4)])
+def test_deterministic(N, G):
+    ins = _inputs(4, 256, 6085, N, G, seed=11)
     ins = [t.requires_grad_(True) if t is not None else None for t in ins]
     runs = []
     for _ in range(2):
