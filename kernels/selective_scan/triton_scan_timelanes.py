@@ -24,7 +24,7 @@ TILES: dict = {"bwd_tile": 2048, "bwd_T": 32, "bwd_warps": 4, "carry_tile": 4096
                # the chunk-walking backward (`_bwd_walk_kernel`): used when batch x channel blocks gives
                # at least walk_min_programs programs; tile = channels x T per program
                "walk": True, "walk_tile": 128, "walk_warps": 4, "walk_prefetch": True, "walk_min_programs": 264,
-               "v2_carry": False}
+               "v2_carry": True}
 
 
 # ----------------------------------------------------------------------------------------------
