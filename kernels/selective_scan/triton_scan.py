@@ -15,14 +15,16 @@ L-1-i, so a flipped scan needs no copy):
 - `_carry_kernel`: walks the chunks of a channel block and writes the state at chunk starts, with no
   scan: the state at a chunk's end is exp(A S) h + sum_t exp(A (S - cum_t)) x_t, S = sum dt. With
   ``ADJOINT`` it walks backwards and does the same for the adjoint of the backward pass.
+  `_carry_pair_kernel` runs the two passes of the backward side by side in one launch.
 - `_fwd_kernel`: one program per (batch row, channel block, segment of chunks); scans its chunks and
   writes the output. Segments let a short batch fill the GPU: their start states come from
   `_carry_kernel`.
 - `_bwd_kernel`: one program per (batch row, group, channel slice, chunk), so every chunk runs in
   parallel; it reads the chunk's start state and adjoint carry from the two carry passes, recomputes
-  the states in the chunk, runs the adjoint scan backwards and forms all gradients. dB/dC are summed
-  over the slice's channels in registers; dA/dD/d(delta_bias) are written per (batch, chunk) and
-  reduced by `torch.sum`: no atomics, so results are bit-identical run to run.
+  the states in the chunk, runs the adjoint scan backwards (as flip + prefix scan, see
+  `_reverse_scan`) and forms all gradients, loading channel block j + 1 while block j is computed.
+  dB/dC are summed over the slice's channels in registers; dA/dD/d(delta_bias) are written per
+  (batch, chunk) and reduced by `torch.sum`: no atomics, so results are bit-identical run to run.
 """
 
 from __future__ import annotations

@@ -1,11 +1,16 @@
 """Selective-scan backward with time across lanes: the kernels for N = 1 (one state per channel).
 
-Same math and same chunk-parallel structure as `triton_scan.py` (see there), but register tiles are
-(channels, states, T) with T across the lanes of a warp: the scans along time use warp shuffles,
-while loads and stores are coalesced as the tensors lie in memory and the register footprint stays
-small. With a single state there is no sum over states, so this layout wins: on the H100 it ran
-the VMamba stage-1 backward (128, 768, 3136, N=1, G=4) in 10.6 ms against 21.7 ms for the
-time-in-registers kernels (fp32). `triton_scan.triton_backward` sends N = 1 here.
+Same math as `triton_scan.py` (see there), but register tiles are (channels, states, T) with T across
+the lanes of a warp: the scans along time use warp shuffles, while loads and stores are coalesced as
+the tensors lie in memory and the register footprint stays small. With a single state there is no
+sum over states, so this layout wins there. `triton_scan.triton_backward` sends N = 1 here.
+
+- `_bwd_walk_kernel` (the default once batch x channel blocks gives 264 programs): one program per
+  (batch row, 4 channels) walks the chunks from last to first with the adjoint in registers, so no
+  adjoint carry pass runs, and sums dA/dD/d(delta_bias) over time in registers. H100, VMamba-T
+  stage 1 (128, 768, 3136, N=1, G=4), fp32: 6.4 ms against 10.8 ms for the chunk-parallel kernels.
+- `_bwd_kernel` + `_carry_kernel`: the chunk-parallel structure of `triton_scan.py` in this layout,
+  for batches too small for the walk to fill the GPU.
 """
 
 from __future__ import annotations
