@@ -139,27 +139,10 @@ def _carry_chunk(
     ADJOINT: tl.constexpr, HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr, REVERSE: tl.constexpr,
     IDX64: tl.constexpr, MASK_T: tl.constexpr,
 ):
-    T: tl.constexpr = offs_t.shape[0]
-    pos = k * T + offs_t
-    m2 = (pos < L)[:, None]
-    idx = _token_index(pos, L, REVERSE, IDX64)
-    delta = _load_tile(dt_base + idx[:, None] * sdt_l, m2, MASK_T)
-    dt = _step_size(delta, bias, m2, SOFTPLUS, MASK_T)
-    x = _load_tile(x_base + idx[:, None] * sx_l, m2, MASK_T)
-    w = tl.load(w_base + idx[:, None] * sw_l, mask=m2 & mask_n[None, :], other=0.0).to(tl.float32)
-    cum = tl.cumsum(dt, axis=0)
-    S = tl.sum(dt, axis=0)
-    if ADJOINT:
-        if HAS_Z:
-            zz = _load_tile(z_base + idx[:, None] * sz_l, m2, MASK_T)
-            x = x * zz * tl.sigmoid(zz)
-        expo = cum
-    else:
-        x = x * dt
-        expo = S[None, :] - cum
-    wt = tl.exp2(A2[None, :, :] * expo[:, :, None])
-    contrib = tl.sum(wt * x[:, :, None] * w[:, None, :], axis=0)
-    return tl.exp2(A2 * S[:, None]) * h + contrib
+    """The carry across chunk k: loads, then `_carry_compute`."""
+    delta, x, w, zz = _carry_loads(k, L, offs_t, x_base, dt_base, z_base, w_base, sx_l, sdt_l, sz_l, sw_l, mask_n,
+                                   ADJOINT, HAS_Z, REVERSE, IDX64, MASK_T)
+    return _carry_compute(h, k, L, offs_t, delta, x, w, zz, A2, bias, ADJOINT, HAS_Z, SOFTPLUS, MASK_T)
 
 
 @triton.jit
@@ -340,30 +323,11 @@ def _fwd_chunk(
     A2, Dv, bias, mask_n,
     HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr, REVERSE: tl.constexpr, IDX64: tl.constexpr, MASK_T: tl.constexpr,
 ):
-    T: tl.constexpr = offs_t.shape[0]
-    pos = k * T + offs_t
-    m2 = (pos < L)[:, None]
-    idx = _token_index(pos, L, REVERSE, IDX64)
-    mtn = m2 & mask_n[None, :]
-    u = _load_tile(u_base + idx[:, None] * su_l, m2, MASK_T)
-    delta = _load_tile(dt_base + idx[:, None] * sdt_l, m2, MASK_T)
-    Bt = tl.load(B_base + idx[:, None] * sB_l, mask=mtn, other=0.0).to(tl.float32)
-    Ct = tl.load(C_base + idx[:, None] * sC_l, mask=mtn, other=0.0).to(tl.float32)
-    dt = _step_size(delta, bias, m2, SOFTPLUS, MASK_T)
-    a = tl.exp2(A2[None, :, :] * dt[:, :, None])
-    x = (dt * u)[:, :, None] * Bt[:, None, :]
-    a_cum, x_cum = tl.associative_scan((a, x), 0, _combine)
-    hs = a_cum * h[None, :, :] + x_cum
-    y = tl.sum(hs * Ct[:, None, :], axis=2) + Dv[None, :] * u
-    if HAS_Z:
-        zz = _load_tile(z_base + idx[:, None] * sz_l, m2, MASK_T)
-        y = y * zz * tl.sigmoid(zz)
-    if MASK_T:
-        tl.store(o_base + idx[:, None] * so_l, y.to(o_base.dtype.element_ty), mask=m2)
-    else:
-        tl.store(o_base + idx[:, None] * so_l, y.to(o_base.dtype.element_ty))
-    # the padded steps of a partial chunk decay by 1 and add 0, so the last row is the chunk's end state
-    return tl.sum(tl.where((offs_t == T - 1)[:, None, None], hs, 0.0), axis=0)
+    """Chunk k of the forward: loads, then `_fwd_compute`; returns the state at the chunk's end."""
+    u, delta, Bt, Ct, zz = _fwd_loads(k, L, offs_t, u_base, dt_base, z_base, B_base, C_base, su_l, sdt_l, sz_l,
+                                      sB_l, sC_l, mask_n, HAS_Z, REVERSE, IDX64, MASK_T)
+    return _fwd_compute(h, k, L, offs_t, u, delta, Bt, Ct, zz, o_base, so_l, A2, Dv, bias,
+                        HAS_Z, SOFTPLUS, REVERSE, IDX64, MASK_T)
 
 
 @triton.jit

@@ -134,6 +134,53 @@ def _carry_kernel(
         h = tl.exp2(A2 * S[:, None]) * h + contrib
 
 
+@triton.jit
+def _chunk_grads(
+    A, Dv, bias, h0, R, u, delta, delta_nx, dout, zz, Bt, Ct, m2, mask_nx, is_last, g_off,
+    du_ptr, ddelta_ptr, dz_ptr, HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr,
+):
+    """Gradients of one chunk of a (channels, states, T) tile: stores du, d(delta) and dz at `g_off`
+    and returns what the callers reduce (a, gs, hs, dt, dtu, dy, ga, ddelta)."""
+    A2 = A * 1.4426950408889634
+    dt = _step_size(delta, bias, m2, SOFTPLUS)
+    dt_nx = _step_size(delta_nx, bias, mask_nx[None, :], SOFTPLUS)
+
+    # states inside the chunk, from the stored chunk-start state
+    a = tl.exp2(A2[:, :, None] * dt[:, None, :])
+    dtu = dt * u
+    x = dtu[:, None, :] * Bt[None, :, :]
+    a_cum, x_cum = tl.associative_scan((a, x), 2, _combine)
+    hs = a_cum * h0[:, :, None] + x_cum
+
+    if HAS_Z:
+        sz = tl.sigmoid(zz)
+        y = tl.sum(hs * Ct[None, :, :], axis=1) + Dv[:, None] * u
+        dz = dout * y * sz * (1.0 + zz * (1.0 - sz))
+        tl.store(dz_ptr + g_off, dz.to(dz_ptr.dtype.element_ty), mask=m2)
+        dy = dout * zz * sz
+    else:
+        dy = dout
+
+    # adjoint: g_t = C_t dy_t + a_{t+1} g_{t+1}, scanned backwards; R enters at the chunk's end
+    alpha = tl.where(is_last, 1.0, tl.exp2(A2[:, :, None] * dt_nx[:, None, :]))
+    c = Ct[None, :, :] * dy[:, None, :]
+    p_cum, g_cum = tl.associative_scan((alpha, c), 2, _combine, reverse=True)
+    gs = g_cum + p_cum * R[:, :, None]
+
+    gB = tl.sum(gs * Bt[None, :, :], axis=1)
+    ga = gs * (hs - x)  # g_t * a_t * h_{t-1}
+    du = dt * gB + Dv[:, None] * dy
+    ddt = u * gB + tl.sum(ga * A[:, :, None], axis=1)
+    if SOFTPLUS:
+        ddelta = ddt * tl.sigmoid(delta + bias[:, None])
+    else:
+        ddelta = ddt
+    ddelta = tl.where(m2, ddelta, 0.0)
+    tl.store(du_ptr + g_off, du.to(du_ptr.dtype.element_ty), mask=m2)
+    tl.store(ddelta_ptr + g_off, ddelta.to(ddelta_ptr.dtype.element_ty), mask=m2)
+    return a, gs, hs, dt, dtu, dy, ga, ddelta
+
+
 @triton.jit(
     do_not_specialize=["dim", "L", "N", "dim_per_group", "n_groups", "n_slices", "slice_len", "n_chunks", "k_offset"]
 )
@@ -177,7 +224,6 @@ def _bwd_kernel(
         offs_d = d0 + tl.arange(0, BLOCK_D)
         offs_d64 = offs_d[:, None].to(tl.int64)
         A = tl.load(A_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask_n[None, :], other=0.0)
-        A2 = A * 1.4426950408889634
         Dv = tl.load(D_ptr + offs_d)
         bias = tl.load(bias_ptr + offs_d)
         st_off = ((b64 * dim + offs_d64) * n_chunks + k) * N + offs_n[None, :]
@@ -189,44 +235,14 @@ def _bwd_kernel(
         delta = tl.load(dt_ptrs + idx[None, :] * sdt_l, mask=m2, other=0.0).to(tl.float32)
         delta_nx = tl.load(dt_ptrs + idx_nx[None, :] * sdt_l, mask=mask_nx[None, :], other=0.0).to(tl.float32)
         dout = tl.load(dout_ptr + b64 * sdo_b + offs_d64 * sdo_d + idx[None, :] * sdo_l, mask=m2, other=0.0).to(tl.float32)
-        dt = _step_size(delta, bias, m2, SOFTPLUS)
-        dt_nx = _step_size(delta_nx, bias, mask_nx[None, :], SOFTPLUS)
-
-        # states inside the chunk, from the stored chunk-start state
-        a = tl.exp2(A2[:, :, None] * dt[:, None, :])
-        dtu = dt * u
-        x = dtu[:, None, :] * Bt[None, :, :]
-        a_cum, x_cum = tl.associative_scan((a, x), 2, _combine)
-        hs = a_cum * h0[:, :, None] + x_cum
-
         if HAS_Z:
             zz = tl.load(z_ptr + b64 * sz_b + offs_d64 * sz_d + idx[None, :] * sz_l, mask=m2, other=0.0).to(tl.float32)
-            sz = tl.sigmoid(zz)
-            y = tl.sum(hs * Ct[None, :, :], axis=1) + Dv[:, None] * u
-            dz = dout * y * sz * (1.0 + zz * (1.0 - sz))
-            tl.store(dz_ptr + b64 * sg_b + offs_d64 * sg_d + idx[None, :], dz.to(dz_ptr.dtype.element_ty), mask=m2)
-            dy = dout * zz * sz
         else:
-            dy = dout
-
-        # adjoint: g_t = C_t dy_t + a_{t+1} g_{t+1}, scanned backwards; R enters at the chunk's end
-        alpha = tl.where(is_last, 1.0, tl.exp2(A2[:, :, None] * dt_nx[:, None, :]))
-        c = Ct[None, :, :] * dy[:, None, :]
-        p_cum, g_cum = tl.associative_scan((alpha, c), 2, _combine, reverse=True)
-        gs = g_cum + p_cum * R[:, :, None]
-
-        gB = tl.sum(gs * Bt[None, :, :], axis=1)
-        ga = gs * (hs - x)  # g_t * a_t * h_{t-1}
-        du = dt * gB + Dv[:, None] * dy
-        ddt = u * gB + tl.sum(ga * A[:, :, None], axis=1)
-        if SOFTPLUS:
-            ddelta = ddt * tl.sigmoid(delta + bias[:, None])
-        else:
-            ddelta = ddt
-        ddelta = tl.where(m2, ddelta, 0.0)
+            zz = dout  # placeholder of the same type; unused
         g_off = b64 * sg_b + offs_d64 * sg_d + idx[None, :]
-        tl.store(du_ptr + g_off, du.to(du_ptr.dtype.element_ty), mask=m2)
-        tl.store(ddelta_ptr + g_off, ddelta.to(ddelta_ptr.dtype.element_ty), mask=m2)
+        a, gs, hs, dt, dtu, dy, ga, ddelta = _chunk_grads(
+            A, Dv, bias, h0, R, u, delta, delta_nx, dout, zz, Bt, Ct, m2, mask_nx, is_last, g_off,
+            du_ptr, ddelta_ptr, dz_ptr, HAS_Z, SOFTPLUS)
 
         p_off = (b64 * n_chunks + k) * dim + offs_d
         tl.store(dA_ptr + p_off[:, None] * N + offs_n[None, :], tl.sum(ga * dt[:, None, :], axis=2), mask=mask_n[None, :])
@@ -303,7 +319,6 @@ def _bwd_walk_kernel(
     is_first = (offs_t == 0)[None, None, :]
 
     A = tl.load(A_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask_n[None, :], other=0.0)
-    A2 = A * 1.4426950408889634
     Dv = tl.load(D_ptr + offs_d)
     bias = tl.load(bias_ptr + offs_d)
     st = (b64 * dim + offs_d64) * N + offs_n[None, :]
@@ -337,43 +352,10 @@ def _bwd_walk_kernel(
         mnt = mask_n[:, None] & m2
         mask_nx = (pos + 1 < L) & (offs_t < T - 1)
         idx = _token_index(pos, L, REVERSE, IDX64)
-        dt = _step_size(delta, bias, m2, SOFTPLUS)
-        dt_nx = _step_size(delta_nx, bias, mask_nx[None, :], SOFTPLUS)
-
-        # states inside the chunk, from the stored chunk-start state
-        a = tl.exp2(A2[:, :, None] * dt[:, None, :])
-        dtu = dt * u
-        x = dtu[:, None, :] * Bt[None, :, :]
-        a_cum, x_cum = tl.associative_scan((a, x), 2, _combine)
-        hs = a_cum * h0[:, :, None] + x_cum
-
-        if HAS_Z:
-            sz = tl.sigmoid(zz)
-            y = tl.sum(hs * Ct[None, :, :], axis=1) + Dv[:, None] * u
-            dz = dout * y * sz * (1.0 + zz * (1.0 - sz))
-            tl.store(dz_ptr + g_base + idx[None, :], dz.to(dz_ptr.dtype.element_ty), mask=m2)
-            dy = dout * zz * sz
-        else:
-            dy = dout
-
-        # adjoint: g_t = C_t dy_t + a_{t+1} g_{t+1}, scanned backwards; R enters at the chunk's end
-        alpha = tl.where(is_last, 1.0, tl.exp2(A2[:, :, None] * dt_nx[:, None, :]))
-        c = Ct[None, :, :] * dy[:, None, :]
-        p_cum, g_cum = tl.associative_scan((alpha, c), 2, _combine, reverse=True)
-        gs = g_cum + p_cum * R[:, :, None]
+        a, gs, hs, dt, dtu, dy, ga, ddelta = _chunk_grads(
+            A, Dv, bias, h0, R, u, delta, delta_nx, dout, zz, Bt, Ct, m2, mask_nx, is_last, g_base + idx[None, :],
+            du_ptr, ddelta_ptr, dz_ptr, HAS_Z, SOFTPLUS)
         R = tl.sum(tl.where(is_first, a * gs, 0.0), axis=2)  # a_{t0} g_{t0}: enters the chunk before
-
-        gB = tl.sum(gs * Bt[None, :, :], axis=1)
-        ga = gs * (hs - x)  # g_t * a_t * h_{t-1}
-        du = dt * gB + Dv[:, None] * dy
-        ddt = u * gB + tl.sum(ga * A[:, :, None], axis=1)
-        if SOFTPLUS:
-            ddelta = ddt * tl.sigmoid(delta + bias[:, None])
-        else:
-            ddelta = ddt
-        ddelta = tl.where(m2, ddelta, 0.0)
-        tl.store(du_ptr + g_base + idx[None, :], du.to(du_ptr.dtype.element_ty), mask=m2)
-        tl.store(ddelta_ptr + g_base + idx[None, :], ddelta.to(ddelta_ptr.dtype.element_ty), mask=m2)
         dA_acc += tl.sum(ga * dt[:, None, :], axis=2)
         dD_acc += tl.sum(dy * u, axis=1)
         db_acc += tl.sum(ddelta, axis=1)
