@@ -176,17 +176,10 @@ def breakdown(shape, dtype, tiles=None, iters=10):
 
 def kernel_resources():
     """Registers, spills and shared memory of every compiled Triton scan kernel so far."""
-    from vssm.kernels.selective_scan import triton_scan as ts
+    from vssm.kernels.selective_scan import triton_scan, triton_scan_timelanes
 
-    mods = [ts]
-    try:
-        from vssm.kernels.selective_scan import triton_scan_timelanes as tl_mod
-
-        mods.append(tl_mod)
-    except ImportError:
-        pass
     lines = []
-    for mod in mods:
+    for mod in (triton_scan, triton_scan_timelanes):
         for name in dir(mod):
             fn = getattr(mod, name)
             cache = getattr(fn, "device_caches", None)
@@ -197,11 +190,8 @@ def kernel_resources():
                 for k in kernels.values():
                     try:
                         k._init_handles()
-                        consts = getattr(getattr(k, "src", None), "constants", {}) or {}
-                        tile = {str(c[-1] if isinstance(c, tuple) else c): v for c, v in consts.items()}
-                        tile = " ".join(f"{c}={tile[c]}" for c in ("T", "BLOCK_D", "NP", "ADJOINT", "MASK_T") if c in tile)
-                        lines.append(f"{mod.__name__.split('.')[-1]}.{name} [{tile}]: regs {k.n_regs} "
-                                     f"spills {k.n_spills} shared {k.metadata.shared} warps {k.metadata.num_warps}")
+                        lines.append(f"{mod.__name__.split('.')[-1]}.{name}: regs {k.n_regs} spills {k.n_spills} "
+                                     f"shared {k.metadata.shared} warps {k.metadata.num_warps}")
                     except Exception as e:  # noqa: BLE001 - diagnostics only
                         lines.append(f"{name}: {e}")
     return sorted(set(lines))

@@ -56,7 +56,6 @@ TILES: dict = {
     "carry_prefetch": True,  # load the next chunk before reducing this one
     "carry_pair": True,  # backward: the states and adjoint carry passes in one launch
     "bwd_prefetch": True,  # load channel block j + 1 before computing block j
-    "bwd_maxnreg": None,  # register cap per thread for the backward kernel (None: compiler's choice)
     "target_programs": 1056,  # backward: ~8 programs per H100 SM before channel slices are added
     "fwd_target_programs": 264,  # forward: below this many programs time is cut into segments
     "n1_timelanes": True,  # N = 1 backward: triton_scan_timelanes (2x faster there on the H100)
@@ -680,6 +679,50 @@ class _Prep:
         bd = _pow2_divisor(self.dim_per_group, max(1, dn // self.NP))
         return bd, max(1, min(warps, bd * self.NP // 32))
 
+    def slices(self, block_d: int, programs_per_slice: int, want: int) -> int:
+        """Channel slices per group (a power of two up to 8) until the launch has `want` programs.
+
+        More slices fill the GPU but each adds one (batch, G, N, L) partial of dB and dC.
+        """
+        blocks, n = self.dim_per_group // block_d, 1
+        while self.batch * self.G * n * programs_per_slice < want and blocks % (n * 2) == 0 and n < 8:
+            n *= 2
+        return n
+
+
+class _Grads:
+    """Gradient outputs of a backward and the fp32 partials its kernels write instead of atomics.
+
+    dA/dD/d(delta_bias) partials are (batch, rows, D[, N]) and dB/dC partials (batch, slices, G, N, L);
+    `finish` reduces them with `torch.sum`, so results are bit-identical run to run.
+    """
+
+    def __init__(self, p: _Prep, u, delta, z, rows: int, n_slices: int):
+        dev, f32 = u.device, torch.float32
+        self.du = torch.empty((p.batch, p.dim, p.L), device=dev, dtype=u.dtype)
+        self.ddelta = torch.empty((p.batch, p.dim, p.L), device=dev, dtype=delta.dtype)
+        self.dz = torch.empty((p.batch, p.dim, p.L), device=dev, dtype=z.dtype) if z is not None else None
+        self.dA = torch.empty((p.batch, rows, p.dim, p.N), device=dev, dtype=f32)
+        self.dD = torch.empty((p.batch, rows, p.dim), device=dev, dtype=f32)
+        self.dbias = torch.empty((p.batch, rows, p.dim), device=dev, dtype=f32)
+        self.dB = torch.empty((p.batch, n_slices, p.G, p.N, p.L), device=dev, dtype=f32)
+        self.dC = torch.empty((p.batch, n_slices, p.G, p.N, p.L), device=dev, dtype=f32)
+
+    def kernel_args(self) -> tuple:
+        """The output pointers in the kernels' order (du, ddelta, dz, dA, dB, dC, dD, dbias)."""
+        return (self.du, self.ddelta, self.dz if self.dz is not None else self.du,
+                self.dA, self.dB, self.dC, self.dD, self.dbias)
+
+    def finish(self, B, C, D, delta_bias) -> list[torch.Tensor | None]:
+        """Gradients for (u, delta, A, B, C, D, z, delta_bias); None for the absent optional inputs."""
+        dB = self.dB[:, 0] if self.dB.shape[1] == 1 else self.dB.sum(dim=1)
+        dC = self.dC[:, 0] if self.dC.shape[1] == 1 else self.dC.sum(dim=1)
+        dB = dB[:, 0] if B.dim() == 3 else dB
+        dC = dC[:, 0] if C.dim() == 3 else dC
+        dD = self.dD.sum(dim=(0, 1)) if D is not None else None
+        dbias = self.dbias.sum(dim=(0, 1)) if delta_bias is not None else None
+        return [self.du, self.ddelta, self.dA.sum(dim=(0, 1)), dB, dC, dD, self.dz, dbias]
+
 
 def _run_carry(p: _Prep, x, delta, z, w, init, n_chunks, T, store_every, adjoint, softplus, reverse):
     bd, warps = p.block_d(TILES["carry_dn"], TILES["carry_warps"])
@@ -710,11 +753,6 @@ def _run_carry_pair(p: _Prep, u, dout, delta, z, dlast, n_chunks, T, softplus, r
         IDX64=p.idx64, BLOCK_D=bd, NP=p.NP, T=T, num_warps=warps,
     )
     return hst, adj
-
-
-def _launch_opts(kernel: str) -> dict:
-    cap = TILES.get(kernel + "_maxnreg")
-    return {} if cap is None else {"maxnreg": cap}
 
 
 def _check_device(u: torch.Tensor) -> None:
@@ -794,54 +832,29 @@ def triton_backward(
 
         return backward_n1(dout, dlast, u, delta, A, B, C, D, z, delta_bias, delta_softplus, reverse=reverse)
     p = _Prep(u, delta, A, B, C, D, z, delta_bias)
-    dev = u.device
     T = TILES["bwd_T_n1"] if p.NP == 1 else TILES["bwd_T"]
     n_chunks = triton.cdiv(p.L, T)
     softplus = bool(delta_softplus)
     dlast = dlast.to(torch.float32).contiguous()
     grouped = "_grouped" if p.G > 1 else ""
     bd, warps = p.block_d(TILES["bwd_dn" + grouped], TILES["bwd_warps" + grouped])
-    per_group_blocks = p.dim_per_group // bd
-    want = TILES["target_programs"]
-    n_slices = 1
-    # More channel slices fill the GPU but each adds one (batch, G, N, L) partial of dB and dC.
-    while (p.batch * p.G * n_slices * n_chunks < want and per_group_blocks % (n_slices * 2) == 0
-           and n_slices < 8):
-        n_slices *= 2
-    slice_len = p.dim_per_group // n_slices
+    n_slices = p.slices(bd, n_chunks, TILES["target_programs"])
     if TILES["carry_pair"]:
         hst, adj = _run_carry_pair(p, u, dout, delta, z, dlast, n_chunks, T, softplus, reverse)
     else:
         hst = _run_carry(p, u, delta, None, p.B, None, n_chunks, T, 1, False, softplus, reverse)
         adj = _run_carry(p, dout, delta, z, p.C, dlast, n_chunks, T, 1, True, softplus, reverse)
 
-    du = torch.empty((p.batch, p.dim, p.L), device=dev, dtype=u.dtype)
-    ddelta = torch.empty((p.batch, p.dim, p.L), device=dev, dtype=delta.dtype)
-    dz = torch.empty((p.batch, p.dim, p.L), device=dev, dtype=z.dtype) if z is not None else None
-    dA_part = torch.empty((p.batch, n_chunks, p.dim, p.N), device=dev, dtype=torch.float32)
-    dD_part = torch.empty((p.batch, n_chunks, p.dim), device=dev, dtype=torch.float32)
-    dbias_part = torch.empty((p.batch, n_chunks, p.dim), device=dev, dtype=torch.float32)
-    dB_part = torch.empty((p.batch, n_slices, p.G, p.N, p.L), device=dev, dtype=torch.float32)
-    dC_part = torch.empty((p.batch, n_slices, p.G, p.N, p.L), device=dev, dtype=torch.float32)
-    args = (u, delta, z if z is not None else u, dout, p.A, p.B, p.C, p.D, p.bias, hst, adj,
-            du, ddelta, dz if dz is not None else du, dA_part, dB_part, dC_part, dD_part, dbias_part,
-            p.dim, p.L, p.N, p.dim_per_group, p.G, n_slices, slice_len, n_chunks)
+    grads = _Grads(p, u, delta, z, n_chunks, n_slices)
+    args = (u, delta, z if z is not None else u, dout, p.A, p.B, p.C, p.D, p.bias, hst, adj, *grads.kernel_args(),
+            p.dim, p.L, p.N, p.dim_per_group, p.G, n_slices, p.dim_per_group // n_slices, n_chunks)
     strides = (*u.stride(), *delta.stride(), *_strides(z, 3), *dout.stride(), *p.B.stride(), *p.C.stride(),
-               du.stride(0), du.stride(1))
+               grads.du.stride(0), grads.du.stride(1))
     flags = dict(HAS_Z=z is not None, SOFTPLUS=softplus, PREFETCH=TILES["bwd_prefetch"], REVERSE=reverse,
-                 IDX64=p.idx64, BLOCK_D=bd, NP=p.NP, T=T, num_warps=warps, **_launch_opts("bwd"))
+                 IDX64=p.idx64, BLOCK_D=bd, NP=p.NP, T=T, num_warps=warps)
     for k_offset in range(0, n_chunks, 65535):  # the grid's second dimension holds 65535 at most
         _bwd_kernel[(p.batch * p.G * n_slices, min(65535, n_chunks - k_offset))](*args, k_offset, *strides, **flags)
-    dA = dA_part.sum(dim=(0, 1))
-    dB = dB_part[:, 0] if n_slices == 1 else dB_part.sum(dim=1)
-    dC = dC_part[:, 0] if n_slices == 1 else dC_part.sum(dim=1)
-    if B.dim() == 3:
-        dB = dB[:, 0]
-    if C.dim() == 3:
-        dC = dC[:, 0]
-    dD = dD_part.sum(dim=(0, 1)) if D is not None else None
-    dbias = dbias_part.sum(dim=(0, 1)) if delta_bias is not None else None
-    return [du, ddelta, dA, dB, dC, dD, dz, dbias]
+    return grads.finish(B, C, D, delta_bias)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .triton_scan import _pow2_divisor, _Prep, _strides
+from .triton_scan import _Grads, _pow2_divisor, _Prep, _strides
 
 __all__ = ["triton_backward", "TILES"]
 
@@ -391,36 +391,18 @@ def _run_carry(p: _Prep, x, delta, z, w, init, n_chunks, T, store_every, adjoint
 
 
 def _walk_backward(p: _Prep, dout, dlast, u, delta, z, hst, n_chunks, T, bd, softplus, reverse, B, C, D, delta_bias):
-    dev = u.device
     n_dblk = p.dim // bd
     n_slices = p.dim_per_group // bd
-    du = torch.empty((p.batch, p.dim, p.L), device=dev, dtype=u.dtype)
-    ddelta = torch.empty((p.batch, p.dim, p.L), device=dev, dtype=delta.dtype)
-    dz = torch.empty((p.batch, p.dim, p.L), device=dev, dtype=z.dtype) if z is not None else None
-    dA_part = torch.empty((p.batch, p.dim, p.N), device=dev, dtype=torch.float32)
-    dD_part = torch.empty((p.batch, p.dim), device=dev, dtype=torch.float32)
-    dbias_part = torch.empty((p.batch, p.dim), device=dev, dtype=torch.float32)
-    dB_part = torch.empty((p.batch, n_slices, p.G, p.N, p.L), device=dev, dtype=torch.float32)
-    dC_part = torch.empty((p.batch, n_slices, p.G, p.N, p.L), device=dev, dtype=torch.float32)
+    grads = _Grads(p, u, delta, z, 1, n_slices)  # dA/dD/d(delta_bias): one partial per batch row
     _bwd_walk_kernel[(p.batch * n_dblk,)](
-        u, delta, z if z is not None else u, dout, p.A, p.B, p.C, p.D, p.bias, hst, dlast,
-        du, ddelta, dz if dz is not None else du, dA_part, dB_part, dC_part, dD_part, dbias_part,
+        u, delta, z if z is not None else u, dout, p.A, p.B, p.C, p.D, p.bias, hst, dlast, *grads.kernel_args(),
         p.dim, p.L, p.N, p.dim_per_group, n_dblk, n_slices, n_chunks,
         *u.stride(), *delta.stride(), *_strides(z, 3), *dout.stride(), *p.B.stride(), *p.C.stride(),
-        du.stride(0), du.stride(1),
+        grads.du.stride(0), grads.du.stride(1),
         HAS_Z=z is not None, SOFTPLUS=softplus, PREFETCH=TILES["walk_prefetch"], REVERSE=reverse, IDX64=p.idx64,
         BLOCK_D=bd, NP=p.NP, T=T, num_warps=TILES["walk_warps"],
     )
-    dA = dA_part.sum(dim=0)
-    dB = dB_part[:, 0] if n_slices == 1 else dB_part.sum(dim=1)
-    dC = dC_part[:, 0] if n_slices == 1 else dC_part.sum(dim=1)
-    if B.dim() == 3:
-        dB = dB[:, 0]
-    if C.dim() == 3:
-        dC = dC[:, 0]
-    dD = dD_part.sum(dim=0) if D is not None else None
-    dbias = dbias_part.sum(dim=0) if delta_bias is not None else None
-    return [du, ddelta, dA, dB, dC, dD, dz, dbias]
+    return grads.finish(B, C, D, delta_bias)
 
 
 def triton_backward(
@@ -440,7 +422,6 @@ def triton_backward(
 ) -> list[torch.Tensor | None]:
     """Gradients for (u, delta, A, B, C, D, z, delta_bias); None for the absent optional inputs."""
     p = _Prep(u, delta, A, B, C, D, z, delta_bias)
-    dev = u.device
     T = TILES["bwd_T"]
     n_chunks = triton.cdiv(p.L, T)
     softplus = bool(delta_softplus)
@@ -459,39 +440,15 @@ def triton_backward(
     adj = _run_carry(p, dout, delta, z, p.C, dlast, n_chunks, T, 1, True, softplus, reverse)
 
     bd = _block_d(p, TILES["bwd_tile"], T)
-    per_group_blocks = p.dim_per_group // bd
-    want = TILES["target_programs"]
-    n_slices = 1
-    # More channel slices fill the GPU but each adds one (batch, G, N, L) partial of dB and dC.
-    while (p.batch * p.G * n_slices * n_chunks < want and per_group_blocks % (n_slices * 2) == 0
-           and n_slices < 8):
-        n_slices *= 2
-    slice_len = p.dim_per_group // n_slices
-
-    du = torch.empty((p.batch, p.dim, p.L), device=dev, dtype=u.dtype)
-    ddelta = torch.empty((p.batch, p.dim, p.L), device=dev, dtype=delta.dtype)
-    dz = torch.empty((p.batch, p.dim, p.L), device=dev, dtype=z.dtype) if z is not None else None
-    dA_part = torch.empty((p.batch, n_chunks, p.dim, p.N), device=dev, dtype=torch.float32)
-    dD_part = torch.empty((p.batch, n_chunks, p.dim), device=dev, dtype=torch.float32)
-    dbias_part = torch.empty((p.batch, n_chunks, p.dim), device=dev, dtype=torch.float32)
-    dB_part = torch.empty((p.batch, n_slices, p.G, p.N, p.L), device=dev, dtype=torch.float32)
-    dC_part = torch.empty((p.batch, n_slices, p.G, p.N, p.L), device=dev, dtype=torch.float32)
+    n_slices = p.slices(bd, n_chunks, TILES["target_programs"])
+    grads = _Grads(p, u, delta, z, n_chunks, n_slices)
     for k_offset in range(0, n_chunks, 65535):  # the grid's second dimension holds 65535 at most
         _bwd_kernel[(p.batch * p.G * n_slices, min(65535, n_chunks - k_offset))](
-            u, delta, z if z is not None else u, dout, p.A, p.B, p.C, p.D, p.bias, hst, adj,
-            du, ddelta, dz if dz is not None else du, dA_part, dB_part, dC_part, dD_part, dbias_part,
-            p.dim, p.L, p.N, p.dim_per_group, p.G, n_slices, slice_len, n_chunks, k_offset,
-            *u.stride(), *delta.stride(), *_strides(z, 3), *dout.stride(), *p.B.stride(), *p.C.stride(), du.stride(0), du.stride(1),
+            u, delta, z if z is not None else u, dout, p.A, p.B, p.C, p.D, p.bias, hst, adj, *grads.kernel_args(),
+            p.dim, p.L, p.N, p.dim_per_group, p.G, n_slices, p.dim_per_group // n_slices, n_chunks, k_offset,
+            *u.stride(), *delta.stride(), *_strides(z, 3), *dout.stride(), *p.B.stride(), *p.C.stride(),
+            grads.du.stride(0), grads.du.stride(1),
             HAS_Z=z is not None, SOFTPLUS=softplus, REVERSE=reverse, IDX64=p.idx64,
             BLOCK_D=bd, NP=p.NP, T=T, num_warps=TILES["bwd_warps"],
         )
-    dA = dA_part.sum(dim=(0, 1))
-    dB = dB_part[:, 0] if n_slices == 1 else dB_part.sum(dim=1)
-    dC = dC_part[:, 0] if n_slices == 1 else dC_part.sum(dim=1)
-    if B.dim() == 3:
-        dB = dB[:, 0]
-    if C.dim() == 3:
-        dC = dC[:, 0]
-    dD = dD_part.sum(dim=(0, 1)) if D is not None else None
-    dbias = dbias_part.sum(dim=(0, 1)) if delta_bias is not None else None
-    return [du, ddelta, dA, dB, dC, dD, dz, dbias]
+    return grads.finish(B, C, D, delta_bias)
