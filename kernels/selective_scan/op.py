@@ -1,31 +1,40 @@
 """`selective_scan`: argument checks, backend choice, and the `torch.ops.vssm` registration.
 
-The op is registered with `torch.library.custom_op` as a forward op and a backward op, each with a
-fake (meta) implementation, and tied together with `register_autograd`, so `torch.compile` traces
-models that use it without a graph break and autograd works in eager mode.
+One pair of ops, `vssm::selective_scan_fwd` / `vssm::selective_scan_bwd`, registered with
+`torch.library.custom_op` (fake implementations included) and tied together by `register_autograd`,
+so `torch.compile(fullgraph=True)` traces models through it and autograd works in eager mode.
+
+The ops see every call in one normal form with K directions: u, delta, z (batch, K, D, L); A (K, D, N);
+B, C (batch, K, G, N, L); D, delta_bias (K, D); the visiting orders as a (K, L) int32 table (or None
+for the natural order); out (batch, D, L) is ``scale * sum_k out_k`` in natural token order. A
+single-direction call is K = 1 through `unsqueeze` views; a shared input of a multi-direction call is
+an `expand` view (stride 0 over K), so autograd sums its per-direction gradients. Nothing is copied:
+the kernels read every tensor through its strides.
 
 Backends:
-- ``"reference"``: `reference.selective_scan_reference` (pure PyTorch; backward by recomputing the
-  forward under autograd).
-- ``"triton"``: the Triton kernels (`triton_scan.py`), for CUDA tensors (or on the CPU under
-  ``TRITON_INTERPRET=1``).
+- ``"reference"``: the chunked pure-PyTorch scan (`reference.py`), for any device.
+- ``"triton"``: the Triton kernels (`triton_fwd.py`, `triton_bwd.py`, `triton_bwd_n1.py`), for CUDA
+  tensors (or on the CPU under ``TRITON_INTERPRET=1``).
 ``backend=None`` picks Triton for CUDA tensors when Triton is importable and the reference otherwise;
 the environment variable ``VSSM_SCAN_BACKEND`` (``reference`` / ``triton``) overrides that default.
+float64 inputs and empty tensors always take the reference (the kernels accumulate in float32).
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 
-from .reference import compute_dtype, selective_scan_reference, selective_scan_reference_backward
+from .orders import Order, order_index
+from .reference import compute_dtype, reference_backward, reference_forward
 
-__all__ = ["selective_scan", "BACKENDS", "default_backend"]
+__all__ = ["selective_scan", "BACKENDS", "COMBINES", "default_backend"]
 
 BACKENDS = ("reference", "triton")
+COMBINES = ("sum", "mean")
 _FLOAT = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
@@ -94,6 +103,78 @@ def _validate(u, delta, A, B, C, D, z, delta_bias) -> None:
             raise ValueError(f"selective_scan: `{name}` is on {t.device}, expected the device of `u` ({u.device})")
 
 
+def _per_direction(name: str, t, K: int, shared: tuple, shared_dims: str, per_dir_dims: str, device) -> torch.Tensor:
+    """`t` with the direction axis inserted (an expand view when it is shared by the K directions)."""
+    if t is None:
+        return None
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"selective_scan: `{name}` must be a torch.Tensor, got {type(t).__name__}")
+    if t.dtype not in _FLOAT:
+        raise TypeError(
+            f"selective_scan: `{name}` must be a floating tensor (float16/bfloat16/float32/float64), got {t.dtype}"
+        )
+    if t.device != device:
+        raise ValueError(f"selective_scan: `{name}` is on {t.device}, expected the device of `u` ({device})")
+    lead = 1 if name in ("u", "delta", "z", "B", "C") else 0  # batch leads the tensors that have one
+    per_dir = shared[:lead] + (K,) + shared[lead:]
+    if tuple(t.shape) == per_dir:
+        return t
+    if tuple(t.shape) == shared:
+        return t.unsqueeze(lead).expand(per_dir)
+    exp_s = "(" + ", ".join(map(str, shared)) + ")"
+    exp_k = "(" + ", ".join(map(str, per_dir)) + ")"
+    raise ValueError(
+        f"selective_scan: `{name}` has shape {_shape(t)}; with K={K} orders it must be {shared_dims} = {exp_s} "
+        f"(shared by every direction) or {per_dir_dims} = {exp_k} (one per direction)"
+    )
+
+
+def _normalize_orders(u, delta, A, B, C, D, z, delta_bias, orders, grid):
+    """Multi-direction arguments -> the ops' normal form (see the module docstring) and the order table."""
+    if not isinstance(u, torch.Tensor) or u.dim() not in (3, 4):
+        got = _shape(u) if isinstance(u, torch.Tensor) else type(u).__name__
+        raise ValueError(f"selective_scan: `u` has shape {got}, expected (batch, D, L) or (batch, K, D, L)")
+    batch, dim, L = u.shape[0], u.shape[-2], u.shape[-1]
+    index = order_index(orders, L, grid, u.device)
+    K = index.shape[0]
+    if not isinstance(A, torch.Tensor) or A.dim() not in (2, 3):
+        got = _shape(A) if isinstance(A, torch.Tensor) else type(A).__name__
+        raise ValueError(f"selective_scan: `A` has shape {got}, expected (D, N) or (K, D, N) with D = {dim}, K = {K}")
+    N = A.shape[-1]
+    if not isinstance(B, torch.Tensor) or B.dim() not in (3, 4, 5):
+        got = _shape(B) if isinstance(B, torch.Tensor) else type(B).__name__
+        raise ValueError(
+            f"selective_scan: `B` has shape {got}, expected (batch, N, L), (batch, G, N, L) or (batch, K, G, N, L)"
+        )
+    G = 1 if B.dim() == 3 else B.shape[-3]
+    if G < 1 or dim % G != 0:
+        raise ValueError(f"selective_scan: the number of groups G={G} in `B` {_shape(B)} must divide D={dim}")
+    dev = u.device
+    u = _per_direction("u", u, K, (batch, dim, L), "(batch, D, L)", "(batch, K, D, L)", dev)
+    delta = _per_direction("delta", delta, K, (batch, dim, L), "(batch, D, L)", "(batch, K, D, L)", dev)
+    z = _per_direction("z", z, K, (batch, dim, L), "(batch, D, L)", "(batch, K, D, L)", dev)
+    A = _per_direction("A", A, K, (dim, N), "(D, N)", "(K, D, N)", dev)
+    D = _per_direction("D", D, K, (dim,), "(D,)", "(K, D)", dev)
+    delta_bias = _per_direction("delta_bias", delta_bias, K, (dim,), "(D,)", "(K, D)", dev)
+    BC = []
+    for name, t in (("B", B), ("C", C)):
+        if isinstance(t, torch.Tensor) and t.dim() == 3:
+            t = t.unsqueeze(1)
+        BC.append(_per_direction(name, t, K, (batch, G, N, L), "(batch, G, N, L)", "(batch, K, G, N, L)", dev))
+    return u, delta, A, BC[0], BC[1], D, z, delta_bias, index
+
+
+def _normalize_single(u, delta, A, B, C, D, z, delta_bias):
+    """A single-direction call as K = 1 (views only)."""
+    B = B if B.dim() == 4 else B.unsqueeze(1)
+    C = C if C.dim() == 4 else C.unsqueeze(1)
+
+    def k1(t, lead):
+        return None if t is None else t.unsqueeze(lead)
+
+    return k1(u, 1), k1(delta, 1), k1(A, 0), k1(B, 1), k1(C, 1), k1(D, 0), k1(z, 1), k1(delta_bias, 0)
+
+
 # ----------------------------------------------------------------------------------------------
 # backends
 
@@ -101,7 +182,7 @@ def _validate(u, delta, A, B, C, D, z, delta_bias) -> None:
 @functools.cache  # a failed import is not retried on every call of the op
 def _triton_available() -> bool:
     try:
-        from . import triton_scan  # noqa: F401
+        from . import triton_fwd  # noqa: F401
     except Exception:  # ImportError, or triton present without a usable driver
         return False
     return True
@@ -119,8 +200,45 @@ def default_backend(device: torch.device) -> str:
     return "reference"
 
 
+def _use_triton(backend: str, u: torch.Tensor) -> bool:
+    return backend == "triton" and u.dtype != torch.float64 and u.numel() > 0
+
+
+def _triton_backward(*args):
+    """N = 1 walks the chunks when (rows x channel blocks) fill the GPU; otherwise every chunk in parallel."""
+    from .triton_bwd import triton_backward_chunks
+    from .triton_bwd_n1 import triton_backward_walk, walk_block_d
+    from .triton_common import DEFAULT_TILES
+
+    u, A, B = args[2], args[4], args[5]
+    batch, K, dim, _ = u.shape
+    if A.shape[-1] == 1:
+        dim_per_group = dim // B.shape[2]
+        if batch * K * (dim // walk_block_d(dim_per_group, 1)) >= DEFAULT_TILES.walk_min_programs:
+            return triton_backward_walk(*args)
+    return triton_backward_chunks(*args)
+
+
 def _empty(like: torch.Tensor) -> torch.Tensor:
     return like.new_empty((0,))
+
+
+def token_major(u: torch.Tensor) -> bool:
+    """True when (batch, K, D, L) `u` has channels innermost (a Linear's (batch, L, D) output); the op then
+    writes out and the gradients of u, delta, z token-major too."""
+    return u.stride(2) == 1 and u.shape[2] > 1 and u.stride(3) != 1
+
+
+def _layout_strides(u: torch.Tensor) -> tuple:
+    batch, K, dim, L = u.shape
+    return (K * L * dim, L * dim, 1, dim) if token_major(u) else (K * dim * L, dim * L, L, 1)
+
+
+def new_like_layout(u: torch.Tensor, shape: tuple, dtype: torch.dtype) -> torch.Tensor:
+    """An empty (..., D, L) tensor, token-major in memory when `u` is (see `token_major`)."""
+    if token_major(u):
+        return u.new_empty((*shape[:-2], shape[-1], shape[-2]), dtype=dtype).transpose(-1, -2)
+    return u.new_empty(shape, dtype=dtype)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -137,20 +255,27 @@ def _scan_fwd(
     D: Optional[torch.Tensor],
     z: Optional[torch.Tensor],
     delta_bias: Optional[torch.Tensor],
+    index: Optional[torch.Tensor],
     delta_softplus: bool,
+    scale: float,
     backend: str,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    if backend == "triton":
-        from .triton_scan import triton_forward
+    """out (batch, D, L) and the last state of every direction (batch, K, D, N), in the normal form."""
+    if _use_triton(backend, u):
+        from .triton_fwd import triton_forward
 
-        return triton_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
-    out, last = selective_scan_reference(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state=True)
-    return out.contiguous(), last.contiguous()
+        return triton_forward(u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale)
+    out, last = reference_forward(u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale)
+    res = new_like_layout(u, out.shape, out.dtype)
+    res.copy_(out)
+    return res, last.contiguous()
 
 
 @_scan_fwd.register_fake
-def _scan_fwd_fake(u, delta, A, B, C, D, z, delta_bias, delta_softplus, backend):
-    return u.new_empty(u.shape), u.new_empty((u.shape[0], u.shape[1], A.shape[1]), dtype=compute_dtype(u))
+def _scan_fwd_fake(u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale, backend):
+    batch, K, dim, L = u.shape
+    out = new_like_layout(u, (batch, dim, L), u.dtype)
+    return out, u.new_empty((batch, K, dim, A.shape[-1]), dtype=compute_dtype(u))
 
 
 @torch.library.custom_op("vssm::selective_scan_bwd", mutates_args=())
@@ -165,45 +290,61 @@ def _scan_bwd(
     D: Optional[torch.Tensor],
     z: Optional[torch.Tensor],
     delta_bias: Optional[torch.Tensor],
+    index: Optional[torch.Tensor],
     delta_softplus: bool,
+    scale: float,
     backend: str,
 ) -> list[torch.Tensor]:
     """Gradients for (u, delta, A, B, C, D, z, delta_bias); an empty tensor stands for an absent input."""
-    if backend == "triton":
-        from .triton_scan import triton_backward
-
-        grads = triton_backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    if _use_triton(backend, u):
+        grads = _triton_backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale)
     else:
-        grads = selective_scan_reference_backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+        grads = reference_backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale)
     ref = (u, delta, A, B, C, D, z, delta_bias)
-    return [_empty(u) if g is None else g.to(r.dtype).contiguous() for g, r in zip(grads, ref)]
+    res = []
+    for g, r in zip(grads, ref):
+        if g is None:
+            res.append(_empty(u))
+        elif r.dim() == 4:  # u, delta, z: in u's layout, as the fake implementation says
+            res.append(new_like_layout(u, tuple(g.shape), r.dtype).copy_(g) if g.stride() != _layout_strides(u) else g.to(r.dtype))
+        else:
+            res.append(g.to(r.dtype).contiguous())
+    return res
 
 
 @_scan_bwd.register_fake
-def _scan_bwd_fake(dout, dlast, u, delta, A, B, C, D, z, delta_bias, delta_softplus, backend):
+def _scan_bwd_fake(dout, dlast, u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale, backend):
     ref = (u, delta, A, B, C, D, z, delta_bias)
-    return [_empty(u) if r is None else r.new_empty(r.shape) for r in ref]
+    res = []
+    for r in ref:
+        if r is None:
+            res.append(_empty(u))
+        elif r.dim() == 4:
+            res.append(new_like_layout(u, tuple(r.shape), r.dtype))
+        else:
+            res.append(r.new_empty(r.shape))
+    return res
 
 
 def _setup_context(ctx, inputs, output):
-    u, delta, A, B, C, D, z, delta_bias, delta_softplus, backend = inputs
-    ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias)
-    ctx.delta_softplus = delta_softplus
-    ctx.backend = backend
+    u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale, backend = inputs
+    ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, index)
+    ctx.delta_softplus, ctx.scale, ctx.backend = delta_softplus, scale, backend
 
 
 def _backward(ctx, dout, dlast):
-    u, delta, A, B, C, D, z, delta_bias = ctx.saved_tensors
+    u, delta, A, B, C, D, z, delta_bias, index = ctx.saved_tensors
+    batch, K, dim, L = u.shape
     if dout is None:
-        dout = torch.zeros_like(u)
+        dout = u.new_zeros((batch, dim, L))
     if dlast is None:
-        dlast = u.new_zeros((u.shape[0], u.shape[1], A.shape[1]), dtype=compute_dtype(u))
+        dlast = u.new_zeros((batch, K, dim, A.shape[-1]), dtype=compute_dtype(u))
     grads = _scan_bwd(
-        dout.contiguous(), dlast.contiguous(), u, delta, A, B, C, D, z, delta_bias, ctx.delta_softplus, ctx.backend
+        dout, dlast, u, delta, A, B, C, D, z, delta_bias, index, ctx.delta_softplus, ctx.scale, ctx.backend
     )
     present = (True, True, True, True, True, D is not None, z is not None, delta_bias is not None)
     grads = [g if p else None for g, p in zip(grads, present)]
-    return (*grads, None, None)
+    return (*grads, None, None, None, None)
 
 
 torch.library.register_autograd("vssm::selective_scan_fwd", _backward, setup_context=_setup_context)
@@ -225,28 +366,50 @@ def selective_scan(
     delta_softplus: bool = False,
     return_last_state: bool = False,
     *,
+    orders: Sequence[Order] | None = None,
+    grid: tuple[int, int] | None = None,
+    combine: str = "sum",
     backend: str | None = None,
 ):
-    """Mamba-1 selective scan (S6).
+    """Mamba-1 selective scan (S6), over one direction or several visiting orders in one call.
 
-    Args:
-        u, delta: (batch, D, L) input and step size.
-        A: (D, N) state matrix (negative for a stable scan; ``-exp(A_log)``).
-        B, C: (batch, G, N, L) input/output matrices shared by the D/G channels of each group,
-            or (batch, N, L) for G = 1.
-        D: (D,) skip connection; z: (batch, D, L) gate (``out = y * silu(z)``);
-        delta_bias: (D,) added to delta before the optional softplus.
-        return_last_state: also return the final state (batch, D, N), float32.
-        backend: ``"reference"``, ``"triton"`` or None (see `default_backend`).
+    Single direction (``orders=None``):
+        u, delta, z: (batch, D, L); A: (D, N); B, C: (batch, G, N, L) or (batch, N, L) (channel d
+        reads group d // (D/G)); D, delta_bias: (D,). Returns out (batch, D, L) in u's dtype, and
+        with ``return_last_state`` the final state (batch, D, N) in float32.
 
-    Returns:
-        out (batch, D, L) in u's dtype, computed in float32; ``(out, last_state)`` when
-        ``return_last_state``.
+    Several directions (``orders=[...]``, K of them): direction k visits the tokens in the order
+    ``orders[k]`` (a name from `vssm.kernels.selective_scan.ORDERS`, e.g. ``"natural"``,
+    ``"reverse"``, ``"cols"``, ``"cols_reverse"`` with ``grid=(H, W)``, or a permutation tensor of
+    length L). Every tensor is indexed by natural token position; each may be shared by all
+    directions (the single-direction shape) or given per direction with K after the batch axis
+    (``u``/``delta``/``z`` (batch, K, D, L), ``B``/``C`` (batch, K, G, N, L)) or first (``A``
+    (K, D, N), ``D``/``delta_bias`` (K, D)). Each direction's output (gated by silu(z) when z is
+    given) is taken back to natural order and the K of them are summed (``combine="sum"``) or
+    averaged (``"mean"``) into one out (batch, D, L); the last states are (batch, K, D, N).
+
+    Any strides are read as they are: token-major tensors (a Linear's (batch, L, D) output seen as
+    ``x.transpose(1, 2)``) need no copy, and then out comes back token-major too. The arithmetic
+    is float32 (float64 for float64 inputs) whatever the input dtype.
+
+    backend: ``"reference"``, ``"triton"`` or None (see `default_backend`).
     """
-    _validate(u, delta, A, B, C, D, z, delta_bias)
+    if orders is None:
+        if grid is not None:
+            raise ValueError("selective_scan: `grid` is only used with `orders`")
+        _validate(u, delta, A, B, C, D, z, delta_bias)
+        args = _normalize_single(u, delta, A, B, C, D, z, delta_bias)
+        index, scale = None, 1.0
+    else:
+        *args, index = _normalize_orders(u, delta, A, B, C, D, z, delta_bias, orders, grid)
+        if combine not in COMBINES:
+            raise ValueError(f"selective_scan: `combine` must be one of {COMBINES}, got {combine!r}")
+        scale = 1.0 / index.shape[0] if combine == "mean" else 1.0
     if backend is None:
         backend = default_backend(u.device)
     elif backend not in BACKENDS:
         raise ValueError(f"selective_scan: `backend` must be one of {BACKENDS} or None, got {backend!r}")
-    out, last = torch.ops.vssm.selective_scan_fwd(u, delta, A, B, C, D, z, delta_bias, bool(delta_softplus), backend)
+    out, last = torch.ops.vssm.selective_scan_fwd(*args, index, bool(delta_softplus), float(scale), backend)
+    if orders is None:
+        last = last[:, 0]
     return (out, last) if return_last_state else out

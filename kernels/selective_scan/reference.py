@@ -26,7 +26,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["selective_scan_reference", "selective_scan_reference_backward", "selective_scan_loop"]
+__all__ = [
+    "reference_backward",
+    "reference_forward",
+    "selective_scan_reference",
+    "selective_scan_reference_backward",
+]
 
 _LOG_BUDGET = 60.0  # exp(60) ~ 1e26: products with |dt*B*u| up to ~1e12 stay finite in float32
 _DECAY_FLOOR = 30.0  # exp(-30) ~ 9e-14: beneath float32 resolution and gradcheck tolerances
@@ -392,30 +397,66 @@ def selective_scan_reference_backward(
     return grads
 
 
-def selective_scan_loop(
-    u: torch.Tensor,
-    delta: torch.Tensor,
-    A: torch.Tensor,
-    B: torch.Tensor,
-    C: torch.Tensor,
-    D: torch.Tensor | None = None,
-    z: torch.Tensor | None = None,
-    delta_bias: torch.Tensor | None = None,
-    delta_softplus: bool = False,
-    return_last_state: bool = False,
-):
-    """The recurrence one step at a time: slow, obviously right. Used as a benchmark baseline."""
-    out_dtype = u.dtype
-    u, dt, A, B, C, cd = _prepare(u, delta, A, B, C, delta_bias, delta_softplus)
-    batch, dim, L = u.shape
-    G, N = B.shape[1], B.shape[2]
-    Bx = B.repeat_interleave(dim // G, dim=1)  # (batch, dim, N, L)
-    Cx = C.repeat_interleave(dim // G, dim=1)
-    h = u.new_zeros(batch, dim, N)
-    ys = []
-    for t in range(L):
-        h = torch.exp(dt[:, :, t, None] * A) * h + (dt[:, :, t] * u[:, :, t])[..., None] * Bx[..., t]
-        ys.append((h * Cx[..., t]).sum(-1))
-    y = torch.stack(ys, dim=-1) if ys else u.new_zeros(batch, dim, 0)
-    out = _finish(y, u, D, z, cd, out_dtype)
-    return (out, h) if return_last_state else out
+# ----------------------------------------------------------------------------------------------
+# several directions: each one gathered into its visiting order, scanned, and scattered back
+
+
+def _k(t: torch.Tensor | None, k: int, lead: int, idx: torch.Tensor | None, cd=None) -> torch.Tensor | None:
+    """Direction k of a normal-form tensor (see op.py), in visiting order when `idx` is given."""
+    if t is None:
+        return None
+    t = t.select(lead, k)
+    if cd is not None:
+        t = t.to(cd)
+    return (t if idx is None else t.index_select(-1, idx)).contiguous()
+
+
+def _orders(index: torch.Tensor | None, K: int) -> list[torch.Tensor | None]:
+    return [None] * K if index is None else [row.long() for row in index]
+
+
+def reference_forward(u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale):
+    """The op's forward in normal form (u (batch, K, D, L), ..., index (K, L) or None): every direction
+    through `selective_scan_reference`, outputs summed in natural order and scaled; returns out
+    (batch, D, L) in u's dtype and the last states (batch, K, D, N)."""
+    batch, K, dim, L = u.shape
+    cd = compute_dtype(u)
+    out = torch.zeros((batch, dim, L), dtype=cd, device=u.device)
+    lasts = []
+    for k, idx in enumerate(_orders(index, K)):
+        y, last = selective_scan_reference(
+            _k(u, k, 1, idx, cd), _k(delta, k, 1, idx), A[k], _k(B, k, 1, idx), _k(C, k, 1, idx),
+            None if D is None else D[k], _k(z, k, 1, idx), None if delta_bias is None else delta_bias[k],
+            delta_softplus, True,
+        )
+        if idx is None:
+            out += y
+        else:
+            out.index_add_(-1, idx, y)
+        lasts.append(last)
+    if scale != 1.0:
+        out *= scale
+    return out.to(u.dtype), torch.stack(lasts, dim=1)
+
+
+def reference_backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale):
+    """Gradients of `reference_forward` for (u, delta, A, B, C, D, z, delta_bias) in normal form."""
+    batch, K, dim, L = u.shape
+    cd = compute_dtype(u)
+    dout = dout.to(cd) * scale
+    per_k = []
+    for k, idx in enumerate(_orders(index, K)):
+        g = selective_scan_reference_backward(
+            _k(dout.unsqueeze(1), 0, 1, idx), dlast[:, k], _k(u, k, 1, idx), _k(delta, k, 1, idx), A[k],
+            _k(B, k, 1, idx), _k(C, k, 1, idx), None if D is None else D[k], _k(z, k, 1, idx),
+            None if delta_bias is None else delta_bias[k], delta_softplus,
+        )
+        if idx is not None:  # back to natural token order
+            g = [t if t is None or i in (2, 5, 7) else torch.empty_like(t).index_copy_(-1, idx, t)
+                 for i, t in enumerate(g)]
+        per_k.append(g)
+
+    def stack(i, lead):
+        return None if per_k[0][i] is None else torch.stack([g[i] for g in per_k], dim=lead)
+
+    return [stack(0, 1), stack(1, 1), stack(2, 0), stack(3, 1), stack(4, 1), stack(5, 0), stack(6, 1), stack(7, 0)]

@@ -1,0 +1,236 @@
+"""What the Triton selective-scan kernels share: jitted helpers, tile configs, launch geometry, buffers.
+
+The math is stated in `naive.py`. The kernels see the op's normal form (op.py): K directions, every
+per-token tensor indexed (batch, K, ...) through its strides (stride 0 over K for a shared input),
+and a "row" r = b * K + k for each (batch row, direction). Position i of direction k's scan reads
+token ``order[k, i]`` (GATHER) or token i (natural order, no table).
+
+Imports go one way: this module <- `triton_carry` <- `triton_fwd`, `triton_bwd`, `triton_bwd_n1`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import torch
+import triton
+import triton.language as tl
+
+LOG2E = 1.4426950408889634
+
+
+@dataclasses.dataclass(frozen=True)
+class Tiles:
+    """Tile sizes and launch thresholds (measured on the H100 and H200: kernels/selective_scan/NOTES.md).
+
+    T = steps per chunk; *_dn = channels x states per program, which with 32 lanes x warps keeps
+    time inside each thread (time-major tiles). Tests pass smaller ones to cover many chunks cheaply.
+    """
+
+    fwd_T: int = 32
+    fwd_T_n1: int = 16  # N = 1: one state per thread leaves room for fewer steps only (no spills)
+    fwd_warps: int = 4
+    fwd_dn: int = 128
+    fwd_min_programs: int = 264  # a single-direction forward below this many programs splits time
+    bwd_T: int = 16
+    bwd_T_n1: int = 8
+    bwd_warps: int = 4
+    bwd_dn: int = 128
+    bwd_dn_grouped: int = 64  # G > 1 (H100, G = 4: 6.6 vs 7.2 ms at 128 / 4 warps)
+    bwd_warps_grouped: int = 2
+    bwd_target_programs: int = 1056  # ~8 programs per SM before channel slices are added
+    carry_warps: int = 4
+    carry_dn: int = 128
+    walk_T: int = 32  # N = 1 backward: chunk-walking kernel, time across lanes
+    walk_tile: int = 128
+    walk_warps: int = 4
+    walk_min_programs: int = 264
+
+
+DEFAULT_TILES = Tiles()
+
+
+# ----------------------------------------------------------------------------------------------
+# jitted helpers
+
+
+@triton.jit
+def _combine(a_l, x_l, a_r, x_r):
+    # (a_l, x_l) is the earlier part of the sequence: h = a_r * (a_l * h0 + x_l) + x_r
+    return a_l * a_r, x_l * a_r + x_r
+
+
+@triton.jit
+def _reverse_scan(a, x):
+    """Suffix scan of (a, x) pairs along axis 0, which must be held inside each thread.
+
+    Written as flip, prefix scan, flip: for an axis inside the thread the flips are register
+    renaming, while `associative_scan(reverse=True)` compiled to ~320 warp shuffles per tile.
+    """
+    a_cum, x_cum = tl.associative_scan((tl.flip(a, 0), tl.flip(x, 0)), 0, _combine)
+    return tl.flip(a_cum, 0), tl.flip(x_cum, 0)
+
+
+@triton.jit
+def _step_size(delta, bias, mask, SOFTPLUS: tl.constexpr, MASK_T: tl.constexpr = True):
+    """dt = softplus(delta + bias) (or delta + bias), bias broadcast by the caller; 0 where masked,
+    so a padded step is a no-op."""
+    dt = delta + bias
+    if SOFTPLUS:
+        dt = tl.where(dt > 20.0, dt, tl.log(1.0 + tl.exp(dt)))
+    if MASK_T:
+        dt = tl.where(mask, dt, 0.0)
+    return dt
+
+
+@triton.jit
+def _token_index(pos, L, order_ptr, GATHER: tl.constexpr, IDX64: tl.constexpr):
+    """Token read at scan positions `pos`: order[pos] (order_ptr at the direction's row) or pos itself."""
+    if GATHER:
+        idx = tl.load(order_ptr + pos, mask=pos < L, other=0)
+    else:
+        idx = pos
+    if IDX64:
+        idx = idx.to(tl.int64)
+    return idx
+
+
+@triton.jit
+def _load_tile(ptrs, mask, MASK_T: tl.constexpr):
+    # Full chunks load without a time mask: a mask that varies along time blocks vector loads.
+    if MASK_T:
+        return tl.load(ptrs, mask=mask, other=0.0).to(tl.float32)
+    else:
+        return tl.load(ptrs).to(tl.float32)
+
+
+@triton.jit
+def _store_tile(ptrs, value, mask, MASK_T: tl.constexpr):
+    if MASK_T:
+        tl.store(ptrs, value.to(ptrs.dtype.element_ty), mask=mask)
+    else:
+        tl.store(ptrs, value.to(ptrs.dtype.element_ty))
+
+
+# ----------------------------------------------------------------------------------------------
+# host side
+
+
+def pow2_divisor(n: int, cap: int) -> int:
+    """Largest power of two <= cap that divides n (>= 1)."""
+    p = 1
+    while p * 2 <= cap and n % (p * 2) == 0:
+        p *= 2
+    return p
+
+
+def strides(t: torch.Tensor | None, ndim: int) -> tuple:
+    return tuple(t.stride()) if t is not None else (0,) * ndim
+
+
+def _needs_idx64(*tensors) -> bool:
+    """True where an offset inside one (batch row, direction) could pass 2**31 elements."""
+    for t in tensors:
+        if t is None:
+            continue
+        span = sum((s - 1) * abs(st) for s, st in zip(t.shape[2:], t.stride()[2:]))
+        if span >= 2**31 - 1:
+            return True
+    return False
+
+
+def check_device(u: torch.Tensor) -> None:
+    if u.device.type != "cuda" and os.environ.get("TRITON_INTERPRET", "0") != "1":
+        raise ValueError(
+            f"selective_scan backend='triton': tensors are on {u.device}; the Triton kernels need CUDA "
+            "tensors (or TRITON_INTERPRET=1, set before vssm is imported, to run them on the CPU)"
+        )
+
+
+class Prep:
+    """Shapes, parameter vectors and the order table of one call in the op's normal form."""
+
+    def __init__(self, u, delta, A, B, C, D, z, delta_bias, index, scale=1.0):
+        self.batch, self.K, self.dim, self.L = u.shape
+        self.rows = self.batch * self.K
+        self.N = A.shape[-1]
+        self.B, self.C = B, C
+        self.G = B.shape[2]
+        self.dim_per_group = self.dim // self.G
+        self.NP = triton.next_power_of_2(max(self.N, 1))
+        self.A = A.to(torch.float32).contiguous()  # (K, D, N)
+        zeros = torch.zeros((self.K, self.dim), device=u.device, dtype=torch.float32)
+        self.D = zeros if D is None else D.to(torch.float32).contiguous()
+        self.bias = zeros if delta_bias is None else delta_bias.to(torch.float32).contiguous()
+        self.gather = index is not None
+        self.index = index if index is not None else self.A  # placeholder pointer when not gathering
+        self.scale = float(scale)
+        self.idx64 = _needs_idx64(u, delta, z, B, C)
+
+    def block_d(self, dn: int, warps: int) -> tuple[int, int]:
+        """Channels per program and warps: lanes cover (channels, states) so time stays in-thread."""
+        bd = pow2_divisor(self.dim_per_group, max(1, dn // self.NP))
+        return bd, max(1, min(warps, bd * self.NP // 32))
+
+    def slices(self, block_d: int, programs_per_slice: int, want: int) -> int:
+        """Channel slices per group (a power of two up to 8) until the launch has `want` programs.
+
+        More slices fill the GPU but each adds one (rows, G, N, L) partial of dB and dC.
+        """
+        blocks, n = self.dim_per_group // block_d, 1
+        while self.rows * self.G * n * programs_per_slice < want and blocks % (n * 2) == 0 and n < 8:
+            n *= 2
+        return n
+
+
+def new_grad(u: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """An empty (batch, K, D, L) gradient in u's memory layout (token-major when u is)."""
+    from .op import new_like_layout
+
+    return new_like_layout(u, tuple(u.shape), dtype)
+
+
+class Grads:
+    """Gradient outputs of a backward and the fp32 partials its kernels write instead of atomics.
+
+    du/ddelta/dz are (batch, K, D, L) in u's layout, one per direction (autograd sums a shared input's);
+    dA/dD/d(delta_bias) partials are (rows, parts, D[, N]) and dB/dC partials (rows, slices, G, N, L);
+    `finish` reduces them with `torch.sum`, so results are bit-identical run to run.
+    """
+
+    def __init__(self, p: Prep, u, delta, z, parts: int, n_slices: int):
+        dev, f32 = u.device, torch.float32
+        self.p = p
+        self.du = new_grad(u, u.dtype)
+        self.ddelta = new_grad(u, delta.dtype)
+        self.dz = new_grad(u, z.dtype) if z is not None else None
+        self.dA = torch.empty((p.rows, parts, p.dim, p.N), device=dev, dtype=f32)
+        self.dD = torch.empty((p.rows, parts, p.dim), device=dev, dtype=f32)
+        self.dbias = torch.empty((p.rows, parts, p.dim), device=dev, dtype=f32)
+        self.dB = torch.empty((p.rows, n_slices, p.G, p.N, p.L), device=dev, dtype=f32)
+        self.dC = torch.empty((p.rows, n_slices, p.G, p.N, p.L), device=dev, dtype=f32)
+
+    def pointers(self) -> tuple:
+        """The output tensors in the kernels' order (du, ddelta, dz, dA, dB, dC, dD, dbias)."""
+        return (self.du, self.ddelta, self.dz if self.dz is not None else self.du,
+                self.dA, self.dB, self.dC, self.dD, self.dbias)
+
+    def strides(self) -> tuple:
+        """(batch, K, D, L) strides shared by du, ddelta and dz (all in u's layout)."""
+        return tuple(self.du.stride())
+
+    def finish(self, D, delta_bias) -> list[torch.Tensor | None]:
+        """Gradients for (u, delta, A, B, C, D, z, delta_bias) in normal form; None for absent inputs."""
+        p = self.p
+
+        def by_direction(t):  # (rows, ...) -> summed over batch rows: (K, ...)
+            return t.view(p.batch, p.K, *t.shape[1:]).sum(dim=(0, 2))
+
+        dB = self.dB[:, 0] if self.dB.shape[1] == 1 else self.dB.sum(dim=1)
+        dC = self.dC[:, 0] if self.dC.shape[1] == 1 else self.dC.sum(dim=1)
+        dB = dB.view(p.batch, p.K, p.G, p.N, p.L)
+        dC = dC.view(p.batch, p.K, p.G, p.N, p.L)
+        dD = by_direction(self.dD) if D is not None else None
+        dbias = by_direction(self.dbias) if delta_bias is not None else None
+        return [self.du, self.ddelta, by_direction(self.dA), dB, dC, dD, self.dz, dbias]
