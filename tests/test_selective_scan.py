@@ -248,10 +248,10 @@ def test_bad_backend_name():
 
 def test_reference_long_sequence_matches_loop():
     # Several chunk groups and channel blocks at L = 3000 against the step-by-step loop in float64.
-    from vssm.kernels.selective_scan import selective_scan_loop
+    from vssm.kernels.selective_scan import selective_scan_naive
 
     inp = make_inputs(1, 4, 3000, 4, 2)
-    exact = selective_scan_loop(**{k: v.double() for k, v in inp.items()}, delta_softplus=True)
+    exact = selective_scan_naive(**{k: v.double() for k, v in inp.items()}, delta_softplus=True)
     for kw in ({}, dict(max_elements=4 * 64 * 4), dict(cache_elements=3000 * 4)):
         out = selective_scan_reference(**inp, delta_softplus=True, **kw)
         assert ((out.double() - exact).norm() / exact.norm()) < 1e-5, kw

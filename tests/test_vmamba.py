@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 
 import vssm  # noqa: F401  (registers the models)
-from vssm.kernels.selective_scan import selective_scan_loop
+from vssm.kernels.selective_scan import selective_scan_naive
 from vssm.ss2d import SS2D, cross_merge_2d, cross_scan_2d, cross_selective_scan_2d
 
 # name -> (official parameter count from the official builder, table params (M), table GFLOPs at 224)
@@ -92,7 +92,7 @@ def test_cross_selective_scan_matches_per_direction_loop():
         dt, B, C = torch.split(torch.einsum("cd,bdl->bcl", x_proj[i], u), [r, n, n], dim=1)
         delta = torch.einsum("dr,brl->bdl", dt_w[i], dt)
         rows = slice(i * d, (i + 1) * d)
-        yi = selective_scan_loop(
+        yi = selective_scan_naive(
             u, delta, -torch.exp(A_logs[rows]), B, C, Ds[rows], delta_bias=dt_b[i], delta_softplus=True
         )
         expected[:, :, order] += yi  # scatter back to natural order

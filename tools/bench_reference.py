@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from vssm.kernels.selective_scan import selective_scan_loop, selective_scan_reference
+from vssm.kernels.selective_scan import selective_scan_naive, selective_scan_reference
 from vssm.kernels.selective_scan.op import selective_scan
 
 # (batch, D, L, N, G): the two shapes (Vim-S-like N=16, VMamba-like N=1 with 4 groups).
@@ -61,9 +61,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for shape in SHAPES:
         inp = model_like_inputs(*shape)
         with torch.no_grad():
-            t_loop = _median_time(lambda inp=inp: selective_scan_loop(**inp, delta_softplus=True), max(1, args.repeats // 2))
+            t_loop = _median_time(lambda inp=inp: selective_scan_naive(**inp, delta_softplus=True), max(1, args.repeats // 2))
             t_ref = _median_time(lambda inp=inp: selective_scan_reference(**inp, delta_softplus=True), args.repeats)
-            exact = selective_scan_loop(**{k: v.double() for k, v in inp.items()}, delta_softplus=True)
+            exact = selective_scan_naive(**{k: v.double() for k, v in inp.items()}, delta_softplus=True)
             ours = selective_scan_reference(**inp, delta_softplus=True)
         err = float((ours.double() - exact).norm() / exact.norm())
         leaves = {k: v.clone().requires_grad_(True) for k, v in inp.items()}

@@ -1,270 +1,325 @@
-"""Benchmark the Triton selective scan against the CUDA kernel's published H100 times.
+"""Benchmark the selective scan on a GPU: kernel shapes, and the multi-direction scan sections of the models.
 
-Prints, per shape and dtype: forward and backward milliseconds (`triton.testing.do_bench` medians),
-the GB/s the fewest bytes imply, that as a percentage of a device-to-device copy measured in the
-same run, and the ratio to the CUDA kernel (mamba_ssm, fp32, z + D + delta_bias + softplus).
+    python tools/bench_scan.py                      # the four kernel shapes, fp32 and bf16: fwd / bwd ms
+    python tools/bench_scan.py --sections           # Vim-S and VMamba-T scan sections: fused vs composed
+    python tools/bench_scan.py --check              # fused multi-direction vs the float64 composed reference
 
-    python tools/bench_scan.py                       # the four shapes, fp32 and bf16
-    python tools/bench_scan.py --variants sweep      # also try the tile sizes in VARIANTS
-    python tools/bench_scan.py --check               # compare with the float64 reference first
+Kernel shapes: `triton.testing.do_bench` medians of the op's forward and backward (z + D + delta_bias +
+softplus), the fewest bytes they must move as a share of a device copy measured in the same run, and
+the ratio to mamba_ssm's CUDA times measured on an H200 (shared/REFERENCE.md, 2026-11-29).
+
+Sections (forward + backward through autograd, bf16 unless --dtype): the whole scan part of a layer,
+from the tensors the projections produce to the combined output in natural order.
+- vim_s: bidirectional, batch 128, L 197, d_inner 768, N 16, z, outputs averaged. composed = today's
+  two calls with flips; fused = one call with orders natural + reverse (channel-major and token-major).
+- vmamba_t_s1: four directions on 56 x 56, batch 128, d_inner 192, N 1, no z, summed. composed =
+  cross_scan_2d + one call over (batch, 4 x 192, L) + cross_merge_2d; fused = one call with the four
+  grid orders and u shared; official = VMamba's Triton cross-scan + oflex CUDA scan + cross-merge
+  (when OFFICIAL_DIR points at the unpacked official code, as `.official/run.sh` leaves it).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
+import os
+import sys
 
 import torch
 
-# (batch, D, L, N, G): CUDA fwd ms, bwd ms on one H100 (shared/REFERENCE.md)
+# (batch, D, L, N, G): mamba_ssm CUDA fwd ms, bwd ms (fp32) on one H200 (shared/REFERENCE.md)
 SHAPES = {
-    "vim_s_224": ((128, 768, 197, 16, 1), 0.761, 2.395),
-    "vim_ti_1248": ((8, 384, 6085, 16, 1), 0.754, 2.367),
-    "vmamba_t_s1": ((128, 768, 3136, 1, 4), 3.184, 9.008),
-    "n16_g4": ((64, 384, 3136, 16, 4), 3.793, 10.81),
+    "vim_s_224": ((128, 768, 197, 16, 1), 0.743, 2.261),
+    "vim_ti_1248": ((8, 384, 6085, 16, 1), 0.670, 2.066),
+    "vmamba_t_s1": ((128, 768, 3136, 1, 4), 2.159, 5.429),
+    "n16_g4": ((64, 384, 3136, 16, 4), 3.410, 10.280),
 }
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-# Tile-size overrides tried with --variants sweep: keys of triton_scan.TILES, or with a "tl." prefix
-# keys of triton_scan_timelanes.TILES (the N = 1 backward).
-VARIANTS = {
-    "default": {},
-    "fwd_t16": {"fwd_T": 16},
-    "fwd_dn256_w8": {"fwd_dn": 256, "fwd_warps": 8},
-    "fwd_no_prefetch": {"fwd_prefetch": False},
-    "bwd_dn64_w2": {"bwd_dn": 64, "bwd_warps": 2},
-    "bwd_grouped_dn128_w4": {"bwd_dn_grouped": 128, "bwd_warps_grouped": 4},
-    "bwd_t8": {"bwd_T": 8},
-    "bwd_no_prefetch": {"bwd_prefetch": False},
-    "carry_no_pair": {"carry_pair": False},
-    "carry_no_prefetch": {"carry_prefetch": False},
-    "segments": {"fwd_target_programs": 1056},
-    "n1_time_major_bwd": {"n1_timelanes": False},
-    "n1_chunk_parallel": {"tl.walk": False},
-    "n1_walk512": {"tl.walk_tile": 512},
-    "n1_walk256": {"tl.walk_tile": 256},
-    "n1_v2carry": {"tl.v2_carry": True},
-    "n1_v2carry_nopf": {"tl.v2_carry": True, "carry_prefetch": False},
-}
+VMAMBA_ORDERS = ["rows", "cols", "rows_reverse", "cols_reverse"]
 
 
-class _tiles:
-    """Apply VARIANTS-style overrides to the kernels' TILES dicts for the duration of a with block."""
+def _bench(fn, rep=200):
+    from triton.testing import do_bench
 
-    def __init__(self, overrides):
-        from vssm.kernels.selective_scan import triton_scan, triton_scan_timelanes
-
-        self.mods = {"": triton_scan.TILES, "tl.": triton_scan_timelanes.TILES}
-        self.overrides = overrides or {}
-
-    def __enter__(self):
-        self.saved = {k: dict(v) for k, v in self.mods.items()}
-        for key, value in self.overrides.items():
-            prefix = "tl." if key.startswith("tl.") else ""
-            name = key[len(prefix):]
-            if name not in self.mods[prefix]:
-                raise KeyError(f"unknown tile key {key!r}")
-            self.mods[prefix][name] = value
-
-    def __exit__(self, *exc):
-        for prefix, tiles in self.mods.items():
-            tiles.clear()
-            tiles.update(self.saved[prefix])
-
-
-def make_inputs(shape, dtype, device="cuda", seed=0):
-    """Inputs distributed like a Vim/VMamba layer: A = -(1..N), dt ~ softplus(delta + bias) in [1e-3, 0.1]."""
-    batch, dim, L, N, G = shape
-    g = torch.Generator(device=device).manual_seed(seed)
-    r = lambda *s: torch.randn(*s, device=device, generator=g)
-    u = r(batch, dim, L).to(dtype)
-    delta = (0.5 * r(batch, dim, L)).to(dtype)
-    z = r(batch, dim, L).to(dtype)
-    B = r(batch, G, N, L).to(dtype)
-    C = r(batch, G, N, L).to(dtype)
-    A = -torch.arange(1, N + 1, device=device, dtype=torch.float32).repeat(dim, 1)
-    D = torch.ones(dim, device=device)
-    dt0 = torch.exp(torch.rand(dim, device=device, generator=g) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3))
-    delta_bias = dt0 + torch.log(-torch.expm1(-dt0))
-    return u, delta, A, B, C, D, z, delta_bias
-
-
-def bytes_moved(shape, dtype):
-    batch, dim, L, N, G = shape
-    es = torch.empty((), dtype=dtype).element_size()
-    big, bc = batch * dim * L * es, batch * G * N * L * es
-    fwd = 4 * big + 2 * bc + batch * dim * N * 4  # u, delta, z in; out; B, C; last state
-    bwd = 7 * big + 4 * bc  # u, delta, z, dout in; du, ddelta, dz out; B, C in; dB, dC out
-    return fwd, bwd
+    return do_bench(fn, warmup=25, rep=rep, return_mode="median")
 
 
 def copy_bandwidth(nbytes=1 << 30):
-    from triton.testing import do_bench
-
     src = torch.empty(nbytes // 4, device="cuda").uniform_()
     dst = torch.empty_like(src)
-    ms = do_bench(lambda: dst.copy_(src), warmup=25, rep=200, return_mode="median")
-    return 2 * nbytes / (ms * 1e-3) / 1e9
+    return 2 * nbytes / (_bench(lambda: dst.copy_(src)) * 1e-3) / 1e9
 
 
-def check(shape, dtype):
-    """Relative errors of out and every gradient against the float64 reference."""
-    from vssm.kernels.selective_scan import triton_scan as ts
-    from vssm.kernels.selective_scan.reference import selective_scan_reference
-
-    ins = make_inputs(shape, dtype)
-    leaves = [t.double().requires_grad_(True) for t in ins]
-    out, last = selective_scan_reference(*leaves, True, True)
-    dout = torch.randn_like(out).to(dtype).double()
-    dlast = torch.randn_like(last)
-    grads = torch.autograd.grad((out, last), leaves, (dout, dlast))
-    o2, l2 = ts.triton_forward(*ins, True)
-    g2 = ts.triton_backward(dout.to(dtype), dlast.float(), *ins, True)
-    rel = lambda a, b: float((a.double() - b).norm() / b.norm())
-    names = ["u", "delta", "A", "B", "C", "D", "z", "delta_bias"]
-    errs = {"out": rel(o2, out), "last": rel(l2, last)}
-    errs.update({n: rel(a, b) for n, a, b in zip(names, g2, grads)})
-    return errs
+def min_bytes(shape, dtype) -> tuple[int, int]:
+    """Fewest bytes of the forward (u, delta, z, B, C in; out, last state out) and backward (those
+    inputs and dout in; du, ddelta, dz, dB, dC out)."""
+    batch, dim, L, N, G = shape
+    e = torch.tensor([], dtype=dtype).element_size()
+    tok, bc = batch * dim * L * e, 2 * batch * G * N * L * e
+    return 4 * tok + bc + batch * dim * N * 4, 7 * tok + 2 * bc
 
 
-def bench_one(shape, dtype, tiles=None, keep=False):
-    """Median fwd and bwd ms with the given TILES overrides (and, with keep, the outputs)."""
-    from triton.testing import do_bench
+def bench_kernels(names, dtypes, gbps):
+    from vssm.kernels import selective_scan
+    from vssm.kernels.selective_scan.cases import make_inputs
 
-    from vssm.kernels.selective_scan import triton_scan as ts
+    rows = []
+    for name in names:
+        shape, cuda_fwd, cuda_bwd = SHAPES[name]
+        batch, dim, L, N, G = shape
+        for dn in dtypes:
+            dtype = DTYPES[dn]
+            x = make_inputs(batch, dim, L, N, G, dtype=dtype, device="cuda")
+            leaves = {k: (v.requires_grad_(True) if v is not None else None) for k, v in x.items()}
+            out = selective_scan(**leaves, delta_softplus=True, backend="triton")
+            dout = torch.randn_like(out)
+            wrt = [v for v in leaves.values() if v is not None]
+            fwd = _bench(lambda x=x: selective_scan(**x, delta_softplus=True, backend="triton"))
+            total = _bench(lambda lv=leaves, wrt=wrt, g=dout: torch.autograd.grad(
+                selective_scan(**lv, delta_softplus=True, backend="triton"), wrt, g))
+            bwd = total - fwd
+            fb, bb = min_bytes(shape, dtype)
+            rows.append(dict(shape=name, dims=shape, dtype=dn, fwd_ms=fwd, bwd_ms=bwd,
+                             fwd_floor_ms=fb / gbps / 1e6, bwd_floor_ms=bb / gbps / 1e6,
+                             vs_cuda_fwd=fwd / cuda_fwd, vs_cuda_bwd=bwd / cuda_bwd))
+            print(f"{name:12s} {dn:5s} fwd {fwd:7.3f} ms ({fb / gbps / 1e6 / fwd:5.1%} of copy bw, {fwd / cuda_fwd:.2f}x CUDA)"
+                  f"  bwd {bwd:7.3f} ms ({bb / gbps / 1e6 / bwd:5.1%}, {bwd / cuda_bwd:.2f}x CUDA)", flush=True)
+    return rows
 
-    with _tiles(tiles):
-        ins = make_inputs(shape, dtype)
-        g = torch.Generator(device="cuda").manual_seed(1)
-        dout = torch.randn(ins[0].shape, device="cuda", generator=g).to(dtype)
-        dlast = torch.randn(shape[0], shape[1], shape[3], device="cuda", generator=g)
-        fwd = do_bench(lambda: ts.triton_forward(*ins, True), warmup=25, rep=100, return_mode="median")
-        bwd = do_bench(lambda: ts.triton_backward(dout, dlast, *ins, True), warmup=25, rep=100, return_mode="median")
-        outs = None
-        if keep:
-            outs = [*ts.triton_forward(*ins, True), *ts.triton_backward(dout, dlast, *ins, True)]
-    return fwd, bwd, outs
+
+# ----------------------------------------------------------------------------------------------
+# sections
 
 
-def breakdown(shape, dtype, tiles=None, iters=10):
-    """Per-kernel GPU time (ms per call) of one forward and one backward, from torch.profiler."""
-    from torch.profiler import ProfilerActivity, profile
+def _vim_inputs(dtype, token_major, batch=128, dim=768, L=197, N=16):
+    from vssm.kernels.selective_scan.cases import make_inputs
 
-    from vssm.kernels.selective_scan import triton_scan as ts
+    return make_inputs(batch, dim, L, N, 1, K=2, shared=("z",), dtype=dtype, device="cuda",
+                       token_major=token_major, seed=1)
 
-    with _tiles(tiles):
-        ins = make_inputs(shape, dtype)
-        dout = torch.randn(ins[0].shape, device="cuda").to(dtype)
-        dlast = torch.randn(shape[0], shape[1], shape[3], device="cuda")
-        res = {}
-        for label, fn in (("fwd", lambda: ts.triton_forward(*ins, True)),
-                          ("bwd", lambda: ts.triton_backward(dout, dlast, *ins, True))):
-            fn()
-            torch.cuda.synchronize()
-            with profile(activities=[ProfilerActivity.CUDA]) as prof:
-                for _ in range(iters):
-                    fn()
-                torch.cuda.synchronize()
-            times = {}
-            for ev in prof.events():
-                if ev.device_type == torch.autograd.DeviceType.CUDA:
-                    times[ev.name] = times.get(ev.name, 0.0) + ev.device_time_total / 1e3 / iters
-            res[label] = times
+
+def vim_fused(x):
+    from vssm.kernels import selective_scan
+
+    return selective_scan(**x, delta_softplus=True, orders=["natural", "reverse"], combine="mean")
+
+
+def vim_composed(x):
+    from vssm.kernels import selective_scan
+
+    def k(name, i):
+        t = x[name]
+        return None if t is None else t[i] if name in ("A", "D", "delta_bias") else t[:, i]
+
+    y_f = selective_scan(k("u", 0), k("delta", 0), k("A", 0), k("B", 0), k("C", 0), k("D", 0), x["z"].contiguous(),
+                         k("delta_bias", 0), True)
+    f = lambda t: t.flip(-1)
+    y_b = selective_scan(f(k("u", 1)), f(k("delta", 1)), k("A", 1), f(k("B", 1)), f(k("C", 1)), k("D", 1), f(x["z"]),
+                         k("delta_bias", 1), True).flip(-1)
+    return (y_f + y_b) / 2
+
+
+def _vmamba_inputs(dtype, token_major, batch=128, dim=192, H=56, W=56, N=1):
+    from vssm.kernels.selective_scan.cases import make_inputs
+
+    x = make_inputs(batch, dim, H * W, N, 1, K=4, shared=("u",), dtype=dtype, device="cuda", z=False,
+                    token_major=token_major, seed=2)
+    if token_major:  # a channels-last SS2D makes delta (batch, L, K, D): one (L, K*D) row per token
+        x["delta"] = x["delta"].permute(0, 3, 1, 2).contiguous().permute(0, 2, 3, 1)
+    return x
+
+
+def vmamba_fused(x, H=56, W=56):
+    from vssm.kernels import selective_scan
+
+    return selective_scan(**x, delta_softplus=True, orders=VMAMBA_ORDERS, grid=(H, W))
+
+
+def vmamba_composed(x, H=56, W=56, in_scan_order=False):
+    """Today's SS2D core. delta/B/C are indexed by scan position there; with ``in_scan_order`` they are
+    taken to each direction's order first, so that the result equals the fused call on the same x."""
+    from vssm.kernels import selective_scan
+    from vssm.kernels.selective_scan import order_index
+    from vssm.ss2d import cross_merge_2d, cross_scan_2d
+
+    u = x["u"]
+    batch, dim, L = u.shape
+    K = 4
+    delta, B, C = x["delta"], x["B"][:, :, 0], x["C"][:, :, 0]
+    if in_scan_order:
+        idx = order_index(VMAMBA_ORDERS, L, (H, W), u.device).long()
+        delta, B, C = (torch.stack([t[:, k].index_select(-1, idx[k]) for k in range(K)], 1) for t in (delta, B, C))
+    xs = cross_scan_2d(u.reshape(batch, dim, H, W)).reshape(batch, K * dim, L)
+    ys = selective_scan(xs, delta.reshape(batch, K * dim, L), x["A"].reshape(K * dim, -1), B, C,
+                        x["D"].reshape(-1), delta_bias=x["delta_bias"].reshape(-1), delta_softplus=True)
+    return cross_merge_2d(ys.view(batch, K, dim, L), H, W).reshape(batch, dim, L)
+
+
+def _official_vmamba():
+    """VMamba's cross_scan_fn / cross_merge_fn (Triton) and oflex selective_scan_fn, or None."""
+    root = os.environ.get("OFFICIAL_DIR")
+    if not root or not os.path.isdir(os.path.join(root, "VMamba")):
+        return None
+    for p in (os.path.join(root, "so"), os.path.join(root, "VMamba", "classification", "models")):
+        if p not in sys.path:
+            sys.path.insert(0, p)
+    from csm_triton import cross_merge_fn, cross_scan_fn
+    from csms6s import selective_scan_fn
+
+    def run(x, H=56, W=56):
+        u = x["u"]
+        batch, dim, L = u.shape
+        K = 4
+        xs = cross_scan_fn(u.reshape(batch, dim, H, W), in_channel_first=True, out_channel_first=True)
+        ys = selective_scan_fn(xs.reshape(batch, K * dim, L), x["delta"].reshape(batch, K * dim, L),
+                               x["A"].reshape(K * dim, -1), x["B"][:, :, 0].contiguous(), x["C"][:, :, 0].contiguous(),
+                               x["D"].reshape(-1), x["delta_bias"].reshape(-1), True, True, backend="oflex")
+        return cross_merge_fn(ys.view(batch, K, dim, H, W), in_channel_first=True, out_channel_first=True)
+
+    return run
+
+
+def _time_section(fn, x):
+    leaves = {k: (v.detach().requires_grad_(True) if v is not None else None) for k, v in x.items()}
+    wrt = [v for v in leaves.values() if v is not None]
+    out = fn(leaves)
+    dout = torch.randn_like(out)
+    fwd = _bench(lambda: fn(x), rep=300)
+    total = _bench(lambda: torch.autograd.grad(fn(leaves), wrt, dout), rep=300)
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    torch.autograd.grad(fn(leaves), wrt, dout)
+    peak = (torch.cuda.max_memory_allocated() - base) / 2**20
+    return fwd, total, peak
+
+
+def bench_sections(dtype):
+    rows = []
+    official = _official_vmamba()
+    plans = [
+        ("vim_s", "composed", vim_composed, lambda: _vim_inputs(dtype, False)),
+        ("vim_s", "fused", vim_fused, lambda: _vim_inputs(dtype, False)),
+        ("vim_s", "fused token-major", vim_fused, lambda: _vim_inputs(dtype, True)),
+        ("vmamba_t_s1", "composed", vmamba_composed, lambda: _vmamba_inputs(dtype, False)),
+        ("vmamba_t_s1", "fused", vmamba_fused, lambda: _vmamba_inputs(dtype, False)),
+        ("vmamba_t_s1", "fused token-major", vmamba_fused, lambda: _vmamba_inputs(dtype, True)),
+    ]
+    if official is not None:
+        plans.append(("vmamba_t_s1", "official", official, lambda: _vmamba_inputs(dtype, False)))
+    for section, impl, fn, make in plans:
+        x = make()
+        fwd, total, peak = _time_section(fn, x)
+        rows.append(dict(section=section, impl=impl, fwd_ms=fwd, fwd_bwd_ms=total, peak_mib=peak))
+        print(f"{section:12s} {impl:18s} fwd {fwd:7.3f} ms  fwd+bwd {total:7.3f} ms  peak {peak:8.1f} MiB", flush=True)
+        del x
+        torch.cuda.empty_cache()
+    for section in ("vim_s", "vmamba_t_s1"):
+        base = next(r for r in rows if r["section"] == section and r["impl"] == "composed")
+        for r in rows:
+            if r["section"] == section:
+                r["speedup_vs_composed"] = base["fwd_bwd_ms"] / r["fwd_bwd_ms"]
+    off = next((r for r in rows if r["impl"] == "official"), None)
+    if off is not None:
+        for r in rows:
+            if r["section"] == "vmamba_t_s1":
+                r["speedup_vs_official"] = off["fwd_bwd_ms"] / r["fwd_bwd_ms"]
+    return rows
+
+
+def check_sections(dtype):
+    """Fused vs composed at full size: outputs and every gradient, relative to the composed path in
+    float64 on the reference backend."""
+    from vssm.kernels.selective_scan.cases import rel_error
+
+    res = {}
+    for name, fused, composed, make in (("vim_s", vim_fused, vim_composed, _vim_inputs),
+                                        ("vmamba_t_s1", vmamba_fused, lambda x: vmamba_composed(x, in_scan_order=True),
+                                         _vmamba_inputs)):
+        for tm in (False, True):
+            x = make(dtype, tm)
+            leaves = {k: (v.detach().requires_grad_(True) if v is not None else None) for k, v in x.items()}
+            wrt = [k for k, v in leaves.items() if v is not None]
+            out = fused(leaves)
+            dout = torch.randn_like(out)
+            grads = torch.autograd.grad(out, [leaves[k] for k in wrt], dout)
+            os.environ["VSSM_SCAN_BACKEND"] = "reference"
+            try:
+                ref = {k: v.detach().double().requires_grad_(True) for k, v in leaves.items() if v is not None}
+                full = {k: ref.get(k) for k in leaves}
+                ro = composed(full)
+                rg = torch.autograd.grad(ro, [ref[k] for k in wrt], dout.double())
+            finally:
+                del os.environ["VSSM_SCAN_BACKEND"]
+            errs = {"out": rel_error(out, ro)}
+            errs.update({k: rel_error(a, b) for k, a, b in zip(wrt, grads, rg)})
+            res[f"{name}{' token-major' if tm else ''}"] = errs
+            print(name, "token-major" if tm else "channel-major", {k: f"{v:.1e}" for k, v in errs.items()}, flush=True)
     return res
-
-
-def kernel_resources():
-    """Registers, spills and shared memory of every compiled Triton scan kernel so far."""
-    from vssm.kernels.selective_scan import triton_scan, triton_scan_timelanes
-
-    lines = []
-    for mod in (triton_scan, triton_scan_timelanes):
-        for name in dir(mod):
-            fn = getattr(mod, name)
-            cache = getattr(fn, "device_caches", None)
-            if not name.startswith("_") or cache is None:
-                continue
-            for dev_cache in cache.values():
-                kernels = dev_cache[0] if isinstance(dev_cache, tuple) else dev_cache
-                for k in kernels.values():
-                    try:
-                        k._init_handles()
-                        lines.append(f"{mod.__name__.split('.')[-1]}.{name}: regs {k.n_regs} spills {k.n_spills} "
-                                     f"shared {k.metadata.shared} warps {k.metadata.num_warps}")
-                    except Exception as e:  # noqa: BLE001 - diagnostics only
-                        lines.append(f"{name}: {e}")
-    return sorted(set(lines))
-
-
-def _max_rel(outs, ref):
-    return max(float((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-30)) for a, b in zip(outs, ref))
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shapes", default=",".join(SHAPES), help="comma list of " + ", ".join(SHAPES))
     ap.add_argument("--dtypes", default="fp32,bf16")
-    ap.add_argument("--variants", default="default", help="'sweep', or a comma list of names in VARIANTS")
-    ap.add_argument("--check", action="store_true", help="check against the float64 reference first")
+    ap.add_argument("--sections", action="store_true", help="time the models' scan sections")
+    ap.add_argument("--no-kernels", action="store_true", help="skip the kernel shapes")
+    ap.add_argument("--dtype", default="bf16", choices=list(DTYPES), help="dtype of --sections and --check")
+    ap.add_argument("--check", action="store_true", help="fused vs the float64 composed reference at full size")
+    ap.add_argument("--n1", action="store_true", help="N = 1 backward kernels and tiles on the VMamba section")
     ap.add_argument("--json", default=None, help="write all results to this file")
-    ap.add_argument("--breakdown", action="store_true", help="per-kernel times of each variant (torch.profiler)")
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
         raise SystemExit("bench_scan: needs a CUDA device")
-    variants = list(VARIANTS) if args.variants == "sweep" else args.variants.split(",")
-    shapes = args.shapes.split(",")
-    dtypes = args.dtypes.split(",")
-
+    res = {"device": torch.cuda.get_device_name(), "copy_gbps": copy_bandwidth()}
+    print(f"{res['device']}: copy bandwidth {res['copy_gbps']:.0f} GB/s", flush=True)
     if args.check:
-        for name in shapes:
-            for dt in dtypes:
-                errs = check(SHAPES[name][0], DTYPES[dt])
-                print(f"check {name} {dt}: " + " ".join(f"{k}={v:.1e}" for k, v in errs.items()), flush=True)
-
-    bw = copy_bandwidth()
-    print(f"device copy bandwidth: {bw:.0f} GB/s (read + write)", flush=True)
-    rows, results = [], []
-    for name in shapes:
-        shape, cuda_f, cuda_b = SHAPES[name]
-        for dt in dtypes:
-            best_f = best_b = None
-            first = None
-            for var in variants:
-                f, b, outs = bench_one(shape, DTYPES[dt], VARIANTS[var], keep=len(variants) > 1)
-                # every variant must compute what the first one (checked by the tests) computes
-                diff = "" if outs is None or first is None else f"  max rel diff vs {variants[0]}: {_max_rel(outs, first):.1e}"
-                if first is None:
-                    first = outs
-                results.append(dict(shape=name, dtype=dt, variant=var, fwd_ms=f, bwd_ms=b))
-                print(f"  {name:12s} {dt:4s} {var:16s} fwd {f:7.3f} ms  bwd {b:7.3f} ms{diff}", flush=True)
-                if best_f is None or f < best_f[0]:
-                    best_f = (f, var)
-                if best_b is None or b < best_b[0]:
-                    best_b = (b, var)
-                del outs
-                if args.breakdown:
-                    for lbl, times in breakdown(shape, DTYPES[dt], VARIANTS[var]).items():
-                        parts = ", ".join(f"{k[:40]} {v:.3f}" for k, v in sorted(times.items(), key=lambda kv: -kv[1]))
-                        print(f"      {lbl}: {parts}", flush=True)
-            del first
-            fb, bb = bytes_moved(shape, DTYPES[dt])
-            gf, gb = fb / best_f[0] / 1e6, bb / best_b[0] / 1e6
-            rows.append(
-                f"| {name} {shape} | {dt} | {best_f[0]:.3f} | {best_b[0]:.3f} | {gf:.0f} / {gb:.0f} | "
-                f"{100 * gf / bw:.0f}% / {100 * gb / bw:.0f}% | {best_f[0] / cuda_f:.2f}x / {best_b[0] / cuda_b:.2f}x |"
-                + (f" {best_f[1]} / {best_b[1]} |" if len(variants) > 1 else "")
-            )
-    print()
-    print("| shape (batch, D, L, N, G) | dtype | fwd ms | bwd ms | GB/s fwd / bwd | % copy bw | vs CUDA fwd / bwd |"
-          + (" best variant |" if len(variants) > 1 else ""))
-    print("|---|---|---|---|---|---|---|" + ("---|" if len(variants) > 1 else ""))
-    print("\n".join(rows))
-    if args.breakdown:
-        print("\n".join(kernel_resources()))
+        res["check"] = check_sections(DTYPES[args.dtype])
+    if not args.no_kernels:
+        res["kernels"] = bench_kernels(args.shapes.split(","), args.dtypes.split(","), res["copy_gbps"])
+    if args.sections:
+        res["sections"] = bench_sections(DTYPES[args.dtype])
+    if args.n1:
+        res["n1_backward"] = bench_n1_backward(DTYPES[args.dtype])
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(dict(copy_gbps=bw, results=results), f, indent=1)
+            json.dump(res, f, indent=1)
+
+
+
+def bench_n1_backward(dtype):
+    """The N = 1 backward kernels on the VMamba-T stage-1 section in both layouts, with a few tile sizes."""
+    from vssm.kernels.selective_scan.op import _normalize_orders
+    from vssm.kernels.selective_scan.triton_bwd import triton_backward_chunks
+    from vssm.kernels.selective_scan.triton_bwd_n1 import triton_backward_walk
+    from vssm.kernels.selective_scan.triton_common import Tiles
+
+    rows = []
+    for tm in (False, True):
+        x = _vmamba_inputs(dtype, tm)
+        *nf, index = _normalize_orders(*(x[k] for k in ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")),
+                                       VMAMBA_ORDERS, (56, 56))
+        u = nf[0]
+        dout = torch.randn(u.shape[0], u.shape[2], u.shape[3], device="cuda", dtype=dtype)
+        if tm:
+            dout = dout.transpose(1, 2).contiguous().transpose(1, 2)
+        dlast = torch.zeros(u.shape[0], 4, u.shape[2], 1, device="cuda")
+        variants = {"walk T32": (triton_backward_walk, Tiles()),
+                    "walk T32 tile256": (triton_backward_walk, Tiles(walk_tile=256)),
+                    "chunks T8": (triton_backward_chunks, Tiles(bwd_T_n1=8)),
+                    "chunks T16": (triton_backward_chunks, Tiles(bwd_T_n1=16)),
+                    "chunks T32": (triton_backward_chunks, Tiles(bwd_T_n1=32)),
+                    "chunks T32 dn32": (triton_backward_chunks, Tiles(bwd_T_n1=32, bwd_dn=32))}
+        for name, (fn, tiles) in variants.items():
+            try:
+                args = (dout, dlast, *nf, index, True, 1.0)
+                ms = _bench(lambda fn=fn, tiles=tiles, args=args: fn(*args, tiles=tiles))
+            except Exception as e:  # noqa: BLE001 - a variant that does not compile is reported, not fatal
+                ms = float("nan")
+                print(name, "failed:", str(e).splitlines()[0])
+            layout = "token-major" if tm else "channel-major"
+            rows.append(dict(layout=layout, variant=name, bwd_ms=ms))
+            print(f"n1 bwd {layout:13s} {name:18s} {ms:7.3f} ms", flush=True)
+    return rows
 
 
 if __name__ == "__main__":

@@ -10,15 +10,20 @@ warm-up run happen before the range starts):
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
 import torch
 
-if __package__ in (None, ""):  # run as a script: make `tools` importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from vssm.kernels import selective_scan
+from vssm.kernels.selective_scan.cases import make_inputs
 
-from tools.bench_scan import DTYPES, SHAPES, make_inputs  # noqa: E402
+# (batch, D, L, N, G) of the kernel shapes of tools/bench_scan.py
+SHAPES = {
+    "vim_s_224": (128, 768, 197, 16, 1),
+    "vim_ti_1248": (8, 384, 6085, 16, 1),
+    "vmamba_t_s1": (128, 768, 3136, 1, 4),
+    "n16_g4": (64, 384, 3136, 16, 4),
+}
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def main(argv=None):
@@ -28,23 +33,23 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
         raise SystemExit("profile_scan: needs a CUDA device")
-    from vssm.kernels.selective_scan import triton_scan as ts
 
     runs = []
     for name in args.shapes.split(","):
-        shape = SHAPES[name][0]
-        ins = make_inputs(shape, DTYPES[args.dtype])
-        dout = torch.randn(ins[0].shape, device="cuda").to(DTYPES[args.dtype])
-        dlast = torch.randn(shape[0], shape[1], shape[3], device="cuda")
-        ts.triton_forward(*ins, True)  # compile and warm up outside the profiled range
-        ts.triton_backward(dout, dlast, *ins, True)
-        runs.append((name, ins, dout, dlast))
+        x = make_inputs(*SHAPES[name], dtype=DTYPES[args.dtype], device="cuda")
+        leaves = {k: (v.requires_grad_(True) if v is not None else None) for k, v in x.items()}
+
+        def step(leaves=leaves):
+            out = selective_scan(**leaves, delta_softplus=True, backend="triton")
+            torch.autograd.grad(out, [v for v in leaves.values() if v is not None], torch.ones_like(out))
+
+        step()  # compile and warm up outside the profiled range
+        runs.append((name, step))
     torch.cuda.synchronize()
     torch.cuda.cudart().cudaProfilerStart()
-    for name, ins, dout, dlast in runs:
+    for name, step in runs:
         torch.cuda.nvtx.range_push(name)
-        ts.triton_forward(*ins, True)
-        ts.triton_backward(dout, dlast, *ins, True)
+        step()
         torch.cuda.nvtx.range_pop()
     torch.cuda.synchronize()
     torch.cuda.cudart().cudaProfilerStop()

@@ -81,6 +81,7 @@ class Mamba(nn.Module):
         if not isinstance(bidirectional, bool):
             raise TypeError(f"Mamba: `bidirectional` must be a bool, got {type(bidirectional).__name__}")
         self.bidirectional = bidirectional
+        self.composed = False  # True: the per-direction calls over flipped copies (the test oracle)
 
         self.in_proj = nn.Linear(d_model, 2 * self.d_inner, bias=bias, **dd)
         self.conv1d, self.x_proj, self.dt_proj = self._branch_modules(conv_bias, dd)
@@ -127,7 +128,7 @@ class Mamba(nn.Module):
             )
 
     def _scan_branch(self, x: torch.Tensor, z: torch.Tensor, branch) -> torch.Tensor:
-        """One direction: conv + SSM over x, gated by z; x, z, result (batch, E, L) in scan order."""
+        """One direction of the composed path: conv + SSM over x, gated by z; (batch, E, L) in scan order."""
         conv, x_proj, dt_proj, A_log, D = branch
         L = x.shape[-1]
         x = F.silu(conv(x)[..., :L])
@@ -145,8 +146,10 @@ class Mamba(nn.Module):
             delta_softplus=True,
         )
 
-    def _mix(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """All directions: the only place that knows about visiting orders (swap in a fused kernel here)."""
+    def mix_composed(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """All directions as separate calls over flipped copies: x, z, result (batch, E, L).
+
+        The reference the fused `mix` is tested against (and what the official code computes)."""
         branches = self._branches()
         y = self._scan_branch(x, z, branches[0])
         if self.bidirectional:
@@ -154,15 +157,59 @@ class Mamba(nn.Module):
             y = (y + y_b) / 2
         return y
 
+    def _conv(self, x: torch.Tensor) -> torch.Tensor:
+        """silu(depthwise conv) of every direction, in natural token order: (batch, K, E, L) (a view).
+
+        The backward branch's causal conv over the reversed sequence is an anti-causal conv with mirrored
+        taps over the natural one, so both run as one grouped conv (two outputs per channel) over x padded
+        on both sides; the forward direction reads its outputs from the left end, the backward from the right.
+        """
+        E, K_conv, L = self.d_inner, self.d_conv, x.shape[-1]
+        if not self.bidirectional:
+            return F.silu(self.conv1d(x)[..., :L]).unsqueeze(1)
+        weight = torch.stack([self.conv1d.weight, self.conv1d_b.weight.flip(-1)], dim=1).reshape(2 * E, 1, K_conv)
+        bias = None
+        if self.conv1d.bias is not None:
+            bias = torch.stack([self.conv1d.bias, self.conv1d_b.bias], dim=1).reshape(2 * E)
+        y = F.silu(F.conv1d(x, weight, bias, padding=K_conv - 1, groups=E))  # (batch, 2E, Lp)
+        Lp = L + K_conv - 1
+        # u[b, k, e, t] = y[b, 2e + k, t + k (K_conv - 1)]
+        return y.as_strided((y.shape[0], 2, E, L), (2 * E * Lp, Lp + K_conv - 1, 2 * Lp, 1), y.storage_offset())
+
+    def mix(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """All directions in one selective_scan call (no flip or transpose copies): x, z (batch, E, L)
+        views of the in_proj output -> (batch, E, L), token-major in memory."""
+        u = self._conv(x)
+        batch, K, E, L = u.shape
+        deltas, Bs, Cs = [], [], []
+        for k, (_, x_proj, dt_proj, _, _) in enumerate(self._branches()):
+            # x_proj over the tokens of direction k in natural order: (batch, L, R + 2N), no transpose copy
+            x_dbl = torch.einsum("bel,re->blr", u[:, k], x_proj.weight)
+            dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
+            deltas.append(F.linear(dt, dt_proj.weight))
+            Bs.append(B)
+            Cs.append(C)
+        branches = self._branches()
+        # (batch, L, K, .) stacks, seen as the op's (batch, K, ., L) per-direction tensors
+        delta = torch.stack(deltas, dim=2).permute(0, 2, 3, 1)
+        B = torch.stack(Bs, dim=2).permute(0, 2, 3, 1).unsqueeze(2)
+        C = torch.stack(Cs, dim=2).permute(0, 2, 3, 1).unsqueeze(2)
+        A = -torch.exp(torch.stack([scan_param(b[3]) for b in branches]))
+        D = torch.stack([scan_param(b[4]) for b in branches])
+        delta_bias = torch.stack([scan_param(b[2].bias) for b in branches])
+        orders = ["natural", "reverse"] if self.bidirectional else ["natural"]
+        return selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus=True, orders=orders,
+                              combine="mean")
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (batch, L, d_model) -> (batch, L, d_model)."""
         if x.dim() != 3 or x.shape[-1] != self.d_model:
             raise ValueError(
                 f"Mamba: input has shape {tuple(x.shape)}, expected (batch, L, d_model={self.d_model})"
             )
-        xz = self.in_proj(x).transpose(1, 2)  # (batch, 2E, L): the scan wants channels before time
+        xz = self.in_proj(x).transpose(1, 2)  # (batch, 2E, L) views: the scan reads them through strides
         x, z = xz.chunk(2, dim=1)
-        y = self._mix(x, z)
+        y = self.mix_composed(x, z) if self.composed else self.mix(x, z)
         return self.out_proj(y.transpose(1, 2))
 
     def extra_repr(self) -> str:

@@ -33,6 +33,7 @@ from vssm.ssm_init import init_ssm_, positive_int
 __all__ = ["SS2D", "cross_merge_2d", "cross_scan_2d", "cross_selective_scan_2d"]
 
 DIRECTIONS = 4
+ORDERS = ["rows", "cols", "rows_reverse", "cols_reverse"]  # the visiting order of each direction k
 
 
 def cross_scan_2d(x: torch.Tensor) -> torch.Tensor:
@@ -65,7 +66,8 @@ def cross_selective_scan_2d(
 ) -> torch.Tensor:
     """The SSM core of SS2D: (batch, D, H, W) -> (batch, D, H, W), all four directions scanned and summed.
 
-    The one place that knows the visiting orders; a fused multi-direction kernel replaces this function.
+    The composed path (cross-scan copy, one call over the stacked directions, cross-merge): the oracle
+    `SS2D.core` is tested against.
     Shapes: x_proj_weight (K, R+2N, D), dt_projs_weight (K, D, R), dt_projs_bias (K, D), A_logs (K*D, N),
     Ds (K*D,), K = 4.
     """
@@ -145,6 +147,7 @@ class SS2D(nn.Module):
         if not isinstance(gate, bool):
             raise TypeError(f"SS2D: `gate` must be a bool, got {type(gate).__name__}")
         self.gate = gate
+        self.composed = False  # True: cross_scan_2d / one call / cross_merge_2d copies (the test oracle)
         self.dt_min, self.dt_max, self.dt_init_floor, self.dt_scale = dt_min, dt_max, dt_init_floor, dt_scale
         K, D, R, N = DIRECTIONS, self.d_inner, self.dt_rank, self.d_state
 
@@ -178,6 +181,31 @@ class SS2D(nn.Module):
             dt_min=self.dt_min, dt_max=self.dt_max, dt_init_floor=self.dt_init_floor, dt_scale=self.dt_scale,
         )
 
+    def core(self, x: torch.Tensor) -> torch.Tensor:
+        """The SSM part on channel-last (batch, H, W, D) -> (batch, H, W, D), all four directions in one
+        `selective_scan` call: x_proj / dt_projs run once over the tokens in natural order (a per-token
+        map commutes with any visiting order), the kernel visits each direction's order, and its
+        output is already summed in natural order. Nothing is transposed or copied."""
+        batch, H, W, D = x.shape
+        K, R, N, L = DIRECTIONS, self.dt_rank, self.d_state, H * W
+        tokens = x.reshape(batch, L, D)
+        x_dbl = F.linear(tokens, self.x_proj_weight.reshape(K * (R + 2 * N), D)).view(batch, L, K, R + 2 * N)
+        dts, B, C = torch.split(x_dbl, [R, N, N], dim=-1)
+        delta = torch.einsum("blkr,kdr->bkdl", dts, self.dt_projs_weight)
+        y = selective_scan(
+            tokens.transpose(1, 2),
+            delta,
+            -torch.exp(self.A_logs.float()).view(K, D, N),
+            B.permute(0, 2, 3, 1).unsqueeze(2),
+            C.permute(0, 2, 3, 1).unsqueeze(2),
+            self.Ds.float().view(K, D),
+            delta_bias=self.dt_projs_bias.float(),
+            delta_softplus=True,
+            orders=ORDERS,
+            grid=(H, W),
+        )
+        return y.transpose(1, 2).reshape(batch, H, W, D)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (batch, H, W, d_model) -> (batch, H, W, d_model)."""
         if x.dim() != 4 or x.shape[-1] != self.d_model:
@@ -187,14 +215,18 @@ class SS2D(nn.Module):
         x = self.in_proj(x)
         if self.gate:
             x, z = x.chunk(2, dim=-1)
-        x = x.permute(0, 3, 1, 2)  # the conv and the scan take channels first
+        x = x.permute(0, 3, 1, 2)  # a channels-last NCHW view: the conv keeps that memory format
         if self.conv2d is not None:
             x = self.conv2d(x)
-        x = self.act(x)
-        y = cross_selective_scan_2d(
-            x, self.x_proj_weight, self.dt_projs_weight, self.dt_projs_bias, self.A_logs, self.Ds
-        )
-        y = self.out_norm(y.permute(0, 2, 3, 1))
+        x = self.act(x).permute(0, 2, 3, 1)
+        if self.composed:
+            y = cross_selective_scan_2d(
+                x.permute(0, 3, 1, 2), self.x_proj_weight, self.dt_projs_weight, self.dt_projs_bias, self.A_logs,
+                self.Ds,
+            ).permute(0, 2, 3, 1)
+        else:
+            y = self.core(x)
+        y = self.out_norm(y)
         if self.gate:
             y = y * F.silu(z)
         return self.dropout(self.out_proj(y))

@@ -137,6 +137,8 @@ def _normalize_orders(u, delta, A, B, C, D, z, delta_bias, orders, grid):
     batch, dim, L = u.shape[0], u.shape[-2], u.shape[-1]
     index = order_index(orders, L, grid, u.device)
     K = index.shape[0]
+    if all(isinstance(o, str) and o in ("natural", "rows") for o in orders):
+        index = None  # every direction in natural order: the kernels index tokens directly (vector loads)
     if not isinstance(A, torch.Tensor) or A.dim() not in (2, 3):
         got = _shape(A) if isinstance(A, torch.Tensor) else type(A).__name__
         raise ValueError(f"selective_scan: `A` has shape {got}, expected (D, N) or (K, D, N) with D = {dim}, K = {K}")
@@ -205,14 +207,17 @@ def _use_triton(backend: str, u: torch.Tensor) -> bool:
 
 
 def _triton_backward(*args):
-    """N = 1 walks the chunks when (rows x channel blocks) fill the GPU; otherwise every chunk in parallel."""
+    """N = 1 on channel-major tensors walks the chunks when (rows x channel blocks) fill the GPU (its lanes
+    run along time); token-major N = 1 and every other case runs every chunk in parallel (lanes along
+    channels). H200, VMamba-T stage 1 with four orders, bf16: token-major 6.7 ms chunk-parallel vs 10.4
+    walking; channel-major 22.8 walking vs 43+ chunk-parallel (tools/bench_scan.py --n1)."""
     from .triton_bwd import triton_backward_chunks
     from .triton_bwd_n1 import triton_backward_walk, walk_block_d
     from .triton_common import DEFAULT_TILES
 
     u, A, B = args[2], args[4], args[5]
     batch, K, dim, _ = u.shape
-    if A.shape[-1] == 1:
+    if A.shape[-1] == 1 and not token_major(u):
         dim_per_group = dim // B.shape[2]
         if batch * K * (dim // walk_block_d(dim_per_group, 1)) >= DEFAULT_TILES.walk_min_programs:
             return triton_backward_walk(*args)
@@ -232,6 +237,14 @@ def token_major(u: torch.Tensor) -> bool:
 def _layout_strides(u: torch.Tensor) -> tuple:
     batch, K, dim, L = u.shape
     return (K * L * dim, L * dim, 1, dim) if token_major(u) else (K * dim * L, dim * L, L, 1)
+
+
+def new_out(u: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
+    """The op's empty out (batch, D, L): token-major when z (the gate the consumer sees) or u is."""
+    batch, _, dim, L = u.shape
+    if token_major(u) or (z is not None and token_major(z)):
+        return u.new_empty((batch, L, dim)).transpose(1, 2)
+    return u.new_empty((batch, dim, L))
 
 
 def new_like_layout(u: torch.Tensor, shape: tuple, dtype: torch.dtype) -> torch.Tensor:
@@ -266,16 +279,13 @@ def _scan_fwd(
 
         return triton_forward(u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale)
     out, last = reference_forward(u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale)
-    res = new_like_layout(u, out.shape, out.dtype)
-    res.copy_(out)
-    return res, last.contiguous()
+    return new_out(u, z).copy_(out), last.contiguous()
 
 
 @_scan_fwd.register_fake
 def _scan_fwd_fake(u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale, backend):
     batch, K, dim, L = u.shape
-    out = new_like_layout(u, (batch, dim, L), u.dtype)
-    return out, u.new_empty((batch, K, dim, A.shape[-1]), dtype=compute_dtype(u))
+    return new_out(u, z), u.new_empty((batch, K, dim, A.shape[-1]), dtype=compute_dtype(u))
 
 
 @torch.library.custom_op("vssm::selective_scan_bwd", mutates_args=())
@@ -389,7 +399,7 @@ def selective_scan(
     averaged (``"mean"``) into one out (batch, D, L); the last states are (batch, K, D, N).
 
     Any strides are read as they are: token-major tensors (a Linear's (batch, L, D) output seen as
-    ``x.transpose(1, 2)``) need no copy, and then out comes back token-major too. The arithmetic
+    ``x.transpose(1, 2)``) need no copy, and out comes back token-major when u or z is. The arithmetic
     is float32 (float64 for float64 inputs) whatever the input dtype.
 
     backend: ``"reference"``, ``"triton"`` or None (see `default_backend`).
@@ -404,7 +414,7 @@ def selective_scan(
         *args, index = _normalize_orders(u, delta, A, B, C, D, z, delta_bias, orders, grid)
         if combine not in COMBINES:
             raise ValueError(f"selective_scan: `combine` must be one of {COMBINES}, got {combine!r}")
-        scale = 1.0 / index.shape[0] if combine == "mean" else 1.0
+        scale = 1.0 / args[0].shape[1] if combine == "mean" else 1.0
     if backend is None:
         backend = default_backend(u.device)
     elif backend not in BACKENDS:

@@ -17,7 +17,7 @@ import torch
 import triton
 import triton.language as tl
 
-LOG2E = 1.4426950408889634
+LOG2E = tl.constexpr(1.4426950408889634)  # jitted code reads module globals only as constexprs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,7 +32,8 @@ class Tiles:
     fwd_T_n1: int = 16  # N = 1: one state per thread leaves room for fewer steps only (no spills)
     fwd_warps: int = 4
     fwd_dn: int = 128
-    fwd_min_programs: int = 264  # a single-direction forward below this many programs splits time
+    fwd_min_programs: int = 264  # below this many programs the forward splits time into segments
+    fwd_loop_min_programs: int = 1056  # K > 1: one program loops over the directions from this many
     bwd_T: int = 16
     bwd_T_n1: int = 8
     bwd_warps: int = 4

@@ -7,11 +7,12 @@ Time is the leading tile dim, so each thread owns all T steps of its (channel, s
 is a chain in registers and only the sums over states cross lanes. Full chunks run without time
 masks; the partial last chunk takes a masked copy of the same code.
 
-One program per (batch row, channel block) runs the K directions one after the other, each over
-its own visiting order, and adds each direction's (gated, scaled) output into ``out`` at the tokens
-it visits: a deterministic sum with no second pass and no (batch, K, D, L) buffer. A single
-direction whose batch x channel blocks cannot fill the GPU is also cut into time segments, whose
-start states come from `triton_carry`.
+K directions: when batch x channel blocks fill the GPU, one program per (batch row, channel block)
+runs the K directions one after the other, each over its own visiting order, and adds each
+direction's (gated, scaled) output into ``out`` at the tokens it visits: a deterministic sum with no
+second pass. Otherwise each (batch row, direction) gets its own programs and writes its own slice of a
+(batch, K, D, L) buffer that `torch.sum` reduces. Programs that still cannot fill the GPU cut time
+into segments, whose start states come from `triton_carry`.
 """
 
 from __future__ import annotations
@@ -55,19 +56,23 @@ def _fwd_loads(
         zz = _load_tile(z_base + idx[:, None] * sz_l, m2, MASK_T)
     else:
         zz = u  # placeholder of the same type; unused
-    return idx, u, delta, Bt, Ct, zz
+    return u, delta, Bt, Ct, zz
 
 
 @triton.jit
 def _fwd_compute(
-    h, k, L, offs_t, cur, o_base, so_l, A2, Dv, bias, scale, add,
-    HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr, MULTI: tl.constexpr, MASK_T: tl.constexpr,
+    h, k, L, offs_t, cur, order_row, o_base, so_l, A2, Dv, bias, scale, add,
+    HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr, ACCUMULATE: tl.constexpr, GATHER: tl.constexpr,
+    IDX64: tl.constexpr, MASK_T: tl.constexpr,
 ):
-    """Chunk k: scan, write (MULTI: add `scale` x) the output; returns the state at the chunk's end."""
-    idx, u, delta, Bt, Ct, zz = cur
+    """Chunk k: scan, write `scale` x the output (ACCUMULATE: add it to what is there when `add`);
+    returns the state at the chunk's end."""
+    u, delta, Bt, Ct, zz = cur
     T: tl.constexpr = offs_t.shape[0]
     pos = k * T + offs_t
     m2 = (pos < L)[:, None]
+    # recomputed rather than carried from the prefetch: T more registers per thread otherwise
+    idx = _token_index(pos, L, order_row, GATHER, IDX64)
     dt = _step_size(delta, bias[None, :], m2, SOFTPLUS, MASK_T)
     a = tl.exp2(A2[None, :, :] * dt[:, :, None])
     x = (dt * u)[:, :, None] * Bt[:, None, :]
@@ -77,9 +82,10 @@ def _fwd_compute(
     if HAS_Z:
         y = y * zz * tl.sigmoid(zz)
     o_ptrs = o_base + idx[:, None] * so_l
-    if MULTI:
+    y = y * scale
+    if ACCUMULATE:
         # directions after the first add to what the earlier ones wrote (same program, after a barrier)
-        y = y * scale + tl.load(o_ptrs, mask=m2 & add, other=0.0).to(tl.float32)
+        y += tl.load(o_ptrs, mask=m2 & add, other=0.0).to(tl.float32)
     if MASK_T:
         tl.store(o_ptrs, y.to(o_base.dtype.element_ty), mask=m2)
     else:
@@ -88,80 +94,109 @@ def _fwd_compute(
     return tl.sum(tl.where((offs_t == T - 1)[:, None, None], hs, 0.0), axis=0)
 
 
-@triton.jit(do_not_specialize=["K", "dim", "L", "N", "dim_per_group", "n_dblk", "n_chunks", "chunks_per_seg", "n_seg"])
-def _fwd_kernel(
-    u_ptr, delta_ptr, z_ptr, out_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, order_ptr, h0_ptr, last_ptr, scale,
-    K, dim, L, N, dim_per_group, n_dblk, n_chunks, chunks_per_seg, n_seg,
-    su_b, su_k, su_d, su_l, sdt_b, sdt_k, sdt_d, sdt_l, sz_b, sz_k, sz_d, sz_l, so_b, so_d, so_l,
+@triton.jit
+def _fwd_direction(
+    kd, b64, r64, seg, g, offs_d, offs_n, mask_n, offs_t, o_base, add,
+    u_ptr, delta_ptr, z_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, order_ptr, h0_ptr, last_ptr, scale,
+    dim, L, N, n_chunks, chunks_per_seg, n_seg,
+    su_b, su_k, su_d, su_l, sdt_b, sdt_k, sdt_d, sdt_l, sz_b, sz_k, sz_d, sz_l, so_l,
     sB_b, sB_k, sB_g, sB_n, sB_l, sC_b, sC_k, sC_g, sC_n, sC_l,
     HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_H0: tl.constexpr, PREFETCH: tl.constexpr,
-    MULTI: tl.constexpr, GATHER: tl.constexpr, IDX64: tl.constexpr,
+    ACCUMULATE: tl.constexpr, GATHER: tl.constexpr, IDX64: tl.constexpr,
     BLOCK_D: tl.constexpr, NP: tl.constexpr, T: tl.constexpr,
 ):
-    pid = tl.program_id(0)
-    seg = tl.program_id(1)
-    b = pid // n_dblk
-    b64 = b.to(tl.int64)
-    d0 = (pid % n_dblk) * BLOCK_D
-    g = d0 // dim_per_group
-    offs_d = d0 + tl.arange(0, BLOCK_D)
+    """Direction kd of batch row b over the chunks of segment `seg`: writes out and the last state."""
     offs_d64 = offs_d[None, :].to(tl.int64)
-    offs_n = tl.arange(0, NP)
-    mask_n = offs_n < N
-    offs_t = tl.arange(0, T)
     st_mask = mask_n[None, :]
-    o_base = out_ptr + b64 * so_b + offs_d64 * so_d
+    A2 = tl.load(A_ptr + (kd * dim + offs_d[:, None]) * N + offs_n[None, :], mask=st_mask, other=0.0) * LOG2E
+    Dv = tl.load(D_ptr + kd * dim + offs_d)
+    bias = tl.load(bias_ptr + kd * dim + offs_d)
+    order_row = order_ptr + kd * L
+    u_base = u_ptr + b64 * su_b + kd * su_k + offs_d64 * su_d
+    dt_base = delta_ptr + b64 * sdt_b + kd * sdt_k + offs_d64 * sdt_d
+    z_base = z_ptr + b64 * sz_b + kd * sz_k + offs_d64 * sz_d
+    B_base = B_ptr + b64 * sB_b + kd * sB_k + g.to(tl.int64) * sB_g + offs_n[None, :] * sB_n
+    C_base = C_ptr + b64 * sC_b + kd * sC_k + g.to(tl.int64) * sC_g + offs_n[None, :] * sC_n
+    if HAS_H0:
+        h = tl.load(h0_ptr + ((r64 * dim + offs_d[:, None]) * n_seg + seg) * N + offs_n[None, :],
+                    mask=st_mask, other=0.0)
+    else:
+        h = tl.zeros((BLOCK_D, NP), dtype=tl.float32)
+
     k_start = seg * chunks_per_seg
     k_stop = tl.minimum(k_start + chunks_per_seg, n_chunks)
     n_full = L // T
     k_hi = tl.minimum(k_stop, n_full)
-
-    for kd in range(0, K):
-        if MULTI:
-            tl.debug_barrier()  # the previous direction's stores are visible to every thread of the program
-        add = kd > 0
-        r64 = b64 * K + kd
-        A2 = tl.load(A_ptr + (kd * dim + offs_d[:, None]) * N + offs_n[None, :], mask=st_mask, other=0.0) * LOG2E
-        Dv = tl.load(D_ptr + kd * dim + offs_d)
-        bias = tl.load(bias_ptr + kd * dim + offs_d)
-        order_row = order_ptr + kd * L
-        u_base = u_ptr + b64 * su_b + kd * su_k + offs_d64 * su_d
-        dt_base = delta_ptr + b64 * sdt_b + kd * sdt_k + offs_d64 * sdt_d
-        z_base = z_ptr + b64 * sz_b + kd * sz_k + offs_d64 * sz_d
-        B_base = B_ptr + b64 * sB_b + kd * sB_k + g.to(tl.int64) * sB_g + offs_n[None, :] * sB_n
-        C_base = C_ptr + b64 * sC_b + kd * sC_k + g.to(tl.int64) * sC_g + offs_n[None, :] * sC_n
-        if HAS_H0:
-            h = tl.load(h0_ptr + ((r64 * dim + offs_d[:, None]) * n_seg + seg) * N + offs_n[None, :],
-                        mask=st_mask, other=0.0)
-        else:
-            h = tl.zeros((BLOCK_D, NP), dtype=tl.float32)
-
-        if PREFETCH:
-            # loads of chunk k + 1 are issued before chunk k is computed, hiding their latency
-            if k_start < k_hi:
-                nxt = _fwd_loads(k_start, L, offs_t, u_base, dt_base, z_base, B_base, C_base, order_row,
-                                 su_l, sdt_l, sz_l, sB_l, sC_l, mask_n, HAS_Z, GATHER, IDX64, False)
-                for k in range(k_start, k_hi):
-                    cur = nxt
-                    nxt = _fwd_loads(tl.minimum(k + 1, k_hi - 1), L, offs_t, u_base, dt_base, z_base, B_base,
-                                     C_base, order_row, su_l, sdt_l, sz_l, sB_l, sC_l, mask_n,
-                                     HAS_Z, GATHER, IDX64, False)
-                    h = _fwd_compute(h, k, L, offs_t, cur, o_base, so_l, A2, Dv, bias, scale, add,
-                                     HAS_Z, SOFTPLUS, MULTI, False)
-        else:
+    if PREFETCH:
+        # loads of chunk k + 1 are issued before chunk k is computed, hiding their latency
+        if k_start < k_hi:
+            nxt = _fwd_loads(k_start, L, offs_t, u_base, dt_base, z_base, B_base, C_base, order_row,
+                             su_l, sdt_l, sz_l, sB_l, sC_l, mask_n, HAS_Z, GATHER, IDX64, False)
             for k in range(k_start, k_hi):
-                cur = _fwd_loads(k, L, offs_t, u_base, dt_base, z_base, B_base, C_base, order_row,
-                                 su_l, sdt_l, sz_l, sB_l, sC_l, mask_n, HAS_Z, GATHER, IDX64, False)
-                h = _fwd_compute(h, k, L, offs_t, cur, o_base, so_l, A2, Dv, bias, scale, add,
-                                 HAS_Z, SOFTPLUS, MULTI, False)
-        if k_stop > n_full:
-            cur = _fwd_loads(n_full, L, offs_t, u_base, dt_base, z_base, B_base, C_base, order_row,
-                             su_l, sdt_l, sz_l, sB_l, sC_l, mask_n, HAS_Z, GATHER, IDX64, True)
-            h = _fwd_compute(h, n_full, L, offs_t, cur, o_base, so_l, A2, Dv, bias, scale, add,
-                             HAS_Z, SOFTPLUS, MULTI, True)
+                cur = nxt
+                nxt = _fwd_loads(tl.minimum(k + 1, k_hi - 1), L, offs_t, u_base, dt_base, z_base, B_base,
+                                 C_base, order_row, su_l, sdt_l, sz_l, sB_l, sC_l, mask_n,
+                                 HAS_Z, GATHER, IDX64, False)
+                h = _fwd_compute(h, k, L, offs_t, cur, order_row, o_base, so_l, A2, Dv, bias, scale, add,
+                                 HAS_Z, SOFTPLUS, ACCUMULATE, GATHER, IDX64, False)
+    else:
+        for k in range(k_start, k_hi):
+            cur = _fwd_loads(k, L, offs_t, u_base, dt_base, z_base, B_base, C_base, order_row,
+                             su_l, sdt_l, sz_l, sB_l, sC_l, mask_n, HAS_Z, GATHER, IDX64, False)
+            h = _fwd_compute(h, k, L, offs_t, cur, order_row, o_base, so_l, A2, Dv, bias, scale, add,
+                             HAS_Z, SOFTPLUS, ACCUMULATE, GATHER, IDX64, False)
+    if k_stop > n_full:
+        cur = _fwd_loads(n_full, L, offs_t, u_base, dt_base, z_base, B_base, C_base, order_row,
+                         su_l, sdt_l, sz_l, sB_l, sC_l, mask_n, HAS_Z, GATHER, IDX64, True)
+        h = _fwd_compute(h, n_full, L, offs_t, cur, order_row, o_base, so_l, A2, Dv, bias, scale, add,
+                         HAS_Z, SOFTPLUS, ACCUMULATE, GATHER, IDX64, True)
+    if seg == n_seg - 1:
+        tl.store(last_ptr + (r64 * dim + offs_d[:, None]) * N + offs_n[None, :], h, mask=st_mask)
 
-        if seg == n_seg - 1:
-            tl.store(last_ptr + (r64 * dim + offs_d[:, None]) * N + offs_n[None, :], h, mask=st_mask)
+
+@triton.jit(do_not_specialize=["K", "dim", "L", "N", "dim_per_group", "n_dblk", "n_chunks", "chunks_per_seg", "n_seg"])
+def _fwd_kernel(
+    u_ptr, delta_ptr, z_ptr, out_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, order_ptr, h0_ptr, last_ptr, scale,
+    K, dim, L, N, dim_per_group, n_dblk, n_chunks, chunks_per_seg, n_seg,
+    su_b, su_k, su_d, su_l, sdt_b, sdt_k, sdt_d, sdt_l, sz_b, sz_k, sz_d, sz_l, so_b, so_k, so_d, so_l,
+    sB_b, sB_k, sB_g, sB_n, sB_l, sC_b, sC_k, sC_g, sC_n, sC_l,
+    HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_H0: tl.constexpr, PREFETCH: tl.constexpr,
+    MODE: tl.constexpr, GATHER: tl.constexpr, IDX64: tl.constexpr,
+    BLOCK_D: tl.constexpr, NP: tl.constexpr, T: tl.constexpr,
+):
+    """MODE 0: one direction per program, out (batch, K, D, L) per direction (K = 1: the op's out).
+    MODE 1: one program runs the K directions of its batch row in turn and adds them into out (batch, D, L)."""
+    pid = tl.program_id(0)
+    seg = tl.program_id(1)
+    r = pid // n_dblk
+    d0 = (pid % n_dblk) * BLOCK_D
+    g = d0 // dim_per_group
+    offs_d = d0 + tl.arange(0, BLOCK_D)
+    offs_n = tl.arange(0, NP)
+    mask_n = offs_n < N
+    offs_t = tl.arange(0, T)
+    if MODE == 0:
+        r64 = r.to(tl.int64)
+        b64 = (r // K).to(tl.int64)
+        kd = r % K
+        o_base = out_ptr + b64 * so_b + kd * so_k + offs_d[None, :].to(tl.int64) * so_d
+        _fwd_direction(kd, b64, r64, seg, g, offs_d, offs_n, mask_n, offs_t, o_base, False,
+                       u_ptr, delta_ptr, z_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, order_ptr, h0_ptr, last_ptr,
+                       scale, dim, L, N, n_chunks, chunks_per_seg, n_seg,
+                       su_b, su_k, su_d, su_l, sdt_b, sdt_k, sdt_d, sdt_l, sz_b, sz_k, sz_d, sz_l, so_l,
+                       sB_b, sB_k, sB_g, sB_n, sB_l, sC_b, sC_k, sC_g, sC_n, sC_l,
+                       HAS_Z, SOFTPLUS, HAS_H0, PREFETCH, False, GATHER, IDX64, BLOCK_D, NP, T)
+    else:
+        b64 = r.to(tl.int64)
+        o_base = out_ptr + b64 * so_b + offs_d[None, :].to(tl.int64) * so_d
+        for kd in range(0, K):
+            tl.debug_barrier()  # the previous direction's stores are visible to every thread of the program
+            _fwd_direction(kd, b64, b64 * K + kd, seg, g, offs_d, offs_n, mask_n, offs_t, o_base, kd > 0,
+                           u_ptr, delta_ptr, z_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, order_ptr, h0_ptr, last_ptr,
+                           scale, dim, L, N, n_chunks, chunks_per_seg, n_seg,
+                           su_b, su_k, su_d, su_l, sdt_b, sdt_k, sdt_d, sdt_l, sz_b, sz_k, sz_d, sz_l, so_l,
+                           sB_b, sB_k, sB_g, sB_n, sB_l, sC_b, sC_k, sC_g, sC_n, sC_l,
+                           HAS_Z, SOFTPLUS, HAS_H0, PREFETCH, True, GATHER, IDX64, BLOCK_D, NP, T)
 
 
 def triton_forward(
@@ -179,34 +214,39 @@ def triton_forward(
     *,
     tiles: Tiles = DEFAULT_TILES,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Forward in the op's normal form (op.py): out (batch, D, L) in u's dtype and layout, last
-    states (batch, K, D, N) float32."""
-    from .op import new_like_layout
+    """Forward in the op's normal form (op.py): out (batch, D, L) in u's dtype (layout: `op.new_out`),
+    last states (batch, K, D, N) float32."""
+    from .op import new_like_layout, new_out
 
     check_device(u)
     p = Prep(u, delta, A, B, C, D, z, delta_bias, index, scale)
-    out = new_like_layout(u, (p.batch, p.dim, p.L), u.dtype)
+    out = new_out(u, z)
     last = torch.empty((p.batch, p.K, p.dim, p.N), device=u.device, dtype=torch.float32)
     T = tiles.fwd_T_n1 if p.NP == 1 else tiles.fwd_T
     n_chunks = triton.cdiv(p.L, T)
     bd, warps = p.block_d(tiles.fwd_dn, tiles.fwd_warps)
     n_dblk = p.dim // bd
-    multi = p.K > 1 or p.scale != 1.0
-    # Split time into segments when batch x channel blocks cannot fill the GPU (one direction only:
-    # the directions of a program add into the same tokens one after the other).
-    n_seg = 1
-    if not multi:
-        n_seg = max(1, min(n_chunks, tiles.fwd_min_programs // max(1, p.batch * n_dblk)))
+    # K > 1: one program runs all K directions of its batch row and adds them into out (no extra pass)
+    # when batch x channel blocks fill the GPU; otherwise every direction gets its own programs and
+    # writes its own (batch, K, D, L) slice, summed afterwards.
+    loop = p.K > 1 and p.batch * n_dblk >= tiles.fwd_loop_min_programs
+    dest = out if p.K == 1 or loop else new_like_layout(u, (p.batch, p.K, p.dim, p.L), u.dtype)
+    programs = (p.batch if loop else p.rows) * n_dblk
+    # Time segments when the programs cannot fill the GPU (not when directions add into one out)
+    n_seg = 1 if loop else max(1, min(n_chunks, tiles.fwd_min_programs // max(1, programs)))
     per_seg = triton.cdiv(n_chunks, n_seg)
     n_seg = triton.cdiv(n_chunks, per_seg)
     h0 = run_carry(p, u, delta, n_chunks, T, per_seg, bool(delta_softplus), tiles) if n_seg > 1 else None
-    _fwd_kernel[(p.batch * n_dblk, n_seg)](
-        u, delta, z if z is not None else u, out, p.A, p.B, p.C, p.D, p.bias, p.index,
+    so = dest.stride() if dest.dim() == 4 else (dest.stride(0), 0, dest.stride(1), dest.stride(2))
+    _fwd_kernel[(programs, n_seg)](
+        u, delta, z if z is not None else u, dest, p.A, p.B, p.C, p.D, p.bias, p.index,
         h0 if h0 is not None else last, last, p.scale,
         p.K, p.dim, p.L, p.N, p.dim_per_group, n_dblk, n_chunks, per_seg, n_seg,
-        *u.stride(), *delta.stride(), *strides(z, 4), *out.stride(), *p.B.stride(), *p.C.stride(),
+        *u.stride(), *delta.stride(), *strides(z, 4), *so, *p.B.stride(), *p.C.stride(),
         HAS_Z=z is not None, SOFTPLUS=bool(delta_softplus), HAS_H0=h0 is not None,
         PREFETCH=2 <= p.NP <= 16,  # N = 1 and N >= 32 measured no gain (register pressure)
-        MULTI=multi, GATHER=p.gather, IDX64=p.idx64, BLOCK_D=bd, NP=p.NP, T=T, num_warps=warps,
+        MODE=1 if loop else 0, GATHER=p.gather, IDX64=p.idx64, BLOCK_D=bd, NP=p.NP, T=T, num_warps=warps,
     )
+    if dest is not out:
+        torch.sum(dest, dim=1, out=out)
     return out, last
