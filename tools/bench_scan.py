@@ -193,7 +193,7 @@ def _time_section(fn, x):
     return fwd, total, peak
 
 
-def bench_sections(dtype):
+def bench_sections(dtype, which=("vim_s", "vmamba_t_s1")):
     rows = []
     official = _official_vmamba()
     plans = [
@@ -207,13 +207,15 @@ def bench_sections(dtype):
     if official is not None:
         plans.append(("vmamba_t_s1", "official", official, lambda: _vmamba_inputs(dtype, False)))
     for section, impl, fn, make in plans:
+        if section not in which:
+            continue
         x = make()
         fwd, total, peak = _time_section(fn, x)
         rows.append(dict(section=section, impl=impl, fwd_ms=fwd, fwd_bwd_ms=total, peak_mib=peak))
         print(f"{section:12s} {impl:18s} fwd {fwd:7.3f} ms  fwd+bwd {total:7.3f} ms  peak {peak:8.1f} MiB", flush=True)
         del x
         torch.cuda.empty_cache()
-    for section in ("vim_s", "vmamba_t_s1"):
+    for section in which:
         base = next(r for r in rows if r["section"] == section and r["impl"] == "composed")
         for r in rows:
             if r["section"] == section:
@@ -261,7 +263,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shapes", default=",".join(SHAPES), help="comma list of " + ", ".join(SHAPES))
     ap.add_argument("--dtypes", default="fp32,bf16")
-    ap.add_argument("--sections", action="store_true", help="time the models' scan sections")
+    ap.add_argument("--sections", nargs="?", const="vim_s,vmamba_t_s1", default=None,
+                    help="time the models' scan sections (comma list: vim_s, vmamba_t_s1)")
     ap.add_argument("--no-kernels", action="store_true", help="skip the kernel shapes")
     ap.add_argument("--dtype", default="bf16", choices=list(DTYPES), help="dtype of --sections and --check")
     ap.add_argument("--check", action="store_true", help="fused vs the float64 composed reference at full size")
@@ -277,7 +280,7 @@ def main(argv=None):
     if not args.no_kernels:
         res["kernels"] = bench_kernels(args.shapes.split(","), args.dtypes.split(","), res["copy_gbps"])
     if args.sections:
-        res["sections"] = bench_sections(DTYPES[args.dtype])
+        res["sections"] = bench_sections(DTYPES[args.dtype], args.sections.split(","))
     if args.n1:
         res["n1_backward"] = bench_n1_backward(DTYPES[args.dtype])
     if args.json:

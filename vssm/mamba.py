@@ -174,7 +174,7 @@ class Mamba(nn.Module):
         y = F.silu(F.conv1d(x, weight, bias, padding=K_conv - 1, groups=E))  # (batch, 2E, Lp)
         Lp = L + K_conv - 1
         # u[b, k, e, t] = y[b, 2e + k, t + k (K_conv - 1)]
-        return y.as_strided((y.shape[0], 2, E, L), (2 * E * Lp, Lp + K_conv - 1, 2 * Lp, 1), y.storage_offset())
+        return y.as_strided((y.shape[0], 2, E, L), (2 * E * Lp, Lp + K_conv - 1, 2 * Lp, 1))
 
     def mix(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """All directions in one selective_scan call (no flip or transpose copies): x, z (batch, E, L)

@@ -191,7 +191,8 @@ class SS2D(nn.Module):
         tokens = x.reshape(batch, L, D)
         x_dbl = F.linear(tokens, self.x_proj_weight.reshape(K * (R + 2 * N), D)).view(batch, L, K, R + 2 * N)
         dts, B, C = torch.split(x_dbl, [R, N, N], dim=-1)
-        delta = torch.einsum("blkr,kdr->bkdl", dts, self.dt_projs_weight)
+        # (batch, K, L, R) @ (K, R, D): delta of direction k, token-major (a matmul that fvcore counts exactly)
+        delta = torch.matmul(dts.transpose(1, 2), self.dt_projs_weight.transpose(1, 2)).transpose(2, 3)
         y = selective_scan(
             tokens.transpose(1, 2),
             delta,
@@ -202,7 +203,7 @@ class SS2D(nn.Module):
             delta_bias=self.dt_projs_bias.float(),
             delta_softplus=True,
             orders=ORDERS,
-            grid=(H, W),
+            grid=(int(H), int(W)),  # plain ints under torch.jit.trace (fvcore) too
         )
         return y.transpose(1, 2).reshape(batch, H, W, D)
 

@@ -111,10 +111,13 @@ def _check_perm(idx: torch.Tensor, L: int, where: str) -> torch.Tensor:
     return idx
 
 
-@functools.lru_cache(maxsize=256)
-def _named_table(names: tuple[str, ...], L: int, grid, device: torch.device) -> torch.Tensor:
-    rows = [_check_perm(ORDERS[n](L, grid).to(torch.int64), L, f"order {n!r}") for n in names]
-    return torch.stack(rows).to(device=device, dtype=torch.int32)
+def _build_table(names: tuple[str, ...], L: int, grid, device: torch.device) -> torch.Tensor:
+    # named orders are permutations by construction (tests check every one): no data-dependent check,
+    # so torch.compile traces this
+    return torch.stack([ORDERS[n](L, grid) for n in names]).to(device=device, dtype=torch.int32)
+
+
+_named_table = functools.lru_cache(maxsize=256)(_build_table)
 
 
 def order_index(
@@ -133,6 +136,8 @@ def order_index(
                 raise ValueError(f"selective_scan: unknown order {o!r}; known orders: {sorted(ORDERS)}")
             if o in _GRID_ORDERS:
                 _need_grid(o, L, grid)
+        if torch.compiler.is_compiling():
+            return _build_table(tuple(orders), L, grid, device)
         return _named_table(tuple(orders), L, grid, device)
     rows = []
     for k, o in enumerate(orders):
