@@ -206,21 +206,33 @@ def _use_triton(backend: str, u: torch.Tensor) -> bool:
     return backend == "triton" and u.dtype != torch.float64 and u.numel() > 0
 
 
-def _triton_backward(*args):
+def _states_T() -> int:
+    from .triton_common import DEFAULT_TILES
+
+    return DEFAULT_TILES.walk_T
+
+
+def _walks(u: torch.Tensor, A: torch.Tensor, B: torch.Tensor) -> bool:
+    """Whether the backward of this call runs the N = 1 chunk-walking kernel (see `_triton_backward`)."""
+    from .triton_bwd_n1 import walk_block_d
+    from .triton_common import DEFAULT_TILES
+
+    batch, K, dim, _ = u.shape
+    if A.shape[-1] != 1 or token_major(u):
+        return False
+    return batch * K * (dim // walk_block_d(dim // B.shape[2], 1)) >= DEFAULT_TILES.walk_min_programs
+
+
+def _triton_backward(*args, states=None):
     """N = 1 on channel-major tensors walks the chunks when (rows x channel blocks) fill the GPU (its lanes
     run along time); token-major N = 1 and every other case runs every chunk in parallel (lanes along
     channels). H200, VMamba-T stage 1 with four orders, bf16: token-major 6.7 ms chunk-parallel vs 10.4
     walking; channel-major 22.8 walking vs 43+ chunk-parallel (tools/bench_scan.py --n1)."""
     from .triton_bwd import triton_backward_chunks
-    from .triton_bwd_n1 import triton_backward_walk, walk_block_d
-    from .triton_common import DEFAULT_TILES
+    from .triton_bwd_n1 import triton_backward_walk
 
-    u, A, B = args[2], args[4], args[5]
-    batch, K, dim, _ = u.shape
-    if A.shape[-1] == 1 and not token_major(u):
-        dim_per_group = dim // B.shape[2]
-        if batch * K * (dim // walk_block_d(dim_per_group, 1)) >= DEFAULT_TILES.walk_min_programs:
-            return triton_backward_walk(*args)
+    if _walks(args[2], args[4], args[5]):
+        return triton_backward_walk(*args, states=states)
     return triton_backward_chunks(*args)
 
 
@@ -271,21 +283,31 @@ def _scan_fwd(
     index: Optional[torch.Tensor],
     delta_softplus: bool,
     scale: float,
+    keep_states: bool,
     backend: str,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """out (batch, D, L) and the last state of every direction (batch, K, D, N), in the normal form."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """out (batch, D, L), the last state of every direction (batch, K, D, N), and the chunk-start
+    states the backward would otherwise recompute (empty unless `_keeps_states`)."""
     if _use_triton(backend, u):
         from .triton_fwd import triton_forward
 
-        return triton_forward(u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale)
+        states_T = _states_T() if keep_states else 0
+        out, last, states = triton_forward(u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale,
+                                           states_T=states_T)
+        return out, last, states if states is not None else _empty(last)
     out, last = reference_forward(u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale)
-    return new_out(u, z).copy_(out), last.contiguous()
+    return new_out(u, z).copy_(out), last.contiguous(), _empty(last)
 
 
 @_scan_fwd.register_fake
-def _scan_fwd_fake(u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale, backend):
+def _scan_fwd_fake(u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale, keep_states, backend):
     batch, K, dim, L = u.shape
-    return new_out(u, z), u.new_empty((batch, K, dim, A.shape[-1]), dtype=compute_dtype(u))
+    last = u.new_empty((batch, K, dim, A.shape[-1]), dtype=compute_dtype(u))
+    if keep_states and _use_triton(backend, u):
+        states = last.new_empty((batch * K, dim, -(-L // _states_T()), A.shape[-1]))
+    else:
+        states = _empty(last)
+    return new_out(u, z), last, states
 
 
 @torch.library.custom_op("vssm::selective_scan_bwd", mutates_args=())
@@ -301,13 +323,15 @@ def _scan_bwd(
     z: Optional[torch.Tensor],
     delta_bias: Optional[torch.Tensor],
     index: Optional[torch.Tensor],
+    states: torch.Tensor,
     delta_softplus: bool,
     scale: float,
     backend: str,
 ) -> list[torch.Tensor]:
     """Gradients for (u, delta, A, B, C, D, z, delta_bias); an empty tensor stands for an absent input."""
     if _use_triton(backend, u):
-        grads = _triton_backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale)
+        grads = _triton_backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale,
+                                 states=states if states.numel() else None)
     else:
         grads = reference_backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale)
     ref = (u, delta, A, B, C, D, z, delta_bias)
@@ -323,7 +347,7 @@ def _scan_bwd(
 
 
 @_scan_bwd.register_fake
-def _scan_bwd_fake(dout, dlast, u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale, backend):
+def _scan_bwd_fake(dout, dlast, u, delta, A, B, C, D, z, delta_bias, index, states, delta_softplus, scale, backend):
     ref = (u, delta, A, B, C, D, z, delta_bias)
     res = []
     for r in ref:
@@ -337,24 +361,24 @@ def _scan_bwd_fake(dout, dlast, u, delta, A, B, C, D, z, delta_bias, index, delt
 
 
 def _setup_context(ctx, inputs, output):
-    u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale, backend = inputs
-    ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, index)
+    u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale, keep_states, backend = inputs
+    ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, index, output[2])
     ctx.delta_softplus, ctx.scale, ctx.backend = delta_softplus, scale, backend
 
 
-def _backward(ctx, dout, dlast):
-    u, delta, A, B, C, D, z, delta_bias, index = ctx.saved_tensors
+def _backward(ctx, dout, dlast, dstates):
+    u, delta, A, B, C, D, z, delta_bias, index, states = ctx.saved_tensors
     batch, K, dim, L = u.shape
     if dout is None:
         dout = u.new_zeros((batch, dim, L))
     if dlast is None:
         dlast = u.new_zeros((batch, K, dim, A.shape[-1]), dtype=compute_dtype(u))
     grads = _scan_bwd(
-        dout, dlast, u, delta, A, B, C, D, z, delta_bias, index, ctx.delta_softplus, ctx.scale, ctx.backend
+        dout, dlast, u, delta, A, B, C, D, z, delta_bias, index, states, ctx.delta_softplus, ctx.scale, ctx.backend
     )
     present = (True, True, True, True, True, D is not None, z is not None, delta_bias is not None)
     grads = [g if p else None for g, p in zip(grads, present)]
-    return (*grads, None, None, None, None)
+    return (*grads, None, None, None, None, None)
 
 
 torch.library.register_autograd("vssm::selective_scan_fwd", _backward, setup_context=_setup_context)
@@ -419,7 +443,13 @@ def selective_scan(
         backend = default_backend(u.device)
     elif backend not in BACKENDS:
         raise ValueError(f"selective_scan: `backend` must be one of {BACKENDS} or None, got {backend!r}")
-    out, last = torch.ops.vssm.selective_scan_fwd(*args, index, bool(delta_softplus), float(scale), backend)
+    # N = 1 walking backward: the forward keeps its chunk-start states (L / 32 per channel) when a
+    # backward will follow, sparing the backward a carry pass over u and delta
+    keep = (
+        backend == "triton" and torch.is_grad_enabled() and _walks(args[0], args[2], args[3])
+        and any(t is not None and t.requires_grad for t in args)
+    )
+    out, last, _ = torch.ops.vssm.selective_scan_fwd(*args, index, bool(delta_softplus), float(scale), keep, backend)
     if orders is None:
         last = last[:, 0]
     return (out, last) if return_last_state else out

@@ -181,16 +181,19 @@ def walk_block_d(dim_per_group: int, NP: int, tiles: Tiles = DEFAULT_TILES) -> i
 
 def triton_backward_walk(
     dout, dlast, u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale=1.0, *,
-    tiles: Tiles = DEFAULT_TILES,
+    states: torch.Tensor | None = None, tiles: Tiles = DEFAULT_TILES,
 ) -> list[torch.Tensor | None]:
-    """N = 1 backward in the op's normal form; gradients for (u, delta, A, B, C, D, z, delta_bias)."""
+    """N = 1 backward in the op's normal form; gradients for (u, delta, A, B, C, D, z, delta_bias).
+
+    ``states``: the states before every walk_T-th token kept by the forward (`triton_forward`'s
+    ``states_T``); without them a carry pass recomputes them."""
     check_device(u)
     p = Prep(u, delta, A, B, C, D, z, delta_bias, index, scale)
     T = tiles.walk_T
     n_chunks = triton.cdiv(p.L, T)
     softplus = bool(delta_softplus)
     dlast = dlast.to(torch.float32).contiguous()
-    hst = run_carry(p, u, delta, n_chunks, T, 1, softplus, tiles)
+    hst = states if states is not None else run_carry(p, u, delta, n_chunks, T, 1, softplus, tiles)
     bd = walk_block_d(p.dim_per_group, p.NP, tiles)
     n_dblk = p.dim // bd
     n_slices = p.dim_per_group // bd

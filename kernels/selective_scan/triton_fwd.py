@@ -95,17 +95,26 @@ def _fwd_compute(
 
 
 @triton.jit
+def _store_state(h, k, st_base, store_every, N, st_mask, STORE: tl.constexpr):
+    """With STORE, the state before chunk k at slot k // store_every (for the backward's chunks)."""
+    if STORE:
+        if k % store_every == 0:
+            tl.store(st_base + (k // store_every) * N, h, mask=st_mask)
+
+
+@triton.jit
 def _fwd_direction(
     kd, b64, r64, seg, g, offs_d, offs_n, mask_n, offs_t, o_base, add,
-    u_ptr, delta_ptr, z_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, order_ptr, h0_ptr, last_ptr, scale,
-    dim, L, N, n_chunks, chunks_per_seg, n_seg,
+    u_ptr, delta_ptr, z_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, order_ptr, h0_ptr, last_ptr, st_ptr, scale,
+    dim, L, N, n_chunks, chunks_per_seg, n_seg, store_every, n_slots,
     su_b, su_k, su_d, su_l, sdt_b, sdt_k, sdt_d, sdt_l, sz_b, sz_k, sz_d, sz_l, so_l,
     sB_b, sB_k, sB_g, sB_n, sB_l, sC_b, sC_k, sC_g, sC_n, sC_l,
     HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_H0: tl.constexpr, PREFETCH: tl.constexpr,
-    ACCUMULATE: tl.constexpr, GATHER: tl.constexpr, IDX64: tl.constexpr,
+    ACCUMULATE: tl.constexpr, STORE: tl.constexpr, GATHER: tl.constexpr, IDX64: tl.constexpr,
     BLOCK_D: tl.constexpr, NP: tl.constexpr, T: tl.constexpr,
 ):
-    """Direction kd of batch row b over the chunks of segment `seg`: writes out and the last state."""
+    """Direction kd of batch row b over the chunks of segment `seg`: writes out, the last state and
+    (STORE) the states at every `store_every`-th chunk start."""
     offs_d64 = offs_d[None, :].to(tl.int64)
     st_mask = mask_n[None, :]
     A2 = tl.load(A_ptr + (kd * dim + offs_d[:, None]) * N + offs_n[None, :], mask=st_mask, other=0.0) * LOG2E
@@ -123,6 +132,7 @@ def _fwd_direction(
     else:
         h = tl.zeros((BLOCK_D, NP), dtype=tl.float32)
 
+    st_base = st_ptr + (r64 * dim + offs_d[:, None]) * (n_slots * N) + offs_n[None, :]
     k_start = seg * chunks_per_seg
     k_stop = tl.minimum(k_start + chunks_per_seg, n_chunks)
     n_full = L // T
@@ -133,6 +143,7 @@ def _fwd_direction(
             nxt = _fwd_loads(k_start, L, offs_t, u_base, dt_base, z_base, B_base, C_base, order_row,
                              su_l, sdt_l, sz_l, sB_l, sC_l, mask_n, HAS_Z, GATHER, IDX64, False)
             for k in range(k_start, k_hi):
+                _store_state(h, k, st_base, store_every, N, st_mask, STORE)
                 cur = nxt
                 nxt = _fwd_loads(tl.minimum(k + 1, k_hi - 1), L, offs_t, u_base, dt_base, z_base, B_base,
                                  C_base, order_row, su_l, sdt_l, sz_l, sB_l, sC_l, mask_n,
@@ -141,11 +152,13 @@ def _fwd_direction(
                                  HAS_Z, SOFTPLUS, ACCUMULATE, GATHER, IDX64, False)
     else:
         for k in range(k_start, k_hi):
+            _store_state(h, k, st_base, store_every, N, st_mask, STORE)
             cur = _fwd_loads(k, L, offs_t, u_base, dt_base, z_base, B_base, C_base, order_row,
                              su_l, sdt_l, sz_l, sB_l, sC_l, mask_n, HAS_Z, GATHER, IDX64, False)
             h = _fwd_compute(h, k, L, offs_t, cur, order_row, o_base, so_l, A2, Dv, bias, scale, add,
                              HAS_Z, SOFTPLUS, ACCUMULATE, GATHER, IDX64, False)
     if k_stop > n_full:
+        _store_state(h, n_full, st_base, store_every, N, st_mask, STORE)
         cur = _fwd_loads(n_full, L, offs_t, u_base, dt_base, z_base, B_base, C_base, order_row,
                          su_l, sdt_l, sz_l, sB_l, sC_l, mask_n, HAS_Z, GATHER, IDX64, True)
         h = _fwd_compute(h, n_full, L, offs_t, cur, order_row, o_base, so_l, A2, Dv, bias, scale, add,
@@ -156,12 +169,12 @@ def _fwd_direction(
 
 @triton.jit(do_not_specialize=["K", "dim", "L", "N", "dim_per_group", "n_dblk", "n_chunks", "chunks_per_seg", "n_seg"])
 def _fwd_kernel(
-    u_ptr, delta_ptr, z_ptr, out_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, order_ptr, h0_ptr, last_ptr, scale,
-    K, dim, L, N, dim_per_group, n_dblk, n_chunks, chunks_per_seg, n_seg,
+    u_ptr, delta_ptr, z_ptr, out_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, order_ptr, h0_ptr, last_ptr, st_ptr,
+    scale, K, dim, L, N, dim_per_group, n_dblk, n_chunks, chunks_per_seg, n_seg, store_every, n_slots,
     su_b, su_k, su_d, su_l, sdt_b, sdt_k, sdt_d, sdt_l, sz_b, sz_k, sz_d, sz_l, so_b, so_k, so_d, so_l,
     sB_b, sB_k, sB_g, sB_n, sB_l, sC_b, sC_k, sC_g, sC_n, sC_l,
     HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_H0: tl.constexpr, PREFETCH: tl.constexpr,
-    MODE: tl.constexpr, GATHER: tl.constexpr, IDX64: tl.constexpr,
+    MODE: tl.constexpr, STORE: tl.constexpr, GATHER: tl.constexpr, IDX64: tl.constexpr,
     BLOCK_D: tl.constexpr, NP: tl.constexpr, T: tl.constexpr,
 ):
     """MODE 0: one direction per program, out (batch, K, D, L) per direction (K = 1: the op's out).
@@ -182,10 +195,10 @@ def _fwd_kernel(
         o_base = out_ptr + b64 * so_b + kd * so_k + offs_d[None, :].to(tl.int64) * so_d
         _fwd_direction(kd, b64, r64, seg, g, offs_d, offs_n, mask_n, offs_t, o_base, False,
                        u_ptr, delta_ptr, z_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, order_ptr, h0_ptr, last_ptr,
-                       scale, dim, L, N, n_chunks, chunks_per_seg, n_seg,
+                       st_ptr, scale, dim, L, N, n_chunks, chunks_per_seg, n_seg, store_every, n_slots,
                        su_b, su_k, su_d, su_l, sdt_b, sdt_k, sdt_d, sdt_l, sz_b, sz_k, sz_d, sz_l, so_l,
                        sB_b, sB_k, sB_g, sB_n, sB_l, sC_b, sC_k, sC_g, sC_n, sC_l,
-                       HAS_Z, SOFTPLUS, HAS_H0, PREFETCH, False, GATHER, IDX64, BLOCK_D, NP, T)
+                       HAS_Z, SOFTPLUS, HAS_H0, PREFETCH, False, STORE, GATHER, IDX64, BLOCK_D, NP, T)
     else:
         b64 = r.to(tl.int64)
         o_base = out_ptr + b64 * so_b + offs_d[None, :].to(tl.int64) * so_d
@@ -193,10 +206,10 @@ def _fwd_kernel(
             tl.debug_barrier()  # the previous direction's stores are visible to every thread of the program
             _fwd_direction(kd, b64, b64 * K + kd, seg, g, offs_d, offs_n, mask_n, offs_t, o_base, kd > 0,
                            u_ptr, delta_ptr, z_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, order_ptr, h0_ptr, last_ptr,
-                           scale, dim, L, N, n_chunks, chunks_per_seg, n_seg,
+                           st_ptr, scale, dim, L, N, n_chunks, chunks_per_seg, n_seg, store_every, n_slots,
                            su_b, su_k, su_d, su_l, sdt_b, sdt_k, sdt_d, sdt_l, sz_b, sz_k, sz_d, sz_l, so_l,
                            sB_b, sB_k, sB_g, sB_n, sB_l, sC_b, sC_k, sC_g, sC_n, sC_l,
-                           HAS_Z, SOFTPLUS, HAS_H0, PREFETCH, True, GATHER, IDX64, BLOCK_D, NP, T)
+                           HAS_Z, SOFTPLUS, HAS_H0, PREFETCH, True, STORE, GATHER, IDX64, BLOCK_D, NP, T)
 
 
 def triton_forward(
@@ -212,10 +225,12 @@ def triton_forward(
     delta_softplus: bool,
     scale: float = 1.0,
     *,
+    states_T: int = 0,
     tiles: Tiles = DEFAULT_TILES,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Forward in the op's normal form (op.py): out (batch, D, L) in u's dtype (layout: `op.new_out`),
-    last states (batch, K, D, N) float32."""
+    last states (batch, K, D, N) float32, and with ``states_T`` (a multiple of the forward's chunk) the
+    state before every states_T-th token, (batch x K, D, cdiv(L, states_T), N) float32 (else None)."""
     from .op import new_like_layout, new_out
 
     check_device(u)
@@ -237,16 +252,22 @@ def triton_forward(
     per_seg = triton.cdiv(n_chunks, n_seg)
     n_seg = triton.cdiv(n_chunks, per_seg)
     h0 = run_carry(p, u, delta, n_chunks, T, per_seg, bool(delta_softplus), tiles) if n_seg > 1 else None
+    states, store_every, n_slots = None, 1, 1
+    if states_T:
+        if states_T % T:
+            raise ValueError(f"triton_forward: states_T={states_T} must be a multiple of the chunk length {T}")
+        store_every, n_slots = states_T // T, triton.cdiv(p.L, states_T)
+        states = torch.empty((p.rows, p.dim, n_slots, p.N), device=u.device, dtype=torch.float32)
     so = dest.stride() if dest.dim() == 4 else (dest.stride(0), 0, dest.stride(1), dest.stride(2))
     _fwd_kernel[(programs, n_seg)](
         u, delta, z if z is not None else u, dest, p.A, p.B, p.C, p.D, p.bias, p.index,
-        h0 if h0 is not None else last, last, p.scale,
-        p.K, p.dim, p.L, p.N, p.dim_per_group, n_dblk, n_chunks, per_seg, n_seg,
+        h0 if h0 is not None else last, last, states if states is not None else last, p.scale,
+        p.K, p.dim, p.L, p.N, p.dim_per_group, n_dblk, n_chunks, per_seg, n_seg, store_every, n_slots,
         *u.stride(), *delta.stride(), *strides(z, 4), *so, *p.B.stride(), *p.C.stride(),
         HAS_Z=z is not None, SOFTPLUS=bool(delta_softplus), HAS_H0=h0 is not None,
         PREFETCH=2 <= p.NP <= 16,  # N = 1 and N >= 32 measured no gain (register pressure)
-        MODE=1 if loop else 0, GATHER=p.gather, IDX64=p.idx64, BLOCK_D=bd, NP=p.NP, T=T, num_warps=warps,
+        MODE=1 if loop else 0, STORE=states is not None, GATHER=p.gather, IDX64=p.idx64, BLOCK_D=bd, NP=p.NP, T=T, num_warps=warps,
     )
     if dest is not out:
         torch.sum(dest, dim=1, out=out)
-    return out, last
+    return out, last, states
