@@ -117,7 +117,14 @@ def _build_table(names: tuple[str, ...], L: int, grid, device: torch.device) -> 
     return torch.stack([ORDERS[n](L, grid) for n in names]).to(device=device, dtype=torch.int32)
 
 
-_named_table = functools.lru_cache(maxsize=256)(_build_table)
+def _cached_table(names: tuple[str, ...], L: int, grid, device: torch.device) -> torch.Tensor:
+    # a normal tensor even when first asked for under inference_mode: the cached table is later saved
+    # for backward by training steps, which inference tensors cannot be
+    with torch.inference_mode(False):
+        return _build_table(names, L, grid, device)
+
+
+_named_table = functools.lru_cache(maxsize=256)(_cached_table)
 
 
 def order_index(
