@@ -171,7 +171,8 @@ class Mamba(nn.Module):
         bias = None
         if self.conv1d.bias is not None:
             bias = torch.stack([self.conv1d.bias, self.conv1d_b.bias], dim=1).reshape(2 * E)
-        y = F.silu(F.conv1d(x, weight, bias, padding=K_conv - 1, groups=E))  # (batch, 2E, Lp)
+        # (batch, 2E, Lp); contiguous() is a no-op except where the conv picked another layout (L = 1)
+        y = F.silu(F.conv1d(x, weight, bias, padding=K_conv - 1, groups=E)).contiguous()
         Lp = L + K_conv - 1
         # u[b, k, e, t] = y[b, 2e + k, t + k (K_conv - 1)]
         return y.as_strided((y.shape[0], 2, E, L), (2 * E * Lp, Lp + K_conv - 1, 2 * Lp, 1))
