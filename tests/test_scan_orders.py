@@ -37,6 +37,7 @@ ORDER_SETS = {
     "vmamba": (VMAMBA, ("u",)),
     "snake": (SNAKE, ("u", "A", "D")),
     "mixed": (["perm", "cols_reverse", "snake_cols"], ("delta_bias", "C")),
+    "natural_only": (["natural", "rows"], ("B",)),  # no order table at all
 }
 
 
@@ -440,3 +441,18 @@ def test_bad_arguments_name_the_argument(over, kw, exc, pattern):
     inp.update(over)
     with pytest.raises(exc, match=pattern):
         selective_scan(**inp, **kw)
+
+
+def test_torch_compile_fullgraph_multi_direction():
+    # named orders (and the order table's checks) must trace without graph breaks; seen failing on
+    # torch 2.11, whose dynamo traces into the lru_cache'd table and stops at torch.equal
+    inp, orders = _inputs(1, 4, 6, 2, 1, VMAMBA, shared=("u", "z"), seed=12)
+    names = [n for n in NAMES if inp[n] is not None]
+
+    def f(*ts):
+        return selective_scan(**dict(zip(names, ts)), delta_softplus=True, orders=orders, grid=(2, 3),
+                              backend="reference")
+
+    torch._dynamo.reset()
+    args = [inp[n] for n in names]
+    torch.testing.assert_close(torch.compile(f, fullgraph=True)(*args), f(*args))

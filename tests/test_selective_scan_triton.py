@@ -7,13 +7,19 @@ script, printing one JSON object); each test below checks one case of what the c
 Every case draws its inputs with `cases.make_inputs` (rounded to the case's dtype), runs the kernels
 and compares the output, the last states and every gradient with `selective_scan_naive` evaluated in
 float64 on the same values. Cases call the kernels in the op's normal form directly
-(`triton_forward` + `triton_backward_chunks`, or `triton_backward_walk` for N = 1) with tiny tiles
-(T = 8 steps) so a few dozen steps cover several chunks, a partial last chunk, time segments and
-channel slices; the "op" cases go through `selective_scan(..., backend="triton")` and autograd.
+(`triton_forward` + `triton_backward_chunks`, or `triton_backward_walk` for N = 1, with or without
+the chunk-start states the forward keeps) with tiny tiles (T = 8 steps) so a few dozen steps cover
+several chunks, a partial last chunk, time segments, channel slices and both multi-direction forward
+layouts (one program looping over the directions, or one per direction summed afterwards); the "op"
+cases go through `selective_scan(..., backend="triton")` and autograd.
+
+Run as a script (``TRITON_INTERPRET=1 python tests/test_selective_scan_triton.py [case ...]``) it
+prints each case's wall and CPU seconds to stderr; all cases take ~100-120 s of CPU.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -37,11 +43,21 @@ def C(name, shape, **kw):
     """One case: shape = (batch, dim, L, N, G). Keywords (defaults in brackets):
     orders [None: single direction]: list of order names, "perm" stands for a fixed random permutation;
     grid; shared [()]: inputs shared by the directions; z, D, bias, softplus [True]; dtype ["float32"];
-    token_major [False]; B3 [False]: 3-D B/C; strided [False]: u/delta/z every other token of wider
-    tensors and B/C stored (batch, L, G, N); mode ["kernels"] | "walk" (N = 1 backward) | "op";
-    combine ["sum"]; tiles: overrides of TINY; xfail: the reason of a known failure."""
+    token_major [False]: u, delta, z stored (batch, L, D); z_token_major [False]: z alone so;
+    B3 [False]: 3-D B/C; strided [False]: u/delta/z every other token of wider tensors and B/C stored
+    (batch, L, G, N); combine ["sum"];
+    mode ["kernels"]: triton_forward + triton_backward_chunks | "walk": + triton_backward_walk (N = 1),
+    recomputing the chunk-start states | "walk_states": the walk on the states the forward kept |
+    "op": selective_scan(backend="triton") and autograd, with `default_tiles` overriding the op's
+    DEFAULT_TILES and `expect_walk` (None: not checked; True: the op walked on kept states; False: it
+    did not walk);
+    tiles: overrides of TINY (the kernel modes); xfail: the reason of a known failure."""
     return dict(name=name, shape=shape, **kw)
 
+
+# multi-direction forward: one program loops over the K directions (else one program per direction
+# into a (batch, K, D, L) buffer summed afterwards)
+LOOP = dict(fwd_loop_min_programs=1)
 
 CASES = [
     # ---- one direction: options, groups, states, lengths
@@ -49,53 +65,70 @@ CASES = [
     C("no_options", (2, 4, 9, 3, 1), z=False, D=False, bias=False, softplus=False),
     C("z_only", (1, 4, 17, 2, 1), D=False, bias=False, softplus=False),
     C("softplus_only", (1, 4, 17, 2, 1), z=False, D=False, bias=False),
-    C("groups", (2, 8, 19, 4, 2)),
-    C("n1_g1", (2, 4, 13, 1, 1)),
+    C("groups", (1, 8, 19, 4, 2)),
     C("n1_g4_walk", (2, 8, 13, 1, 4), mode="walk"),
-    C("n1_3d_bc_walk", (2, 4, 11, 1, 1), B3=True, mode="walk"),
+    C("n1_3d_bc_walk_states", (2, 4, 11, 1, 1), B3=True, mode="walk_states"),
     C("n16_g1", (1, 8, 12, 16, 1), tiles=WIDE),
-    C("n16_g4", (1, 8, 11, 16, 4), tiles=WIDE),
+    C("n16_g4", (1, 4, 11, 16, 4), tiles=WIDE),
     C("n64_g1", (1, 2, 9, 64, 1), tiles=WIDE),
     C("L1", (2, 4, 1, 4, 2)),
-    C("L1_n1_walk", (2, 8, 1, 1, 2), mode="walk"),
+    C("L1_n1_walk_states", (2, 8, 1, 1, 2), mode="walk_states"),
     C("L_multiple_of_T", (1, 4, 16, 3, 1)),
     # few programs: the forward splits time into segments (carry pass), the backward adds channel slices
     C("segments_slices", (1, 16, 40, 2, 1), tiles=dict(fwd_min_programs=64, bwd_target_programs=64)),
     C("segments_n1_slices", (1, 16, 29, 1, 1), tiles=dict(fwd_min_programs=64, bwd_target_programs=64, bwd_dn=4)),
-    C("reverse_single_order", (2, 4, 19, 3, 1), orders=["reverse"], tiles=dict(bwd_target_programs=64, bwd_dn=8)),
+    # segments and kept states: every other forward chunk start is a walk chunk start (walk_T = 2 x T)
+    C("segments_n1_walk_states_every2", (1, 8, 37, 1, 2), mode="walk_states",
+      tiles=dict(fwd_min_programs=64, walk_T=16, walk_tile=64)),
+    C("reverse_single_order", (1, 4, 19, 3, 1), orders=["reverse"], tiles=dict(bwd_target_programs=64, bwd_dn=8)),
     C("strided", (2, 4, 14, 3, 2), strided=True),
     C("token_major", (2, 8, 13, 2, 1), token_major=True),
+    C("z_token_major_only", (2, 4, 13, 3, 1), z_token_major=True),
     C("bf16", (2, 4, 21, 3, 1), dtype="bfloat16"),
-    C("fp16_groups", (2, 4, 21, 3, 2), dtype="float16"),
+    C("fp16_groups", (1, 4, 21, 3, 2), dtype="float16"),
     C("n1_bf16_walk_strided", (2, 8, 19, 1, 2), dtype="bfloat16", strided=True, mode="walk"),
     C("op_autograd", (2, 4, 10, 3, 1), mode="op"),
+    C("op_n1_walk_keep_states", (1, 8, 70, 1, 2), mode="op", default_tiles=dict(walk_min_programs=1),
+      expect_walk=True),
     C("float64_reference_path", (1, 4, 9, 3, 1), dtype="float64", mode="op"),
     # empty tensors take the reference path; its backward fails at L = 0 (see test_scan_orders.py)
     C("empty_L0", (2, 4, 0, 3, 1), mode="op", xfail="reference backward at L = 0: AttributeError in "
       "_reference_backward_block (cat of no chunks)"),
     # ---- several directions
     # Vim: natural + reverse, everything per direction except z, outputs averaged
-    C("vim_mean", (1, 8, 13, 16, 1), orders=["natural", "reverse"], shared=("z",), combine="mean", tiles=WIDE),
-    C("vim_mean_n1_g4_walk", (2, 8, 13, 1, 4), orders=["natural", "reverse"], shared=("z",), combine="mean",
+    C("vim_mean_loop", (1, 4, 13, 16, 1), orders=["natural", "reverse"], shared=("z",), combine="mean",
+      tiles={**WIDE, **LOOP}),
+    C("vim_mean_n1_g4_walk", (1, 8, 13, 1, 4), orders=["natural", "reverse"], shared=("z",), combine="mean",
       mode="walk"),
-    C("vim_mean_op", (1, 4, 11, 16, 4), orders=["natural", "reverse"], shared=("z",), combine="mean", mode="op"),
+    C("vim_mean_op", (1, 4, 11, 16, 1), orders=["natural", "reverse"], shared=("z",), combine="mean", mode="op"),
+    # every direction in natural order: no order table
+    C("natural_twice_loop", (1, 4, 11, 3, 1), orders=["natural", "rows"], tiles=LOOP),
     # VMamba: the four grid orders, shared u, no z, odd H and W
     C("vmamba_n1_walk", (1, 8, 15, 1, 1), orders=VMAMBA, grid=(3, 5), shared=("u",), z=False, mode="walk"),
-    C("vmamba_n1_g4_chunks", (1, 8, 15, 1, 4), orders=VMAMBA, grid=(3, 5), shared=("u",), z=False),
-    C("vmamba_n16_g4", (1, 4, 15, 16, 4), orders=["cols", "rows_reverse"], grid=(3, 5), shared=("u",), z=False,
+    C("vmamba_n1_walk_states_loop", (1, 8, 21, 1, 1), orders=VMAMBA, grid=(7, 3), shared=("u",), z=False,
+      mode="walk_states", tiles=LOOP),
+    C("vmamba_n1_g4_chunks", (1, 4, 15, 1, 4), orders=["cols", "rows_reverse"], grid=(3, 5), shared=("u",), z=False),
+    C("vmamba_n16_g4", (1, 4, 8, 16, 4), orders=["cols", "rows_reverse"], grid=(2, 4), shared=("u",), z=False,
       tiles=WIDE),
-    C("vmamba_n64", (1, 2, 15, 64, 1), orders=["rows", "cols_reverse"], grid=(5, 3), shared=("u",), z=False,
+    C("vmamba_n64", (1, 2, 8, 64, 1), orders=["rows", "cols_reverse"], grid=(2, 4), shared=("u",), z=False,
       tiles=WIDE),
-    C("vmamba_token_major_op", (1, 8, 15, 1, 4), orders=VMAMBA, grid=(3, 5), shared=("u",), z=False,
-      token_major=True, mode="op"),
-    C("snake", (1, 4, 15, 2, 1), orders=SNAKE, grid=(5, 3), shared=("u", "z", "A", "D")),
-    C("perm_tensor", (2, 4, 13, 3, 1), orders=["perm", "reverse"], shared=("delta_bias", "B")),
-    C("token_major_multi", (1, 8, 13, 16, 1), orders=["natural", "reverse"], shared=("u",), token_major=True,
-      tiles=WIDE),
-    C("multi_strided", (1, 4, 17, 3, 2), orders=["reverse", "perm"], strided=True,
-      shared=("C", "z")),
-    C("multi_L1", (2, 4, 1, 4, 1), orders=["natural", "reverse"]),
-    C("multi_bf16", (1, 4, 17, 16, 1), orders=["natural", "reverse"], shared=("z",), dtype="bfloat16", tiles=WIDE),
+    C("vmamba_op_n1_walk_keep_states", (1, 4, 70, 1, 1), orders=VMAMBA, grid=(7, 10), shared=("u",), z=False,
+      mode="op", default_tiles=dict(walk_min_programs=1), expect_walk=True),
+    # token-major N = 1 runs the chunk-parallel backward even where channel-major would walk
+    C("vmamba_token_major_op", (1, 4, 15, 1, 1), orders=VMAMBA, grid=(3, 5), shared=("u",), z=False,
+      token_major=True, mode="op", default_tiles=dict(walk_min_programs=1), expect_walk=False),
+    C("snake_loop", (1, 4, 15, 2, 1), orders=SNAKE, grid=(5, 3), shared=("u", "z", "A", "D"), tiles=LOOP),
+    C("perm_tensor", (1, 4, 13, 3, 1), orders=["perm", "reverse"], shared=("delta_bias", "B")),
+    C("multi_segments", (1, 4, 40, 2, 1), orders=["perm", "reverse"], shared=("u",),
+      tiles=dict(fwd_min_programs=64)),
+    C("token_major_multi", (1, 4, 13, 4, 1), orders=["natural", "reverse"], shared=("u",), token_major=True),
+    C("token_major_multi_loop", (1, 4, 11, 16, 1), orders=["reverse", "perm"], shared=("z",),
+      token_major=True, tiles={**WIDE, **LOOP}),
+    C("multi_z_token_major_only", (1, 4, 13, 3, 1), orders=["natural", "reverse"], shared=("z",),
+      z_token_major=True),
+    C("multi_strided", (1, 4, 13, 3, 2), orders=["reverse", "perm"], strided=True, shared=("C", "z")),
+    C("multi_L1_loop", (2, 4, 1, 4, 2), orders=["reverse", "perm"], tiles=LOOP),
+    C("multi_bf16", (1, 4, 17, 4, 1), orders=["natural", "reverse"], shared=("z",), dtype="bfloat16"),
     C("multi_fp16_n1_walk", (1, 8, 15, 1, 1), orders=VMAMBA, grid=(3, 5), shared=("u",), z=False,
       dtype="float16", mode="walk"),
 ]
@@ -131,6 +164,8 @@ def _inputs(case):
             inp["delta_bias"] = 0.01 * inp["delta_bias"].abs()
     if dtype == torch.float64:  # A, D and delta_bias too: their gradients come back in their own dtype
         inp = {n: (None if t is None else t.double()) for n, t in inp.items()}
+    if case.get("z_token_major"):  # same values, (batch, [K,] L, D) storage
+        inp["z"] = inp["z"].transpose(-1, -2).contiguous().transpose(-1, -2)
     if case.get("B3"):
         inp["B"], inp["C"] = inp["B"][:, 0], inp["C"][:, 0]
     if case.get("strided"):
@@ -156,7 +191,13 @@ def _inputs(case):
 def _run_case(case) -> dict:
     import torch
 
-    from vssm.kernels.selective_scan import op, selective_scan, selective_scan_naive
+    from vssm.kernels.selective_scan import (
+        op,
+        selective_scan,
+        selective_scan_naive,
+        triton_bwd_n1,
+        triton_common,
+    )
     from vssm.kernels.selective_scan.cases import rel_error
     from vssm.kernels.selective_scan.triton_bwd import triton_backward_chunks
     from vssm.kernels.selective_scan.triton_bwd_n1 import triton_backward_walk
@@ -183,16 +224,29 @@ def _run_case(case) -> dict:
     ref = dict(zip([n for n in NAMES if leaves[n] is not None], ref))
     ref = {n: (torch.zeros_like(leaves[n]) if g is None else g) for n, g in ref.items()}
 
+    walks = []
     if mode == "op":
         cast = {n: (None if t is None else t.detach().clone().requires_grad_(True)) for n, t in inp.items()}
         if case.get("token_major"):  # clone keeps the token-major strides
             assert cast["u"].stride(1) == 1
-        out, last = selective_scan(**cast, delta_softplus=softplus, return_last_state=True, backend="triton",
-                                   **multi)
-        wrt2 = [cast[n] for n in NAMES if cast[n] is not None]
-        pairs = [(o, g) for o, g in ((out, dout), (last, dlast_user)) if o.requires_grad]
-        grads = torch.autograd.grad([o for o, _ in pairs], wrt2, [g.to(o.dtype) for o, g in pairs],
-                                    allow_unused=True) if pairs else []
+        # the op reads DEFAULT_TILES (walk threshold, kept-states stride) and imports the walk at each call
+        walk, defaults = triton_bwd_n1.triton_backward_walk, triton_common.DEFAULT_TILES
+
+        def spy(*a, **k):
+            walks.append(k.get("states") is not None)
+            return walk(*a, **k)
+
+        triton_bwd_n1.triton_backward_walk = spy
+        triton_common.DEFAULT_TILES = dataclasses.replace(defaults, **case.get("default_tiles", {}))
+        try:
+            out, last = selective_scan(**cast, delta_softplus=softplus, return_last_state=True, backend="triton",
+                                       **multi)
+            wrt2 = [cast[n] for n in NAMES if cast[n] is not None]
+            pairs = [(o, g) for o, g in ((out, dout), (last, dlast_user)) if o.requires_grad]
+            grads = torch.autograd.grad([o for o, _ in pairs], wrt2, [g.to(o.dtype) for o, g in pairs],
+                                        allow_unused=True) if pairs else []
+        finally:
+            triton_bwd_n1.triton_backward_walk, triton_common.DEFAULT_TILES = walk, defaults
         grads = dict(zip([n for n in NAMES if cast[n] is not None], grads))
         grads = {n: grads.get(n) for n in NAMES}
         grads = {n: (torch.zeros_like(cast[n]) if g is None and cast[n] is not None else g) for n, g in grads.items()}
@@ -204,10 +258,15 @@ def _run_case(case) -> dict:
         else:
             *args, index = op._normalize_orders(*user, orders, grid)
         scale = 1.0 / K if combine == "mean" else 1.0
-        out, last = triton_forward(*args, index, softplus, scale, tiles=tiles)
+        keep = tiles.walk_T if mode == "walk_states" else 0
+        out, last, states = triton_forward(*args, index, softplus, scale, states_T=keep, tiles=tiles)
+        assert (states is not None) == bool(keep)
         dout_k = op.new_like_layout(args[0], tuple(dout.shape), inp["u"].dtype).copy_(dout)
-        backward = triton_backward_walk if mode == "walk" else triton_backward_chunks
-        normal = backward(dout_k, dlast.float(), *args, index, softplus, scale, tiles=tiles)
+        if mode == "kernels":
+            normal = triton_backward_chunks(dout_k, dlast.float(), *args, index, softplus, scale, tiles=tiles)
+        else:
+            normal = triton_backward_walk(dout_k, dlast.float(), *args, index, softplus, scale, states=states,
+                                          tiles=tiles)
         grads = {}
         for n, g in zip(NAMES, normal):  # normal form -> the user's shapes (a shared input sums over K)
             t = inp[n]
@@ -229,6 +288,7 @@ def _run_case(case) -> dict:
             "last_dtype": str(last.dtype).replace("torch.", ""),
             "out_token_major": bool(L > 1 and dim > 1 and out.stride(1) == 1),
             "du_dtype": str(grads["u"].dtype).replace("torch.", ""),
+            "walks": walks,
         },
     }
     for n in NAMES:
@@ -270,8 +330,10 @@ def test_triton_interpreted_matches_naive(interpreted_results, case):
     assert meta["out_dtype"] == dtype and meta["du_dtype"] == dtype
     assert meta["out_shape"] == [batch, dim, L]
     assert meta["last_dtype"] == ("float64" if dtype == "float64" else "float32")
-    if case.get("token_major") and L > 1:
-        assert meta["out_token_major"], "token-major u must give a token-major out"
+    if L > 1 and dim > 1:  # out is token-major when u or z is
+        assert meta["out_token_major"] == bool(case.get("token_major") or case.get("z_token_major"))
+    if case.get("expect_walk") is not None:  # walked once, on the states the forward kept / not at all
+        assert meta["walks"] == ([True] if case["expect_walk"] else []), meta["walks"]
     tol = TOL[dtype]
     bad = {k: v for k, v in res.items() if not (isinstance(v, float) and v <= tol)}
     assert not bad, f"{case['name']}: over {tol:g} (or malformed): {bad}"
@@ -302,16 +364,16 @@ if __name__ == "__main__":
     import traceback
 
     only = set(sys.argv[1:])  # names of cases to run (all when none): for timing and debugging
-    results, start = {}, time.perf_counter()
+    results, start, cpu = {}, time.perf_counter(), time.process_time()
     for c in CASES:
         if only and c["name"] not in only:
             continue
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             results[c["name"]] = _run_case(c)
         except Exception:  # report per case; the parent turns it into that case's failure
             results[c["name"]] = {"error": traceback.format_exc()[-3000:]}
         results[c["name"]]["seconds"] = round(time.perf_counter() - t0, 2)
-        print(f"{c['name']}: {results[c['name']]['seconds']} s", file=sys.stderr)
-    print(f"total {time.perf_counter() - start:.1f} s", file=sys.stderr)
+        print(f"{c['name']}: {results[c['name']]['seconds']} s ({time.process_time() - c0:.2f} s CPU)", file=sys.stderr)
+    print(f"total {time.perf_counter() - start:.1f} s ({time.process_time() - cpu:.1f} s CPU)", file=sys.stderr)
     print(json.dumps(results))

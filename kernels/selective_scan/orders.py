@@ -112,14 +112,15 @@ def _check_perm(idx: torch.Tensor, L: int, where: str) -> torch.Tensor:
 
 
 def _build_table(names: tuple[str, ...], L: int, grid, device: torch.device) -> torch.Tensor:
-    # named orders are permutations by construction (tests check every one): no data-dependent check,
-    # so torch.compile traces this
+    # no data-dependent check here, so torch.compile traces it (eager calls check in `_cached_table`)
     return torch.stack([ORDERS[n](L, grid) for n in names]).to(device=device, dtype=torch.int32)
 
 
 def _cached_table(names: tuple[str, ...], L: int, grid, device: torch.device) -> torch.Tensor:
-    # a normal tensor even when first asked for under inference_mode: the cached table is later saved
-    # for backward by training steps, which inference tensors cannot be
+    # checked once per (names, L, grid): a registered order may not be a permutation. A normal tensor even
+    # when first asked for under inference_mode: training steps later save the cached table for backward
+    for n in names:
+        _check_perm(ORDERS[n](L, grid), L, f"order {n!r}")
     with torch.inference_mode(False):
         return _build_table(names, L, grid, device)
 

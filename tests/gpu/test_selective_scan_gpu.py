@@ -280,8 +280,10 @@ def _user_grads(normal, inp):
 @pytest.mark.parametrize("L", [1, 7, 2049, 16384])
 @pytest.mark.parametrize("multi", [False, True], ids=["single", "multi"])
 def test_n1_walking_backward_forced(L, multi):
-    # the op picks the walking kernel from 264 programs on; call it directly on small batches here
+    # the op picks the walking kernel from 264 programs on; call it directly on small batches here,
+    # once recomputing the chunk-start states (carry pass) and once on the states the forward kept
     from vssm.kernels.selective_scan.triton_bwd_n1 import triton_backward_walk
+    from vssm.kernels.selective_scan.triton_common import DEFAULT_TILES
     from vssm.kernels.selective_scan.triton_fwd import triton_forward
 
     for i, G in enumerate((1, 4)):
@@ -299,11 +301,33 @@ def test_n1_walking_backward_forced(L, multi):
         for dtype in (torch.float32, torch.bfloat16):
             cast = _cast(inp, dtype)
             args, index = _normal_form(cast, orders, None)
-            out, last = triton_forward(*args, index, True, scale)
             dlast_k = dlast.unsqueeze(1) if orders is None else dlast
-            grads = triton_backward_walk(dout.to(dtype).contiguous(), dlast_k.float(), *args, index, True, scale)
-            last = last[:, 0] if orders is None else last
-            _check(f"walk L={L} G={G} multi={multi}", dtype, out, last, _user_grads(grads, cast), ref)
+            for keep in (False, True):
+                states_T = DEFAULT_TILES.walk_T if keep else 0
+                out, last, states = triton_forward(*args, index, True, scale, states_T=states_T)
+                assert (states is not None) == keep
+                grads = triton_backward_walk(dout.to(dtype).contiguous(), dlast_k.float(), *args, index, True, scale,
+                                             states=states)
+                last = last[:, 0] if orders is None else last
+                label = f"walk L={L} G={G} multi={multi} kept states={keep}"
+                _check(label, dtype, out, last, _user_grads(grads, cast), ref)
+
+
+def test_op_walks_on_kept_states():
+    # VMamba-T stage 1 sizes walk in the op (channel-major N = 1, >= 264 programs), on the forward's states
+    from vssm.kernels.selective_scan import op
+
+    inp = _inputs(8, 192, 28 * 28, 1, 1, K=4, shared=("u",), z=False, seed=25)
+    args, _ = _normal_form(inp, VMAMBA, (28, 28))
+    assert op._walks(args[0], args[2], args[3])
+    kw = dict(delta_softplus=True, orders=VMAMBA, grid=(28, 28))
+    _compare(inp, (torch.float32, torch.bfloat16), "op walk on kept states", kw)
+    # token-major N = 1 runs the chunk-parallel backward
+    tm = {n: (t.transpose(-1, -2).contiguous().transpose(-1, -2) if n in ("u", "delta") else t)
+          for n, t in inp.items()}
+    args, _ = _normal_form(tm, VMAMBA, (28, 28))
+    assert not op._walks(args[0], args[2], args[3])
+    _compare(tm, (torch.float32, torch.bfloat16), "op token-major N = 1", kw)
 
 
 # ----------------------------------------------------------------------------------------------
