@@ -30,6 +30,7 @@ setup(
         "torch>=2.4",
         "torchvision",
         "timm>=1.0",
+        "safetensors",  # exported detection backbones (vssm.detection, tools/export.py)
         "triton; platform_system == 'Linux'",
         "einops",
         "fvcore",
