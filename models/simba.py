@@ -561,7 +561,7 @@ def _cfg(**kwargs: Any) -> dict[str, Any]:
         "url": "",
         "num_classes": 1000,
         "input_size": (3, 224, 224),
-        "pool_size": None,
+        "pool_size": (7, 7),  # the stride-32 map at 224 that the head pools
         "crop_pct": 0.875,
         "interpolation": "bicubic",
         "fixed_input_size": False,

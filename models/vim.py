@@ -238,7 +238,8 @@ class VisionMamba(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, self.patch_embed.num_patches + 1, embed_dim, **dd))
         self.pos_drop = nn.Dropout(pos_drop_rate)
 
-        dpr = [r.item() for r in torch.linspace(0, drop_path_rate, depth)]
+        # on the CPU whatever the default device: models are also built on the meta device (timm's tests)
+        dpr = torch.linspace(0, drop_path_rate, depth, device="cpu").tolist()
         self.layers = nn.Sequential(
             *[
                 VimBlock(embed_dim, d_state, expand, drop_path=dpr[i], norm_eps=norm_eps, **dd)

@@ -315,6 +315,7 @@ class VMamba(nn.Module):
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         self.num_classes = num_classes
         self.classifier.reset(num_classes, global_pool, **get_device_dtype(self.classifier.norm))
+        self.classifier.head.train(self.training)  # a new head on an eval model stays in eval mode
 
     def _check_input(self, x: torch.Tensor) -> None:
         if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != self.in_chans:
