@@ -1,5 +1,5 @@
 """vssm.models: one file per model family; importing a file registers its models with timm."""
 
-from . import simba, vim, vmamba  # noqa: F401
+from . import mambavision, simba, vim, vmamba  # noqa: F401
 
-__all__ = ["simba", "vim", "vmamba"]
+__all__ = ["mambavision", "simba", "vim", "vmamba"]

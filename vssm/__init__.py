@@ -1,4 +1,4 @@
-"""vssm: vision state-space backbones (Vim, VMamba, SiMBA) for timm.
+"""vssm: vision state-space backbones (Vim, VMamba, SiMBA, MambaVision) for timm.
 
 Importing vssm registers its model families with timm, so ``timm.create_model("vim_tiny_patch16_224")``
 works after ``import vssm``.
