@@ -184,8 +184,9 @@ class Mamba(nn.Module):
         batch, K, E, L = u.shape
         deltas, Bs, Cs = [], [], []
         for k, (_, x_proj, dt_proj, _, _) in enumerate(self._branches()):
-            # x_proj over the tokens of direction k in natural order: (batch, L, R + 2N), no transpose copy
-            x_dbl = torch.einsum("bel,re->blr", u[:, k], x_proj.weight)
+            # x_proj over the tokens of direction k in natural order: (batch, L, R + 2N); a Linear, so
+            # module-layer FLOP counters (SiMBA's paper convention) see it as the official code's
+            x_dbl = x_proj(u[:, k].transpose(1, 2))
             dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
             deltas.append(F.linear(dt, dt_proj.weight))
             Bs.append(B)
