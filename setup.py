@@ -32,6 +32,7 @@ setup(
         "timm>=1.0",
         "safetensors",  # exported detection backbones (vssm.detection, tools/export.py)
         "triton; platform_system == 'Linux'",
+        "numba",  # the compiled CPU scan (kernels/selective_scan/cpu.py); the op falls back without it
         "einops",
         "fvcore",
         "pyyaml",

@@ -207,7 +207,9 @@ def test_env_var_forces_backend(monkeypatch):
     with pytest.raises(ValueError, match="VSSM_SCAN_BACKEND"):
         default_backend(torch.device("cpu"))
     monkeypatch.delenv("VSSM_SCAN_BACKEND")
-    assert default_backend(torch.device("cpu")) == "reference"
+    from vssm.kernels.selective_scan.op import _cpu_available
+
+    assert default_backend(torch.device("cpu")) == ("cpu" if _cpu_available() else "reference")
 
 
 def _bad(**over):

@@ -91,9 +91,8 @@ CASES = [
     C("op_n1_walk_keep_states", (1, 8, 70, 1, 2), mode="op", default_tiles=dict(walk_min_programs=1),
       expect_walk=True),
     C("float64_reference_path", (1, 4, 9, 3, 1), dtype="float64", mode="op"),
-    # empty tensors take the reference path; its backward fails at L = 0 (see test_scan_orders.py)
-    C("empty_L0", (2, 4, 0, 3, 1), mode="op", xfail="reference backward at L = 0: AttributeError in "
-      "_reference_backward_block (cat of no chunks)"),
+    # empty tensors take the reference path, forward and backward
+    C("empty_L0", (2, 4, 0, 3, 1), mode="op"),
     # ---- several directions
     # Vim: natural + reverse, everything per direction except z, outputs averaged
     C("vim_mean_loop", (1, 4, 13, 16, 1), orders=["natural", "reverse"], shared=("z",), combine="mean",

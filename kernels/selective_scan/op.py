@@ -15,9 +15,11 @@ Backends:
 - ``"reference"``: the chunked pure-PyTorch scan (`reference.py`), for any device.
 - ``"triton"``: the Triton kernels (`triton_fwd.py`, `triton_bwd.py`, `triton_bwd_n1.py`), for CUDA
   tensors (or on the CPU under ``TRITON_INTERPRET=1``).
-``backend=None`` picks Triton for CUDA tensors when Triton is importable and the reference otherwise;
-the environment variable ``VSSM_SCAN_BACKEND`` (``reference`` / ``triton``) overrides that default.
-float64 inputs and empty tensors always take the reference (the kernels accumulate in float32).
+- ``"cpu"``: compiled loops (`cpu.py`, numba), for CPU tensors.
+``backend=None`` picks Triton for CUDA tensors when Triton is importable, the compiled loops for CPU
+tensors when numba is importable, and the reference otherwise; the environment variable
+``VSSM_SCAN_BACKEND`` (``reference`` / ``triton`` / ``cpu``) overrides that default. Under Triton,
+float64 inputs and empty tensors take the reference (the kernels accumulate in float32).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from .reference import compute_dtype, reference_backward, reference_forward
 
 __all__ = ["selective_scan", "BACKENDS", "COMBINES", "default_backend"]
 
-BACKENDS = ("reference", "triton")
+BACKENDS = ("reference", "triton", "cpu")
 COMBINES = ("sum", "mean")
 _FLOAT = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
@@ -190,8 +192,18 @@ def _triton_available() -> bool:
     return True
 
 
+@functools.cache
+def _cpu_available() -> bool:
+    try:
+        from . import cpu  # noqa: F401
+    except ImportError:  # numba (or llvmlite) missing or broken: the reference serves the CPU
+        return False
+    return True
+
+
 def default_backend(device: torch.device) -> str:
-    """Backend used when `backend=None`: $VSSM_SCAN_BACKEND if set, else Triton on CUDA."""
+    """Backend used when `backend=None`: $VSSM_SCAN_BACKEND if set, else Triton on CUDA and the compiled
+    loops on the CPU where they import, else the reference."""
     env = os.environ.get("VSSM_SCAN_BACKEND", "").strip().lower()
     if env:
         if env not in BACKENDS:
@@ -199,6 +211,8 @@ def default_backend(device: torch.device) -> str:
         return env
     if device.type == "cuda" and _triton_available():
         return "triton"
+    if device.type == "cpu" and _cpu_available():
+        return "cpu"
     return "reference"
 
 
@@ -295,6 +309,11 @@ def _scan_fwd(
         out, last, states = triton_forward(u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale,
                                            states_T=states_T)
         return out, last, states if states is not None else _empty(last)
+    if backend == "cpu":
+        from .cpu import cpu_forward
+
+        out, last = cpu_forward(u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale)
+        return out, last, _empty(last)
     out, last = reference_forward(u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale)
     return new_out(u, z).copy_(out), last.contiguous(), _empty(last)
 
@@ -332,6 +351,10 @@ def _scan_bwd(
     if _use_triton(backend, u):
         grads = _triton_backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale,
                                  states=states if states.numel() else None)
+    elif backend == "cpu":
+        from .cpu import cpu_backward
+
+        grads = cpu_backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale)
     else:
         grads = reference_backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale)
     ref = (u, delta, A, B, C, D, z, delta_bias)
@@ -426,7 +449,7 @@ def selective_scan(
     ``x.transpose(1, 2)``) need no copy, and out comes back token-major when u or z is. The arithmetic
     is float32 (float64 for float64 inputs) whatever the input dtype.
 
-    backend: ``"reference"``, ``"triton"`` or None (see `default_backend`).
+    backend: ``"reference"``, ``"triton"``, ``"cpu"`` or None (see `default_backend`).
     """
     if orders is None:
         if grid is not None:
@@ -443,6 +466,12 @@ def selective_scan(
         backend = default_backend(u.device)
     elif backend not in BACKENDS:
         raise ValueError(f"selective_scan: `backend` must be one of {BACKENDS} or None, got {backend!r}")
+    if backend == "cpu":
+        if u.device.type != "cpu":
+            raise ValueError(f"selective_scan: backend 'cpu' runs on CPU tensors, got `u` on {u.device}")
+        if not _cpu_available():
+            raise ValueError("selective_scan: backend 'cpu' needs numba (`pip install numba`); "
+                             "backend='reference' runs without it")
     # N = 1 walking backward: the forward keeps its chunk-start states (L / 32 per channel) when a
     # backward will follow, sparing the backward a carry pass over u and delta
     keep = (

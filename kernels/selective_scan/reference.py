@@ -14,8 +14,9 @@ steps, with S_t = sum_{s<=t} dt_s * A (the cumulative log-decay from the chunk s
 
 which is two cumulative sums and a few elementwise ops over the whole chunk. The rounding error
 of that sum is eps times the sum of absolute contributions, as for the step-by-step loop; the only
-hazard is overflow of exp(-S_s), so the chunk length is picked from the data such that |S| stays
-under ``_LOG_BUDGET`` inside every chunk. Per-step decays below ``-_DECAY_FLOOR`` are clamped there:
+hazard is overflow of exp(-S_s), so the chunk length is picked from each batch row's own data (NaN
+ignored) such that |S| stays under ``_LOG_BUDGET`` inside every chunk: one row never changes the
+arithmetic of another. Per-step decays below ``-_DECAY_FLOOR`` are clamped there:
 exp(-30) ~ 1e-13 is below float32 resolution, so the state is reset either way, and the clamp keeps
 the chunks long. A short Python loop carries the state across chunks; the work is done on groups of
 chunks whose size is capped by ``max_elements``, so memory stays bounded for any L.
@@ -67,15 +68,39 @@ def _finish(y, u, D, z, cd, out_dtype):
     return y.to(out_dtype)
 
 
-def _chunk_len(log_decay: torch.Tensor, cap: int | None) -> int:
-    lo, hi = torch.aminmax(log_decay.detach()) if log_decay.numel() else (torch.zeros(()), torch.zeros(()))
-    step = max(-float(lo), float(hi))
+def _chunk_len(step: float, cap: int | None, L: int) -> int:
+    """Chunk length for a largest per-step |log-decay| of `step`: |S| stays under _LOG_BUDGET."""
     budget = _MAX_CHUNK if step == 0.0 else int(max(1, min(_MAX_CHUNK, _LOG_BUDGET // step)))
     T = max(1, min(budget, cap if cap is not None else _MAX_CHUNK))
-    L = log_decay.shape[3]
     # A chunk length dividing L (when one is close to T) spares the ragged tail chunk and its concat.
     divisor = next((c for c in range(min(T, L), 0, -1) if L % c == 0), 1)
     return divisor if 2 * divisor >= T else T
+
+
+def _row_chunk_lens(u, delta, A, delta_bias, delta_softplus, cap: int | None) -> list[int]:
+    """The chunk length of every batch row, from that row's own largest |log-decay| (NaN ignored, so a
+    NaN never lifts the overflow guard): one row's values never change another row's arithmetic."""
+    batch, _, L = u.shape
+    if L == 0 or A.numel() == 0:
+        return [_chunk_len(0.0, cap, L)] * batch
+    with torch.no_grad():
+        cd = compute_dtype(u)
+        pre = delta.to(cd)
+        if delta_bias is not None:
+            pre = pre + delta_bias.to(cd)[:, None]
+        dt = torch.logaddexp(pre, pre.new_zeros(())) if delta_softplus else pre
+        Ac = A.to(cd)
+        # dt * A[d, n] over n lies between dt * min_n A and dt * max_n A
+        ends = torch.stack([dt * Ac.amin(1)[:, None], dt * Ac.amax(1)[:, None]])
+        steps = ends.clamp_min(-_DECAY_FLOOR).nan_to_num(nan=0.0).abs().amax(dim=(0, 2, 3))
+    return [_chunk_len(float(step), cap, L) for step in steps]
+
+
+def _row_groups(chunk_lens: list[int]) -> list[tuple[int, torch.Tensor | None]]:
+    """(T, rows) for every distinct chunk length; rows is None when every row has that length."""
+    if len(set(chunk_lens)) <= 1:
+        return [(chunk_lens[0] if chunk_lens else 1, None)]
+    return [(T, torch.tensor([i for i, t in enumerate(chunk_lens) if t == T])) for T in sorted(set(chunk_lens))]
 
 
 def _linear_scan(log_decay: torch.Tensor, x: torch.Tensor, h0: torch.Tensor, T: int) -> torch.Tensor:
@@ -106,7 +131,7 @@ def _linear_scan(log_decay: torch.Tensor, x: torch.Tensor, h0: torch.Tensor, T: 
 class _Scan:
     """Inputs of one scan brought to (batch, G, dg, L, N)-broadcastable float32/float64 views."""
 
-    def __init__(self, u, delta, A, B, C, delta_bias, delta_softplus, chunk_size, max_elements):
+    def __init__(self, u, delta, A, B, C, delta_bias, delta_softplus, T, max_elements, rows):
         self.cd = cd = compute_dtype(u)
         batch, dim, L = u.shape
         if B.dim() == 3:
@@ -126,9 +151,10 @@ class _Scan:
         self.log_decay = raw.clamp_min(-_DECAY_FLOOR)
         self.B = B.to(cd).transpose(2, 3).unsqueeze(2)  # (batch, G, 1, L, N)
         self.C = C.to(cd).transpose(2, 3).unsqueeze(2)
-        self.T = _chunk_len(self.log_decay, chunk_size)
-        # Time steps per group so that one group's (batch, dim, steps, N) tensors stay under max_elements.
-        per_chunk = max(1, batch * dim * self.T * N)
+        self.T = T
+        # Time steps per group so that one group's (rows, dim, steps, N) tensors stay under max_elements;
+        # `rows` is the caller's whole batch, so that the grouping does not depend on the rows scanned here.
+        per_chunk = max(1, rows * dim * self.T * N)
         self.group = max(1, max_elements // per_chunk) * self.T
 
     def segments(self):
@@ -152,18 +178,13 @@ def _reference_block(
     delta_softplus: bool = False,
     return_last_state: bool = False,
     *,
-    chunk_size: int | None = None,
-    max_elements: int = 1 << 24,
+    T: int,
+    max_elements: int,
+    rows: int,
 ):
-    """Chunked selective scan in plain PyTorch (differentiable through autograd too).
-
-    Shapes: u, delta, z (batch, D, L); A (D, N); B, C (batch, G, N, L) or (batch, N, L);
-    D, delta_bias (D,). Arguments are not validated here: `vssm.kernels.selective_scan` does that.
-    Returns out (batch, D, L) in u's dtype and, with ``return_last_state``, the final state
-    (batch, D, N) in float32 (float64 for float64 inputs). ``chunk_size`` caps the chunk length
-    (it is shortened further where the decay demands); ``max_elements`` bounds the working set.
-    """
-    sc = _Scan(u, delta, A, B, C, delta_bias, delta_softplus, chunk_size, max_elements)
+    """One channel block (one group) of `selective_scan_reference` with chunks of T steps; `rows` is the
+    whole batch the memory bound is reckoned for."""
+    sc = _Scan(u, delta, A, B, C, delta_bias, delta_softplus, T, max_elements, rows)
     batch, G, dg, L, N = sc.shape
     h = sc.u.new_zeros(batch, G, dg, 1, N)
     ys = []
@@ -191,8 +212,9 @@ def _reference_backward_block(
     delta_bias: torch.Tensor | None = None,
     delta_softplus: bool = False,
     *,
-    chunk_size: int | None = None,
-    max_elements: int = 1 << 24,
+    T: int,
+    max_elements: int,
+    rows: int,
 ) -> list[torch.Tensor | None]:
     """Gradients of the scan for (u, delta, A, B, C, D, z, delta_bias), by the adjoint recurrence.
 
@@ -205,7 +227,7 @@ def _reference_backward_block(
     at segment starts are kept, the states inside a segment are recomputed (as the kernels do).
     Gradients come back in float32 (float64 for float64 inputs); A's in A's compute dtype.
     """
-    sc = _Scan(u, delta, A, B, C, delta_bias, delta_softplus, chunk_size, max_elements)
+    sc = _Scan(u, delta, A, B, C, delta_bias, delta_softplus, T, max_elements, rows)
     cd = sc.cd
     batch, G, dg, L, N = sc.shape
     dim = G * dg
@@ -270,13 +292,16 @@ def _reference_backward_block(
     return [du, dpre, dA.reshape(dim, N), dB, dC, dDv, dz, ddelta_bias]
 
 
-def _channel_blocks(u: torch.Tensor, B: torch.Tensor, cache_elements: int) -> list[tuple[int, int, int]]:
-    """Channel ranges (start, stop, group) whose (batch, channels, L, N) working set fits in cache.
+def _channel_blocks(u: torch.Tensor, B: torch.Tensor, cache_elements: int,
+                    rows: int | None = None) -> list[tuple[int, int, int]]:
+    """Channel ranges (start, stop, group) whose (rows, channels, L, N) working set fits in cache (rows:
+    the caller's whole batch, by default u's).
 
     The chunked math streams several tensors of that size; on a CPU it runs ~2x faster when they
     stay in cache than when each elementwise op sweeps the whole (batch, D, L, N) volume.
     """
     batch, dim, L = u.shape
+    batch = batch if rows is None else rows
     G = B.shape[1] if B.dim() == 4 else 1
     N = B.shape[-2]
     dg = dim // G
@@ -291,6 +316,13 @@ def _block_args(c0, c1, g, u, delta, A, B, C, D, z, delta_bias):
 
     bsel = (lambda t: t.narrow(1, g, 1)) if B.dim() == 4 else (lambda t: t)
     return (ch(u, 1), ch(delta, 1), ch(A, 0), bsel(B), bsel(C), ch(D, 0), ch(z, 1), ch(delta_bias, 0))
+
+
+def _select_rows(args: tuple, rows: torch.Tensor | None) -> tuple:
+    """The per-row tensors of (u, delta, A, B, C, D, z, delta_bias) restricted to `rows` (None: all)."""
+    if rows is None:
+        return args
+    return tuple(t.index_select(0, rows) if t is not None and i in (0, 1, 3, 4, 6) else t for i, t in enumerate(args))
 
 
 def selective_scan_reference(
@@ -316,32 +348,27 @@ def selective_scan_reference(
     Returns out (batch, D, L) in u's dtype and, with ``return_last_state``, the final state
     (batch, D, N) in float32 (float64 for float64 inputs). ``chunk_size`` caps the chunk length
     (it is shortened further where the decay demands); ``max_elements`` bounds the working set;
-    channels are processed in blocks of about ``cache_elements`` state elements.
+    channels are processed in blocks of about ``cache_elements`` state elements. Every batch row takes
+    the chunk length its own decays demand (rows that agree run together), so NaN or inf in one row
+    never changes another row's result.
     """
+    batch = u.shape[0]
     blocks = _channel_blocks(u, B, cache_elements)
-    if len(blocks) == 1:
-        res = _reference_block(
-            u,
-            delta,
-            A,
-            B,
-            C,
-            D,
-            z,
-            delta_bias,
-            delta_softplus,
-            True,
-            chunk_size=chunk_size,
-            max_elements=max_elements,
-        )
+    groups = _row_groups(_row_chunk_lens(u, delta, A, delta_bias, delta_softplus, chunk_size))
+    kw = dict(max_elements=max_elements, rows=batch)
+    if len(blocks) == 1 and len(groups) == 1:
+        res = _reference_block(u, delta, A, B, C, D, z, delta_bias, delta_softplus, True, T=groups[0][0], **kw)
         return res if return_last_state else res[0]
     out = torch.empty(u.shape, dtype=u.dtype, device=u.device)
     last = torch.empty(u.shape[0], u.shape[1], A.shape[1], dtype=compute_dtype(u), device=u.device)
-    for c0, c1, g in blocks:
-        args = _block_args(c0, c1, g, u, delta, A, B, C, D, z, delta_bias)
-        out[:, c0:c1], last[:, c0:c1] = _reference_block(
-            *args, delta_softplus, True, chunk_size=chunk_size, max_elements=max_elements
-        )
+    for T, rows in groups:
+        for c0, c1, g in blocks:
+            args = _select_rows(_block_args(c0, c1, g, u, delta, A, B, C, D, z, delta_bias), rows)
+            y, h = _reference_block(*args, delta_softplus, True, T=T, **kw)
+            if rows is None:
+                out[:, c0:c1], last[:, c0:c1] = y, h
+            else:
+                out[rows, c0:c1], last[rows, c0:c1] = y, h
     return (out, last) if return_last_state else out
 
 
@@ -362,22 +389,43 @@ def selective_scan_reference_backward(
     max_elements: int = 1 << 24,
     cache_elements: int = 1 << 18,
 ) -> list[torch.Tensor | None]:
-    """Gradients for (u, delta, A, B, C, D, z, delta_bias); see `_reference_backward_block` for the math."""
+    """Gradients for (u, delta, A, B, C, D, z, delta_bias); see `_reference_backward_block` for the math.
+    Rows are chunked as in `selective_scan_reference`; the parameters' gradients add the row groups up
+    in a fixed order."""
+    inputs = (u, delta, A, B, C, D, z, delta_bias)
+    if u.shape[-1] == 0:  # no steps: the output is empty and the last state is the zero initial state
+        cd = compute_dtype(u)
+        return [None if t is None else torch.zeros(t.shape, dtype=cd, device=u.device) for t in inputs]
+    groups = _row_groups(_row_chunk_lens(u, delta, A, delta_bias, delta_softplus, chunk_size))
+    kw = dict(cache_elements=cache_elements, max_elements=max_elements, rows=u.shape[0])
+    if len(groups) == 1:
+        return _backward_rows(dout, dlast, inputs, delta_softplus, groups[0][0], **kw)
+    grads: list[torch.Tensor | None] = [None] * 8
+    for T, rows in groups:
+        part = _backward_rows(dout.index_select(0, rows), None if dlast is None else dlast.index_select(0, rows),
+                              _select_rows(inputs, rows), delta_softplus, T, **kw)
+        for i, g in enumerate(part):
+            if g is None:
+                continue
+            if i in (0, 1, 3, 4, 6):  # per-row tensors
+                if grads[i] is None:
+                    grads[i] = g.new_zeros((inputs[i].shape[0], *g.shape[1:]))
+                grads[i].index_copy_(0, rows, g)
+            else:
+                grads[i] = g if grads[i] is None else grads[i] + g
+    return grads
+
+
+def _backward_rows(dout, dlast, inputs, delta_softplus, T, *, cache_elements, max_elements, rows):
+    """`selective_scan_reference_backward` for rows that share the chunk length T, channel block by block."""
+    u, delta, A, B, C, D, z, delta_bias = inputs
     parts = []
-    blocks = _channel_blocks(u, B, cache_elements)
+    blocks = _channel_blocks(u, B, cache_elements, rows)
     for c0, c1, g in blocks:
         args = _block_args(c0, c1, g, u, delta, A, B, C, D, z, delta_bias)
         dl = None if dlast is None else dlast.narrow(1, c0, c1 - c0)
-        parts.append(
-            _reference_backward_block(
-                dout.narrow(1, c0, c1 - c0),
-                dl,
-                *args,
-                delta_softplus,
-                chunk_size=chunk_size,
-                max_elements=max_elements,
-            )
-        )
+        parts.append(_reference_backward_block(dout.narrow(1, c0, c1 - c0), dl, *args, delta_softplus, T=T,
+                                               max_elements=max_elements, rows=rows))
     if len(parts) == 1:
         return parts[0]
     grads: list[torch.Tensor | None] = []
