@@ -33,10 +33,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import pickle
 from typing import Any
 
 import torch
+import torch.fx
 import torch.nn as nn
 import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
@@ -50,8 +50,6 @@ from timm.layers import (
     trunc_normal_,
 )
 from timm.models import (
-    adapt_input_conv,
-    build_model_with_cfg,
     checkpoint_seq,
     generate_default_cfgs,
     register_model,
@@ -59,7 +57,17 @@ from timm.models import (
 from timm.models._features import feature_take_indices
 
 from vssm.kernels import selective_scan
+from vssm.kernels.conv1d import depthwise_conv1d, has_fast_kernel
 from vssm.ssm_init import init_ssm_, positive_int, scan_param
+from vssm.timm_glue import (
+    TimmModel,
+    alias_cfgs,
+    build_model,
+    fx_leaf,
+    is_symbolic,
+    load_pretrained,
+    register_aliases,
+)
 
 __all__ = [
     "MambaVision",
@@ -79,6 +87,17 @@ def window_partition(x: torch.Tensor, window_size: int) -> torch.Tensor:
     ws = window_size
     x = x.reshape(B, C, H // ws, ws, W // ws, ws).permute(0, 2, 4, 3, 5, 1)
     return x.reshape(-1, ws * ws, C)
+
+
+def pad_to_windows(x: torch.Tensor, window_size: int) -> torch.Tensor:
+    """(B, C, H, W) zero-padded on the bottom / right to whole windows (a leaf of torch.fx graphs: the
+    padding depends on the size)."""
+    H, W = x.shape[-2:]
+    pad_b, pad_r = (window_size - H % window_size) % window_size, (window_size - W % window_size) % window_size
+    return F.pad(x, (0, pad_r, 0, pad_b)) if pad_b or pad_r else x
+
+
+torch.fx.wrap("pad_to_windows")
 
 
 def window_reverse(windows: torch.Tensor, window_size: int, height: int, width: int) -> torch.Tensor:
@@ -152,6 +171,7 @@ class ConvBlock(nn.Module):
         return x + self.drop_path(y)
 
 
+@fx_leaf
 class MambaVisionMixer(nn.Module):
     """The MambaVision token mixer: a selective scan over half the channels beside a conv-gated other half.
 
@@ -248,6 +268,14 @@ class MambaVisionMixer(nn.Module):
             return F.silu(F.conv1d(xz, weight, bias, groups=self.d_inner))
         return F.silu(F.conv1d(xz, weight, bias, padding=k // 2, groups=self.d_inner))
 
+    def _conv_tokens(self, xz: torch.Tensor) -> torch.Tensor:
+        """`_conv` through the depthwise conv op: token-major xz (batch, L, E) -> (batch, L, E) contiguous."""
+        weight = torch.cat([self.conv1d_x.weight, self.conv1d_z.weight], dim=0)[:, 0]
+        bias = None
+        if self.conv1d_x.bias is not None:
+            bias = torch.cat([self.conv1d_x.bias, self.conv1d_z.bias], dim=0)
+        return depthwise_conv1d(xz, weight, bias, [-((self.d_conv - 1) // 2)], silu=True)[:, 0]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (batch, L, d_model) -> (batch, L, d_model)."""
         if x.dim() != 3 or x.shape[-1] != self.d_model:
@@ -256,7 +284,12 @@ class MambaVisionMixer(nn.Module):
                 f"expected (batch, L, d_model={self.d_model})"
             )
         half = self.d_inner // 2
-        xz = self._conv(self.in_proj(x).transpose(1, 2))  # (batch, E, L)
+        xz = self.in_proj(x)  # (batch, L, E)
+        if has_fast_kernel(xz):
+            # one kernel over the token-major in_proj output; the backward recomputes it from xz
+            xz = self._conv_tokens(xz).transpose(1, 2)  # (batch, E, L) view of token-major memory
+        else:
+            xz = self._conv(xz.transpose(1, 2))  # (batch, E, L)
         u, z = xz[:, :half], xz[:, half:]
         x_dbl = F.linear(u.transpose(1, 2), self.x_proj.weight)  # (batch, L, R + 2N)
         dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
@@ -271,7 +304,7 @@ class MambaVisionMixer(nn.Module):
             delta_bias=scan_param(self.dt_proj.bias),
             delta_softplus=True,
         )
-        return self.out_proj(torch.cat([y.to(z.dtype), z], dim=1).transpose(1, 2))
+        return self.out_proj(torch.cat([y.to(z.dtype).transpose(1, 2), z.transpose(1, 2)], dim=-1))
 
     def extra_repr(self) -> str:
         return (
@@ -357,14 +390,10 @@ class MambaVisionStage(nn.Module):
             return self._run_blocks(x)
         H, W = x.shape[-2:]
         ws = self.window_size
-        pad_b, pad_r = (ws - H % ws) % ws, (ws - W % ws) % ws
-        if pad_b or pad_r:
-            x = F.pad(x, (0, pad_r, 0, pad_b))
-        Hp, Wp = H + pad_b, W + pad_r
+        x = pad_to_windows(x, ws)
+        Hp, Wp = x.shape[-2:]
         x = window_reverse(self._run_blocks(window_partition(x, ws)), ws, Hp, Wp)
-        if pad_b or pad_r:
-            x = x[:, :, :H, :W].contiguous()
-        return x
+        return x[:, :, :H, :W].contiguous()  # the padding cropped (a no-op view without it)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.downsample(self.forward_blocks(x))
@@ -375,7 +404,7 @@ def _attention_start(depth: int) -> int:
     return depth // 2 + 1 if depth % 2 else depth // 2
 
 
-class MambaVision(nn.Module):
+class MambaVision(TimmModel, nn.Module):
     """MambaVision backbone / classifier (the official ``MambaVision``).
 
     Args:
@@ -397,6 +426,10 @@ class MambaVision(nn.Module):
     The init is the official one: every Linear (the mixers' dt_proj included, which overrides the Mamba dt
     init) trunc-normal(0.02) with zero bias; convs keep PyTorch's default; norms ones / zeros.
     """
+
+    # as the official model, no_weight_decay() is empty: its trainer (timm's optimizer factory) exempts only
+    # 1-D parameters and biases, so the 2-D A_log is decayed and D, the layer-scales and the norms are not
+    decay_marked_parameters = True
 
     def __init__(
         self,
@@ -499,12 +532,6 @@ class MambaVision(nn.Module):
     # ----------------------------------------------------------------------------------------- timm API
 
     @torch.jit.ignore
-    def no_weight_decay(self) -> set[str]:
-        # none, as the official model: its trainer (timm's optimizer factory) exempts only 1-D parameters
-        # and biases, so the 2-D A_log is decayed and D, the layer-scales and the norms are not
-        return set()
-
-    @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
         return dict(
             stem=r"^patch_embed",
@@ -541,6 +568,8 @@ class MambaVision(nn.Module):
         self.head.train(self.training)
 
     def _check_input(self, x: torch.Tensor) -> None:
+        if is_symbolic(x):  # torch.fx: no shape to check
+            return
         if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != self.in_chans or 0 in x.shape[2:]:
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(
@@ -641,31 +670,7 @@ class MambaVision(nn.Module):
         EMA copy), as the official loader does. A classifier of another size than the checkpoint's is left as
         initialised; RGB stem weights are adapted to other input channels.
         """
-        try:
-            with torch.serialization.safe_globals([argparse.Namespace]):
-                checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as e:
-            raise ValueError(
-                f"MambaVision: {checkpoint_path!r} holds pickled objects other than tensors and the "
-                "trainer's argparse.Namespace; refusing to unpickle it"
-            ) from e
-        state_dict = checkpoint_filter_fn(checkpoint, self)
-        if prefix:
-            state_dict = {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
-        stem = state_dict.get("patch_embed.conv_down.0.weight")
-        if stem is not None and stem.shape[1] != self.in_chans:
-            state_dict["patch_embed.conv_down.0.weight"] = adapt_input_conv(
-                self.in_chans, stem, base_chans=stem.shape[1]
-            )
-        own = self.state_dict()
-        head = [k for k in state_dict if k.startswith("head.")]
-        if any(k not in own or own[k].shape != state_dict[k].shape for k in head):
-            state_dict = {k: v for k, v in state_dict.items() if k not in head}
-        missing, unexpected = self.load_state_dict(state_dict, strict=False)
-        if unexpected or any(not k.startswith("head.") for k in missing):
-            raise RuntimeError(
-                f"MambaVision.load_pretrained: missing keys {missing}, unexpected keys {unexpected}"
-            )
+        load_pretrained(self, checkpoint_path, checkpoint_filter_fn, trusted=[argparse.Namespace], prefix=prefix)
 
 
 # ------------------------------------------------------------------------------------------- checkpoints
@@ -707,7 +712,7 @@ def _create_mambavision(variant: str, pretrained: bool = False, **kwargs) -> Mam
         # the official detection / segmentation backbone normalises every stage output with a LayerNorm2d
         kwargs.setdefault("feature_norms", True)
         feature_cfg["norm"] = kwargs["feature_norms"]
-    return build_model_with_cfg(
+    return build_model(
         MambaVision,
         variant,
         pretrained,
@@ -846,7 +851,7 @@ _ALIASES = {
 default_cfgs = generate_default_cfgs(
     {
         **{f"{name}.{tag}": cfg for name, (tag, cfg) in _CFGS.items()},
-        **{f"{alias}.{_CFGS[name][0]}": _CFGS[name][1] for alias, name in _ALIASES.items()},
+        **alias_cfgs({f"{name}.{tag}": cfg for name, (tag, cfg) in _CFGS.items()}, _ALIASES),
     }
 )
 
@@ -969,70 +974,5 @@ def mambavision_l3_512_21k(pretrained: bool = False, **kwargs) -> MambaVision:
     return _build("mambavision_l3_512_21k", "mambavision_l3_512_21k", pretrained, kwargs)
 
 
-# Official names (aliases of the models above; same cfgs and weights).
-
-
-@register_model
-def mamba_vision_T(pretrained: bool = False, **kwargs) -> MambaVision:
-    """Official name of `mambavision_t`."""
-    return _build("mamba_vision_T", _ALIASES["mamba_vision_T"], pretrained, kwargs)
-
-
-@register_model
-def mamba_vision_T2(pretrained: bool = False, **kwargs) -> MambaVision:
-    """Official name of `mambavision_t2`."""
-    return _build("mamba_vision_T2", _ALIASES["mamba_vision_T2"], pretrained, kwargs)
-
-
-@register_model
-def mamba_vision_S(pretrained: bool = False, **kwargs) -> MambaVision:
-    """Official name of `mambavision_s`."""
-    return _build("mamba_vision_S", _ALIASES["mamba_vision_S"], pretrained, kwargs)
-
-
-@register_model
-def mamba_vision_B(pretrained: bool = False, **kwargs) -> MambaVision:
-    """Official name of `mambavision_b`."""
-    return _build("mamba_vision_B", _ALIASES["mamba_vision_B"], pretrained, kwargs)
-
-
-@register_model
-def mamba_vision_L(pretrained: bool = False, **kwargs) -> MambaVision:
-    """Official name of `mambavision_l`."""
-    return _build("mamba_vision_L", _ALIASES["mamba_vision_L"], pretrained, kwargs)
-
-
-@register_model
-def mamba_vision_L2(pretrained: bool = False, **kwargs) -> MambaVision:
-    """Official name of `mambavision_l2`."""
-    return _build("mamba_vision_L2", _ALIASES["mamba_vision_L2"], pretrained, kwargs)
-
-
-@register_model
-def mamba_vision_B_21k(pretrained: bool = False, **kwargs) -> MambaVision:
-    """Official name of `mambavision_b_21k`."""
-    return _build("mamba_vision_B_21k", _ALIASES["mamba_vision_B_21k"], pretrained, kwargs)
-
-
-@register_model
-def mamba_vision_L_21k(pretrained: bool = False, **kwargs) -> MambaVision:
-    """Official name of `mambavision_l_21k`."""
-    return _build("mamba_vision_L_21k", _ALIASES["mamba_vision_L_21k"], pretrained, kwargs)
-
-
-@register_model
-def mamba_vision_L2_512_21k(pretrained: bool = False, **kwargs) -> MambaVision:
-    """Official name of `mambavision_l2_512_21k`."""
-    return _build("mamba_vision_L2_512_21k", _ALIASES["mamba_vision_L2_512_21k"], pretrained, kwargs)
-
-
-@register_model
-def mamba_vision_L3_256_21k(pretrained: bool = False, **kwargs) -> MambaVision:
-    """Official name of `mambavision_l3_256_21k`."""
-    return _build("mamba_vision_L3_256_21k", _ALIASES["mamba_vision_L3_256_21k"], pretrained, kwargs)
-
-
-@register_model
-def mamba_vision_L3_512_21k(pretrained: bool = False, **kwargs) -> MambaVision:
-    """Official name of `mambavision_l3_512_21k`."""
-    return _build("mamba_vision_L3_512_21k", _ALIASES["mamba_vision_L3_512_21k"], pretrained, kwargs)
+# Official names: aliases of the models above (same cfgs and weights).
+register_aliases(__name__, _ALIASES, _build)

@@ -72,3 +72,41 @@ def test_fused_paths_call_the_op_once(monkeypatch):
     Mamba(8, bidirectional=True)(torch.randn(1, 5, 8))
     SS2D(8, d_state=1)(torch.randn(1, 3, 4, 8))
     assert calls == [["natural", "reverse"], ["rows", "cols", "rows_reverse", "cols_reverse"]]
+
+
+@pytest.fixture
+def conv_op_path(monkeypatch):
+    """The path the modules take on CUDA (the depthwise conv op over token-major tensors), on the CPU."""
+    import vssm.mamba
+    import vssm.models.mambavision
+
+    for mod in (vssm.mamba, vssm.models.mambavision):
+        monkeypatch.setattr(mod, "has_fast_kernel", lambda x: isinstance(x, torch.Tensor))
+
+
+@pytest.mark.parametrize("bidirectional", [True, False])
+@pytest.mark.parametrize("batch,L,d_conv,conv_bias", [(1, 1, 4, True), (2, 13, 4, True), (1, 9, 2, False)])
+def test_mamba_conv_op_path_equals_composed(conv_op_path, bidirectional, batch, L, d_conv, conv_bias):
+    torch.manual_seed(0)
+    m = Mamba(16, d_state=8, d_conv=d_conv, conv_bias=conv_bias, bidirectional=bidirectional).double()
+    _check(m, torch.randn(batch, L, 16, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("d_conv,conv_bias", [(3, False), (4, True)])
+def test_mambavision_mixer_conv_op_path(monkeypatch, d_conv, conv_bias):
+    """MambaVisionMixer through the conv op ("same" offsets) equals its F.conv1d path, outputs and gradients."""
+    import vssm.models.mambavision as mv
+
+    torch.manual_seed(0)
+    m = mv.MambaVisionMixer(16, d_state=4, d_conv=d_conv, conv_bias=conv_bias).double()
+    x = torch.randn(2, 11, 16, dtype=torch.float64, requires_grad=True)
+    params = [p for p in m.parameters() if p.requires_grad]
+    y_ref = m(x)
+    dy = torch.randn_like(y_ref)
+    g_ref = torch.autograd.grad(y_ref, [x, *params], dy)
+    monkeypatch.setattr(mv, "has_fast_kernel", lambda t: isinstance(t, torch.Tensor))
+    y = m(x)
+    g = torch.autograd.grad(y, [x, *params], dy)
+    assert rel_error(y, y_ref) < 1e-12
+    for name, a, b in zip(["input"] + [n for n, p in m.named_parameters() if p.requires_grad], g, g_ref):
+        assert rel_error(a, b) < 1e-11, name

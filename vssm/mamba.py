@@ -24,11 +24,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from vssm.kernels import selective_scan
+from vssm.kernels.conv1d import depthwise_conv1d, has_fast_kernel
 from vssm.ssm_init import init_ssm_, positive_int, scan_param
+from vssm.timm_glue import fx_leaf
 
 __all__ = ["Mamba"]
 
 
+@fx_leaf
 class Mamba(nn.Module):
     """Mamba-1 mixer; with ``bidirectional=True`` Vim's two-direction mixer (bimamba v2, outputs averaged).
 
@@ -177,10 +180,25 @@ class Mamba(nn.Module):
         # u[b, k, e, t] = y[b, 2e + k, t + k (K_conv - 1)]
         return y.as_strided((y.shape[0], 2, E, L), (2 * E * Lp, Lp + K_conv - 1, 2 * Lp, 1))
 
+    def _conv_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """The same as `_conv` through the depthwise conv op, token-major: x (batch, E, L) a view of the
+        in_proj output -> (batch, K, L, E) contiguous (one kernel reads x through its strides; the backward
+        recomputes the conv from x)."""
+        convs = [b[0] for b in self._branches()]
+        # direction 1 (Vim's backward branch): its causal conv over the reversed sequence is, in natural
+        # order, the anti-causal conv with mirrored taps (offset 0)
+        weight = torch.stack([c.weight[:, 0] if k == 0 else c.weight[:, 0].flip(-1) for k, c in enumerate(convs)])
+        bias = torch.stack([c.bias for c in convs]) if convs[0].bias is not None else None
+        offsets = [-(self.d_conv - 1), 0][: len(convs)]
+        return depthwise_conv1d(x.transpose(1, 2), weight, bias, offsets, silu=True)
+
     def mix(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """All directions in one selective_scan call (no flip or transpose copies): x, z (batch, E, L)
         views of the in_proj output -> (batch, E, L), token-major in memory."""
-        u = self._conv(x)
+        if has_fast_kernel(x):
+            u = self._conv_tokens(x).transpose(2, 3)  # (batch, K, E, L), token-major
+        else:
+            u = self._conv(x)
         batch, K, E, L = u.shape
         deltas, Bs, Cs = [], [], []
         for k, (_, x_proj, dt_proj, _, _) in enumerate(self._branches()):

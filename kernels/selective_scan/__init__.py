@@ -3,7 +3,8 @@
 - `op.py`: `selective_scan` (checks, backend choice, the `torch.ops.vssm` ops);
 - `orders.py`: visiting orders of multi-direction scans;
 - `naive.py`: the step-by-step loop, the oracle of the tests;
-- `reference.py`: the chunked pure-PyTorch scan (the CPU path);
+- `reference.py`: the chunked pure-PyTorch scan (runs anywhere);
+- `cpu.py`: the compiled CPU loops (numba), the CPU default;
 - `triton_common.py` <- `triton_carry.py` <- `triton_fwd.py`, `triton_bwd.py`, `triton_bwd_n1.py`: the
   Triton kernels (imported lazily by the op).
 """

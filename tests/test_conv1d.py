@@ -1,0 +1,154 @@
+"""The depthwise conv1d op (kernels/conv1d): reference against F.conv1d, the op's gradients, and the
+Triton kernels under TRITON_INTERPRET=1 (in a child process, as in test_selective_scan_triton.py)
+against the float64 reference, outputs and every gradient, over kernel sizes 1-4, causal /
+anti-causal / "same" offsets, with and without bias and SiLU, odd lengths, L = 1, strided x, tiles
+small enough that the backward runs several token blocks, chunks and channel blocks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vssm.kernels import depthwise_conv1d, depthwise_conv1d_reference
+
+
+def _conv1d_torch(x, weight, bias, offset, silu):
+    """One tap set through F.conv1d on (batch, C, L): the independent definition."""
+    W = weight.shape[-1]
+    left = -offset
+    right = offset + W - 1
+    xp = F.pad(x.transpose(1, 2), (max(left, 0), max(right, 0)))
+    if left < 0:
+        xp = xp[..., -left:]
+    y = F.conv1d(xp, weight.unsqueeze(1), bias, groups=x.shape[2])[..., : x.shape[1]]
+    y = F.silu(y) if silu else y
+    return y.transpose(1, 2)
+
+
+@pytest.mark.parametrize("W", [1, 2, 3, 4])
+@pytest.mark.parametrize("L", [1, 5, 17])
+def test_reference_matches_conv1d(W, L):
+    g = torch.Generator().manual_seed(W * 100 + L)
+    x = torch.randn(2, L, 6, generator=g, dtype=torch.float64)
+    w = torch.randn(3, 6, W, generator=g, dtype=torch.float64)
+    b = torch.randn(3, 6, generator=g, dtype=torch.float64)
+    offsets = [-(W - 1), 0, -((W - 1) // 2)]
+    out = depthwise_conv1d_reference(x, w, b, offsets, silu=True)
+    for k, off in enumerate(offsets):
+        torch.testing.assert_close(out[:, k], _conv1d_torch(x, w[k], b[k], off, True), rtol=1e-12, atol=1e-12)
+
+
+def test_anticausal_is_flipped_causal():
+    """offset 0 with mirrored taps = the causal conv of the reversed sequence, reversed back (Vim's branch b)."""
+    x = torch.randn(2, 11, 5, dtype=torch.float64)
+    w = torch.randn(5, 4, dtype=torch.float64)
+    b = torch.randn(5, dtype=torch.float64)
+    causal_rev = depthwise_conv1d(x.flip(1), w, b, [-3], silu=True)[:, 0].flip(1)
+    anti = depthwise_conv1d(x, w.flip(-1), b, [0], silu=True)[:, 0]
+    torch.testing.assert_close(anti, causal_rev, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("silu", [True, False])
+def test_op_gradcheck(bias, silu):
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 7, 12, generator=g, dtype=torch.float64)[:, :, ::2].requires_grad_(True)  # strided
+    w = torch.randn(2, 6, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(2, 6, generator=g, dtype=torch.float64, requires_grad=True) if bias else None
+    inputs = (x, w) + ((b,) if bias else ())
+    torch.autograd.gradcheck(
+        lambda x, w, *rest: depthwise_conv1d(x, w, rest[0] if rest else None, [-2, 0], silu=silu), inputs
+    )
+
+
+def test_errors_name_the_argument():
+    x = torch.randn(2, 5, 4)
+    with pytest.raises(ValueError, match="`x`"):
+        depthwise_conv1d(x[0], torch.randn(4, 3))
+    with pytest.raises(ValueError, match="`weight`"):
+        depthwise_conv1d(x, torch.randn(3, 3))
+    with pytest.raises(ValueError, match="`bias`"):
+        depthwise_conv1d(x, torch.randn(4, 3), torch.randn(5))
+    with pytest.raises(ValueError, match="`offsets`"):
+        depthwise_conv1d(x, torch.randn(2, 4, 3), offsets=[0])
+
+
+# ----------------------------------------------------------------------------------------------
+# Triton under the interpreter
+
+CASES = [
+    # name, (batch, L, C), W, offsets, bias, silu, dtype, strided
+    ("vim_pair", (2, 37, 24), 4, [-3, 0], True, True, "float32", True),
+    ("causal_nobias", (1, 9, 10), 4, [-3], False, True, "float32", False),
+    ("same_w3", (2, 20, 12), 3, [-1], False, True, "float32", True),
+    ("same_w4_noact", (2, 13, 8), 4, [-1], True, False, "float32", False),
+    ("w2_three_sets", (1, 16, 6), 2, [-1, 0, -1], True, True, "float32", False),
+    ("w1", (2, 8, 5), 1, [0], True, True, "float32", False),
+    ("L1", (3, 1, 7), 4, [-3, 0], True, True, "float32", False),
+    ("bf16", (2, 29, 16), 4, [-3, 0], True, True, "bfloat16", True),
+]
+TOL = {"float32": 1e-5, "bfloat16": 2e-2}
+# tiny tiles: 4 tokens x 4 channels per block, 8 tokens per backward program
+TINY = dict(fwd_BL=4, fwd_BC=4, bwd_BL=4, bwd_BC=4, bwd_chunk=8, fwd_warps=1, bwd_warps=1)
+
+
+def _child() -> dict:
+    from vssm.kernels.conv1d.triton_conv1d import ConvTiles, triton_conv_backward, triton_conv_forward
+
+    results = {}
+    for name, (batch, L, C), W, offsets, has_bias, silu, dtype, strided in CASES:
+        g = torch.Generator().manual_seed(len(name))
+        dt = getattr(torch, dtype)
+        K = len(offsets)
+        wide = torch.randn(batch, L, 2 * C if strided else C, generator=g).to(dt)
+        x = wide[:, :, :C] if strided else wide  # a channel slice of a wider token-major tensor
+        w = torch.randn(K, C, W, generator=g) * 0.5
+        b = torch.randn(K, C, generator=g) if has_bias else None
+        dout = torch.randn(batch, K, L, C, generator=g).to(dt)
+        tiles = ConvTiles(**TINY)
+        out = triton_conv_forward(x, w, b, tuple(offsets), silu, tiles)
+        dx, dw, db = triton_conv_backward(dout, x, w, b, tuple(offsets), silu, tiles)
+        x64 = x.double().requires_grad_(True)
+        w64 = w.double().requires_grad_(True)
+        b64 = b.double().requires_grad_(True) if b is not None else None
+        ref = depthwise_conv1d_reference(x64, w64, b64, offsets, silu)
+        grads = torch.autograd.grad(ref, [x64, w64] + ([b64] if b is not None else []), dout.double())
+        errs = {}
+        for key, got, want in (("out", out, ref), ("dx", dx, grads[0]), ("dw", dw, grads[1]),
+                               ("db", db, grads[2] if b is not None else None)):
+            if want is None:
+                errs[key] = 0.0 if got is None else 1.0
+                continue
+            got = got.double()
+            errs[key] = float((got - want).abs().max() / want.abs().max().clamp_min(1e-12))
+        errs["shape_ok"] = out.shape == (batch, K, L, C) and dx.shape == x.shape and dw.shape == w.shape
+        results[name] = errs
+    return results
+
+
+@pytest.fixture(scope="module")
+def triton_results():
+    pytest.importorskip("triton")
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    proc = subprocess.run([sys.executable, __file__], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("case", [c[0] for c in CASES])
+def test_triton_interpreter(triton_results, case):
+    errs = triton_results[case]
+    tol = TOL[next(c for c in CASES if c[0] == case)[6]]
+    assert errs.pop("shape_ok")
+    bad = {k: v for k, v in errs.items() if not v <= tol}
+    assert not bad, f"{case}: relative errors above {tol}: {bad}"
+
+
+if __name__ == "__main__":
+    print(json.dumps(_child()))
