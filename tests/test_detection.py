@@ -222,7 +222,10 @@ def test_export_training_checkpoint_library(tmp_path):
 
 
 def test_export_tool_vim_training_checkpoint(tmp_path, capsys):
-    from tools import export
+    import runpy  # tools/ are scripts, not a package: run the file's definitions
+    from types import SimpleNamespace
+
+    export = SimpleNamespace(**runpy.run_path(os.path.join(os.path.dirname(__file__), "..", "tools", "export.py")))
 
     name, kwargs = VIM
     full = _training_checkpoint(tmp_path / "best.pth", name, kwargs, img_size=64)

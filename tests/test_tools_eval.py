@@ -1,4 +1,5 @@
-"""tools/validate.py, tools/benchmark.py and tools/flops.py on tiny models (CPU)."""
+"""vssm.train's validation, benchmark and FLOPs table (the library of tools/validate.py, benchmark.py, flops.py)
+on tiny models (CPU)."""
 
 import argparse
 import csv
@@ -8,10 +9,10 @@ import pytest
 import timm
 import torch
 
-from tools import benchmark as bench_tool
-from tools import flops as flops_tool
-from tools import train as train_tool
-from tools import validate as validate_tool
+import vssm.train as vt
+from vssm.train import benchmark as bench_tool
+from vssm.train import flops as flops_tool
+from vssm.train import validation as validate_tool
 
 TINY_KW = ["patch_size=8", "depth=2", "embed_dim=32", "num_heads=2"]
 TRAIN = [
@@ -24,7 +25,7 @@ TRAIN = [
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    summary = train_tool.train(train_tool.parse_config(TRAIN + ["--output", str(out)]))
+    summary = vt.train(vt.parse_config(TRAIN + ["--output", str(out)]))
     return out, summary
 
 
@@ -62,7 +63,7 @@ def test_validate_official_format_checkpoint(run_dir, tmp_path):
     assert a["weights"] == "official" and a["loss"] == pytest.approx(b["loss"], rel=1e-5)
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(train_tool.CheckpointError, match="corrupt"):
+    with pytest.raises(vt.CheckpointError, match="corrupt"):
         validate_tool.validate(validate_tool.build_parser().parse_args(args + ["--checkpoint", str(bad)]))
 
 
@@ -117,6 +118,30 @@ def test_flops_tool_json(capsys):
     assert rows[0]["img_size"] == 32 and rows[0]["unsupported"] == {}
 
 
+def test_benchmark_kwargs_belong_to_their_model(tmp_path):
+    """--model NAME KEY=VALUE gives each model its own kwargs; --model-kwargs with several models is refused."""
+    args = bench_tool.build_parser().parse_args(
+        ["--model", "deit_tiny_patch16_224", *TINY_KW, "--model", "resnet18", "--img-sizes", "32", "--batch-sizes", "2",
+         "--warmup", "0", "--iters", "1", "--device", "cpu", "--modes", "infer"])
+    assert bench_tool.model_specs(args) == [("deit_tiny_patch16_224", {"patch_size": 8, "depth": 2, "embed_dim": 32,
+                                                                       "num_heads": 2}), ("resnet18", {})]
+    rows = bench_tool.run(args)
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    assert rows[0]["model_kwargs"] == "patch_size=8, depth=2, embed_dim=32, num_heads=2" and rows[1]["model_kwargs"] == ""
+    assert rows[1]["params_m"] == pytest.approx(sum(p.numel() for p in timm.create_model("resnet18").parameters()) / 1e6)
+    both = bench_tool.build_parser().parse_args(["--models", "deit_tiny_patch16_224", "resnet18", "--model-kwargs", "depth=2"])
+    with pytest.raises(ValueError, match="--model NAME KEY=VALUE"):
+        bench_tool.model_specs(both)
+
+
+def test_help_prints_each_default_once(capsys):
+    with pytest.raises(SystemExit):
+        vt.build_parser().parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: 2x batch_size)" in text and "(default: 2x batch_size) (default" not in text
+    assert "(default: 0.0005)" in text and text.count("default: None") == 0
+
+
 def test_flops_tool_needs_a_model():
     with pytest.raises(ValueError, match="--model"):
         flops_tool.main([])
@@ -128,7 +153,7 @@ def test_paper_table_covers_the_zoo():
     assert set(names) <= set(flops_tool.PAPER), sorted(set(names) - set(flops_tool.PAPER))
 
 
-def test_flops_zoo_rows_compare_like_with_like(monkeypatch):
+def test_flops_zoo_rows_compare_like_with_like(monkeypatch, capsys):
     """--all: SiMBA rows compare the module-layer count (the paper's counter), others the full count."""
     calls = []
 
@@ -140,8 +165,12 @@ def test_flops_zoo_rows_compare_like_with_like(monkeypatch):
     monkeypatch.setattr(flops_tool, "measure", fake_measure)
     monkeypatch.setattr(flops_tool, "zoo_names", lambda: ["simba_s", "vmamba_tiny_s1l8"])
     rows = flops_tool.run(flops_tool.build_parser().parse_args(["--all", "--json"]))
+    table = flops_tool.run(flops_tool.build_parser().parse_args(["--all"]))
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == flops_tool.ZOO_HEADER and "params" in lines[0] and "GFLOPs" in lines[0]
+    assert len(lines) == 3 and lines[1].startswith("simba_s") and table == rows
     simba, vmamba = rows
-    assert calls == [("simba_s", 224, 1000), ("vmamba_tiny_s1l8", 224, 1000)]
+    assert calls == [("simba_s", 224, 1000), ("vmamba_tiny_s1l8", 224, 1000)] * 2  # each model counted once a run
     assert simba["gflops_compared"] == 2.4 and simba["gflops_diff_pct"] == pytest.approx(0.0)
     assert vmamba["gflops_compared"] == 4.8 and vmamba["gflops_diff_pct"] == pytest.approx(100 * (4.8 - 4.9) / 4.9)
     assert vmamba["params_diff_pct"] == pytest.approx(100 * (15.3 - 30.0) / 30.0)

@@ -1,1 +1,0 @@
-"""Command-line tools (train, validate, benchmark, flops); importable as tools.<name> for tests."""
