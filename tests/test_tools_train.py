@@ -184,9 +184,9 @@ def test_checkpoints_read_by_timm(tmp_path):
     old.update(version=1, epoch=1)
     old["config"] = {("base_lr" if k == "lr_base" else "lr_base_batch" if k == "lr_base_size" else k): v
                      for k, v in ckpt["config"].items() if k != "lr_base_scale"}
-    old["config"]["lr_base_scale"] = "sqrt"
     torch.save(old, tmp_path / "old.pth")
     again = vt.parse_config(TINY + ["--epochs", "1", "--epoch-steps", "3", "--model-ema", "--model-ema-decay", "0.5",
+                                    "--lr-base-scale", "linear",  # what the earlier key names meant
                                     "--output", str(tmp_path / "again"), "--resume", str(tmp_path / "old.pth")])
     summary = vt.train(again)
     assert summary["epochs"] == 1 and summary["steps"] == 3
