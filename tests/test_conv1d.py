@@ -79,12 +79,22 @@ def test_errors_name_the_argument():
         depthwise_conv1d(x, torch.randn(2, 4, 3), offsets=[0])
 
 
+def test_channel_major_layout():
+    x = torch.randn(2, 9, 5, dtype=torch.float64)
+    w = torch.randn(2, 5, 3, dtype=torch.float64)
+    a = depthwise_conv1d(x, w, None, [-2, 0], silu=True)
+    b = depthwise_conv1d(x, w, None, [-2, 0], silu=True, channel_major=True)
+    assert a.is_contiguous() and b.transpose(2, 3).is_contiguous()
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
 # ----------------------------------------------------------------------------------------------
 # Triton under the interpreter
 
 CASES = [
-    # name, (batch, L, C), W, offsets, bias, silu, dtype, strided
+    # name, (batch, L, C), W, offsets, bias, silu, dtype, strided (name ending in _cm: channel-major out)
     ("vim_pair", (2, 37, 24), 4, [-3, 0], True, True, "float32", True),
+    ("vim_pair_cm", (2, 37, 24), 4, [-3, 0], True, True, "float32", True),
     ("causal_nobias", (1, 9, 10), 4, [-3], False, True, "float32", False),
     ("same_w3", (2, 20, 12), 3, [-1], False, True, "float32", True),
     ("same_w4_noact", (2, 13, 8), 4, [-1], True, False, "float32", False),
@@ -112,7 +122,11 @@ def _child() -> dict:
         b = torch.randn(K, C, generator=g) if has_bias else None
         dout = torch.randn(batch, K, L, C, generator=g).to(dt)
         tiles = ConvTiles(**TINY)
-        out = triton_conv_forward(x, w, b, tuple(offsets), silu, tiles)
+        cm = name.endswith("_cm")
+        out = triton_conv_forward(x, w, b, tuple(offsets), silu, channel_major=cm, tiles=tiles)
+        if cm:  # the layout asked for, and a gradient arriving in it
+            assert out.transpose(2, 3).is_contiguous()
+            dout = dout.transpose(2, 3).contiguous().transpose(2, 3)
         dx, dw, db = triton_conv_backward(dout, x, w, b, tuple(offsets), silu, tiles)
         x64 = x.double().requires_grad_(True)
         w64 = w.double().requires_grad_(True)

@@ -181,8 +181,8 @@ class Mamba(nn.Module):
         return y.as_strided((y.shape[0], 2, E, L), (2 * E * Lp, Lp + K_conv - 1, 2 * Lp, 1))
 
     def _conv_tokens(self, x: torch.Tensor) -> torch.Tensor:
-        """The same as `_conv` through the depthwise conv op, token-major: x (batch, E, L) a view of the
-        in_proj output -> (batch, K, L, E) contiguous (one kernel reads x through its strides; the backward
+        """The same as `_conv` through the depthwise conv op: x (batch, E, L) a view of the in_proj output ->
+        (batch, K, L, E) stored (batch, K, E, L) (one kernel reads x through its strides; the backward
         recomputes the conv from x)."""
         convs = [b[0] for b in self._branches()]
         # direction 1 (Vim's backward branch): its causal conv over the reversed sequence is, in natural
@@ -190,30 +190,53 @@ class Mamba(nn.Module):
         weight = torch.stack([c.weight[:, 0] if k == 0 else c.weight[:, 0].flip(-1) for k, c in enumerate(convs)])
         bias = torch.stack([c.bias for c in convs]) if convs[0].bias is not None else None
         offsets = [-(self.d_conv - 1), 0][: len(convs)]
-        return depthwise_conv1d(x.transpose(1, 2), weight, bias, offsets, silu=True)
+        # stored channel-major: the scan's programs read a few channels over many steps at N > 1
+        return depthwise_conv1d(x.transpose(1, 2), weight, bias, offsets, silu=True, channel_major=True)
+
+    def _projections(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """delta (batch, K, E, L) and B, C (batch, K, 1, N, L) of every direction, through the x_proj /
+        dt_proj Linears over token-major views of u (module-layer FLOP counters, SiMBA's paper convention,
+        see them as in the official code)."""
+        deltas, Bs, Cs = [], [], []
+        for k, (_, x_proj, dt_proj, _, _) in enumerate(self._branches()):
+            x_dbl = x_proj(u[:, k].transpose(1, 2))  # (batch, L, R + 2N), tokens in natural order
+            dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
+            deltas.append(F.linear(dt, dt_proj.weight))
+            Bs.append(B)
+            Cs.append(C)
+        # (batch, L, K, .) stacks, seen as the op's (batch, K, ., L) per-direction tensors
+        delta = torch.stack(deltas, dim=2).permute(0, 2, 3, 1)
+        B = torch.stack(Bs, dim=2).permute(0, 2, 3, 1).unsqueeze(2)
+        C = torch.stack(Cs, dim=2).permute(0, 2, 3, 1).unsqueeze(2)
+        return delta, B, C
+
+    def _projections_bmm(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`_projections` as two batched matmuls over contiguous channel-major u (batch, K, E, L): every
+        result channel-major, no copy of u (the matmul saves u itself, which the scan keeps anyway)."""
+        batch, K, E, L = u.shape
+        R, N = self.dt_rank, self.d_state
+        branches = self._branches()
+        w_x = torch.stack([b[1].weight for b in branches]).to(u.dtype)  # (K, R + 2N, E)
+        w_dt = torch.stack([b[2].weight for b in branches]).to(u.dtype)  # (K, E, R)
+        if K == 1:  # stride-0 batches, no copy
+            w_x, w_dt = w_x.expand(batch, -1, -1), w_dt.expand(batch, -1, -1)
+        else:
+            w_x = w_x.unsqueeze(0).expand(batch, -1, -1, -1).reshape(batch * K, R + 2 * N, E)
+            w_dt = w_dt.unsqueeze(0).expand(batch, -1, -1, -1).reshape(batch * K, E, R)
+        x_dbl = torch.bmm(w_x, u.reshape(batch * K, E, L)).view(batch, K, R + 2 * N, L)
+        delta = torch.bmm(w_dt, x_dbl[:, :, :R].reshape(batch * K, R, L)).view(batch, K, E, L)
+        return delta, x_dbl[:, :, R:R + N].unsqueeze(2), x_dbl[:, :, R + N:].unsqueeze(2)
 
     def mix(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """All directions in one selective_scan call (no flip or transpose copies): x, z (batch, E, L)
         views of the in_proj output -> (batch, E, L), token-major in memory."""
         if has_fast_kernel(x):
-            u = self._conv_tokens(x).transpose(2, 3)  # (batch, K, E, L), token-major
+            u = self._conv_tokens(x).transpose(2, 3)  # (batch, K, E, L), contiguous
+            delta, B, C = self._projections_bmm(u)
         else:
             u = self._conv(x)
-        batch, K, E, L = u.shape
-        deltas, Bs, Cs = [], [], []
-        for k, (_, x_proj, dt_proj, _, _) in enumerate(self._branches()):
-            # x_proj over the tokens of direction k in natural order: (batch, L, R + 2N); a Linear, so
-            # module-layer FLOP counters (SiMBA's paper convention) see it as the official code's
-            x_dbl = x_proj(u[:, k].transpose(1, 2))
-            dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
-            deltas.append(F.linear(dt, dt_proj.weight))
-            Bs.append(B)
-            Cs.append(C)
+            delta, B, C = self._projections(u)
         branches = self._branches()
-        # (batch, L, K, .) stacks, seen as the op's (batch, K, ., L) per-direction tensors
-        delta = torch.stack(deltas, dim=2).permute(0, 2, 3, 1)
-        B = torch.stack(Bs, dim=2).permute(0, 2, 3, 1).unsqueeze(2)
-        C = torch.stack(Cs, dim=2).permute(0, 2, 3, 1).unsqueeze(2)
         A = -torch.exp(torch.stack([scan_param(b[3]) for b in branches]))
         D = torch.stack([scan_param(b[4]) for b in branches])
         delta_bias = torch.stack([scan_param(b[2].bias) for b in branches])

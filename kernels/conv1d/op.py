@@ -88,20 +88,28 @@ def has_fast_kernel(x) -> bool:
     return isinstance(x, torch.Tensor) and x.is_cuda
 
 
+def _new_out(x, K: int, channel_major: bool) -> torch.Tensor:
+    batch, L, C = x.shape
+    if channel_major:
+        return x.new_empty((batch, K, C, L)).transpose(2, 3)
+    return x.new_empty((batch, K, L, C))
+
+
 @torch.library.custom_op("vssm::dwconv1d_fwd", mutates_args=())
 def _conv_fwd(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], offsets: list[int],
-              silu: bool) -> torch.Tensor:
+              silu: bool, channel_major: bool) -> torch.Tensor:
     if _use_triton(x):
         from .triton_conv1d import triton_conv_forward
 
-        return triton_conv_forward(x, weight, bias, tuple(offsets), silu)
+        return triton_conv_forward(x, weight, bias, tuple(offsets), silu, channel_major)
     with torch.no_grad():
-        return depthwise_conv1d_reference(x, weight, bias, offsets, silu).contiguous()
+        return _new_out(x, weight.shape[0], channel_major).copy_(
+            depthwise_conv1d_reference(x, weight, bias, offsets, silu))
 
 
 @_conv_fwd.register_fake
-def _conv_fwd_fake(x, weight, bias, offsets, silu):
-    return x.new_empty((x.shape[0], weight.shape[0], x.shape[1], x.shape[2]))
+def _conv_fwd_fake(x, weight, bias, offsets, silu, channel_major):
+    return _new_out(x, weight.shape[0], channel_major)
 
 
 @torch.library.custom_op("vssm::dwconv1d_bwd", mutates_args=())
@@ -126,7 +134,7 @@ def _conv_bwd_fake(dout, x, weight, bias, offsets, silu):
 
 
 def _setup_context(ctx, inputs, output):
-    x, weight, bias, offsets, silu = inputs
+    x, weight, bias, offsets, silu, channel_major = inputs
     ctx.save_for_backward(x, weight, bias)
     ctx.offsets, ctx.silu = offsets, silu
 
@@ -134,19 +142,22 @@ def _setup_context(ctx, inputs, output):
 def _backward(ctx, dout):
     x, weight, bias = ctx.saved_tensors
     dx, dw, db = _conv_bwd(dout, x, weight, bias, ctx.offsets, ctx.silu)
-    return dx, dw, (db if bias is not None else None), None, None
+    return dx, dw, (db if bias is not None else None), None, None, None
 
 
 torch.library.register_autograd("vssm::dwconv1d_fwd", _backward, setup_context=_setup_context)
 
 
 def depthwise_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
-                     offsets: Sequence[int] | None = None, silu: bool = False) -> torch.Tensor:
+                     offsets: Sequence[int] | None = None, silu: bool = False,
+                     channel_major: bool = False) -> torch.Tensor:
     """K depthwise convs of token-major x (batch, L, C) -> (batch, K, L, C), see the module docstring.
 
     weight (K, C, W) (or (C, W) for K = 1), bias (K, C) / (C,) or None, offsets: K ints (default: causal,
     ``-(W - 1)`` for every k). x is read through its strides (a channel slice of a Linear's output needs
-    no copy); out is contiguous in x's dtype; the accumulation is float32 (float64 for float64 x).
+    no copy); out is in x's dtype, stored (batch, K, L, C) or, with ``channel_major``, (batch, K, C, L)
+    (what a consumer reading channels along time wants, e.g. the selective scan at N > 1); the
+    accumulation is float32 (float64 for float64 x).
     """
     if not isinstance(x, torch.Tensor) or x.dim() != 3:
         raise ValueError(f"depthwise_conv1d: `x` must be a (batch, L, C) tensor, got "
@@ -172,4 +183,4 @@ def depthwise_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
     for name, t in (("weight", weight), ("bias", bias)):
         if t is not None and t.device != x.device:
             raise ValueError(f"depthwise_conv1d: `{name}` is on {t.device}, `x` on {x.device}")
-    return torch.ops.vssm.dwconv1d_fwd(x, weight, bias, offsets, bool(silu))
+    return torch.ops.vssm.dwconv1d_fwd(x, weight, bias, offsets, bool(silu), bool(channel_major))

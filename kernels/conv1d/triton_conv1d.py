@@ -60,60 +60,72 @@ def _conv_fwd(
 
 
 @triton.jit
-def _grad_pre(x_row, sxl, sxc, w_k, swc, swj, bias_k, do_row, sdl, sdc, p, c, cmask, L, shift,
-              W: tl.constexpr, HAS_BIAS: tl.constexpr, SILU: tl.constexpr):
-    """dout * act'(pre) at the positions p (zero outside [0, L)), float32."""
-    pm = ((p >= 0) & (p < L))[:, None] & cmask[None, :]
-    g = tl.load(do_row + p[:, None] * sdl + c[None, :] * sdc, mask=pm, other=0.0).to(tl.float32)
-    if SILU:
-        pre = _pre(x_row, sxl, sxc, w_k, swc, swj, bias_k, p, c, cmask, L, shift, W, HAS_BIAS)
-        sig = tl.sigmoid(pre)
-        g = g * sig * (1.0 + pre * (1.0 - sig))
-    return g
-
-
-@triton.jit
-def _conv_bwd(
-    x, w, bias, offs, dout, dx, dw_part, db_part,
+def _conv_bwd_g(
+    x, w, bias, offs, dout, g, dw_part, db_part,
     L, C, K, n_chunks,
-    sxb, sxl, sxc, swk, swc, swj, sbk, sbc, sdb, sdk, sdl, sdc, sgb, sgl, sgc,
-    W: tl.constexpr, HAS_BIAS: tl.constexpr, SILU: tl.constexpr, BL: tl.constexpr, BC: tl.constexpr,
-    CHUNK: tl.constexpr,
+    sxb, sxl, sxc, swk, swc, swj, sbk, sbc, sdb, sdk, sdl, sdc,
+    W: tl.constexpr, WP: tl.constexpr, HAS_BIAS: tl.constexpr, SILU: tl.constexpr, BL: tl.constexpr,
+    BC: tl.constexpr, CHUNK: tl.constexpr,
 ):
-    pid_l, pid_c, b = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    """g_k = dout_k act'(pre_k) (float32, (batch, K, L, C) contiguous) and this chunk's partial dw, db."""
+    pid_l, pid_c, pid_bk = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    b = pid_bk // K
+    k = pid_bk % K
     c = pid_c * BC + tl.arange(0, BC)
     cmask = c < C
     b64 = b.to(tl.int64)
     x_row = x + b64 * sxb
-    # partial sums of this program: dw_part[b, chunk, k, j, c], db_part[b, chunk, k, c] (float32, contiguous)
-    part = b64 * n_chunks + pid_l
+    w_k = w + k * swk
+    shift = tl.load(offs + k)
+    jj = tl.arange(0, WP)
+    dw_acc = tl.zeros((WP, BC), dtype=tl.float32)
+    db_acc = tl.zeros((BC,), dtype=tl.float32)
     for l0 in range(pid_l * CHUNK, tl.minimum(pid_l * CHUNK + CHUNK, L), BL):
         t = l0 + tl.arange(0, BL)
-        dxa = tl.zeros((BL, BC), dtype=tl.float32)
-        for k in range(K):
-            shift = tl.load(offs + k)
-            w_k = w + k * swk
-            bias_k = bias + k * sbk
-            do_row = dout + b64 * sdb + k * sdk
-            for j in tl.static_range(W):
-                g = _grad_pre(x_row, sxl, sxc, w_k, swc, swj, bias_k, do_row, sdl, sdc, t - shift - j, c, cmask,
-                              L, shift, W, HAS_BIAS, SILU)
-                wv = tl.load(w_k + c * swc + j * swj, mask=cmask, other=0.0).to(tl.float32)
-                dxa += g * wv[None, :]
-            g = _grad_pre(x_row, sxl, sxc, w_k, swc, swj, bias_k, do_row, sdl, sdc, t, c, cmask, L, shift,
-                          W, HAS_BIAS, SILU)
-            pk = (part * K + k) * W
-            for j in tl.static_range(W):
-                s = t + shift + j
-                m = ((s >= 0) & (s < L))[:, None] & cmask[None, :]
-                xv = tl.load(x_row + s[:, None] * sxl + c[None, :] * sxc, mask=m, other=0.0).to(tl.float32)
-                dst = dw_part + (pk + j) * C + c
-                tl.store(dst, tl.load(dst, mask=cmask, other=0.0) + tl.sum(g * xv, axis=0), mask=cmask)
-            if HAS_BIAS:
-                dst = db_part + (part * K + k) * C + c
-                tl.store(dst, tl.load(dst, mask=cmask, other=0.0) + tl.sum(g, axis=0), mask=cmask)
         m = (t < L)[:, None] & cmask[None, :]
-        tl.store(dx + b64 * sgb + t[:, None] * sgl + c[None, :] * sgc, dxa.to(dx.dtype.element_ty), mask=m)
+        gv = tl.load(dout + b64 * sdb + k * sdk + t[:, None] * sdl + c[None, :] * sdc, mask=m, other=0.0)
+        gv = gv.to(tl.float32)
+        if SILU:
+            pre = _pre(x_row, sxl, sxc, w_k, swc, swj, bias + k * sbk, t, c, cmask, L, shift, W, HAS_BIAS)
+            sig = tl.sigmoid(pre)
+            gv = gv * sig * (1.0 + pre * (1.0 - sig))
+        tl.store(g + (pid_bk.to(tl.int64) * L + t[:, None]) * C + c[None, :], gv, mask=m)
+        for j in tl.static_range(W):
+            s = t + shift + j
+            ms = ((s >= 0) & (s < L))[:, None] & cmask[None, :]
+            xv = tl.load(x_row + s[:, None] * sxl + c[None, :] * sxc, mask=ms, other=0.0).to(tl.float32)
+            dw_acc += tl.where(jj[:, None] == j, tl.sum(gv * xv, axis=0)[None, :], 0.0)
+        db_acc += tl.sum(gv, axis=0)
+    part = (b64 * n_chunks + pid_l) * K + k  # dw_part[b, chunk, k, j, c], db_part[b, chunk, k, c]
+    tl.store(dw_part + (part * W + jj[:, None]) * C + c[None, :], dw_acc, mask=(jj < W)[:, None] & cmask[None, :])
+    if HAS_BIAS:
+        tl.store(db_part + part * C + c, db_acc, mask=cmask)
+
+
+@triton.jit
+def _conv_bwd_dx(
+    g, w, offs, dx,
+    L, C, K,
+    swk, swc, swj, sgb, sgl, sgc,
+    W: tl.constexpr, BL: tl.constexpr, BC: tl.constexpr,
+):
+    """dx[t] = sum_k sum_j w_k[j] g_k[t - off_k - j]."""
+    pid_l, pid_c, b = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    t = pid_l * BL + tl.arange(0, BL)
+    c = pid_c * BC + tl.arange(0, BC)
+    cmask = c < C
+    acc = tl.zeros((BL, BC), dtype=tl.float32)
+    for k in range(K):
+        shift = tl.load(offs + k)
+        g_k = g + (b.to(tl.int64) * K + k) * L * C
+        for j in tl.static_range(W):
+            p = t - shift - j
+            m = ((p >= 0) & (p < L))[:, None] & cmask[None, :]
+            gv = tl.load(g_k + p[:, None] * C + c[None, :], mask=m, other=0.0)
+            wv = tl.load(w + k * swk + c * swc + j * swj, mask=cmask, other=0.0).to(tl.float32)
+            acc += gv * wv[None, :]
+    m = (t < L)[:, None] & cmask[None, :]
+    tl.store(dx + b.to(tl.int64) * sgb + t[:, None] * sgl + c[None, :] * sgc, acc.to(dx.dtype.element_ty), mask=m)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,19 +148,26 @@ def _offsets(offsets: tuple[int, ...], device) -> torch.Tensor:
     return torch.tensor(offsets, dtype=torch.int32, device=device)
 
 
-def triton_conv_forward(x, weight, bias, offsets, silu: bool, tiles: ConvTiles = DEFAULT_TILES) -> torch.Tensor:
-    """x (batch, L, C), weight (K, C, W), bias (K, C) or None -> out (batch, K, L, C) in x's dtype."""
+def triton_conv_forward(x, weight, bias, offsets, silu: bool, channel_major: bool = False,
+                        tiles: ConvTiles = DEFAULT_TILES) -> torch.Tensor:
+    """x (batch, L, C), weight (K, C, W), bias (K, C) or None -> out (batch, K, L, C) in x's dtype, stored
+    (batch, K, L, C) or, with ``channel_major``, (batch, K, C, L) (then tokens are the wide tile axis)."""
     batch, L, C = x.shape
     K, _, W = weight.shape
-    out = x.new_empty((batch, K, L, C))
+    if channel_major:
+        out = x.new_empty((batch, K, C, L)).transpose(2, 3)
+        BL, BC = tiles.fwd_BC, tiles.fwd_BL
+    else:
+        out = x.new_empty((batch, K, L, C))
+        BL, BC = tiles.fwd_BL, tiles.fwd_BC
     if out.numel() == 0:
         return out
     b = bias if bias is not None else weight
-    grid = (triton.cdiv(L, tiles.fwd_BL), triton.cdiv(C, tiles.fwd_BC), batch * K)
+    grid = (triton.cdiv(L, BL), triton.cdiv(C, BC), batch * K)
     _conv_fwd[grid](
         x, weight, b, _offsets(offsets, x.device), out, L, C, K,
         *x.stride(), *weight.stride(), b.stride(0), b.stride(-1), *out.stride(),
-        W=W, HAS_BIAS=bias is not None, SILU=silu, BL=tiles.fwd_BL, BC=tiles.fwd_BC, num_warps=tiles.fwd_warps,
+        W=W, HAS_BIAS=bias is not None, SILU=silu, BL=BL, BC=BC, num_warps=tiles.fwd_warps,
     )
     return out
 
@@ -159,18 +178,22 @@ def triton_conv_backward(dout, x, weight, bias, offsets, silu: bool, tiles: Conv
     K, _, W = weight.shape
     dx = x.new_empty((batch, L, C))
     n_chunks = triton.cdiv(L, tiles.bwd_chunk)
-    dw_part = torch.zeros((batch, n_chunks, K, W, C), dtype=torch.float32, device=x.device)
-    db_part = torch.zeros((batch, n_chunks, K, C), dtype=torch.float32, device=x.device) if bias is not None else None
-    if x.numel() and dout.numel():
+    dw_part = x.new_zeros((batch, n_chunks, K, W, C), dtype=torch.float32)
+    db_part = x.new_zeros((batch, n_chunks, K, C), dtype=torch.float32) if bias is not None else None
+    if x.numel():
         b = bias if bias is not None else weight
-        grid = (n_chunks, triton.cdiv(C, tiles.bwd_BC), batch)
-        _conv_bwd[grid](
-            x, weight, b, _offsets(offsets, x.device), dout, dx, dw_part,
-            db_part if db_part is not None else dw_part,
+        offs = _offsets(offsets, x.device)
+        g = x.new_empty((batch, K, L, C), dtype=torch.float32)
+        _conv_bwd_g[(n_chunks, triton.cdiv(C, tiles.bwd_BC), batch * K)](
+            x, weight, b, offs, dout, g, dw_part, db_part if db_part is not None else dw_part,
             L, C, K, n_chunks,
-            *x.stride(), *weight.stride(), b.stride(0), b.stride(-1), *dout.stride(), *dx.stride(),
-            W=W, HAS_BIAS=bias is not None, SILU=silu, BL=tiles.bwd_BL, BC=tiles.bwd_BC, CHUNK=tiles.bwd_chunk,
-            num_warps=tiles.bwd_warps,
+            *x.stride(), *weight.stride(), b.stride(0), b.stride(-1), *dout.stride(),
+            W=W, WP=triton.next_power_of_2(W), HAS_BIAS=bias is not None, SILU=silu, BL=tiles.bwd_BL,
+            BC=tiles.bwd_BC, CHUNK=tiles.bwd_chunk, num_warps=tiles.bwd_warps,
+        )
+        _conv_bwd_dx[(triton.cdiv(L, tiles.fwd_BL), triton.cdiv(C, tiles.fwd_BC), batch)](
+            g, weight, offs, dx, L, C, K, *weight.stride(), *dx.stride(),
+            W=W, BL=tiles.fwd_BL, BC=tiles.fwd_BC, num_warps=tiles.fwd_warps,
         )
     else:
         dx.zero_()
