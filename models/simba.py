@@ -78,17 +78,29 @@ import torch
 import torch.nn as nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, Mlp, calculate_drop_path_rates, get_device_dtype, trunc_normal_
-from timm.models import build_model_with_cfg, checkpoint, generate_default_cfgs, register_model
+from timm.models import checkpoint, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 from timm.models.pvt_v2 import MlpWithDepthwiseConv
 
 from vssm.einfft import EinFFT
 from vssm.mamba import Mamba
+from vssm.timm_glue import (
+    TimmModel,
+    build_model,
+    fx_leaf,
+    is_symbolic,
+    load_pretrained,
+    record_no_weight_decay,
+)
 
 __all__ = ["SiMBA", "SiMBABlock", "ClassBlock", "checkpoint_filter_fn"]
 
 _CHANNEL_MIXERS = ("einfft", "mlp")
 _GLOBAL_POOLS = ("", "avg", "token")
+
+
+# EinFFT checks its input's shape and picks the FFT dtype from it: a leaf of torch.fx graphs, as the mixers
+fx_leaf(EinFFT)
 
 
 def _check_pool(global_pool: str, has_class_token: bool) -> None:
@@ -240,7 +252,7 @@ class SiMBAStage(nn.Module):
         return self.norm(x).reshape(batch, H, W, C)
 
 
-class SiMBA(nn.Module):
+class SiMBA(TimmModel, nn.Module):
     """SiMBA backbone (see the module docstring for the architecture and what parameter counts include).
 
     Args:
@@ -336,6 +348,7 @@ class SiMBA(nn.Module):
         )
 
         self.apply(self._init_weights)
+        record_no_weight_decay(self)  # Mamba marks A_log and D
 
     @staticmethod
     def _init_weights(m: nn.Module) -> None:
@@ -354,17 +367,6 @@ class SiMBA(nn.Module):
 
     # ------------------------------------------------------------------------------------------
     # timm model API
-
-    @torch.jit.ignore
-    def no_weight_decay(self) -> set[str]:
-        """Mamba's A_log and D (timm's optimizer factory already skips 1-D params and biases)."""
-        names = set()
-        for mod_name, m in self.named_modules():
-            if isinstance(m, Mamba):
-                for p in ("A_log", "D", "A_b_log", "D_b"):
-                    if hasattr(m, p):
-                        names.add(f"{mod_name}.{p}")
-        return names
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
@@ -411,6 +413,8 @@ class SiMBA(nn.Module):
         return self.norm(x)
 
     def _stem(self, x: torch.Tensor) -> torch.Tensor:
+        if is_symbolic(x):  # torch.fx: no shape to check
+            return self.stem(x)
         if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != self.in_chans:
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"SiMBA: input must be (batch, {self.in_chans}, H, W), got {got}")
@@ -493,6 +497,11 @@ class SiMBA(nn.Module):
             self.reset_classifier(0, "")
         return take_indices
 
+    @torch.jit.ignore
+    def load_pretrained(self, checkpoint_path: str, prefix: str = "") -> None:
+        """Load a checkpoint of the released code (its names, ``{"model": ...}`` or bare) weights-only."""
+        load_pretrained(self, checkpoint_path, checkpoint_filter_fn, prefix=prefix)
+
 
 # ----------------------------------------------------------------------------------------------
 # checkpoints of the released code
@@ -546,12 +555,15 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: SiMBA) -> d
 
 def _create_simba(variant: str, pretrained: bool = False, **kwargs: Any) -> SiMBA:
     out_indices = kwargs.pop("out_indices", (0, 1, 2, 3))
-    return build_model_with_cfg(
+    feature_cfg = dict(out_indices=out_indices, feature_cls="getter")
+    if kwargs.get("features_only", False) and kwargs.get("feature_cls", "getter") == "fx":
+        feature_cfg.update(feature_cls="fx", output_fmt="NHWC")  # the graph's stage outputs are channel-last
+    return build_model(
         SiMBA,
         variant,
         pretrained,
         pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(out_indices=out_indices, feature_cls="getter"),
+        feature_cfg=feature_cfg,
         **kwargs,
     )
 

@@ -18,31 +18,35 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import Any, Dict, List, Optional, Set, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
+import torch.fx
 import torch.nn as nn
+import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import (
     DropPath,
     RmsNorm,
     get_device_dtype,
     lecun_normal_,
-    resample_abs_pos_embed,
     to_2tuple,
     trunc_normal_,
 )
-from timm.models import (
-    adapt_input_conv,
-    build_model_with_cfg,
-    checkpoint,
-    checkpoint_seq,
-    generate_default_cfgs,
-    register_model,
-)
+from timm.models import checkpoint, checkpoint_seq, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 
 from vssm.mamba import Mamba
+from vssm.timm_glue import (
+    TimmModel,
+    alias_cfgs,
+    build_model,
+    is_symbolic,
+    load_pretrained,
+    mark_no_weight_decay,
+    record_no_weight_decay,
+    register_aliases,
+)
 
 __all__ = ["VisionMamba", "VimBlock", "VimPatchEmbed", "checkpoint_filter_fn", "resample_vim_pos_embed"]
 
@@ -104,6 +108,11 @@ class VimPatchEmbed(nn.Module):
         return (H - ph) // sh + 1, (W - pw) // sw + 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not is_symbolic(x):  # torch.fx: no shape to check
+            self._check_input(x)
+        return self.proj(x).permute(0, 2, 3, 1)
+
+    def _check_input(self, x: torch.Tensor) -> None:
         chans = self.proj.in_channels
         if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != chans:
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
@@ -115,7 +124,6 @@ class VimPatchEmbed(nn.Module):
                 "build the model with dynamic_img_size=True (or img_size=...) to use other sizes"
             )
         self.dynamic_feat_size((H, W))  # raises on sizes the grid can't tile
-        return self.proj(x).permute(0, 2, 3, 1)
 
 
 def resample_vim_pos_embed(
@@ -129,7 +137,7 @@ def resample_vim_pos_embed(
 
     The grid entries are interpolated as an image; the class entry is copied unchanged to the new middle.
     """
-    old_m, new_m = old_size[0] * old_size[1], new_size[0] * new_size[1]
+    old_m = old_size[0] * old_size[1]
     if pos_embed.dim() != 3 or pos_embed.shape[1] != old_m + 1:
         raise ValueError(
             f"resample_vim_pos_embed: `pos_embed` has shape {tuple(pos_embed.shape)}, expected (1, {old_m + 1}, C) "
@@ -137,18 +145,57 @@ def resample_vim_pos_embed(
         )
     if tuple(new_size) == tuple(old_size):
         return pos_embed
-    mid = old_m // 2
-    cls_first = torch.cat([pos_embed[:, mid : mid + 1], pos_embed[:, :mid], pos_embed[:, mid + 1 :]], dim=1)
-    out = resample_abs_pos_embed(
-        cls_first,
-        list(new_size),
-        list(old_size),
-        num_prefix_tokens=1,
-        interpolation=interpolation,
-        antialias=antialias,
-    )
-    mid = new_m // 2
-    return torch.cat([out[:, 1 : 1 + mid], out[:, :1], out[:, 1 + mid :]], dim=1)
+    return _resample_mid_cls(pos_embed, new_size, old_size, interpolation, antialias)
+
+
+def _resample_mid_cls(
+    pos_embed: torch.Tensor,
+    new_size: Tuple[int, int],
+    old_size: Tuple[int, int],
+    interpolation: str = "bicubic",
+    antialias: bool = True,
+) -> torch.Tensor:
+    """`resample_vim_pos_embed` without its checks or same-size shortcut, so that the new size may be
+    symbolic (torch.export with dynamic height and width); at the same size it is the identity."""
+    mid = (old_size[0] * old_size[1]) // 2
+    dtype, C = pos_embed.dtype, pos_embed.shape[-1]
+    cls = pos_embed[:, mid : mid + 1]
+    grid = torch.cat([pos_embed[:, :mid], pos_embed[:, mid + 1 :]], dim=1).float()
+    grid = grid.reshape(1, old_size[0], old_size[1], C).permute(0, 3, 1, 2)
+    grid = F.interpolate(grid, size=new_size, mode=interpolation, antialias=antialias)
+    grid = grid.permute(0, 2, 3, 1).reshape(1, -1, C).to(dtype)
+    mid = (new_size[0] * new_size[1]) // 2
+    return torch.cat([grid[:, :mid], cls, grid[:, mid:]], dim=1)
+
+
+def embed_tokens(
+    x: torch.Tensor, cls_token: torch.Tensor, pos_embed: torch.Tensor, grid_size: Tuple[int, int], dynamic: bool
+) -> torch.Tensor:
+    """Patch tokens (batch, H, W, C) -> (batch, H * W + 1, C): the class token inserted at index H * W // 2
+    and the position embedding (of the native `grid_size`, resampled to H x W when `dynamic`) added.
+
+    A leaf of torch.fx graphs (the sizes it branches on are only known when it runs)."""
+    B, H, W, C = x.shape
+    x = x.reshape(B, H * W, C)
+    if dynamic:  # always resampled (the identity at the native size): no branch on a symbolic size
+        pos_embed = _resample_mid_cls(pos_embed, (H, W), grid_size)
+    elif (H, W) != tuple(grid_size):
+        pos_embed = resample_vim_pos_embed(pos_embed, (H, W), grid_size)
+    mid = (H * W) // 2
+    x = torch.cat([x[:, :mid], cls_token.expand(B, -1, -1).to(x.dtype), x[:, mid:]], dim=1)
+    return x + pos_embed
+
+
+torch.fx.wrap("embed_tokens")
+
+
+def residual_in_fp32(x: torch.Tensor) -> torch.Tensor:
+    """Half-precision x in float32 (the official residual_in_fp32: the stream never rounds to a half dtype).
+    A leaf of torch.fx graphs (it branches on the dtype)."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
+torch.fx.wrap("residual_in_fp32")
 
 
 class VimBlock(nn.Module):
@@ -171,14 +218,13 @@ class VimBlock(nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype in (torch.float16, torch.bfloat16):
-            x = x.float()  # official residual_in_fp32: the stream never rounds to a half dtype
+        x = residual_in_fp32(x)
         # normalized in the stream's precision, handed to the mixer in the block's own dtype
         h = self.norm(x).to(self.norm.weight.dtype)
         return x + self.drop_path(self.mixer(h))
 
 
-class VisionMamba(nn.Module):
+class VisionMamba(TimmModel, nn.Module):
     """Vision Mamba (Vim) with a middle class token.
 
     Args:
@@ -224,6 +270,7 @@ class VisionMamba(nn.Module):
             raise ValueError(f"VisionMamba: `weight_init` must be '' or 'skip', got {weight_init!r}")
         if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
             raise ValueError(f"VisionMamba: `depth` must be a positive int, got {depth!r}")
+        self.in_chans = in_chans
         self.num_classes = num_classes
         self.global_pool = global_pool
         self.num_features = self.head_hidden_size = self.embed_dim = embed_dim
@@ -236,6 +283,7 @@ class VisionMamba(nn.Module):
         )
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim, **dd))
         self.pos_embed = nn.Parameter(torch.zeros(1, self.patch_embed.num_patches + 1, embed_dim, **dd))
+        mark_no_weight_decay(self.cls_token, self.pos_embed)
         self.pos_drop = nn.Dropout(pos_drop_rate)
 
         # on the CPU whatever the default device: models are also built on the meta device (timm's tests)
@@ -256,6 +304,7 @@ class VisionMamba(nn.Module):
 
         if weight_init != "skip":
             self.init_weights()
+        record_no_weight_decay(self)
 
     @torch.no_grad()
     def init_weights(self) -> None:
@@ -280,15 +329,6 @@ class VisionMamba(nn.Module):
 
     # ------------------------------------------------------------------------------------------
     # timm API
-
-    @torch.jit.ignore
-    def no_weight_decay(self) -> Set[str]:
-        """Embeddings plus the SSM's A_log / D parameters (which `Mamba` marks ``_no_weight_decay``).
-
-        Matched by name, not by the mark, which a re-materialized parameter (meta -> to_empty) loses.
-        """
-        ssm = (".mixer.A_log", ".mixer.D", ".mixer.A_b_log", ".mixer.D_b")
-        return {"pos_embed", "cls_token"} | {n for n, _ in self.named_parameters() if n.endswith(ssm)}
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> Dict[str, Any]:
@@ -325,6 +365,7 @@ class VisionMamba(nn.Module):
         if new != old:
             pe = resample_vim_pos_embed(self.pos_embed.detach(), new, old)
             self.pos_embed = nn.Parameter(pe, requires_grad=self.pos_embed.requires_grad)
+            mark_no_weight_decay(self.pos_embed)
 
     def _final_norm(self, x: torch.Tensor) -> torch.Tensor:
         w = getattr(self.norm_f, "weight", None)  # None once pruned to Identity
@@ -339,14 +380,9 @@ class VisionMamba(nn.Module):
     def _embed(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
         """Image -> (batch, M + 1, C) tokens with the class token at M // 2, and the (H, W) token grid."""
         x = self.patch_embed(x)
-        B, H, W, C = x.shape
-        x = x.reshape(B, H * W, C)
-        pos_embed = self.pos_embed
-        if (H, W) != self.patch_embed.grid_size:
-            pos_embed = resample_vim_pos_embed(pos_embed, (H, W), self.patch_embed.grid_size)
-        mid = (H * W) // 2
-        x = torch.cat([x[:, :mid], self.cls_token.expand(B, -1, -1).to(x.dtype), x[:, mid:]], dim=1)
-        return self.pos_drop(x + pos_embed), (H, W)
+        H, W = x.shape[1], x.shape[2]
+        x = embed_tokens(x, self.cls_token, self.pos_embed, self.patch_embed.grid_size, self.dynamic_img_size)
+        return self.pos_drop(x), (H, W)
 
     def forward_intermediates(
         self,
@@ -434,33 +470,9 @@ class VisionMamba(nn.Module):
 
     @torch.jit.ignore
     def load_pretrained(self, checkpoint_path: str, prefix: str = "") -> None:
-        """Load an official checkpoint file (``{"model": state_dict, "args": Namespace, ...}``).
-
-        Official files pickle their argparse Namespace next to the weights, which timm's weights-only
-        loader refuses; this loads them weights-only with that one class allowed.
-        """
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-        state_dict = checkpoint_filter_fn(checkpoint, self)
-        if prefix:
-            state_dict = {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
-        stem = state_dict.get("patch_embed.proj.weight")
-        in_chans = self.patch_embed.proj.in_channels
-        if stem is not None and stem.shape[1] != in_chans:
-            # RGB weights for a model with other input channels, as timm's loader does for its own path
-            state_dict["patch_embed.proj.weight"] = adapt_input_conv(in_chans, stem, base_chans=stem.shape[1])
-        head = self.head
-        if (
-            not isinstance(head, nn.Linear)
-            or state_dict.get("head.weight", head.weight).shape != head.weight.shape
-        ):
-            # a different classifier than the checkpoint's: keep ours (as timm does for num_classes != 1000)
-            state_dict = {k: v for k, v in state_dict.items() if not k.startswith("head.")}
-            missing, unexpected = self.load_state_dict(state_dict, strict=False)
-            if unexpected or any(not k.startswith("head.") for k in missing):
-                raise RuntimeError(f"VisionMamba.load_pretrained: missing {missing}, unexpected {unexpected}")
-        else:
-            self.load_state_dict(state_dict, strict=True)
+        """Load an official checkpoint file (``{"model": state_dict, "args": Namespace, ...}``): official files
+        pickle their argparse Namespace next to the weights, which timm's weights-only loader refuses."""
+        load_pretrained(self, checkpoint_path, checkpoint_filter_fn, trusted=[argparse.Namespace], prefix=prefix)
 
 
 def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: VisionMamba) -> Dict[str, torch.Tensor]:
@@ -487,7 +499,7 @@ def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: VisionMamba
 def _create_vim(variant: str, pretrained: bool = False, **kwargs) -> VisionMamba:
     # the last three blocks by default (fewer in shallow custom models)
     out_indices = kwargs.pop("out_indices", min(3, kwargs.get("depth", 3)))
-    return build_model_with_cfg(
+    return build_model(
         VisionMamba,
         variant,
         pretrained,
@@ -563,7 +575,7 @@ default_cfgs = generate_default_cfgs(
         **{f"{name}.in1k": cfg for name, cfg in _CFGS.items()},
         # the paper reports 83.2 for a stride-8 Vim-B; no weights were released for it
         "vim_base_patch16_stride8_224": _cfg(),
-        **{f"{alias}.in1k": _CFGS[name] for alias, name in _ALIASES.items()},
+        **alias_cfgs({f"{name}.in1k": cfg for name, cfg in _CFGS.items()}, _ALIASES),
     }
 )
 
@@ -617,49 +629,5 @@ def vim_base_patch16_stride8_224(pretrained: bool = False, **kwargs) -> VisionMa
     return _build("vim_base_patch16_stride8_224", "vim_base_patch16_stride8_224", pretrained, kwargs)
 
 
-# Official long names (aliases of the models above; same cfgs and weights).
-
-
-@register_model
-def vim_tiny_patch16_224_bimambav2_final_pool_mean_abs_pos_embed_with_midclstok_div2(
-    pretrained: bool = False, **kwargs
-) -> VisionMamba:
-    """Official name of `vim_tiny_patch16_224`."""
-    name = "vim_tiny_patch16_224_bimambav2_final_pool_mean_abs_pos_embed_with_midclstok_div2"
-    return _build(name, _ALIASES[name], pretrained, kwargs)
-
-
-@register_model
-def vim_tiny_patch16_stride8_224_bimambav2_final_pool_mean_abs_pos_embed_with_midclstok_div2(
-    pretrained: bool = False, **kwargs
-) -> VisionMamba:
-    """Official name of `vim_tiny_patch16_stride8_224`."""
-    name = "vim_tiny_patch16_stride8_224_bimambav2_final_pool_mean_abs_pos_embed_with_midclstok_div2"
-    return _build(name, _ALIASES[name], pretrained, kwargs)
-
-
-@register_model
-def vim_small_patch16_224_bimambav2_final_pool_mean_abs_pos_embed_with_midclstok_div2(
-    pretrained: bool = False, **kwargs
-) -> VisionMamba:
-    """Official name of `vim_small_patch16_224`."""
-    name = "vim_small_patch16_224_bimambav2_final_pool_mean_abs_pos_embed_with_midclstok_div2"
-    return _build(name, _ALIASES[name], pretrained, kwargs)
-
-
-@register_model
-def vim_small_patch16_stride8_224_bimambav2_final_pool_mean_abs_pos_embed_with_midclstok_div2(
-    pretrained: bool = False, **kwargs
-) -> VisionMamba:
-    """Official name of `vim_small_patch16_stride8_224`."""
-    name = "vim_small_patch16_stride8_224_bimambav2_final_pool_mean_abs_pos_embed_with_midclstok_div2"
-    return _build(name, _ALIASES[name], pretrained, kwargs)
-
-
-@register_model
-def vim_base_patch16_224_bimambav2_final_pool_mean_abs_pos_embed_with_middle_cls_token_div2(
-    pretrained: bool = False, **kwargs
-) -> VisionMamba:
-    """Official name of `vim_base_patch16_224`."""
-    name = "vim_base_patch16_224_bimambav2_final_pool_mean_abs_pos_embed_with_middle_cls_token_div2"
-    return _build(name, _ALIASES[name], pretrained, kwargs)
+# Official long names: aliases of the models above (same cfgs and weights).
+register_aliases(__name__, _ALIASES, _build)

@@ -27,11 +27,12 @@ import torch
 import torch.nn as nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, Mlp, calculate_drop_path_rates, get_device_dtype, trunc_normal_
-from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
+from timm.models import checkpoint_seq, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 from timm.models.swin_transformer import PatchMerging
 
 from vssm.ss2d import SS2D
+from vssm.timm_glue import TimmModel, build_model, is_symbolic, load_pretrained, record_no_weight_decay
 
 __all__ = ["VMamba", "VSSBlock", "checkpoint_filter_fn"]
 
@@ -175,7 +176,7 @@ class VMambaHead(nn.Module):
         return x if self.global_pool == "avg" else x.permute(0, 3, 1, 2)
 
 
-class VMamba(nn.Module):
+class VMamba(TimmModel, nn.Module):
     """VMamba backbone / classifier (the official ``VSSM`` for forward types v05_noz and v0).
 
     Args:
@@ -258,6 +259,7 @@ class VMamba(nn.Module):
                 self.add_module(f"outnorm{i}", nn.LayerNorm(dim, **dd))
         self.classifier = VMambaHead(self.dims[-1], num_classes, global_pool, drop_rate, **dd)
         self.apply(self._init_weights)
+        record_no_weight_decay(self)  # SS2D marks A_logs and Ds, as the official code exempts them
 
     @staticmethod
     def _init_weights(m: nn.Module) -> None:
@@ -271,11 +273,6 @@ class VMamba(nn.Module):
             nn.init.zeros_(m.bias)
 
     # ----------------------------------------------------------------------------------------- timm API
-
-    @torch.jit.ignore
-    def no_weight_decay(self) -> set[str]:
-        # A_logs is 2-D, so timm's 1-D rule misses it; the official code exempts it (and Ds) from decay
-        return {"*.A_logs", "*.Ds"}
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
@@ -301,16 +298,7 @@ class VMamba(nn.Module):
     def load_pretrained(self, checkpoint_path: str, prefix: str = "") -> None:
         """Load an official release file (``{"model": ..., "config": CfgNode, ...}``): its ``model`` weights
         (not ``model_ema``), strictly; a classifier of another size than ours is left as initialised."""
-        state_dict = checkpoint_filter_fn(load_official_checkpoint(checkpoint_path), self)
-        if prefix:
-            state_dict = {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
-        own = self.state_dict()
-        head = [k for k in state_dict if k.startswith("classifier.head.")]
-        if any(k not in own or own[k].shape != state_dict[k].shape for k in head):
-            state_dict = {k: v for k, v in state_dict.items() if k not in head}
-        missing, unexpected = self.load_state_dict(state_dict, strict=False)
-        if unexpected or any(not k.startswith("classifier.head.") for k in missing):
-            raise RuntimeError(f"VMamba.load_pretrained: missing keys {missing}, unexpected keys {unexpected}")
+        load_pretrained(self, checkpoint_path, checkpoint_filter_fn, trusted=_OFFICIAL_CONFIG_GLOBALS, prefix=prefix)
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         self.num_classes = num_classes
@@ -318,6 +306,8 @@ class VMamba(nn.Module):
         self.classifier.head.train(self.training)  # a new head on an eval model stays in eval mode
 
     def _check_input(self, x: torch.Tensor) -> None:
+        if is_symbolic(x):  # torch.fx: no shape to check
+            return
         if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != self.in_chans:
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"VMamba: input must be (batch, {self.in_chans}, H, W), got {got}")
@@ -424,27 +414,7 @@ _LEGACY_RENAMES = (
 
 
 # The official trainer pickles its yacs config next to the weights; nothing else in a release file is code.
-_OFFICIAL_CONFIG_GLOBALS = frozenset({"yacs.config.CfgNode"})
-
-
-def load_official_checkpoint(path: str) -> dict:
-    """Read an official VMamba file: weights-only when possible; a file whose only non-tensor objects are
-    the trainer's yacs config is unpickled after that has been checked (any other object is refused)."""
-    import pickle
-
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        lister = getattr(torch.serialization, "get_unsafe_globals_in_checkpoint", None)
-        found = set(lister(path)) if lister is not None else None
-        if found is None or not found <= _OFFICIAL_CONFIG_GLOBALS:
-            raise ValueError(
-                f"VMamba: {path!r} holds pickled objects other than tensors and the official yacs config "
-                f"({sorted(found - _OFFICIAL_CONFIG_GLOBALS) if found else 'unknown'}); refusing to unpickle it"
-            ) from e
-        import yacs.config  # noqa: F401  (rebuilds the config object; installed with fvcore)
-
-        return torch.load(path, map_location="cpu", weights_only=False)
+_OFFICIAL_CONFIG_GLOBALS = ("yacs.config.CfgNode",)
 
 
 def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: VMamba) -> dict[str, torch.Tensor]:
@@ -474,17 +444,20 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: VMamba) -> 
 
 def _create_vmamba(variant: str, pretrained: bool = False, **kwargs) -> VMamba:
     feature_cfg = dict(out_indices=(0, 1, 2, 3), feature_cls="getter")
-    if kwargs.get("features_only", False):
+    if kwargs.get("features_only", False) and kwargs.get("feature_cls", "getter") == "fx":
+        # the graph's stage outputs: channel-last maps, without per-stage norms
+        feature_cfg.update(feature_cls="fx", output_fmt="NHWC")
+    elif kwargs.get("features_only", False):
         if kwargs.get("feature_cls", "getter") != "getter":
             # hooks would return the stages' channel-last maps, without the per-stage norms (unused parameters)
             raise ValueError(
-                f"VMamba: features_only supports feature_cls='getter' (NCHW maps through forward_intermediates), "
-                f"got {kwargs['feature_cls']!r}"
+                f"VMamba: features_only supports feature_cls='getter' (NCHW maps through forward_intermediates) "
+                f"or 'fx' (NHWC), got {kwargs['feature_cls']!r}"
             )
         # the official detection backbone normalises every stage output with its own LayerNorm
         kwargs.setdefault("feature_norms", True)
         feature_cfg["norm"] = kwargs["feature_norms"]
-    return build_model_with_cfg(
+    return build_model(
         VMamba,
         variant,
         pretrained,

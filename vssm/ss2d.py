@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from vssm.kernels import selective_scan
 from vssm.ssm_init import init_ssm_, positive_int
+from vssm.timm_glue import fx_leaf
 
 __all__ = ["SS2D", "cross_merge_2d", "cross_scan_2d", "cross_selective_scan_2d"]
 
@@ -93,6 +94,7 @@ def cross_selective_scan_2d(
     return cross_merge_2d(ys.view(batch, K, dim, L), height, width)
 
 
+@fx_leaf
 class SS2D(nn.Module):
     """VMamba's four-direction 2-D selective-scan mixer on channel-last maps (batch, H, W, d_model).
 

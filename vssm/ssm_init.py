@@ -7,6 +7,8 @@ import math
 import torch
 import torch.nn as nn
 
+from vssm.timm_glue import mark_no_weight_decay
+
 __all__ = ["positive_int", "scan_param", "init_ssm_"]
 
 
@@ -47,5 +49,4 @@ def init_ssm_(
     N = A_log.shape[-1]
     A_log.copy_(torch.log(torch.arange(1, N + 1, dtype=torch.float32, device=A_log.device)).expand_as(A_log))
     D.fill_(1.0)
-    A_log._no_weight_decay = True
-    D._no_weight_decay = True
+    mark_no_weight_decay(A_log, D)
