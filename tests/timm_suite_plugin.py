@@ -16,11 +16,10 @@ import timm.models
 import vssm  # noqa: F401  (registers the families)
 
 FAMILIES = ("vim", "vmamba", "simba", "mambavision")
-# the smallest name of each family (two VMamba: v2 and the gated v0), built smaller still
+# the smallest name of each family, built smaller still
 SUITE_KWARGS = {
     "vim_tiny_patch16_224": dict(depth=3, embed_dim=64),
     "vmamba_tiny_s1l8": dict(depths=(1, 1, 1, 1), embed_dim=16),
-    "vanilla_vmamba_tiny": dict(depths=(1, 1, 1, 1), embed_dim=16),
     "simba_s": dict(depths=(1, 1, 1, 1), embed_dims=(16, 32, 48, 64), stem_hidden_dim=8, d_state=8),
     "mambavision_t": dict(depths=(1, 1, 2, 2), embed_dim=16, stem_dim=8),
 }
