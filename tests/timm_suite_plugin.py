@@ -62,8 +62,10 @@ def create_model(model_name, *args, **kwargs):
     return _create_model(model_name, *args, **kwargs)
 
 
-timm.list_models = list_models
-timm.create_model = create_model
+def pytest_configure(config):
+    # before timm's test module is collected (it imports these names); not on a plain import of this module
+    timm.list_models = list_models
+    timm.create_model = create_model
 
 
 def pytest_collection_modifyitems(config, items):
