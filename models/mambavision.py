@@ -269,12 +269,12 @@ class MambaVisionMixer(nn.Module):
         return F.silu(F.conv1d(xz, weight, bias, padding=k // 2, groups=self.d_inner))
 
     def _conv_tokens(self, xz: torch.Tensor) -> torch.Tensor:
-        """`_conv` through the depthwise conv op: token-major xz (batch, L, E) -> (batch, L, E) contiguous."""
+        """`_conv` through the depthwise conv op: token-major xz (batch, L, E) -> (batch, L, E) stored (batch, E, L)."""
         weight = torch.cat([self.conv1d_x.weight, self.conv1d_z.weight], dim=0)[:, 0]
         bias = None
         if self.conv1d_x.bias is not None:
             bias = torch.cat([self.conv1d_x.bias, self.conv1d_z.bias], dim=0)
-        return depthwise_conv1d(xz, weight, bias, [-((self.d_conv - 1) // 2)], silu=True)[:, 0]
+        return depthwise_conv1d(xz, weight, bias, [-((self.d_conv - 1) // 2)], silu=True, channel_major=True)[:, 0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (batch, L, d_model) -> (batch, L, d_model)."""
@@ -286,8 +286,9 @@ class MambaVisionMixer(nn.Module):
         half = self.d_inner // 2
         xz = self.in_proj(x)  # (batch, L, E)
         if has_fast_kernel(xz):
-            # one kernel over the token-major in_proj output; the backward recomputes it from xz
-            xz = self._conv_tokens(xz).transpose(1, 2)  # (batch, E, L) view of token-major memory
+            # one kernel over the token-major in_proj output (the backward recomputes it from xz), stored
+            # channel-major: the scan reads few channels over many steps
+            xz = self._conv_tokens(xz).transpose(1, 2)  # (batch, E, L) contiguous
         else:
             xz = self._conv(xz.transpose(1, 2))  # (batch, E, L)
         u, z = xz[:, :half], xz[:, half:]

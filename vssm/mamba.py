@@ -232,7 +232,8 @@ class Mamba(nn.Module):
         views of the in_proj output -> (batch, E, L), token-major in memory."""
         if has_fast_kernel(x):
             u = self._conv_tokens(x).transpose(2, 3)  # (batch, K, E, L), contiguous
-            delta, B, C = self._projections_bmm(u)
+            # two directions: batched matmuls (no stacks); one: the Linears (measured faster, H200)
+            delta, B, C = self._projections_bmm(u) if self.bidirectional else self._projections(u)
         else:
             u = self._conv(x)
             delta, B, C = self._projections(u)

@@ -96,11 +96,12 @@ def _row_chunk_lens(u, delta, A, delta_bias, delta_softplus, cap: int | None) ->
     return [_chunk_len(float(step), cap, L) for step in steps]
 
 
-def _row_groups(chunk_lens: list[int]) -> list[tuple[int, torch.Tensor | None]]:
-    """(T, rows) for every distinct chunk length; rows is None when every row has that length."""
+def _row_groups(chunk_lens: list[int], device) -> list[tuple[int, torch.Tensor | None]]:
+    """(T, rows) for every distinct chunk length, rows on `device`; rows is None when every row has that length."""
     if len(set(chunk_lens)) <= 1:
         return [(chunk_lens[0] if chunk_lens else 1, None)]
-    return [(T, torch.tensor([i for i, t in enumerate(chunk_lens) if t == T])) for T in sorted(set(chunk_lens))]
+    return [(T, torch.tensor([i for i, t in enumerate(chunk_lens) if t == T], device=device))
+            for T in sorted(set(chunk_lens))]
 
 
 def _linear_scan(log_decay: torch.Tensor, x: torch.Tensor, h0: torch.Tensor, T: int) -> torch.Tensor:
@@ -354,7 +355,7 @@ def selective_scan_reference(
     """
     batch = u.shape[0]
     blocks = _channel_blocks(u, B, cache_elements)
-    groups = _row_groups(_row_chunk_lens(u, delta, A, delta_bias, delta_softplus, chunk_size))
+    groups = _row_groups(_row_chunk_lens(u, delta, A, delta_bias, delta_softplus, chunk_size), u.device)
     kw = dict(max_elements=max_elements, rows=batch)
     if len(blocks) == 1 and len(groups) == 1:
         res = _reference_block(u, delta, A, B, C, D, z, delta_bias, delta_softplus, True, T=groups[0][0], **kw)
@@ -396,7 +397,7 @@ def selective_scan_reference_backward(
     if u.shape[-1] == 0:  # no steps: the output is empty and the last state is the zero initial state
         cd = compute_dtype(u)
         return [None if t is None else torch.zeros(t.shape, dtype=cd, device=u.device) for t in inputs]
-    groups = _row_groups(_row_chunk_lens(u, delta, A, delta_bias, delta_softplus, chunk_size))
+    groups = _row_groups(_row_chunk_lens(u, delta, A, delta_bias, delta_softplus, chunk_size), u.device)
     kw = dict(cache_elements=cache_elements, max_elements=max_elements, rows=u.shape[0])
     if len(groups) == 1:
         return _backward_rows(dout, dlast, inputs, delta_softplus, groups[0][0], **kw)
