@@ -4,9 +4,9 @@
     python tools/bench_mixer.py [--dtype bf16] [--out results.json]
 
 conv: the op (Triton, token-major, both Vim directions in one launch) against the F.conv1d grouped conv
-the modules use elsewhere (channel-major, with the copies that layout costs) and, when
-``$OFFICIAL_DIR`` holds the official build (``.official/run.sh`` unpacks it), causal-conv1d's CUDA
-kernel as Vim's official code calls it (one direction per call on a flipped copy). Bytes are the
+the modules use elsewhere (channel-major, with the copies that layout costs) and, when the official
+build is importable (``.official/run.sh`` unpacks it: add ``/tmp/official/so`` and
+``/tmp/official/Vim/causal-conv1d`` to PYTHONPATH), causal-conv1d's CUDA kernel as Vim's official code calls it (one direction per call on a flipped copy). Bytes are the
 floor (every tensor read or written once), so ``GB/s`` says how close to the copy bandwidth it runs.
 
 mixers: forward + backward of a Vim-S mixer (bidirectional), a SiMBA-style one-direction mixer and a
@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 
 import torch
 import torch.nn.functional as F
@@ -34,13 +32,7 @@ def _bench(fn, rep=100) -> float:
 
 
 def _official_conv():
-    d = os.environ.get("OFFICIAL_DIR")
-    if not d:
-        return None
-    for sub in ("so", "Vim/causal-conv1d"):
-        p = os.path.join(d, sub)
-        if os.path.isdir(p) and p not in sys.path:
-            sys.path.insert(0, p)
+    """causal-conv1d's function when its package imports (the official build on PYTHONPATH), else None."""
     try:
         from causal_conv1d.causal_conv1d_interface import causal_conv1d_fn
     except Exception as e:  # noqa: BLE001 - report and go on without it
@@ -114,7 +106,21 @@ def bench_conv(dtype, batch, L, C, W=4, train=True) -> dict:
     return res
 
 
-def bench_mixers(dtype, batch=128) -> list[dict]:
+def _profile(step, label, rows=12):
+    """Top CUDA kernels of 3 steps of `step` (torch.profiler), printed."""
+    from torch.profiler import ProfilerActivity, profile
+
+    step()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(3):
+            step()
+        torch.cuda.synchronize()
+    print(f"== {label}: CUDA kernels over 3 steps")
+    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=rows, max_name_column_width=70))
+
+
+def bench_mixers(dtype, batch=128, profile_kernels=False) -> list[dict]:
     import vssm.mamba
     import vssm.models.mambavision as mv
     from vssm.mamba import Mamba
@@ -136,10 +142,14 @@ def bench_mixers(dtype, batch=128) -> list[dict]:
 
         row = {"mixer": name, "shape": list(shape)}
         row["fused_conv_op_ms"] = _bench(step)
+        if profile_kernels:
+            _profile(step, f"{name} conv op")
         orig = [mod.has_fast_kernel for mod in mods]
         for mod in mods:
             mod.has_fast_kernel = lambda t: False
         row["fused_fconv1d_ms"] = _bench(step)
+        if profile_kernels:
+            _profile(step, f"{name} F.conv1d")
         for mod, o in zip(mods, orig):
             mod.has_fast_kernel = o
         if hasattr(m, "composed"):
@@ -161,16 +171,20 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dtype", default="bf16", choices=list(DTYPES))
     ap.add_argument("--out", default=None, help="write the results as JSON here")
+    ap.add_argument("--profile", action="store_true", help="print each mixer path's top CUDA kernels")
+    ap.add_argument("--no-conv", action="store_true", help="skip the conv-op timings")
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
         ap.error("needs a CUDA GPU")
     dtype = DTYPES[args.dtype]
     res = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "conv": [], "mixers": []}
     for batch, L, C, train in ((128, 197, 768, True), (8, 6085, 384, False), (128, 196, 640, True)):
+        if args.no_conv:
+            break
         r = bench_conv(dtype, batch, L, C, train=train)
         print(json.dumps(r))
         res["conv"].append(r)
-    res["mixers"] = bench_mixers(dtype)
+    res["mixers"] = bench_mixers(dtype, profile_kernels=args.profile)
     if args.out:
         with open(args.out, "w") as f:
             json.dump(res, f, indent=1)
