@@ -204,10 +204,13 @@ class Mamba(nn.Module):
             deltas.append(F.linear(dt, dt_proj.weight))
             Bs.append(B)
             Cs.append(C)
-        # (batch, L, K, .) stacks, seen as the op's (batch, K, ., L) per-direction tensors
-        delta = torch.stack(deltas, dim=2).permute(0, 2, 3, 1)
-        B = torch.stack(Bs, dim=2).permute(0, 2, 3, 1).unsqueeze(2)
-        C = torch.stack(Cs, dim=2).permute(0, 2, 3, 1).unsqueeze(2)
+        # (batch, L, K, .) stacks (one direction: views), seen as the op's (batch, K, ., L) tensors
+        def stack(ts):
+            return ts[0].unsqueeze(2) if len(ts) == 1 else torch.stack(ts, dim=2)
+
+        delta = stack(deltas).permute(0, 2, 3, 1)
+        B = stack(Bs).permute(0, 2, 3, 1).unsqueeze(2)
+        C = stack(Cs).permute(0, 2, 3, 1).unsqueeze(2)
         return delta, B, C
 
     def _projections_bmm(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -22,6 +22,8 @@ from typing import Optional, Sequence
 import torch
 import torch.nn.functional as F
 
+from ..eager import plain_eager
+
 __all__ = ["depthwise_conv1d", "depthwise_conv1d_reference", "has_fast_kernel"]
 
 
@@ -95,8 +97,7 @@ def _new_out(x, K: int, channel_major: bool) -> torch.Tensor:
     return x.new_empty((batch, K, L, C))
 
 
-@torch.library.custom_op("vssm::dwconv1d_fwd", mutates_args=())
-def _conv_fwd(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], offsets: list[int],
+def _conv_fwd_impl(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], offsets: list[int],
               silu: bool, channel_major: bool) -> torch.Tensor:
     if _use_triton(x):
         from .triton_conv1d import triton_conv_forward
@@ -107,13 +108,15 @@ def _conv_fwd(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor
             depthwise_conv1d_reference(x, weight, bias, offsets, silu))
 
 
+_conv_fwd = torch.library.custom_op("vssm::dwconv1d_fwd", mutates_args=())(_conv_fwd_impl)
+
+
 @_conv_fwd.register_fake
 def _conv_fwd_fake(x, weight, bias, offsets, silu, channel_major):
     return _new_out(x, weight.shape[0], channel_major)
 
 
-@torch.library.custom_op("vssm::dwconv1d_bwd", mutates_args=())
-def _conv_bwd(dout: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
+def _conv_bwd_impl(dout: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
               offsets: list[int], silu: bool) -> list[torch.Tensor]:
     """dx (x's shape and dtype), dweight, dbias (empty without bias)."""
     if _use_triton(x):
@@ -125,6 +128,9 @@ def _conv_bwd(dout: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bias: O
     empty = x.new_empty((0,))
     return [dx.to(x.dtype).contiguous(), dw.to(weight.dtype).contiguous(),
             db.to(bias.dtype).contiguous() if db is not None else empty]
+
+
+_conv_bwd = torch.library.custom_op("vssm::dwconv1d_bwd", mutates_args=())(_conv_bwd_impl)
 
 
 @_conv_bwd.register_fake
@@ -139,13 +145,27 @@ def _setup_context(ctx, inputs, output):
     ctx.offsets, ctx.silu = offsets, silu
 
 
-def _backward(ctx, dout):
+def _backward(ctx, dout, bwd=None):
     x, weight, bias = ctx.saved_tensors
-    dx, dw, db = _conv_bwd(dout, x, weight, bias, ctx.offsets, ctx.silu)
+    dx, dw, db = (bwd or _conv_bwd)(dout, x, weight, bias, ctx.offsets, ctx.silu)
     return dx, dw, (db if bias is not None else None), None, None, None
 
 
 torch.library.register_autograd("vssm::dwconv1d_fwd", _backward, setup_context=_setup_context)
+
+
+class _EagerConv(torch.autograd.Function):
+    """The op pair without the dispatcher (see `vssm.kernels.eager`)."""
+
+    @staticmethod
+    def forward(ctx, *inputs):
+        out = _conv_fwd_impl(*inputs)
+        _setup_context(ctx, inputs, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, dout):
+        return _backward(ctx, dout, bwd=_conv_bwd_impl)
 
 
 def depthwise_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
@@ -183,4 +203,7 @@ def depthwise_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
     for name, t in (("weight", weight), ("bias", bias)):
         if t is not None and t.device != x.device:
             raise ValueError(f"depthwise_conv1d: `{name}` is on {t.device}, `x` on {x.device}")
-    return torch.ops.vssm.dwconv1d_fwd(x, weight, bias, offsets, bool(silu), bool(channel_major))
+    args = (x, weight, bias, offsets, bool(silu), bool(channel_major))
+    if plain_eager(x, weight, bias):
+        return _EagerConv.apply(*args)
+    return torch.ops.vssm.dwconv1d_fwd(*args)

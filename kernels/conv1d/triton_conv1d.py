@@ -144,8 +144,17 @@ class ConvTiles:
 DEFAULT_TILES = ConvTiles()
 
 
+_OFFSETS: dict = {}
+
+
 def _offsets(offsets: tuple[int, ...], device) -> torch.Tensor:
-    return torch.tensor(offsets, dtype=torch.int32, device=device)
+    """The offsets as a device tensor, made once per (offsets, device): a copy from host memory per call
+    would wait for the stream (pageable memory), stalling the launches behind it."""
+    key = (offsets, device)
+    t = _OFFSETS.get(key)
+    if t is None:
+        t = _OFFSETS[key] = torch.tensor(offsets, dtype=torch.int32, device=device)
+    return t
 
 
 def triton_conv_forward(x, weight, bias, offsets, silu: bool, channel_major: bool = False,

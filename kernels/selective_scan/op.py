@@ -30,6 +30,7 @@ from typing import Optional, Sequence
 
 import torch
 
+from ..eager import plain_eager
 from .orders import Order, order_index
 from .reference import compute_dtype, reference_backward, reference_forward
 
@@ -284,8 +285,7 @@ def new_like_layout(u: torch.Tensor, shape: tuple, dtype: torch.dtype) -> torch.
 # torch.library registration
 
 
-@torch.library.custom_op("vssm::selective_scan_fwd", mutates_args=())
-def _scan_fwd(
+def _scan_fwd_impl(
     u: torch.Tensor,
     delta: torch.Tensor,
     A: torch.Tensor,
@@ -318,6 +318,9 @@ def _scan_fwd(
     return new_out(u, z).copy_(out), last.contiguous(), _empty(last)
 
 
+_scan_fwd = torch.library.custom_op("vssm::selective_scan_fwd", mutates_args=())(_scan_fwd_impl)
+
+
 @_scan_fwd.register_fake
 def _scan_fwd_fake(u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale, keep_states, backend):
     batch, K, dim, L = u.shape
@@ -329,8 +332,7 @@ def _scan_fwd_fake(u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, s
     return new_out(u, z), last, states
 
 
-@torch.library.custom_op("vssm::selective_scan_bwd", mutates_args=())
-def _scan_bwd(
+def _scan_bwd_impl(
     dout: torch.Tensor,
     dlast: torch.Tensor,
     u: torch.Tensor,
@@ -369,6 +371,9 @@ def _scan_bwd(
     return res
 
 
+_scan_bwd = torch.library.custom_op("vssm::selective_scan_bwd", mutates_args=())(_scan_bwd_impl)
+
+
 @_scan_bwd.register_fake
 def _scan_bwd_fake(dout, dlast, u, delta, A, B, C, D, z, delta_bias, index, states, delta_softplus, scale, backend):
     ref = (u, delta, A, B, C, D, z, delta_bias)
@@ -389,14 +394,14 @@ def _setup_context(ctx, inputs, output):
     ctx.delta_softplus, ctx.scale, ctx.backend = delta_softplus, scale, backend
 
 
-def _backward(ctx, dout, dlast, dstates):
+def _backward(ctx, dout, dlast, dstates, bwd=None):
     u, delta, A, B, C, D, z, delta_bias, index, states = ctx.saved_tensors
     batch, K, dim, L = u.shape
     if dout is None:
         dout = u.new_zeros((batch, dim, L))
     if dlast is None:
         dlast = u.new_zeros((batch, K, dim, A.shape[-1]), dtype=compute_dtype(u))
-    grads = _scan_bwd(
+    grads = (bwd or _scan_bwd)(
         dout, dlast, u, delta, A, B, C, D, z, delta_bias, index, states, ctx.delta_softplus, ctx.scale, ctx.backend
     )
     present = (True, True, True, True, True, D is not None, z is not None, delta_bias is not None)
@@ -405,6 +410,21 @@ def _backward(ctx, dout, dlast, dstates):
 
 
 torch.library.register_autograd("vssm::selective_scan_fwd", _backward, setup_context=_setup_context)
+
+
+class _EagerScan(torch.autograd.Function):
+    """The op pair without the dispatcher (see `vssm.kernels.eager`): same forward, saved tensors, backward."""
+
+    @staticmethod
+    def forward(ctx, *inputs):
+        out, last, states = _scan_fwd_impl(*inputs)
+        _setup_context(ctx, inputs, (out, last, states))
+        ctx.mark_non_differentiable(states)
+        return out, last, states
+
+    @staticmethod
+    def backward(ctx, dout, dlast, dstates):
+        return _backward(ctx, dout, dlast, dstates, bwd=_scan_bwd_impl)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -478,7 +498,11 @@ def selective_scan(
         backend == "triton" and torch.is_grad_enabled() and _walks(args[0], args[2], args[3])
         and any(t is not None and t.requires_grad for t in args)
     )
-    out, last, _ = torch.ops.vssm.selective_scan_fwd(*args, index, bool(delta_softplus), float(scale), keep, backend)
+    op_args = (*args, index, bool(delta_softplus), float(scale), keep, backend)
+    if plain_eager(*args, index):
+        out, last, _ = _EagerScan.apply(*op_args)
+    else:
+        out, last, _ = torch.ops.vssm.selective_scan_fwd(*op_args)
     if orders is None:
         last = last[:, 0]
     return (out, last) if return_last_state else out
