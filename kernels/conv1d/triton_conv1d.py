@@ -78,8 +78,9 @@ def _conv_bwd_g(
     w_k = w + k * swk
     shift = tl.load(offs + k)
     jj = tl.arange(0, WP)
-    dw_acc = tl.zeros((WP, BC), dtype=tl.float32)
-    db_acc = tl.zeros((BC,), dtype=tl.float32)
+    # products summed over the chunk's token blocks elementwise; reduced over tokens once at the end
+    dw_acc = tl.zeros((WP, BL, BC), dtype=tl.float32)
+    db_acc = tl.zeros((BL, BC), dtype=tl.float32)
     for l0 in range(pid_l * CHUNK, tl.minimum(pid_l * CHUNK + CHUNK, L), BL):
         t = l0 + tl.arange(0, BL)
         m = (t < L)[:, None] & cmask[None, :]
@@ -94,12 +95,14 @@ def _conv_bwd_g(
             s = t + shift + j
             ms = ((s >= 0) & (s < L))[:, None] & cmask[None, :]
             xv = tl.load(x_row + s[:, None] * sxl + c[None, :] * sxc, mask=ms, other=0.0).to(tl.float32)
-            dw_acc += tl.where(jj[:, None] == j, tl.sum(gv * xv, axis=0)[None, :], 0.0)
-        db_acc += tl.sum(gv, axis=0)
+            dw_acc += tl.where(jj[:, None, None] == j, (gv * xv)[None, :, :], 0.0)
+        db_acc += gv
+    dw_sum = tl.sum(dw_acc, axis=1)
+    db_sum = tl.sum(db_acc, axis=0)
     part = (b64 * n_chunks + pid_l) * K + k  # dw_part[b, chunk, k, j, c], db_part[b, chunk, k, c]
-    tl.store(dw_part + (part * W + jj[:, None]) * C + c[None, :], dw_acc, mask=(jj < W)[:, None] & cmask[None, :])
+    tl.store(dw_part + (part * W + jj[:, None]) * C + c[None, :], dw_sum, mask=(jj < W)[:, None] & cmask[None, :])
     if HAS_BIAS:
-        tl.store(db_part + part * C + c, db_acc, mask=cmask)
+        tl.store(db_part + part * C + c, db_sum, mask=cmask)
 
 
 @triton.jit
