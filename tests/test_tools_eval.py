@@ -186,3 +186,17 @@ def test_flops_modules_count_leaves_out_functional_ops():
     scan = full["by_operator"]["selective_scan_fwd"]
     assert scan > 0 and row["gflops"] * 1e9 == full["flops"]
     assert row["gflops_modules"] * 1e9 == pytest.approx(full["flops"] - scan)
+
+
+def test_compiled_model_equals_eager_and_rejects_unknown_modes():
+    """`--compile MODE` of benchmark / validate: torch.compile through the custom scan op, same outputs."""
+    from vssm.train.build import compiled
+
+    torch.manual_seed(0)
+    m = timm.create_model("vim_tiny_patch16_224", img_size=32, patch_size=8, embed_dim=32, depth=1).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(m, "default")(x), m(x), rtol=1e-5, atol=1e-5)
+    assert compiled(m, None) is m
+    with pytest.raises(ValueError, match="--compile"):
+        compiled(m, "fastest")

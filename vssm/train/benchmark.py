@@ -18,7 +18,7 @@ import time
 import torch
 import torch.nn as nn
 
-from vssm.train.build import create_model
+from vssm.train.build import COMPILE_MODES, compiled, create_model
 from vssm.train.config import KwargsAction
 
 __all__ = ["FIELDS", "MODES", "PRECISIONS", "bench_one", "build_parser", "main", "model_specs", "plot", "run",
@@ -28,6 +28,7 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 MODES = ("infer", "train")
 FIELDS = ("model", "model_kwargs", "mode", "img_size", "batch_size", "precision", "device", "img_per_s",
           "ms_per_batch", "peak_mem_gib", "params_m", "status")
+
 
 
 def build_parser(description: str | None = None) -> argparse.ArgumentParser:
@@ -46,7 +47,9 @@ def build_parser(description: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--iters", type=int, default=30, help="timed iterations, median reported (default: 30)")
     p.add_argument("--num-classes", type=int, default=1000, help="(default: 1000)")
     p.add_argument("--channels-last", action="store_true")
-    p.add_argument("--compile", action="store_true", help="torch.compile each model")
+    p.add_argument("--compile", nargs="?", const="default", default=None, choices=COMPILE_MODES,
+                   help="torch.compile each model in this mode (bare flag: default); 'reduce-overhead' replays "
+                        "CUDA graphs, the fast path of launch-bound runs (small batches, high resolution)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="(default: auto)")
     p.add_argument("--out", default="runs/benchmark", help="folder for benchmark.csv and .png (default: runs/benchmark)")
     return p
@@ -190,7 +193,7 @@ def run(args: argparse.Namespace) -> list[dict]:
                         if args.channels_last:
                             model.to(memory_format=torch.channels_last)
                         row["params_m"] = sum(p.numel() for p in model.parameters()) / 1e6
-                        runner = torch.compile(model) if args.compile else model
+                        runner = compiled(model, args.compile)
                         row.update(bench_one(runner, mode, img_size, batch_size, precision, device, args.warmup,
                                              args.iters, args.channels_last))
                         row["status"] = "ok"

@@ -146,3 +146,16 @@ def build_loaders(cfg: argparse.Namespace, train_ds, val_ds, rank: int = 0, worl
         generator=torch.Generator().manual_seed(loader_seed(cfg.seed, rank, -1 % 2**31)),
     )
     return train_loader, val_loader, sampler
+
+
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def compiled(model: torch.nn.Module, mode: str | None) -> torch.nn.Module:
+    """``torch.compile(model, mode=mode)``, or the model itself for mode None. The scan and conv ops are
+    custom ops with fake implementations, so the graph holds them whole (``fullgraph`` traces through)."""
+    if mode is None:
+        return model
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"--compile must be one of {COMPILE_MODES}, got {mode!r}")
+    return torch.compile(model, mode=None if mode == "default" else mode)

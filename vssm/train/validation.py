@@ -10,7 +10,7 @@ import time
 
 import torch
 
-from vssm.train.build import create_model
+from vssm.train.build import COMPILE_MODES, compiled, create_model
 from vssm.train.checkpoint import (
     CheckpointError,
     is_training_checkpoint,
@@ -44,6 +44,8 @@ def build_parser(description: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=4, help="data loader worker processes (default: 4)")
     p.add_argument("--amp", default="none", choices=list(AMP_DTYPE_NAMES), help="autocast dtype (default: none)")
     p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--compile", nargs="?", const="default", default=None, choices=COMPILE_MODES,
+                   help="torch.compile the model in this mode (bare flag: default; 'reduce-overhead': CUDA graphs)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="(default: auto)")
     p.add_argument("--synthetic-samples", type=int, default=None,
                    help="synthetic val images (default: the training run's, else 256)")
@@ -129,7 +131,8 @@ def validate(args: argparse.Namespace | None = None, **kwargs) -> dict:
     if args.channels_last:
         model.to(memory_format=torch.channels_last)
     t0 = time.perf_counter()
-    res = evaluate(model, loader, Dist(device=device), amp=args.amp, channels_last=args.channels_last)
+    res = evaluate(compiled(model, args.compile), loader, Dist(device=device), amp=args.amp,
+                   channels_last=args.channels_last)
     elapsed = time.perf_counter() - t0
     return {
         "model": name,
