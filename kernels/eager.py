@@ -12,7 +12,6 @@ from __future__ import annotations
 import torch
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
-
 _PLAIN = (torch.Tensor, torch.nn.Parameter)
 
 
