@@ -40,6 +40,6 @@ setup(
         "matplotlib",
         "scikit-learn",
     ],
-    extras_require={"dev": ["pytest>=7", "ruff"]},
+    extras_require={"dev": ["pytest>=7", "ruff", "onnx", "onnxscript", "onnxruntime"]},
     license="Apache-2.0",
 )

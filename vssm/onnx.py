@@ -26,6 +26,7 @@ from onnxscript import opset18 as op
 __all__ = ["OPSET", "selective_scan_onnx", "depthwise_conv1d_onnx", "translation_table", "export_onnx"]
 
 OPSET = 18
+INT32 = onnxscript.ir.DataType.INT32
 
 
 # ------------------------------------------------------------------------------------------------ the scan
@@ -58,6 +59,11 @@ def _axes(*axes: int):
 
 def _ints(*values: int):
     return op.Constant(value_ints=list(values))
+
+
+def _range(n: int):
+    """0, 1, ..., n - 1 as int32."""
+    return op.Range(*(op.Constant(value=onnxscript.ir.tensor(v, dtype=INT32)) for v in (0, n, 1)))
 
 
 def _gather_tokens(x, flat, rank: int, K: int, L: int):
@@ -94,9 +100,8 @@ def selective_scan_onnx(u, delta, A, B, C, D, z, delta_bias, index, delta_softpl
     A = prepare(A, [1, 2, 0])  # (D, N, K)
     D, delta_bias = (prepare(t, [1, 0]) for t in (D, delta_bias))  # (D, K)
     if index is not None:
-        offsets = op.Mul(op.Range(op.Constant(value_int=0), op.Constant(value_int=K), op.Constant(value_int=1)),
-                         op.Constant(value_int=L))
-        index = op.Cast(index, to=onnxscript.ir.DataType.INT64)
+        # int32 throughout: the tables fold into (K L,) int32 constants, half the size of int64 ones
+        offsets = op.Mul(_range(K), op.Constant(value=onnxscript.ir.tensor(L, dtype=INT32)))
         flat = op.Reshape(op.Add(index, op.Unsqueeze(offsets, _axes(1))), _ints(K * L))
         u, delta = _gather_tokens(u, flat, 4, K, L), _gather_tokens(delta, flat, 4, K, L)
         z = None if z is None else _gather_tokens(z, flat, 4, K, L)
@@ -117,8 +122,7 @@ def selective_scan_onnx(u, delta, A, B, C, D, z, delta_bias, index, delta_softpl
     if z is not None:
         y = op.Mul(y, op.Mul(z, op.Sigmoid(z)))
     if index is not None:  # back to natural order: out[k, index[k, t]] = y[k, t], i.e. y[k, inverse[k, s]]
-        steps = op.Expand(op.Range(op.Constant(value_int=0), op.Constant(value_int=L), op.Constant(value_int=1)),
-                          _ints(K, L))
+        steps = op.Expand(_range(L), _ints(K, L))
         inverse = op.ScatterElements(steps, index, steps, axis=1)
         inverse = op.Reshape(op.Add(inverse, op.Unsqueeze(offsets, _axes(1))), _ints(K * L))
         y = _gather_tokens(y, inverse, 4, K, L)
@@ -166,8 +170,9 @@ def translation_table() -> dict:
 
 def export_onnx(model: torch.nn.Module, path: str | os.PathLike, img_size: int | tuple[int, int] = 224,
                 batch: int = 1, dynamic_batch: bool = True, opset: int = OPSET) -> str:
-    """Export `model` (eval mode, CPU) to `path` for input (batch, 3, H, W), the batch dimension dynamic
-    unless `dynamic_batch=False`; weights inside the file. Returns the path."""
+    """Export `model` (eval mode, CPU tensors) to `path`: one input ``x`` (batch, in_chans, H, W) with H, W fixed
+    and the batch dynamic unless `dynamic_batch=False`, the model's outputs (a tensor or a list of feature
+    maps), the weights inside the file. Returns the path."""
     import vssm.kernels  # noqa: F401  (registers the ops)
 
     h, w = (img_size, img_size) if isinstance(img_size, int) else img_size
@@ -176,7 +181,7 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, img_size: int |
     dynamic_shapes = ({0: torch.export.Dim("batch", min=1, max=1024)},) if dynamic_batch else None
     program = torch.onnx.export(
         model, (x,), dynamo=True, opset_version=opset, custom_translation_table=translation_table(),
-        dynamic_shapes=dynamic_shapes, input_names=["x"], output_names=["out"], verbose=False,
+        dynamic_shapes=dynamic_shapes, input_names=["x"], verbose=False,
     )
     for node in program.model.graph.all_nodes():  # source locations and FX names: ~1 kB per node
         node.metadata_props.clear()

@@ -1,0 +1,151 @@
+"""ONNX export of every family (`vssm.onnx`): onnxruntime against PyTorch at 224 and a second size, the scan as one
+``Scan`` node per mixer (the graph does not grow with the number of tokens), the file about the size of the weights;
+and the two op translations alone against their eager ops."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import timm
+import torch
+
+import vssm  # noqa: F401  (registers the families)
+from vssm.kernels import selective_scan
+from vssm.kernels.selective_scan.cases import make_inputs, rel_error
+from vssm.mamba import Mamba
+from vssm.models.mambavision import MambaVisionMixer
+from vssm.ss2d import SS2D
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+vssm_onnx = pytest.importorskip("vssm.onnx")
+
+# name -> (create_model kwargs, second input size)
+FAMILIES = {
+    "vim_tiny_patch16_224": (dict(depth=2, embed_dim=32, dynamic_img_size=True), 160),
+    "vmamba_tiny_s1l8": (dict(depths=(1, 1, 1, 1), embed_dim=16), 128),
+    "simba_s": (dict(depths=(1, 1, 1, 1), embed_dims=(16, 32, 48, 64), stem_hidden_dim=8, d_state=8), 128),
+    "mambavision_t": (dict(depths=(1, 1, 2, 2), embed_dim=16, stem_dim=8, window_size=(8, 8, 2, 1)), 128),
+}
+MIXERS = (Mamba, SS2D, MambaVisionMixer)  # one selective_scan call each
+
+
+def _run(path, x: torch.Tensor) -> torch.Tensor:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return torch.from_numpy(session.run(None, {session.get_inputs()[0].name: x.numpy()})[0])
+
+
+def _ops(path) -> list[str]:
+    return [node.op_type for node in onnx.load(str(path), load_external_data=False).graph.node]
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_family_onnx_matches_torch(name, tmp_path):
+    kwargs, second = FAMILIES[name]
+    torch.manual_seed(0)
+    model = timm.create_model(name, **kwargs).eval()
+    scans = sum(isinstance(m, MIXERS) for m in model.modules())
+    weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    ops = {}
+    for size in (224, second):
+        path = vssm_onnx.export_onnx(model, tmp_path / f"{size}.onnx", img_size=size)
+        ops[size] = _ops(path)
+        # the scan is one Scan node per call, and nothing of it is unrolled: the file holds the weights and
+        # a graph of a fixed size (plus the visiting-order tables, (K L,) int32 each)
+        assert ops[size].count("Scan") == scans
+        assert os.path.getsize(path) < 1.25 * weights, (os.path.getsize(path), weights)
+        x = torch.randn(3, 3, size, size)  # the batch is dynamic: exported with 2
+        with torch.no_grad():
+            expected = model(x)
+        assert rel_error(_run(path, x), expected) < 1e-4
+    # the graph has the same nodes whatever the number of tokens (up to the padding of window stages)
+    assert abs(len(ops[224]) - len(ops[second])) <= 0.02 * len(ops[224]), (len(ops[224]), len(ops[second]))
+
+
+class _Scan(torch.nn.Module):
+    def __init__(self, **options):
+        super().__init__()
+        self.options = options
+
+    def forward(self, u, delta, A, B, C, D, z, delta_bias):
+        return selective_scan(u, delta, A, B, C, D, z, delta_bias, **self.options)
+
+
+def _export(module, args, path):
+    program = torch.onnx.export(module, args, dynamo=True, opset_version=vssm_onnx.OPSET, verbose=False,
+                                custom_translation_table=vssm_onnx.translation_table())
+    program.save(str(path))
+    return path
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        dict(G=1, K=None, options=dict(delta_softplus=True)),
+        dict(G=2, K=None, options=dict(delta_softplus=False), z=False, D=False, delta_bias=False),
+        dict(G=1, K=2, options=dict(delta_softplus=True, orders=["natural", "reverse"], combine="mean"),
+             shared=("z",)),
+        dict(G=2, K=4, L=12, options=dict(delta_softplus=True, grid=(3, 4),
+                                           orders=["rows", "cols_reverse", "snake_rows", "cols"]), shared=("u",)),
+    ],
+    ids=["single", "groups-no-extras", "vim-like", "grid-orders-groups"],
+)
+def test_scan_translation_matches_op(case, tmp_path):
+    case = dict(case)
+    options, L = case.pop("options"), case.pop("L", 20)
+    inputs = make_inputs(2, 8, L, 4, case.pop("G"), K=case.pop("K"), **case)
+    module = _Scan(**options).eval()
+    names = list(inputs)
+    args = tuple(inputs[n] for n in names)
+    path = _export(module, args, tmp_path / "scan.onnx")
+    assert _ops(path).count("Scan") == 1
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    given = [t for t in args if t is not None]
+    feeds = {i.name: t.contiguous().numpy() for i, t in zip(session.get_inputs(), given, strict=True)}
+    got = torch.from_numpy(session.run(None, feeds)[0])
+    assert rel_error(got, module(*args)) < 1e-5
+
+
+class _Conv(torch.nn.Module):
+    def __init__(self, offsets, silu):
+        super().__init__()
+        self.offsets, self.silu = offsets, silu
+
+    def forward(self, x, weight, bias):
+        return torch.ops.vssm.dwconv1d_fwd(x, weight, bias, self.offsets, self.silu, False)
+
+
+@pytest.mark.parametrize("offsets,silu", [([-3], True), ([-3, 0, -1], False)])
+def test_conv_translation_matches_op(offsets, silu, tmp_path):
+    torch.manual_seed(0)
+    x, weight, bias = torch.randn(2, 10, 6), torch.randn(len(offsets), 6, 4), torch.randn(len(offsets), 6)
+    module = _Conv(offsets, silu).eval()
+    path = _export(module, (x, weight, bias), tmp_path / "conv.onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {i.name: t.numpy() for i, t in zip(session.get_inputs(), (x, weight, bias))})[0]
+    np.testing.assert_allclose(got, module(x, weight, bias).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_export_tool_writes_backbone_onnx(tmp_path, capsys):
+    import runpy  # tools/ are scripts, not a package: run the file's definitions
+
+    from vssm.detection import load_backbone
+
+    main = runpy.run_path(os.path.join(os.path.dirname(__file__), "..", "tools", "export.py"))["main"]
+    torch.manual_seed(0)
+    torch.save(timm.create_model("vmamba_tiny_s1l8", **FAMILIES["vmamba_tiny_s1l8"][0]).state_dict(), tmp_path / "w.pth")
+    argv = [str(tmp_path / "w.pth"), "--model", "vmamba_tiny_s1l8", "--model-kwargs", "depths=[1, 1, 1, 1]",
+            "embed_dim=16", "--output", str(tmp_path / "vm"), "--onnx", "--onnx-size", "64"]
+    assert main(argv) == 0
+    assert "vm.onnx" in capsys.readouterr().out
+    backbone = load_backbone(tmp_path / "vm.safetensors").eval()
+    x = torch.randn(2, 3, 64, 64)
+    session = ort.InferenceSession(str(tmp_path / "vm.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"x": x.numpy()})
+    with torch.no_grad():
+        expected = backbone(x)
+    assert len(got) == len(expected) == 4
+    for g, e in zip(got, expected):
+        assert rel_error(torch.from_numpy(g), e) < 1e-4
