@@ -64,15 +64,6 @@ def test_family_onnx_matches_torch(name, tmp_path):
     assert abs(len(ops[224]) - len(ops[second])) <= 0.02 * len(ops[224]), (len(ops[224]), len(ops[second]))
 
 
-class _Scan(torch.nn.Module):
-    def __init__(self, **options):
-        super().__init__()
-        self.options = options
-
-    def forward(self, u, delta, A, B, C, D, z, delta_bias):
-        return selective_scan(u, delta, A, B, C, D, z, delta_bias, **self.options)
-
-
 def _export(module, args, path):
     program = torch.onnx.export(module, args, dynamo=True, opset_version=vssm_onnx.OPSET, verbose=False,
                                 custom_translation_table=vssm_onnx.translation_table())
@@ -80,52 +71,65 @@ def _export(module, args, path):
     return path
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        dict(G=1, K=None, options=dict(delta_softplus=True)),
-        dict(G=2, K=None, options=dict(delta_softplus=False), z=False, D=False, delta_bias=False),
-        dict(G=1, K=2, options=dict(delta_softplus=True, orders=["natural", "reverse"], combine="mean"),
-             shared=("z",)),
-        dict(G=2, K=4, L=12, options=dict(delta_softplus=True, grid=(3, 4),
-                                           orders=["rows", "cols_reverse", "snake_rows", "cols"]), shared=("u",)),
-    ],
-    ids=["single", "groups-no-extras", "vim-like", "grid-orders-groups"],
-)
-def test_scan_translation_matches_op(case, tmp_path):
-    case = dict(case)
-    options, L = case.pop("options"), case.pop("L", 20)
-    inputs = make_inputs(2, 8, L, 4, case.pop("G"), K=case.pop("K"), **case)
-    module = _Scan(**options).eval()
-    names = list(inputs)
-    args = tuple(inputs[n] for n in names)
-    path = _export(module, args, tmp_path / "scan.onnx")
-    assert _ops(path).count("Scan") == 1
+def _run_all(path, args) -> list[np.ndarray]:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    given = [t for t in args if t is not None]
-    feeds = {i.name: t.contiguous().numpy() for i, t in zip(session.get_inputs(), given, strict=True)}
-    got = torch.from_numpy(session.run(None, feeds)[0])
-    assert rel_error(got, module(*args)) < 1e-5
+    given = [t.contiguous().numpy() for t in args if t is not None]  # None inputs are not graph inputs
+    return session.run(None, {i.name: t for i, t in zip(session.get_inputs(), given, strict=True)})
 
 
-class _Conv(torch.nn.Module):
-    def __init__(self, offsets, silu):
+# (make_inputs arguments, selective_scan options): one export holds all of them (an export costs seconds)
+SCAN_CASES = {
+    "single": (dict(G=1, K=None), dict(delta_softplus=True)),
+    "groups-no-extras": (dict(G=2, K=None, z=False, D=False, delta_bias=False), dict(delta_softplus=False)),
+    "vim-like": (dict(G=1, K=2, shared=("z",)),
+                 dict(delta_softplus=True, orders=["natural", "reverse"], combine="mean")),
+    "grid-orders-groups": (dict(G=2, K=4, L=12, shared=("u",)),
+                           dict(delta_softplus=True, grid=(3, 4), orders=["rows", "cols_reverse", "snake_rows", "cols"])),
+}
+
+
+class _Scans(torch.nn.Module):
+    """Each case's selective_scan on its eight arguments (u, delta, A, B, C, D, z, delta_bias), one after another."""
+
+    def __init__(self, options: list[dict]):
         super().__init__()
-        self.offsets, self.silu = offsets, silu
+        self.options = options
 
-    def forward(self, x, weight, bias):
-        return torch.ops.vssm.dwconv1d_fwd(x, weight, bias, self.offsets, self.silu, False)
+    def forward(self, *args):
+        return tuple(selective_scan(*args[8 * i:8 * i + 8], **o) for i, o in enumerate(self.options))
 
 
-@pytest.mark.parametrize("offsets,silu", [([-3], True), ([-3, 0, -1], False)])
-def test_conv_translation_matches_op(offsets, silu, tmp_path):
+def test_scan_translation_matches_op(tmp_path):
+    args, options = [], []
+    for build, option in SCAN_CASES.values():
+        build = dict(build)
+        inputs = make_inputs(2, 8, build.pop("L", 20), 4, **build)
+        args += [inputs[n] for n in ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")]
+        options.append(option)
+    module = _Scans(options).eval()
+    path = _export(module, tuple(args), tmp_path / "scan.onnx")
+    assert _ops(path).count("Scan") == len(SCAN_CASES)
+    for case, got, expected in zip(SCAN_CASES, _run_all(path, args), module(*args), strict=True):
+        assert rel_error(torch.from_numpy(got), expected) < 1e-5, case
+
+
+class _Convs(torch.nn.Module):
+    """``vssm::dwconv1d_fwd`` with a single causal tap set and SiLU, and with three tap sets (causal, reversed,
+    centred) without: the op itself, which the models call only on CUDA tensors."""
+
+    def forward(self, x, weight1, bias1, weight3, bias3):
+        return (torch.ops.vssm.dwconv1d_fwd(x, weight1, bias1, [-3], True, False),
+                torch.ops.vssm.dwconv1d_fwd(x, weight3, bias3, [-3, 0, -1], False, False))
+
+
+def test_conv_translation_matches_op(tmp_path):
     torch.manual_seed(0)
-    x, weight, bias = torch.randn(2, 10, 6), torch.randn(len(offsets), 6, 4), torch.randn(len(offsets), 6)
-    module = _Conv(offsets, silu).eval()
-    path = _export(module, (x, weight, bias), tmp_path / "conv.onnx")
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = session.run(None, {i.name: t.numpy() for i, t in zip(session.get_inputs(), (x, weight, bias))})[0]
-    np.testing.assert_allclose(got, module(x, weight, bias).numpy(), rtol=1e-5, atol=1e-5)
+    args = (torch.randn(2, 10, 6), torch.randn(1, 6, 4), torch.randn(1, 6), torch.randn(3, 6, 4), torch.randn(3, 6))
+    module = _Convs().eval()
+    path = _export(module, args, tmp_path / "conv.onnx")
+    assert _ops(path).count("Conv") == 4
+    for got, expected in zip(_run_all(path, args), module(*args), strict=True):
+        np.testing.assert_allclose(got, expected.numpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_export_tool_writes_backbone_onnx(tmp_path, capsys):
