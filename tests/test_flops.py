@@ -108,3 +108,21 @@ def test_count_flops_rejects_bad_input_size(bad):
 def test_count_flops_rejects_non_module():
     with pytest.raises(TypeError, match="model"):
         count_flops(lambda x: x, 8)
+
+
+def test_build_uninitialised_counts_like_an_initialised_model():
+    """The zoo table builds its models without initialisers (vssm.train.flops): the same parameters and
+    FLOPs as the initialised model, parameters zero-filled, buffers computed as usual."""
+    from vssm.train.build import create_model
+    from vssm.train.flops import build_uninitialised
+
+    kw = {"patch_size": 8, "embed_dim": 32, "depth": 1, "num_classes": 10}
+    fast = build_uninitialised("vim_tiny_patch16_224", 32, **kw)
+    slow = create_model("vim_tiny_patch16_224", 32, **kw)
+    assert all(not p.any() for p in fast.parameters())
+    assert [b.shape for b in fast.buffers()] == [b.shape for b in slow.buffers()]
+    for a, b in zip(fast.buffers(), slow.buffers()):
+        if not b.is_floating_point():
+            assert torch.equal(a, b)  # index tables and the like are computed, not skipped
+    a, b = count_flops(fast, 32), count_flops(slow, 32)
+    assert (a["params"], a["flops"], a["by_operator"]) == (b["params"], b["flops"], b["by_operator"])

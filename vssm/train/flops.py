@@ -4,7 +4,9 @@ next to the papers' figures. ``tools/flops.py`` is its command line.
 ``--all`` compares like with like: VMamba's figures are fvcore counts with the same scan handle, so the
 full count is compared; SiMBA's come from a module-hook counter that does not see functional ops, so
 the count of nn.Module layers (Linear, Conv, norms) is compared, and the full count is printed beside it.
-Each model is built once and counted once, at batch 1.
+Each model is built once and counted once, at batch 1. Counting needs shapes, not values: the models are
+built without running their initialisers (`build_uninitialised`: parameters zero-filled); ``--all --jobs N``
+counts on N worker processes forked after the imports (each with its share of the CPU threads).
 """
 
 from __future__ import annotations
@@ -12,10 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 
+import torch
+import torch.nn as nn
+from torch.overrides import TorchFunctionMode
+
 from vssm.train.build import create_model
 from vssm.train.config import KwargsAction
 
-__all__ = ["PAPER", "build_parser", "main", "measure", "run", "zoo_names"]
+__all__ = ["PAPER", "build_parser", "build_uninitialised", "main", "measure", "run", "zoo_names"]
 
 # The papers' figures at 224x224, 1000 classes (shared/REFERENCE.md). None: the paper gives none.
 # Vim's paper gives parameters only (rounded to 1M); the VMamba table is the official README's.
@@ -67,7 +73,32 @@ def build_parser(description: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="every vssm model at 224 next to the paper figures")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--by-operator", action="store_true", help="also list FLOPs per operator")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="worker processes for --all, forked after the imports (default: 1, in this process)")
     return p
+
+
+class _SkipParameterInit(TorchFunctionMode):
+    """While a model is built: in-place writes to an ``nn.Parameter`` (the initialisers' ``uniform_``,
+    ``normal_``, ``erfinv_``, ``copy_`` ...) do nothing. Buffers (index tables, fixed embeddings) are still
+    computed, so a forward pass runs as with a trained model; only the parameters' values are left out."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        if name.endswith("_") and not name.endswith("__") and args and isinstance(args[0], nn.Parameter):
+            return args[0]
+        return func(*args, **(kwargs or {}))
+
+
+def build_uninitialised(name: str, img_size: int | None = None, **kwargs) -> nn.Module:
+    """``create_model`` without the parameter initialisers (seconds saved on the large models), the
+    parameters then zero-filled (defined values in the forward). For counting, not training."""
+    with _SkipParameterInit():
+        model = create_model(name, img_size, **kwargs)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+    return model
 
 
 # fvcore operators a module-hook counter sees: the layers that are nn.Modules
@@ -80,11 +111,12 @@ def _diff(ours: float, paper: float | None) -> float | None:
 
 
 def measure(name: str, img_size: int | None, num_classes: int = 1000, kwargs: dict | None = None) -> dict:
-    """Params and FLOPs of one model at one size (default: its pretrained_cfg input size)."""
+    """Params and FLOPs of one model at one size (default: its pretrained_cfg input size), built once
+    without initialisers and counted once at batch 1."""
     from vssm.flops import count_flops
 
     kw = dict(kwargs or {})
-    model = create_model(name, img_size, num_classes=num_classes, **kw)
+    model = build_uninitialised(name, img_size, num_classes=num_classes, **kw)
     given = kw.get("img_size")
     if img_size is not None and given is not None and given != img_size:
         raise ValueError(f"--img-size {img_size} and --model-kwargs img_size={given} disagree: give one")
@@ -109,13 +141,44 @@ def zoo_names() -> list[str]:
     return [n for n in names if n in PAPER or not n.startswith("mambavision_")]  # MambaVision: the 1k models
 
 
+def _measure_zoo(name: str) -> dict:
+    return measure(name, 224, 1000)
+
+
+def _zoo_rows(names: list[str], jobs: int):
+    """measure() of each name at 224, in order; on ``jobs`` forked processes when jobs > 1 (the biggest
+    models first, so that the two workers finish together)."""
+    if jobs <= 1 or len(names) <= 1:
+        yield from map(_measure_zoo, names)
+        return
+    import multiprocessing
+
+    threads = torch.get_num_threads()
+    order = sorted(names, key=lambda n: -_ZOO_COST.get(n, 0.0))
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(jobs, initializer=torch.set_num_threads, initargs=(max(1, threads // jobs),)) as pool:
+        pending = {n: pool.apply_async(_measure_zoo, (n,)) for n in order}
+        for n in names:
+            yield pending[n].get()
+
+
+# rough cost of counting each model (its full GFLOPs at 224), to hand the big ones out first
+_ZOO_COST = {name: (p.get("gflops") or 0.0) for name, p in PAPER.items()} | {
+    "vim_base_patch16_224": 21.0, "vim_small_patch16_224": 6.0, "vim_tiny_patch16_224": 2.0,
+    "vim_base_patch16_stride8_224": 77.0, "vim_small_patch16_stride8_224": 22.0,
+    "vim_tiny_patch16_stride8_224": 7.0, "simba_l_mlp": 20.0}
+
+
 def run(args: argparse.Namespace) -> list[dict]:
     if args.all:
+        jobs = args.jobs
+        if jobs < 1:
+            raise ValueError(f"--jobs must be at least 1, got {jobs}")
         rows = []
         if not args.json:
             print(ZOO_HEADER, flush=True)
-        for name in zoo_names():
-            row = measure(name, 224, 1000)
+        for row in _zoo_rows(zoo_names(), jobs):
+            name = row["model"]
             paper = PAPER.get(name, {})
             convention = paper.get("convention", "fvcore")
             compared = row["gflops_modules"] if convention == "modules" else row["gflops"]
