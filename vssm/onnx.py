@@ -18,12 +18,15 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
+import onnx_ir
+import onnx_ir.passes.common
 import onnxscript
+import onnxscript.optimizer
 import torch
 from onnxscript import FLOAT
 from onnxscript import opset18 as op
 
-__all__ = ["OPSET", "selective_scan_onnx", "depthwise_conv1d_onnx", "translation_table", "export_onnx"]
+__all__ = ["OPSET", "selective_scan_onnx", "depthwise_conv1d_onnx", "translation_table", "optimize", "export_onnx"]
 
 OPSET = 18
 INT32 = onnxscript.ir.DataType.INT32
@@ -168,6 +171,30 @@ def translation_table() -> dict:
 # ------------------------------------------------------------------------------------------------ export
 
 
+def optimize(model: onnx_ir.Model) -> None:
+    """The exporter's clean-up (inline functions, fold constants, drop unused nodes, share equal initializers and
+    subexpressions) without its pattern rewrites, one of which (Slice pairs to Split) is quadratic in the graph
+    size: 40 s of Vim-T's export. onnxruntime fuses what those would at load time. Also drops the per-node
+    metadata (source locations, FX names: ~1 kB a node)."""
+    common = onnx_ir.passes.common
+    onnx_ir.passes.Sequential(
+        common.InlinePass(),
+        common.RemoveUnusedFunctionsPass(),
+    )(model)
+    onnxscript.optimizer.fold_constants(model)
+    onnx_ir.passes.Sequential(
+        common.RemoveUnusedNodesPass(),
+        common.RemoveUnusedOpsetsPass(),
+        common.LiftConstantsToInitializersPass(lift_all_constants=True, size_limit=0),
+        common.DeduplicateInitializersPass(),
+        common.CommonSubexpressionEliminationPass(),
+        common.RemoveUnusedNodesPass(),
+        common.NameFixPass(),
+    )(model)
+    for node in model.graph.all_nodes():
+        node.metadata_props.clear()
+
+
 def export_onnx(model: torch.nn.Module, path: str | os.PathLike, img_size: int | tuple[int, int] = 224,
                 batch: int = 1, dynamic_batch: bool = True, opset: int = OPSET) -> str:
     """Export `model` (eval mode, CPU tensors) to `path`: one input ``x`` (batch, in_chans, H, W) with H, W fixed
@@ -181,9 +208,8 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, img_size: int |
     dynamic_shapes = ({0: torch.export.Dim("batch", min=1, max=1024)},) if dynamic_batch else None
     program = torch.onnx.export(
         model, (x,), dynamo=True, opset_version=opset, custom_translation_table=translation_table(),
-        dynamic_shapes=dynamic_shapes, input_names=["x"], verbose=False,
+        dynamic_shapes=dynamic_shapes, input_names=["x"], optimize=False, verbose=False,
     )
-    for node in program.model.graph.all_nodes():  # source locations and FX names: ~1 kB per node
-        node.metadata_props.clear()
+    optimize(program.model)
     program.save(str(path), external_data=False)
     return str(path)
