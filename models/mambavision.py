@@ -256,12 +256,17 @@ class MambaVisionMixer(nn.Module):
             dt_init_floor=self.dt_init_floor,
         )
 
-    def _conv(self, xz: torch.Tensor) -> torch.Tensor:
-        """silu of both depthwise convs as one grouped conv over (batch, E, L), "same" padded."""
+    def _conv_params(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Both convs' weights as one (E, 1, d_conv) depthwise weight (x half, then z half), and the bias."""
         weight = torch.cat([self.conv1d_x.weight, self.conv1d_z.weight], dim=0)
         bias = None
         if self.conv1d_x.bias is not None:
             bias = torch.cat([self.conv1d_x.bias, self.conv1d_z.bias], dim=0)
+        return weight, bias
+
+    def _conv(self, xz: torch.Tensor) -> torch.Tensor:
+        """silu of both depthwise convs as one grouped conv over (batch, E, L), "same" padded."""
+        weight, bias = self._conv_params()
         k = self.d_conv
         if k % 2 == 0:  # "same" with an even kernel pads one more step on the right
             xz = F.pad(xz, ((k - 1) // 2, k // 2))
@@ -270,11 +275,8 @@ class MambaVisionMixer(nn.Module):
 
     def _conv_tokens(self, xz: torch.Tensor) -> torch.Tensor:
         """`_conv` through the depthwise conv op: token-major xz (batch, L, E) -> (batch, L, E) stored (batch, E, L)."""
-        weight = torch.cat([self.conv1d_x.weight, self.conv1d_z.weight], dim=0)[:, 0]
-        bias = None
-        if self.conv1d_x.bias is not None:
-            bias = torch.cat([self.conv1d_x.bias, self.conv1d_z.bias], dim=0)
-        return depthwise_conv1d(xz, weight, bias, [-((self.d_conv - 1) // 2)], silu=True, channel_major=True)[:, 0]
+        weight, bias = self._conv_params()
+        return depthwise_conv1d(xz, weight[:, 0], bias, [-((self.d_conv - 1) // 2)], silu=True, channel_major=True)[:, 0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (batch, L, d_model) -> (batch, L, d_model)."""

@@ -160,6 +160,15 @@ class Mamba(nn.Module):
             y = (y + y_b) / 2
         return y
 
+    def _conv_taps(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Every direction's conv taps (K, E, d_conv) and biases (K, E) or None, in natural token order:
+        direction 1 (Vim's backward branch) runs a causal conv over the reversed sequence, which in natural
+        order is the anti-causal conv with mirrored taps."""
+        convs = [b[0] for b in self._branches()]
+        weight = torch.stack([c.weight[:, 0] if k == 0 else c.weight[:, 0].flip(-1) for k, c in enumerate(convs)])
+        bias = torch.stack([c.bias for c in convs]) if convs[0].bias is not None else None
+        return weight, bias
+
     def _conv(self, x: torch.Tensor) -> torch.Tensor:
         """silu(depthwise conv) of every direction, in natural token order: (batch, K, E, L) (a view).
 
@@ -170,10 +179,9 @@ class Mamba(nn.Module):
         E, K_conv, L = self.d_inner, self.d_conv, x.shape[-1]
         if not self.bidirectional:
             return F.silu(self.conv1d(x)[..., :L]).unsqueeze(1)
-        weight = torch.stack([self.conv1d.weight, self.conv1d_b.weight.flip(-1)], dim=1).reshape(2 * E, 1, K_conv)
-        bias = None
-        if self.conv1d.bias is not None:
-            bias = torch.stack([self.conv1d.bias, self.conv1d_b.bias], dim=1).reshape(2 * E)
+        taps, bias = self._conv_taps()  # (2, E, K_conv), (2, E): grouped-conv order is channel-major
+        weight = taps.transpose(0, 1).reshape(2 * E, 1, K_conv)
+        bias = bias.transpose(0, 1).reshape(2 * E) if bias is not None else None
         # (batch, 2E, Lp); contiguous() is a no-op except where the conv picked another layout (L = 1)
         y = F.silu(F.conv1d(x, weight, bias, padding=K_conv - 1, groups=E)).contiguous()
         Lp = L + K_conv - 1
@@ -184,12 +192,8 @@ class Mamba(nn.Module):
         """The same as `_conv` through the depthwise conv op: x (batch, E, L) a view of the in_proj output ->
         (batch, K, L, E) stored (batch, K, E, L) (one kernel reads x through its strides; the backward
         recomputes the conv from x)."""
-        convs = [b[0] for b in self._branches()]
-        # direction 1 (Vim's backward branch): its causal conv over the reversed sequence is, in natural
-        # order, the anti-causal conv with mirrored taps (offset 0)
-        weight = torch.stack([c.weight[:, 0] if k == 0 else c.weight[:, 0].flip(-1) for k, c in enumerate(convs)])
-        bias = torch.stack([c.bias for c in convs]) if convs[0].bias is not None else None
-        offsets = [-(self.d_conv - 1), 0][: len(convs)]
+        weight, bias = self._conv_taps()
+        offsets = [-(self.d_conv - 1), 0][: weight.shape[0]]
         # stored channel-major: the scan's programs read a few channels over many steps at N > 1
         return depthwise_conv1d(x.transpose(1, 2), weight, bias, offsets, silu=True, channel_major=True)
 
