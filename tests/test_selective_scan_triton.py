@@ -34,9 +34,10 @@ VMAMBA = ["rows", "cols", "rows_reverse", "cols_reverse"]
 SNAKE = ["snake_rows", "snake_cols", "snake_rows_reverse", "snake_cols_reverse"]
 # tiny tiles: chunks of 8 steps, 16 (channel x state) lanes per program
 TINY = dict(fwd_T=8, fwd_T_n1=8, bwd_T=8, bwd_T_n1=8, fwd_dn=16, bwd_dn=16, bwd_dn_grouped=16, carry_dn=16,
-            walk_T=8, walk_tile=32, fwd_min_programs=1, bwd_target_programs=1)
+            walk_T=8, walk_tile=32, fwd_min_programs=1, bwd_target_programs=1, fwd_T_wide=8, fwd_dn_wide=64,
+            fwd_warps_wide=2)
 # N >= 16: wider programs (4 channels of 16 states), else the interpreter walks one channel at a time
-WIDE = dict(fwd_dn=64, bwd_dn=64, bwd_dn_grouped=64, carry_dn=64)
+WIDE = dict(fwd_dn=64, bwd_dn=64, bwd_dn_grouped=64, carry_dn=64, fwd_dn_wide=128)
 
 
 def C(name, shape, **kw):

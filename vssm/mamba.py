@@ -24,6 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from vssm.kernels import selective_scan
+from vssm.kernels.selective_scan.projected import projected_scan
 from vssm.kernels.conv1d import depthwise_conv1d, has_fast_kernel
 from vssm.ssm_init import init_ssm_, positive_int, scan_param
 from vssm.timm_glue import fx_leaf
@@ -173,20 +174,23 @@ class Mamba(nn.Module):
         """silu(depthwise conv) of every direction, in natural token order: (batch, K, E, L) (a view).
 
         The backward branch's causal conv over the reversed sequence is an anti-causal conv with mirrored
-        taps over the natural one, so both run as one grouped conv (two outputs per channel) over x padded
-        on both sides; the forward direction reads its outputs from the left end, the backward from the right.
+        taps over the natural one, so both run as one depthwise conv over x stacked twice along channels
+        (direction-major) and padded on both sides; the forward direction reads its outputs from the left
+        end, the backward from the right. (One input channel per output: a grouped conv with two outputs
+        per channel over x itself takes oneDNN's slow path, ~10x the time on a CPU.)
         """
         E, K_conv, L = self.d_inner, self.d_conv, x.shape[-1]
         if not self.bidirectional:
             return F.silu(self.conv1d(x)[..., :L]).unsqueeze(1)
-        taps, bias = self._conv_taps()  # (2, E, K_conv), (2, E): grouped-conv order is channel-major
-        weight = taps.transpose(0, 1).reshape(2 * E, 1, K_conv)
-        bias = bias.transpose(0, 1).reshape(2 * E) if bias is not None else None
+        taps, bias = self._conv_taps()  # (2, E, K_conv), (2, E)
+        xx = torch.cat([x, x], dim=1)  # (batch, 2E, L), direction-major channels
+        y = F.conv1d(xx, taps.reshape(2 * E, 1, K_conv), None if bias is None else bias.reshape(2 * E),
+                     padding=K_conv - 1, groups=2 * E)
         # (batch, 2E, Lp); contiguous() is a no-op except where the conv picked another layout (L = 1)
-        y = F.silu(F.conv1d(x, weight, bias, padding=K_conv - 1, groups=E)).contiguous()
+        y = F.silu(y).contiguous()
         Lp = L + K_conv - 1
-        # u[b, k, e, t] = y[b, 2e + k, t + k (K_conv - 1)]
-        return y.as_strided((y.shape[0], 2, E, L), (2 * E * Lp, Lp + K_conv - 1, 2 * Lp, 1))
+        # u[b, k, e, t] = y[b, k E + e, t + k (K_conv - 1)]
+        return y.as_strided((y.shape[0], 2, E, L), (2 * E * Lp, E * Lp + K_conv - 1, Lp, 1))
 
     def _conv_tokens(self, x: torch.Tensor) -> torch.Tensor:
         """The same as `_conv` through the depthwise conv op: x (batch, E, L) a view of the in_proj output ->
@@ -217,38 +221,23 @@ class Mamba(nn.Module):
         C = stack(Cs).permute(0, 2, 3, 1).unsqueeze(2)
         return delta, B, C
 
-    def _projections_bmm(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """`_projections` as two batched matmuls over contiguous channel-major u (batch, K, E, L): every
-        result channel-major, no copy of u (the matmul saves u itself, which the scan keeps anyway)."""
-        batch, K, E, L = u.shape
-        R, N = self.dt_rank, self.d_state
-        branches = self._branches()
-        w_x = torch.stack([b[1].weight for b in branches]).to(u.dtype)  # (K, R + 2N, E)
-        w_dt = torch.stack([b[2].weight for b in branches]).to(u.dtype)  # (K, E, R)
-        if K == 1:  # stride-0 batches, no copy
-            w_x, w_dt = w_x.expand(batch, -1, -1), w_dt.expand(batch, -1, -1)
-        else:
-            w_x = w_x.unsqueeze(0).expand(batch, -1, -1, -1).reshape(batch * K, R + 2 * N, E)
-            w_dt = w_dt.unsqueeze(0).expand(batch, -1, -1, -1).reshape(batch * K, E, R)
-        x_dbl = torch.bmm(w_x, u.reshape(batch * K, E, L)).view(batch, K, R + 2 * N, L)
-        delta = torch.bmm(w_dt, x_dbl[:, :, :R].reshape(batch * K, R, L)).view(batch, K, E, L)
-        return delta, x_dbl[:, :, R:R + N].unsqueeze(2), x_dbl[:, :, R + N:].unsqueeze(2)
-
     def mix(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """All directions in one selective_scan call (no flip or transpose copies): x, z (batch, E, L)
         views of the in_proj output -> (batch, E, L), token-major in memory."""
-        if has_fast_kernel(x):
-            u = self._conv_tokens(x).transpose(2, 3)  # (batch, K, E, L), contiguous
-            # two directions: batched matmuls (no stacks); one: the Linears (measured faster, H200)
-            delta, B, C = self._projections_bmm(u) if self.bidirectional else self._projections(u)
-        else:
-            u = self._conv(x)
-            delta, B, C = self._projections(u)
         branches = self._branches()
         A = -torch.exp(torch.stack([scan_param(b[3]) for b in branches]))
         D = torch.stack([scan_param(b[4]) for b in branches])
         delta_bias = torch.stack([scan_param(b[2].bias) for b in branches])
         orders = ["natural", "reverse"] if self.bidirectional else ["natural"]
+        if has_fast_kernel(x):
+            # x_proj / dt_proj inside the op, which recomputes delta in its backward instead of keeping it
+            u = self._conv_tokens(x).transpose(2, 3)  # (batch, K, E, L), contiguous
+            w_x = torch.stack([b[1].weight for b in branches]).to(u.dtype)  # (K, R + 2N, E)
+            w_dt = torch.stack([b[2].weight for b in branches]).to(u.dtype)  # (K, E, R)
+            return projected_scan(u, w_x, w_dt, A, D, z, delta_bias, delta_softplus=True, orders=orders,
+                                  combine="mean")
+        u = self._conv(x)
+        delta, B, C = self._projections(u)
         return selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus=True, orders=orders,
                               combine="mean")
 

@@ -431,6 +431,40 @@ class _EagerScan(torch.autograd.Function):
 # public entry point
 
 
+def prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, orders, grid, combine, backend,
+            grad: bool | None = None) -> tuple:
+    """Checks the arguments of `selective_scan` and returns the ops' argument tuple (the normal form, see
+    the module docstring): u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale, keep_states,
+    backend. ``grad``: whether a backward will follow (None: grad mode is on and an input requires grad)."""
+    if orders is None:
+        if grid is not None:
+            raise ValueError("selective_scan: `grid` is only used with `orders`")
+        _validate(u, delta, A, B, C, D, z, delta_bias)
+        args = _normalize_single(u, delta, A, B, C, D, z, delta_bias)
+        index, scale = None, 1.0
+    else:
+        *args, index = _normalize_orders(u, delta, A, B, C, D, z, delta_bias, orders, grid)
+        if combine not in COMBINES:
+            raise ValueError(f"selective_scan: `combine` must be one of {COMBINES}, got {combine!r}")
+        scale = 1.0 / args[0].shape[1] if combine == "mean" else 1.0
+    if backend is None:
+        backend = default_backend(u.device)
+    elif backend not in BACKENDS:
+        raise ValueError(f"selective_scan: `backend` must be one of {BACKENDS} or None, got {backend!r}")
+    if backend == "cpu":
+        if u.device.type != "cpu":
+            raise ValueError(f"selective_scan: backend 'cpu' runs on CPU tensors, got `u` on {u.device}")
+        if not _cpu_available():
+            raise ValueError("selective_scan: backend 'cpu' needs numba (`pip install numba`); "
+                             "backend='reference' runs without it")
+    # N = 1 walking backward: the forward keeps its chunk-start states (L / 32 per channel) when a
+    # backward will follow, sparing the backward a carry pass over u and delta
+    if grad is None:
+        grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in args)
+    keep = backend == "triton" and grad and _walks(args[0], args[2], args[3])
+    return (*args, index, bool(delta_softplus), float(scale), keep, backend)
+
+
 def selective_scan(
     u: torch.Tensor,
     delta: torch.Tensor,
@@ -471,35 +505,8 @@ def selective_scan(
 
     backend: ``"reference"``, ``"triton"``, ``"cpu"`` or None (see `default_backend`).
     """
-    if orders is None:
-        if grid is not None:
-            raise ValueError("selective_scan: `grid` is only used with `orders`")
-        _validate(u, delta, A, B, C, D, z, delta_bias)
-        args = _normalize_single(u, delta, A, B, C, D, z, delta_bias)
-        index, scale = None, 1.0
-    else:
-        *args, index = _normalize_orders(u, delta, A, B, C, D, z, delta_bias, orders, grid)
-        if combine not in COMBINES:
-            raise ValueError(f"selective_scan: `combine` must be one of {COMBINES}, got {combine!r}")
-        scale = 1.0 / args[0].shape[1] if combine == "mean" else 1.0
-    if backend is None:
-        backend = default_backend(u.device)
-    elif backend not in BACKENDS:
-        raise ValueError(f"selective_scan: `backend` must be one of {BACKENDS} or None, got {backend!r}")
-    if backend == "cpu":
-        if u.device.type != "cpu":
-            raise ValueError(f"selective_scan: backend 'cpu' runs on CPU tensors, got `u` on {u.device}")
-        if not _cpu_available():
-            raise ValueError("selective_scan: backend 'cpu' needs numba (`pip install numba`); "
-                             "backend='reference' runs without it")
-    # N = 1 walking backward: the forward keeps its chunk-start states (L / 32 per channel) when a
-    # backward will follow, sparing the backward a carry pass over u and delta
-    keep = (
-        backend == "triton" and torch.is_grad_enabled() and _walks(args[0], args[2], args[3])
-        and any(t is not None and t.requires_grad for t in args)
-    )
-    op_args = (*args, index, bool(delta_softplus), float(scale), keep, backend)
-    if plain_eager(*args, index):
+    op_args = prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, orders, grid, combine, backend)
+    if plain_eager(*op_args[:9]):
         out, last, _ = _EagerScan.apply(*op_args)
     else:
         out, last, _ = torch.ops.vssm.selective_scan_fwd(*op_args)

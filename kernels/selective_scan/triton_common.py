@@ -34,6 +34,12 @@ class Tiles:
     fwd_dn: int = 128
     fwd_min_programs: int = 264  # below this many programs the forward splits time into segments
     fwd_loop_min_programs: int = 1056  # K > 1: one program loops over the directions from this many
+    # N >= 64 (SiMBA's d_state): shorter chunks, two channels more per program, 8 warps. H200, bf16, SiMBA-S
+    # shapes (128, D, L, 64): 9.13 / 4.33 / 3.20 ms against 10.25 / 5.11 / 4.57 with the settings above
+    # at (D, L) = (128, 3136) / (256, 784) / (640, 196) (tools: .gpu sweep, see NOTES.md)
+    fwd_T_wide: int = 16
+    fwd_dn_wide: int = 256
+    fwd_warps_wide: int = 8
     bwd_T: int = 16
     bwd_T_n1: int = 8
     bwd_warps: int = 4

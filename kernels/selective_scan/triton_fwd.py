@@ -237,9 +237,11 @@ def triton_forward(
     p = Prep(u, delta, A, B, C, D, z, delta_bias, index, scale)
     out = new_out(u, z)
     last = torch.empty((p.batch, p.K, p.dim, p.N), device=u.device, dtype=torch.float32)
-    T = tiles.fwd_T_n1 if p.NP == 1 else tiles.fwd_T
+    if p.NP >= 64:
+        T, (bd, warps) = tiles.fwd_T_wide, p.block_d(tiles.fwd_dn_wide, tiles.fwd_warps_wide)
+    else:
+        T, (bd, warps) = tiles.fwd_T_n1 if p.NP == 1 else tiles.fwd_T, p.block_d(tiles.fwd_dn, tiles.fwd_warps)
     n_chunks = triton.cdiv(p.L, T)
-    bd, warps = p.block_d(tiles.fwd_dn, tiles.fwd_warps)
     n_dblk = p.dim // bd
     # K > 1: one program runs all K directions of its batch row and adds them into out (no extra pass)
     # when batch x channel blocks fill the GPU; otherwise every direction gets its own programs and

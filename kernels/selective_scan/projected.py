@@ -1,0 +1,173 @@
+"""`projected_scan`: the selective scan whose delta, B and C are projections of its own input u (the Mamba
+mixer's x_proj and dt_proj), with delta recomputed in the backward instead of kept for it.
+
+Per direction k, over u (batch, K, D, L) with x_proj weights W_x (K, R + 2N, D) and dt_proj weights
+W_dt (K, D, R):
+
+    x_dbl[b, k] = W_x[k] @ u[b, k]              (R + 2N, L): dt (R rows), then B (N), then C (N)
+    delta[b, k] = W_dt[k] @ x_dbl[b, k, :R]     (D, L)
+    out         = selective_scan(u, delta, A, B = x_dbl[:, :, R:R+N], C = x_dbl[:, :, R+N:], D, z, ...)
+
+Composed from torch ops, autograd keeps delta (batch, K, D, L) for the scan's backward and, for the
+batched matmuls, each weight expanded over the batch: at Vim-S (batch 128, both directions, bf16) that
+is 78 MB + 31 MB per layer. In plain eager mode (`vssm.kernels.eager`) one autograd.Function runs the
+same computation and keeps only u, x_dbl and the weights: its backward recomputes delta with one small
+matmul per direction (2 R D L flops per row, against ~10 N D L for the scan), as mamba_ssm's fused
+mixer does. The matmuls read each direction's weight as a stride-0 batch (no copies). Under
+torch.compile, export, tracing and fake tensors it is the composed form (which is also the tests' oracle).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from ..eager import plain_eager
+from .op import _per_direction, _scan_bwd_impl, _scan_fwd_impl, prepare, selective_scan
+from .orders import Order
+from .reference import compute_dtype
+
+__all__ = ["projected_scan", "project"]
+
+
+def _check(u, x_proj_weight, dt_proj_weight, A) -> tuple[int, int]:
+    if not isinstance(u, torch.Tensor) or u.dim() != 4:
+        got = tuple(u.shape) if isinstance(u, torch.Tensor) else type(u).__name__
+        raise ValueError(f"projected_scan: `u` has shape {got}, expected (batch, K, D, L)")
+    _, K, dim, _ = u.shape
+    for name, w in (("x_proj_weight", x_proj_weight), ("dt_proj_weight", dt_proj_weight)):
+        if not isinstance(w, torch.Tensor) or w.dim() != 3 or w.shape[0] != K:
+            got = tuple(w.shape) if isinstance(w, torch.Tensor) else type(w).__name__
+            raise ValueError(f"projected_scan: `{name}` has shape {got}, expected one matrix per direction (K={K}, ., .)")
+        if w.dtype != u.dtype or w.device != u.device:
+            raise ValueError(
+                f"projected_scan: `{name}` is {w.dtype} on {w.device}, expected u's dtype and device "
+                f"({u.dtype} on {u.device}): cast the weights first"
+            )
+    if not isinstance(A, torch.Tensor) or A.dim() not in (2, 3):
+        raise ValueError("projected_scan: `A` must be a (D, N) or (K, D, N) tensor")
+    R, N = dt_proj_weight.shape[-1], A.shape[-1]
+    if tuple(dt_proj_weight.shape[1:]) != (dim, R) or tuple(x_proj_weight.shape[1:]) != (R + 2 * N, dim):
+        raise ValueError(
+            f"projected_scan: with D={dim}, N={N} and dt rank R={R} (dt_proj_weight's last axis), `x_proj_weight` "
+            f"must be (K, R + 2N, D) = ({K}, {R + 2 * N}, {dim}) and `dt_proj_weight` (K, D, R) = ({K}, {dim}, {R}); "
+            f"got {tuple(x_proj_weight.shape)} and {tuple(dt_proj_weight.shape)}"
+        )
+    return R, N
+
+
+def project(u: torch.Tensor, x_proj_weight: torch.Tensor, dt_proj_weight: torch.Tensor, N: int):
+    """The composed projections: delta (batch, K, D, L), B and C (batch, K, 1, N, L) (views of x_dbl)."""
+    R = dt_proj_weight.shape[-1]
+    x_dbl = torch.matmul(x_proj_weight.unsqueeze(0), u)
+    delta = torch.matmul(dt_proj_weight.unsqueeze(0), x_dbl[:, :, :R])
+    return delta, x_dbl[:, :, R:R + N].unsqueeze(2), x_dbl[:, :, R + N:].unsqueeze(2)
+
+
+def _bmm_per_direction(w: torch.Tensor, x: torch.Tensor, out: torch.Tensor, accumulate: bool = False) -> None:
+    """out[:, k] (+)= w[k] @ x[:, k] for every k: one bmm per direction, w[k] a stride-0 batch (no copy)."""
+    batch = x.shape[0]
+    for k in range(w.shape[0]):
+        wk = w[k].expand(batch, -1, -1)
+        if accumulate:
+            out[:, k].baddbmm_(wk, x[:, k])
+        else:
+            torch.bmm(wk, x[:, k], out=out[:, k])
+
+
+def _weight_grad(dy: torch.Tensor, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """sum over the batch of dy[:, k] @ x[:, k]^T, per direction (K, ., .), summed in float32 at least."""
+    return torch.matmul(dy, x.transpose(-1, -2)).sum(0, dtype=compute_dtype(dy)).to(dtype)
+
+
+class _ProjectedScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, u, w_x, w_dt, A, D, z, delta_bias, spec):
+        orders, grid, combine, delta_softplus, backend = spec
+        batch, K, dim, L = u.shape
+        R, N = w_dt.shape[-1], A.shape[-1]
+        x_dbl = u.new_empty((batch, K, R + 2 * N, L))
+        _bmm_per_direction(w_x, u, x_dbl)
+        delta = u.new_empty((batch, K, dim, L))
+        _bmm_per_direction(w_dt, x_dbl[:, :, :R], delta)
+        B, C = x_dbl[:, :, R:R + N].unsqueeze(2), x_dbl[:, :, R + N:].unsqueeze(2)
+        op_args = prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, orders, grid, combine, backend,
+                          grad=any(ctx.needs_input_grad))
+        out, _, states = _scan_fwd_impl(*op_args)
+        A, D, z, delta_bias, index = op_args[2], op_args[5], op_args[6], op_args[7], op_args[8]
+        ctx.save_for_backward(u, x_dbl, w_x, w_dt, A, D, z, delta_bias, index, states)
+        ctx.op_flags = op_args[9:]  # delta_softplus, scale, keep_states, backend
+        ctx.R, ctx.N = R, N
+        return out
+
+    @staticmethod
+    def backward(ctx, dout):
+        u, x_dbl, w_x, w_dt, A, D, z, delta_bias, index, states = ctx.saved_tensors
+        delta_softplus, scale, _, backend = ctx.op_flags
+        R, N = ctx.R, ctx.N
+        batch, K, dim, L = u.shape
+        delta = u.new_empty((batch, K, dim, L))
+        _bmm_per_direction(w_dt, x_dbl[:, :, :R], delta)  # recomputed, not kept
+        B, C = x_dbl[:, :, R:R + N].unsqueeze(2), x_dbl[:, :, R + N:].unsqueeze(2)
+        dlast = u.new_zeros((batch, K, dim, N), dtype=compute_dtype(u))
+        du, ddelta, dA, dB, dC, dD, dz, ddelta_bias = _scan_bwd_impl(
+            dout, dlast, u, delta, A, B, C, D, z, delta_bias, index, states, delta_softplus, scale, backend
+        )
+        del delta
+        need = ctx.needs_input_grad
+        dx_dbl = u.new_empty((batch, K, R + 2 * N, L))
+        _bmm_per_direction(w_dt.transpose(-1, -2), ddelta, dx_dbl[:, :, :R])
+        dx_dbl[:, :, R:R + N] = dB.squeeze(2)
+        dx_dbl[:, :, R + N:] = dC.squeeze(2)
+        dw_dt = _weight_grad(ddelta, x_dbl[:, :, :R], w_dt.dtype) if need[2] else None
+        del ddelta
+        dw_x = _weight_grad(dx_dbl, u, w_x.dtype) if need[1] else None
+        if need[0]:
+            _bmm_per_direction(w_x.transpose(-1, -2), dx_dbl, du, accumulate=True)
+        else:
+            du = None
+        return (du, dw_x, dw_dt, dA if need[3] else None, dD if need[4] else None, dz if need[5] else None,
+                ddelta_bias if need[6] else None, None)
+
+
+def projected_scan(
+    u: torch.Tensor,
+    x_proj_weight: torch.Tensor,
+    dt_proj_weight: torch.Tensor,
+    A: torch.Tensor,
+    D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
+    *,
+    delta_softplus: bool = False,
+    orders: Sequence[Order] | None = None,
+    grid: tuple[int, int] | None = None,
+    combine: str = "sum",
+    backend: str | None = None,
+) -> torch.Tensor:
+    """`selective_scan` with delta, B and C projected from u (see the module docstring).
+
+    u: (batch, K, D, L), any strides; x_proj_weight (K, R + 2N, D) and dt_proj_weight (K, D, R) in u's
+    dtype; A (K, D, N) or (D, N); D, delta_bias (K, D) or (D,); z (batch, K, D, L) or (batch, D, L);
+    orders: K visiting orders (None: every direction in natural order). One group (B and C shared by
+    the channels). Returns out (batch, D, L) as `selective_scan` does.
+    """
+    R, N = _check(u, x_proj_weight, dt_proj_weight, A)
+    K = u.shape[1]
+    if orders is None:
+        orders = ["natural"] * K
+    tensors = (u, x_proj_weight, dt_proj_weight, A, D, z, delta_bias)
+    if not plain_eager(*tensors):
+        delta, B, C = project(u, x_proj_weight, dt_proj_weight, N)
+        return selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, orders=orders, grid=grid,
+                              combine=combine, backend=backend)
+    batch, _, dim, L = u.shape
+    dev = u.device
+    # shared parameters as expand views outside the Function: autograd sums their per-direction gradients
+    A = _per_direction("A", A, K, (dim, N), "(D, N)", "(K, D, N)", dev)
+    D = _per_direction("D", D, K, (dim,), "(D,)", "(K, D)", dev)
+    delta_bias = _per_direction("delta_bias", delta_bias, K, (dim,), "(D,)", "(K, D)", dev)
+    z = _per_direction("z", z, K, (batch, dim, L), "(batch, D, L)", "(batch, K, D, L)", dev)
+    spec = (orders, grid, combine, delta_softplus, backend)
+    return _ProjectedScan.apply(u, x_proj_weight, dt_proj_weight, A, D, z, delta_bias, spec)

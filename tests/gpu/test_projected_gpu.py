@@ -1,0 +1,83 @@
+"""GPU tests of `projected_scan` (delta recomputed in the backward) at full size (skipped without CUDA):
+against its composed form in float64 on the same (rounded) values, and the memory its forward keeps."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vssm.kernels import selective_scan
+from vssm.kernels.selective_scan.projected import project, projected_scan
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+
+
+def _l2(a, b) -> float:
+    """Relative L2 error; a reference of norm below 1 counts as 1 (at L = 1 the true dA is exactly 0)."""
+    return float((a.double() - b.double()).norm() / b.double().norm().clamp_min(1.0))
+
+
+def _make(batch, K, dim, L, N, R, dtype, token_major, seed=0):
+    g = torch.Generator(device="cuda").manual_seed(seed)
+
+    def rnd(*shape, scale=1.0):
+        return (torch.randn(*shape, device="cuda", generator=g) * scale).to(dtype)
+
+    u = rnd(batch, K, L, dim).transpose(2, 3) if token_major else rnd(batch, K, dim, L)
+    w_x = rnd(K, R + 2 * N, dim, scale=dim ** -0.5)
+    w_dt = rnd(K, dim, R, scale=R ** -0.5)
+    A = -(torch.rand(K, dim, N, device="cuda", generator=g) + 0.5)
+    D = torch.randn(K, dim, device="cuda", generator=g)
+    z = rnd(batch, dim, L)
+    bias = torch.randn(K, dim, device="cuda", generator=g) * 0.5 - 2
+    return [u, w_x, w_dt, A, D, z, bias]
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-4), (torch.bfloat16, 2e-2)])
+@pytest.mark.parametrize("batch,K,dim,L,N,R,token_major", [
+    (16, 2, 768, 197, 16, 24, False),  # Vim-S's mixer
+    (8, 1, 640, 196, 16, 20, True),  # one direction, token-major u
+    (2, 2, 384, 1, 16, 12, False),  # L = 1
+])
+def test_projected_full_size(dtype, tol, batch, K, dim, L, N, R, token_major):
+    old = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        tensors = _make(batch, K, dim, L, N, R, dtype, token_major)
+        orders = ["natural", "reverse"][:K]
+        leaves = [t.detach().requires_grad_(True) for t in tensors]
+        y = projected_scan(*leaves, delta_softplus=True, orders=orders, combine="mean")
+        dy = torch.randn_like(y)
+        grads = torch.autograd.grad(y, leaves, dy)
+        ref_leaves = [t.detach().double().requires_grad_(True) for t in tensors]
+        u, w_x, w_dt, A, D, z, bias = ref_leaves
+        delta, B, C = project(u, w_x, w_dt, N)
+        y_ref = selective_scan(u, delta, A, B, C, D, z, bias, True, orders=orders, combine="mean")
+        ref_grads = torch.autograd.grad(y_ref, ref_leaves, dy.double())
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = old
+    assert _l2(y, y_ref) < tol
+    for name, a, r in zip(("u", "x_proj_weight", "dt_proj_weight", "A", "D", "z", "delta_bias"), grads, ref_grads):
+        assert _l2(a, r) < tol, name
+
+
+def test_projected_forward_keeps_less_than_composed():
+    tensors = [t.detach().requires_grad_(True) for t in _make(64, 2, 768, 197, 16, 24, torch.bfloat16, False)]
+    orders = ["natural", "reverse"]
+
+    def kept(fn):
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        y = fn()
+        torch.cuda.synchronize()
+        return torch.cuda.memory_allocated() - base - y.numel() * y.element_size()
+
+    def composed():
+        delta, B, C = project(tensors[0], tensors[1], tensors[2], 16)
+        return selective_scan(tensors[0], delta, *tensors[3:4], B, C, *tensors[4:], True, orders=orders,
+                              combine="mean")
+
+    fused = kept(lambda: projected_scan(*tensors, delta_softplus=True, orders=orders, combine="mean"))
+    comp = kept(composed)
+    delta_bytes = tensors[0].numel() * 2
+    assert fused <= comp - delta_bytes, (fused, comp)
