@@ -94,19 +94,28 @@ def test_mamba_conv_op_path_equals_composed(conv_op_path, bidirectional, batch, 
 
 @pytest.mark.parametrize("d_conv,conv_bias", [(3, False), (4, True)])
 def test_mambavision_mixer_conv_op_path(monkeypatch, d_conv, conv_bias):
-    """MambaVisionMixer through the conv op ("same" offsets) equals its F.conv1d path, outputs and gradients."""
+    """MambaVisionMixer's fast path: inference through the conv op ("same" offsets) equals the F.conv1d
+    path; with a backward to follow the mixer keeps F.conv1d (measured faster there), so gradients are
+    those of the F.conv1d path whatever the device."""
     import vssm.models.mambavision as mv
 
     torch.manual_seed(0)
     m = mv.MambaVisionMixer(16, d_state=4, d_conv=d_conv, conv_bias=conv_bias).double()
-    x = torch.randn(2, 11, 16, dtype=torch.float64, requires_grad=True)
-    params = [p for p in m.parameters() if p.requires_grad]
-    y_ref = m(x)
-    dy = torch.randn_like(y_ref)
-    g_ref = torch.autograd.grad(y_ref, [x, *params], dy)
+    x = torch.randn(2, 11, 16, dtype=torch.float64)
+    with torch.no_grad():
+        y_ref = m(x)
+    calls = []
+
+    def spy(*a, _orig=mv.depthwise_conv1d, **k):
+        calls.append(a[0].shape)
+        return _orig(*a, **k)
+
+    monkeypatch.setattr(mv, "depthwise_conv1d", spy)
     monkeypatch.setattr(mv, "has_fast_kernel", lambda t: isinstance(t, torch.Tensor))
-    y = m(x)
-    g = torch.autograd.grad(y, [x, *params], dy)
+    with torch.no_grad():
+        y = m(x)
+    assert calls == [torch.Size([2, 11, m.d_inner])]
     assert rel_error(y, y_ref) < 1e-12
-    for name, a, b in zip(["input"] + [n for n, p in m.named_parameters() if p.requires_grad], g, g_ref):
-        assert rel_error(a, b) < 1e-11, name
+    xg = x.clone().requires_grad_(True)
+    m(xg).sum().backward()
+    assert len(calls) == 1  # training: F.conv1d

@@ -92,22 +92,19 @@ def test_mamba_mixer_full_size(dtype, tol, bidirectional):
     _mixer_check(m, x, dtype, tol)
 
 
-def test_mambavision_mixer_full_size():
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-4), (torch.bfloat16, 2e-2)])
+def test_mambavision_mixer_full_size(monkeypatch, dtype, tol):
+    """Inference through the conv op equals the F.conv1d path (training keeps F.conv1d: see the mixer)."""
     import vssm.models.mambavision as mv
 
     torch.manual_seed(0)
     m = mv.MambaVisionMixer(320, d_state=8, d_conv=3).cuda()
-    x = torch.randn(64, 196, 320, device="cuda", requires_grad=True)
-    y = m(x)
-    params = [p for p in m.parameters() if p.requires_grad]
-    g = torch.autograd.grad(y, [x, *params], torch.ones_like(y))
-    orig = mv.has_fast_kernel
-    mv.has_fast_kernel = lambda t: False
-    try:
+    x = torch.randn(64, 196, 320, device="cuda")
+    calls = []
+    monkeypatch.setattr(mv, "depthwise_conv1d", lambda *a, _o=mv.depthwise_conv1d, **k: calls.append(1) or _o(*a, **k))
+    with torch.inference_mode(), torch.autocast("cuda", dtype=dtype, enabled=dtype != torch.float32):
+        y = m(x)
+        monkeypatch.setattr(mv, "has_fast_kernel", lambda t: False)
         y_ref = m(x)
-        g_ref = torch.autograd.grad(y_ref, [x, *params], torch.ones_like(y_ref))
-    finally:
-        mv.has_fast_kernel = orig
-    assert rel_error(y, y_ref) < 1e-4
-    for a, b in zip(g, g_ref):
-        assert _l2(a, b) < 1e-4
+    assert calls == [1]
+    assert _l2(y, y_ref) < tol
