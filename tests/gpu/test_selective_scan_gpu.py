@@ -205,6 +205,7 @@ BENCH_SHAPES = {
     "vim_ti_1248": (8, 384, 6085, 16, 1),
     "vmamba_t_s1": (128, 768, 3136, 1, 4),
     "n16_g4": (64, 384, 3136, 16, 4),
+    "simba_s1": (128, 128, 3136, 64, 1),  # SiMBA-S stage 1 (N = 64: the wide forward tiles)
 }
 
 
