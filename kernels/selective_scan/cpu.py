@@ -1,11 +1,12 @@
 """The selective scan on the CPU as compiled loops (numba): forward and backward in the op's normal form.
 
 One work item is a batch row, a group and a block of ``_CB`` channels of that group (the backward's
-items also split the K directions); a ``parallel=True`` launcher runs a ``prange`` over the items (see
-`_kernels`). The block's channels sit in the lanes of local (step, channel) arrays, so the innermost
-loops run over channels: they hold no reduction, and LLVM vectorises them under strict IEEE
-arithmetic (``fastmath=False``: NaN and inf propagate as in the step loop). An item first gathers its inputs in its direction's visiting order (``index[k]``),
-then runs, per step t and state n, for all its channels at once:
+items also split the K directions); a ``parallel=True`` launcher runs a ``prange`` over contiguous
+ranges of items, one per thread (see `_kernels`). The block's channels sit in the lanes of local
+(step, channel) arrays, so the innermost loops run over channels: they hold no reduction, and LLVM
+vectorises them under strict IEEE arithmetic (``fastmath=False``: NaN and inf propagate as in the step
+loop). An item first gathers its inputs in its direction's visiting order (``index[k]``), then runs,
+per step t and state n, for all its channels at once:
 
     dt_t = softplus(delta_t + delta_bias),  a_t = exp(dt_t A)
     forward   h_t = a_t h_{t-1} + dt_t B_t u_t,   out_t += scale (sum_n C_t h_t + D u_t) silu(z_t)
@@ -15,7 +16,8 @@ then runs, per step t and state n, for all its channels at once:
               ddelta_t = ddt_t sigmoid(delta_t + delta_bias),  dz_t = scale dout_t y_t silu'(z_t)
 
 The forward sums the K directions of a channel inside one item, in k order, back in natural token
-order. The backward keeps the states and decays of a whole item when they fit in ``_STORE`` elements,
+order; it walks a tile of steps once per state n (decays computed where they are used, none stored),
+y_t summed over n in n order. The backward keeps the states and decays of a whole item when they fit in ``_STORE`` elements,
 else it keeps the state at the start of every T-step chunk and recomputes one chunk at a time while
 it walks back. Parameter gradients (dA, dD, ddelta_bias) leave as per-row partials and dB / dC as
 per-block partials (the channels of a block summed lane by lane in a fixed halving order), all summed
@@ -62,7 +64,6 @@ _log = logging.getLogger(__name__)
 _EXP2_POLY = (1.5403530393381606e-4, 1.3333558146428443e-3, 9.618129107628477e-3, 5.550410866482158e-2,
               0.2402265069591007, 0.6931471805599453, 1.0)
 _LN2_HI, _LN2_LO = 0.693145751953125, 1.428606765330187e-06  # ln 2 = hi + lo, hi exact in 16 bits
-_TT = 4  # forward: steps whose decays are computed in one loop before their recurrence
 _TL = 64  # forward: steps per tile of gathered inputs
 
 
@@ -98,12 +99,27 @@ def _ir_round_clamped(builder, t):
 
 
 def _ir_exp2(builder, v):
-    """2^v. float32: 2^round(v) from the exponent bits times a polynomial in the remainder (see
-    `_ir_pow2` for the special values). float64: llvm.exp2."""
-    if isinstance(v.type, ir.DoubleType):
-        return _llvm(builder, "llvm.exp2", v.type, v)
-    x, k = _ir_round_clamped(builder, v)
-    return _ir_pow2(builder, v, v, k, builder.fsub(x, k))
+    """2^v. float32: v clamped to [-127, 128], k = round(v) by adding and subtracting 1.5 2^23 + 127 (the
+    sum's low mantissa bits are k + 127, shifted into the exponent field: 2^k, 0 at k = -127, inf at
+    k = 128), times a polynomial in v - k: 15 vector operations, the only compares being the clamps and the
+    NaN test. NaN stays NaN, v >= 127.5 gives inf, v < -126.5 gives 0; in between, down to subnormal
+    values, 2^v within ~1 ulp. float64: llvm.exp2."""
+    ty = v.type
+    if isinstance(ty, ir.DoubleType):
+        return _llvm(builder, "llvm.exp2", ty, v)
+    lo, hi, magic = _const(ty, -127.0), _const(ty, 128.0), _const(ty, 12582912.0 + 127.0)
+    t = builder.select(builder.fcmp_ordered(">", v, lo), v, lo)  # NaN -> -127: the arithmetic stays finite
+    t = builder.select(builder.fcmp_ordered("<", t, hi), t, hi)
+    s = builder.fadd(t, magic)  # exact: 1.5 2^23 + 127 + round(t), as an integer-valued float
+    k = builder.fsub(s, magic)
+    f = builder.fsub(t, k)  # exact, |f| <= 1/2
+    p = _const(ty, _EXP2_POLY[0])
+    for c in _EXP2_POLY[1:]:
+        p = _llvm(builder, "llvm.fma", ty, p, f, _const(ty, c))
+    i32 = ir.IntType(32)
+    scale = builder.shl(builder.bitcast(s, i32), ir.Constant(i32, 23))  # (k + 127) << 23: 2^k, 0 or inf
+    e = builder.fmul(p, builder.bitcast(scale, ty))
+    return builder.select(builder.fcmp_unordered("uno", v, v), v, e)
 
 
 def _ir_exp(builder, v):
@@ -244,6 +260,32 @@ def _scatter(dst, off, s_c, s_t, pos, src, cb, add):
 
 
 @njit(cache=True)
+def _scatter_gated(dst, off, s_c, s_t, pos, src, gate, cb, add):
+    """dst[off + c s_c + pos[t] s_t] = src[t, c] gate[t, c] (or += with `add`) for c < cb."""
+    off, s_c, s_t = np.uint64(off), np.uint64(s_c), np.uint64(s_t)
+    if s_c == 1:
+        for t in range(pos.shape[0]):
+            o = off + np.uint64(pos[t]) * s_t
+            row = src[t]
+            g = gate[t]
+            if add:
+                for c in range(cb):
+                    dst[o + np.uint64(c)] += row[c] * g[c]
+            else:
+                for c in range(cb):
+                    dst[o + np.uint64(c)] = row[c] * g[c]
+    else:
+        for c in range(cb):
+            o = off + np.uint64(c) * s_c
+            if add:
+                for t in range(pos.shape[0]):
+                    dst[o + np.uint64(pos[t]) * s_t] += src[t, c] * gate[t, c]
+            else:
+                for t in range(pos.shape[0]):
+                    dst[o + np.uint64(pos[t]) * s_t] = src[t, c] * gate[t, c]
+
+
+@njit(cache=True)
 def _order(idx, si, k, pos):
     for t in range(pos.shape[0]):
         pos[t] = idx[k * si[0] + t * si[1]]
@@ -284,39 +326,61 @@ def _prepare(n, ur, dr, zr, bias, Dc, dts, dtu, xD, gz, softplus, has_gate, gsca
                 gz[t, c] = gscale
 
 
+@njit(cache=True, fastmath=False)
+def _walk(tl, n, dts, dtu, a2, hn, Bp, Cp, ys):
+    """State n over steps t < tl of a tile, all lanes at once: h = 2^(dt_t a2) h + dt_t u_t B_t[n],
+    ys_t += C_t[n] h. Each decay is computed where it is used (no stored decays)."""
+    for t in range(tl):
+        bn = Bp[t, n]
+        cn = Cp[t, n]
+        dt = dts[t]
+        du = dtu[t]
+        y = ys[t]
+        for c in range(_CB):
+            hv = _fma(_exp2(dt[c] * a2[c]), hn[c], du[c] * bn)
+            hn[c] = hv
+            y[c] = _fma(cn, hv, y[c])
+
+
 def _forward_items(lo, hi, u, su, delta, sdl, A, sA, B, sB, C, sC, Dv, sD, z, sz, bias, sbias, idx, si,
                   out, so, last, batch, K, dim, L, N, G, scale, softplus, has_gate):
     """Work items [lo, hi) of the forward; item = (batch row b, group g, channels [c0, c0 + cb)). Works
-    in tiles of _TL steps (the tile's inputs stay in cache); direction k > 0 adds to what k - 1 wrote.
+    in tiles of _TL steps (the tile's inputs stay in cache): per state n, one walk over the tile's steps
+    updates the lanes' h_n, computes each decay as it goes and adds C_t h_t into the outputs
+    (y_t accumulates over n in n order, from D u_t). Direction k > 0 adds to what k - 1 wrote. The
+    scratch arrays are made once for all the items of a call.
 
     out (batch, D, L) through its strides `so`; last (batch, K, D, N) contiguous."""
+    ty = u.dtype
+    log2e = _typed(u[0], 1.4426950408889634)
+    dg = dim // G
+    nb = (dg + _CB - 1) // _CB
+    pos = np.empty(L, np.int64)
+    Bp = np.empty((_TL, N), ty)
+    Cp = np.empty((_TL, N), ty)
+    ur = np.zeros((_TL, _CB), ty)  # lanes past cb stay 0: a = 1, h = 0, no output
+    dr = np.zeros((_TL, _CB), ty)
+    zr = np.zeros((_TL, _CB), ty)
+    dts = np.empty((_TL, _CB), ty)
+    dtu = np.empty((_TL, _CB), ty)
+    gz = np.empty((_TL, _CB), ty)  # scale silu(z_t)
+    ys = np.empty((_TL, _CB), ty)  # D u_t + sum_n C_t h_t, gated on the way out
+    bc = np.zeros(_CB, ty)
+    Dc = np.zeros(_CB, ty)
+    A2 = np.zeros((N, _CB), ty)  # A log2(e): a_t = 2^(dt_t A2)
+    h = np.zeros((N, _CB), ty)
     for item in range(lo, hi):
-        dg = dim // G
-        nb = (dg + _CB - 1) // _CB
         b = item // (G * nb)
         g = (item // nb) % G
         c0 = g * dg + (item % nb) * _CB
         cb = min(_CB, g * dg + dg - c0)
-        ty = u.dtype
-        log2e = _typed(u[0], 1.4426950408889634)
-        TT = max(1, min(_TT, 64 // max(N, 1)))  # decays of TT steps at once while they fit in L1
-        pos = np.empty(L, np.int64)
-        Bp = np.empty((_TL, N), ty)
-        Cp = np.empty((_TL, N), ty)
-        ur = np.zeros((_TL, _CB), ty)  # lanes past cb stay 0: a = 1, h = 0, no output
-        dr = np.zeros((_TL, _CB), ty)
-        zr = np.zeros((_TL, _CB), ty)
-        dts = np.empty((_TL, _CB), ty)
-        dtu = np.empty((_TL, _CB), ty)
-        xD = np.empty((_TL, _CB), ty)  # D u_t
-        gz = np.empty((_TL, _CB), ty)  # scale silu(z_t)
-        ys = np.empty((_TL, _CB), ty)
-        bc = np.zeros(_CB, ty)
-        Dc = np.zeros(_CB, ty)
-        A2 = np.zeros((N, _CB), ty)  # A log2(e): a_t = 2^(dt_t A2)
-        h = np.zeros((N, _CB), ty)
-        a = np.empty((TT, N, _CB), ty)
-        y = np.empty(_CB, ty)
+        if cb < _CB:  # a short block after a full one: its unused lanes back to 0
+            ur[:] = 0
+            dr[:] = 0
+            zr[:] = 0
+            bc[:] = 0
+            Dc[:] = 0
+            A2[:] = 0
         for k in range(K):
             _order(idx, si, k, pos)
             for c in range(cb):
@@ -333,27 +397,10 @@ def _forward_items(lo, hi, u, su, delta, sdl, A, sA, B, sB, C, sC, Dv, sD, z, sz
                 _gather(dr, delta, b * sdl[0] + k * sdl[1] + c0 * sdl[2], sdl[2], sdl[3], ps, cb)
                 if has_gate:
                     _gather(zr, z, b * sz[0] + k * sz[1] + c0 * sz[2], sz[2], sz[3], ps, cb)
-                _prepare(tl, ur, dr, zr, bc, Dc, dts, dtu, xD, gz, softplus, has_gate, scale)
-                for t0 in range(0, tl, TT):
-                    tt = min(TT, tl - t0)
-                    for i in range(tt):
-                        for n in range(N):
-                            for c in range(_CB):
-                                a[i, n, c] = _exp2(dts[t0 + i, c] * A2[n, c])
-                    for i in range(tt):
-                        t = t0 + i
-                        for c in range(_CB):
-                            y[c] = xD[t, c]
-                        for n in range(N):
-                            bn = Bp[t, n]
-                            cn = Cp[t, n]
-                            for c in range(_CB):
-                                hv = _fma(a[i, n, c], h[n, c], dtu[t, c] * bn)
-                                h[n, c] = hv
-                                y[c] = _fma(cn, hv, y[c])
-                        for c in range(_CB):
-                            ys[t, c] = y[c] * gz[t, c]
-                _scatter(out, b * so[0] + c0 * so[1], so[1], so[2], ps, ys, cb, k > 0)
+                _prepare(tl, ur, dr, zr, bc, Dc, dts, dtu, ys, gz, softplus, has_gate, scale)  # ys = D u
+                for n in range(N):
+                    _walk(tl, n, dts, dtu, A2[n], h[n], Bp, Cp, ys)
+                _scatter_gated(out, b * so[0] + c0 * so[1], so[1], so[2], ps, ys, gz, cb, k > 0)
             for c in range(cb):
                 for n in range(N):
                     last[((b * K + k) * dim + c0 + c) * N + n] = h[n, c]
@@ -504,20 +551,18 @@ def _backward_items(lo, hi, dout, sdo, dlast, u, su, delta, sdl, A, sA, B, sB, C
                 dA[o * N + n] = dAl[n, c]
 
 
-def _forward_launch(items_fn, items, u, su, delta, sdl, A, sA, B, sB, C, sC, Dv, sD, z, sz, bias, sbias, idx, si,
+def _forward_launch(items_fn, items, chunks, u, su, delta, sdl, A, sA, B, sB, C, sC, Dv, sD, z, sz, bias, sbias, idx, si,
                     out, so, last, batch, K, dim, L, N, G, scale, softplus, has_gate):
-    for item in prange(items):
-        i = np.int64(item)
-        items_fn(i, i + 1, u, su, delta, sdl, A, sA, B, sB, C, sC, Dv, sD, z, sz, bias, sbias, idx, si,
+    for j in prange(chunks):
+        items_fn(np.int64(j) * items // chunks, (np.int64(j) + 1) * items // chunks, u, su, delta, sdl, A, sA, B, sB, C, sC, Dv, sD, z, sz, bias, sbias, idx, si,
                  out, so, last, batch, K, dim, L, N, G, scale, softplus, has_gate)
 
 
-def _backward_launch(items_fn, items, dout, sdo, dlast, u, su, delta, sdl, A, sA, B, sB, C, sC, Dv, sD, z, sz,
+def _backward_launch(items_fn, items, chunks, dout, sdo, dlast, u, su, delta, sdl, A, sA, B, sB, C, sC, Dv, sD, z, sz,
                      bias, sbias, idx, si, du, sdu, dd, sdd, dz, sdz, dA, dD, dbias, dB, dC,
                      batch, K, dim, L, N, G, T, scale, softplus, has_gate):
-    for item in prange(items):
-        i = np.int64(item)
-        items_fn(i, i + 1, dout, sdo, dlast, u, su, delta, sdl, A, sA, B, sB, C, sC, Dv, sD, z, sz,
+    for j in prange(chunks):
+        items_fn(np.int64(j) * items // chunks, (np.int64(j) + 1) * items // chunks, dout, sdo, dlast, u, su, delta, sdl, A, sA, B, sB, C, sC, Dv, sD, z, sz,
                  bias, sbias, idx, si, du, sdu, dd, sdd, dz, sdz, dA, dD, dbias, dB, dC,
                  batch, K, dim, L, N, G, T, scale, softplus, has_gate)
 
@@ -552,9 +597,9 @@ def _kernels(name: str, args: tuple):
     """(items, launch) for `name` and these argument types, compiled on first use (or loaded from numba's
     disk cache), with a log line saying how long compiling took.
 
-    The item loop is compiled once, by itself; the ``parallel=True`` launcher runs its prange over the
-    items on numba's threading layer (OpenMP: the threads torch's ops use, so neither waits on the
-    other's spinning workers) and calls the loop through a function pointer. (Called directly, the loop
+    The item loop is compiled once, by itself; the ``parallel=True`` launcher runs a prange over as many
+    contiguous ranges of items as there are threads (each range makes its scratch arrays once) on numba's
+    threading layer, and calls the loop through a function pointer. (Called directly, the loop
     would be linked into the launcher and optimised and emitted a second time: twice the compile time.)
     float64 (tests, double-precision checks) runs the items on the calling thread: launch is None, and
     its first use compiles a fifth less."""
@@ -567,8 +612,8 @@ def _kernels(name: str, args: tuple):
             items_fn = njit(sig, cache=True, nogil=True, fastmath=False, error_model="numpy")(items_py)
             launch = None
             if key[1][0].dtype != types.float64:
-                launch = njit(types.void(types.FunctionType(sig), types.int64, *key[1]), parallel=True, cache=True,
-                              fastmath=False)(launch_py)
+                launch = njit(types.void(types.FunctionType(sig), types.int64, types.int64, *key[1]), parallel=True,
+                              cache=True, fastmath=False)(launch_py)
             if items_fn.stats.cache_misses or launch is not None and launch.stats.cache_misses:
                 _log.warning("vssm: compiled the numba CPU selective scan (%s, %s) in %.1f s; cached on disk for "
                              "later runs", name, key[1][0].dtype, time.perf_counter() - start)
@@ -576,15 +621,24 @@ def _kernels(name: str, args: tuple):
         return _compiled[key]
 
 
+_fast: dict = {}  # (name, compute dtype) -> (items, launch): every argument's numba type follows from these
+
+
 def _run(name: str, items: int, *args) -> None:
     """Work items [0, items) of the forward or backward loop, in parallel over numba's threads (as many as
     torch uses); items are independent, so neither the split nor the thread count changes a result."""
-    items_fn, launch = _kernels(name, args)
+    fast_key = (name, args[0].dtype)  # arrays: 1-D, C-contiguous, writable; scalars: Python / numpy scalars
+    kernels = _fast.get(fast_key)
+    if kernels is None:
+        kernels = _fast[fast_key] = _kernels(name, args)
+    items_fn, launch = kernels
     if launch is None:
         items_fn(0, items, *args)
         return
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
-    launch(items_fn, items, *args)
+    threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    if numba.get_num_threads() != threads:
+        numba.set_num_threads(threads)
+    launch(items_fn, items, min(items, threads), *args)
 
 
 def _index(index: torch.Tensor | None, K: int, L: int) -> torch.Tensor:
