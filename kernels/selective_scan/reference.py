@@ -293,13 +293,19 @@ def _reference_backward_block(
     return [du, dpre, dA.reshape(dim, N), dB, dC, dDv, dz, ddelta_bias]
 
 
+_STEP_ELEMENTS = 1 << 14  # the carry across chunks works on (rows, channels, N) slices: at least this many
+
+
 def _channel_blocks(u: torch.Tensor, B: torch.Tensor, cache_elements: int,
-                    rows: int | None = None) -> list[tuple[int, int, int]]:
+                    rows: int | None = None, T: int | None = None) -> list[tuple[int, int, int]]:
     """Channel ranges (start, stop, group) whose (rows, channels, L, N) working set fits in cache (rows:
     the caller's whole batch, by default u's).
 
     The chunked math streams several tensors of that size; on a CPU it runs ~2x faster when they
-    stay in cache than when each elementwise op sweeps the whole (batch, D, L, N) volume.
+    stay in cache than when each elementwise op sweeps the whole (batch, D, L, N) volume. With chunks of
+    T < L steps, the short Python loop that carries the state across chunks runs once per chunk and
+    block on (rows, channels, N) slices: the blocks then grow until those slices hold `_STEP_ELEMENTS`,
+    so that short chunks (strong decays) do not turn into thousands of tiny ops.
     """
     batch, dim, L = u.shape
     batch = batch if rows is None else rows
@@ -307,6 +313,8 @@ def _channel_blocks(u: torch.Tensor, B: torch.Tensor, cache_elements: int,
     N = B.shape[-2]
     dg = dim // G
     per_channel = max(1, batch * L * N)
+    if T is not None and T < L:
+        cache_elements = max(cache_elements, _STEP_ELEMENTS * L)
     cb = max([c for c in range(1, dg + 1) if dg % c == 0 and c * per_channel <= cache_elements] or [1])
     return [(c, c + cb, c // dg) for c in range(0, dim, cb)]
 
@@ -354,16 +362,15 @@ def selective_scan_reference(
     never changes another row's result.
     """
     batch = u.shape[0]
-    blocks = _channel_blocks(u, B, cache_elements)
     groups = _row_groups(_row_chunk_lens(u, delta, A, delta_bias, delta_softplus, chunk_size), u.device)
     kw = dict(max_elements=max_elements, rows=batch)
-    if len(blocks) == 1 and len(groups) == 1:
+    if len(groups) == 1 and len(_channel_blocks(u, B, cache_elements, T=groups[0][0])) == 1:
         res = _reference_block(u, delta, A, B, C, D, z, delta_bias, delta_softplus, True, T=groups[0][0], **kw)
         return res if return_last_state else res[0]
     out = torch.empty(u.shape, dtype=u.dtype, device=u.device)
     last = torch.empty(u.shape[0], u.shape[1], A.shape[1], dtype=compute_dtype(u), device=u.device)
     for T, rows in groups:
-        for c0, c1, g in blocks:
+        for c0, c1, g in _channel_blocks(u, B, cache_elements, batch, T):
             args = _select_rows(_block_args(c0, c1, g, u, delta, A, B, C, D, z, delta_bias), rows)
             y, h = _reference_block(*args, delta_softplus, True, T=T, **kw)
             if rows is None:
@@ -421,7 +428,7 @@ def _backward_rows(dout, dlast, inputs, delta_softplus, T, *, cache_elements, ma
     """`selective_scan_reference_backward` for rows that share the chunk length T, channel block by block."""
     u, delta, A, B, C, D, z, delta_bias = inputs
     parts = []
-    blocks = _channel_blocks(u, B, cache_elements, rows)
+    blocks = _channel_blocks(u, B, cache_elements, rows, T)
     for c0, c1, g in blocks:
         args = _block_args(c0, c1, g, u, delta, A, B, C, D, z, delta_bias)
         dl = None if dlast is None else dlast.narrow(1, c0, c1 - c0)
