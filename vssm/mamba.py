@@ -171,26 +171,30 @@ class Mamba(nn.Module):
         return weight, bias
 
     def _conv(self, x: torch.Tensor) -> torch.Tensor:
-        """silu(depthwise conv) of every direction, in natural token order: (batch, K, E, L) (a view).
+        """silu(depthwise conv) of every direction, in natural token order: (batch, K, E, L) (a view, token-major
+        in memory).
 
         The backward branch's causal conv over the reversed sequence is an anti-causal conv with mirrored
         taps over the natural one, so both run as one depthwise conv over x stacked twice along channels
         (direction-major) and padded on both sides; the forward direction reads its outputs from the left
-        end, the backward from the right. (One input channel per output: a grouped conv with two outputs
-        per channel over x itself takes oneDNN's slow path, ~10x the time on a CPU.)
+        end, the backward from the right. The conv runs as a channels-last 2-D conv over token-major x:
+        oneDNN's depthwise kernels are ~10-20x slower on channel-major 1-D input, or with two outputs per
+        input channel, on a CPU.
         """
         E, K_conv, L = self.d_inner, self.d_conv, x.shape[-1]
-        if not self.bidirectional:
-            return F.silu(self.conv1d(x)[..., :L]).unsqueeze(1)
-        taps, bias = self._conv_taps()  # (2, E, K_conv), (2, E)
-        xx = torch.cat([x, x], dim=1)  # (batch, 2E, L), direction-major channels
-        y = F.conv1d(xx, taps.reshape(2 * E, 1, K_conv), None if bias is None else bias.reshape(2 * E),
-                     padding=K_conv - 1, groups=2 * E)
-        # (batch, 2E, Lp); contiguous() is a no-op except where the conv picked another layout (L = 1)
-        y = F.silu(y).contiguous()
+        taps, bias = self._conv_taps()  # (K, E, K_conv), (K, E) or None
+        K = taps.shape[0]
+        xt = x.transpose(1, 2)  # (batch, L, E)
+        if K > 1:
+            xt = torch.cat([xt] * K, dim=-1)  # (batch, L, K E), direction-major channels
+        xt = xt.unsqueeze(1).permute(0, 3, 1, 2)  # (batch, K E, 1, L), channels-last
+        y = F.conv2d(xt, taps.reshape(K * E, 1, 1, K_conv), None if bias is None else bias.reshape(K * E),
+                     padding=(0, K_conv - 1), groups=K * E)
+        # (batch, K E, 1, Lp) stored (batch, Lp, K E); contiguous() is a no-op unless the conv picked another layout
+        y = F.silu(y).contiguous(memory_format=torch.channels_last)
         Lp = L + K_conv - 1
-        # u[b, k, e, t] = y[b, k E + e, t + k (K_conv - 1)]
-        return y.as_strided((y.shape[0], 2, E, L), (2 * E * Lp, E * Lp + K_conv - 1, Lp, 1))
+        # u[b, k, e, t] = y[b, k E + e, 0, t + k (K_conv - 1)]
+        return y.as_strided((y.shape[0], K, E, L), (Lp * K * E, E + (K_conv - 1) * K * E, 1, K * E))
 
     def _conv_tokens(self, x: torch.Tensor) -> torch.Tensor:
         """The same as `_conv` through the depthwise conv op: x (batch, E, L) a view of the in_proj output ->
