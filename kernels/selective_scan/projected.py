@@ -12,8 +12,8 @@ Composed from torch ops, autograd keeps delta (batch, K, D, L) for the scan's ba
 batched matmuls, each weight expanded over the batch: at Vim-S (batch 128, both directions, bf16) that
 is 78 MB + 31 MB per layer. In plain eager mode (`vssm.kernels.eager`) one autograd.Function runs the
 same computation and keeps only u, x_dbl and the weights: its backward recomputes delta with one small
-matmul per direction (2 R D L flops per row, against ~10 N D L for the scan), as mamba_ssm's fused
-mixer does. The matmuls read each direction's weight as a stride-0 batch (no copies). Under
+batched matmul (2 R D L flops per row, against ~10 N D L for the scan), as mamba_ssm's fused mixer
+does. Under
 torch.compile, export, tracing and fake tensors it is the composed form (which is also the tests' oracle).
 """
 
@@ -65,17 +65,6 @@ def project(u: torch.Tensor, x_proj_weight: torch.Tensor, dt_proj_weight: torch.
     return delta, x_dbl[:, :, R:R + N].unsqueeze(2), x_dbl[:, :, R + N:].unsqueeze(2)
 
 
-def _bmm_per_direction(w: torch.Tensor, x: torch.Tensor, out: torch.Tensor, accumulate: bool = False) -> None:
-    """out[:, k] (+)= w[k] @ x[:, k] for every k: one bmm per direction, w[k] a stride-0 batch (no copy)."""
-    batch = x.shape[0]
-    for k in range(w.shape[0]):
-        wk = w[k].expand(batch, -1, -1)
-        if accumulate:
-            out[:, k].baddbmm_(wk, x[:, k])
-        else:
-            torch.bmm(wk, x[:, k], out=out[:, k])
-
-
 def _weight_grad(dy: torch.Tensor, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """sum over the batch of dy[:, k] @ x[:, k]^T, per direction (K, ., .), summed in float32 at least."""
     return torch.matmul(dy, x.transpose(-1, -2)).sum(0, dtype=compute_dtype(dy)).to(dtype)
@@ -85,12 +74,10 @@ class _ProjectedScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, w_x, w_dt, A, D, z, delta_bias, spec):
         orders, grid, combine, delta_softplus, backend = spec
-        batch, K, dim, L = u.shape
         R, N = w_dt.shape[-1], A.shape[-1]
-        x_dbl = u.new_empty((batch, K, R + 2 * N, L))
-        _bmm_per_direction(w_x, u, x_dbl)
-        delta = u.new_empty((batch, K, dim, L))
-        _bmm_per_direction(w_dt, x_dbl[:, :, :R], delta)
+        # one batched matmul each (the weights broadcast over the batch), no autograd: nothing is kept
+        x_dbl = torch.matmul(w_x, u)  # (batch, K, R + 2N, L)
+        delta = torch.matmul(w_dt, x_dbl[:, :, :R])
         B, C = x_dbl[:, :, R:R + N].unsqueeze(2), x_dbl[:, :, R + N:].unsqueeze(2)
         op_args = prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, orders, grid, combine, backend,
                           grad=any(ctx.needs_input_grad))
@@ -107,8 +94,8 @@ class _ProjectedScan(torch.autograd.Function):
         delta_softplus, scale, _, backend = ctx.op_flags
         R, N = ctx.R, ctx.N
         batch, K, dim, L = u.shape
-        delta = u.new_empty((batch, K, dim, L))
-        _bmm_per_direction(w_dt, x_dbl[:, :, :R], delta)  # recomputed, not kept
+        dt = x_dbl[:, :, :R]
+        delta = torch.matmul(w_dt, dt)  # recomputed, not kept
         B, C = x_dbl[:, :, R:R + N].unsqueeze(2), x_dbl[:, :, R + N:].unsqueeze(2)
         dlast = u.new_zeros((batch, K, dim, N), dtype=compute_dtype(u))
         du, ddelta, dA, dB, dC, dD, dz, ddelta_bias = _scan_bwd_impl(
@@ -116,17 +103,11 @@ class _ProjectedScan(torch.autograd.Function):
         )
         del delta
         need = ctx.needs_input_grad
-        dx_dbl = u.new_empty((batch, K, R + 2 * N, L))
-        _bmm_per_direction(w_dt.transpose(-1, -2), ddelta, dx_dbl[:, :, :R])
-        dx_dbl[:, :, R:R + N] = dB.squeeze(2)
-        dx_dbl[:, :, R + N:] = dC.squeeze(2)
-        dw_dt = _weight_grad(ddelta, x_dbl[:, :, :R], w_dt.dtype) if need[2] else None
+        dx_dbl = torch.cat([torch.matmul(w_dt.transpose(-1, -2), ddelta), dB.squeeze(2), dC.squeeze(2)], dim=2)
+        dw_dt = _weight_grad(ddelta, dt, w_dt.dtype) if need[2] else None
         del ddelta
         dw_x = _weight_grad(dx_dbl, u, w_x.dtype) if need[1] else None
-        if need[0]:
-            _bmm_per_direction(w_x.transpose(-1, -2), dx_dbl, du, accumulate=True)
-        else:
-            du = None
+        du = du.add_(torch.matmul(w_x.transpose(-1, -2), dx_dbl)) if need[0] else None
         return (du, dw_x, dw_dt, dA if need[3] else None, dD if need[4] else None, dz if need[5] else None,
                 ddelta_bias if need[6] else None, None)
 
