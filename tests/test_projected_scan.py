@@ -135,3 +135,17 @@ def test_projected_bad_arguments():
         projected_scan(u, w_x.double(), w_dt, A)
     with pytest.raises(ValueError, match="`z`"):
         projected_scan(u, w_x, w_dt, A, D, z[:, :, :3], bias, orders=["natural", "reverse"])
+
+
+def test_projected_under_autocast_keeps_input_dtype():
+    """Under autocast the projections run in the inputs' dtype (the backward recomputes delta outside
+    autocast, so the forward must not compute it at a lower precision): same as without autocast."""
+    tensors = _inputs(2, 2, 8, 9, 4, 2, torch.float32, True, False, True, True)
+    kw = dict(orders=["natural", "reverse"], combine="mean", delta_softplus=True)
+    y, g = _grads(lambda *t: projected_scan(*t, **kw), tensors)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y_a, g_a = _grads(lambda *t: projected_scan(*t, **kw), tensors)
+    assert y_a.dtype == torch.float32
+    assert rel_error(y_a, y) < 1e-6
+    for a, b in zip(g_a, g):
+        assert rel_error(a, b) < 1e-6

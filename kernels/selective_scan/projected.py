@@ -75,9 +75,11 @@ class _ProjectedScan(torch.autograd.Function):
     def forward(ctx, u, w_x, w_dt, A, D, z, delta_bias, spec):
         orders, grid, combine, delta_softplus, backend = spec
         R, N = w_dt.shape[-1], A.shape[-1]
-        # one batched matmul each (the weights broadcast over the batch), no autograd: nothing is kept
-        x_dbl = torch.matmul(w_x, u)  # (batch, K, R + 2N, L)
-        delta = torch.matmul(w_dt, x_dbl[:, :, :R])
+        # one batched matmul each (the weights broadcast over the batch), no autograd: nothing is kept;
+        # in the inputs' dtype under autocast too, as the backward recomputes delta (outside autocast)
+        with torch.autocast(u.device.type, enabled=False):
+            x_dbl = torch.matmul(w_x, u)  # (batch, K, R + 2N, L)
+            delta = torch.matmul(w_dt, x_dbl[:, :, :R])
         B, C = x_dbl[:, :, R:R + N].unsqueeze(2), x_dbl[:, :, R + N:].unsqueeze(2)
         op_args = prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, orders, grid, combine, backend,
                           grad=any(ctx.needs_input_grad))
@@ -90,6 +92,12 @@ class _ProjectedScan(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dout):
+        u = ctx.saved_tensors[0]
+        with torch.autocast(u.device.type, enabled=False):  # a backward called inside autocast too
+            return _ProjectedScan._backward(ctx, dout)
+
+    @staticmethod
+    def _backward(ctx, dout):
         u, x_dbl, w_x, w_dt, A, D, z, delta_bias, index, states = ctx.saved_tensors
         delta_softplus, scale, _, backend = ctx.op_flags
         R, N = ctx.R, ctx.N
