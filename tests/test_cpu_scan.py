@@ -221,3 +221,83 @@ def test_compilation_is_announced_once(caplog, monkeypatch):
     assert made == ["_forward_items", "_forward_launch"]  # float32: the loop and its parallel launcher
     assert [r.message.split(" in ")[0] for r in caplog.records] == [
         "vssm: compiled the numba CPU selective scan (forward, float32)"]
+
+
+def test_float32_exp2_special_values_and_accuracy():
+    """The loops' float32 2^v: within 3 ulp of the exact value on the normal range, 0 from -126.5 down, inf
+    above 127.5, NaN kept; between -126.5 and -126 (subnormal results) close in absolute terms."""
+    from numba import njit
+
+    from vssm.kernels.selective_scan import cpu
+
+    @njit
+    def exp2_all(v, out):
+        for i in range(v.shape[0]):
+            out[i] = cpu._exp2(v[i])
+
+    rng = np.random.default_rng(0)
+    v = np.concatenate([rng.uniform(-126, 127, 20000), rng.uniform(-2, 2, 20000), np.arange(-126, 128) + 0.5,
+                        np.arange(-126, 128)]).astype(np.float32)
+    got = np.empty_like(v)
+    exp2_all(v, got)
+    exact = np.exp2(v.astype(np.float64))
+    normal = exact < np.finfo(np.float32).max
+    ulp = np.spacing(exact[normal].astype(np.float32)).astype(np.float64)
+    assert np.all(np.abs(got[normal] - exact[normal]) <= 3 * ulp)
+    special = np.array([np.nan, np.inf, -np.inf, -126.5, -127, -200, 1e30, 127.6, 128, 300, -1e30], np.float32)
+    out = np.empty_like(special)
+    exp2_all(special, out)
+    assert np.isnan(out[0]) and out[1] == np.inf and np.all(out[[2, 3, 4, 5, 10]] == 0)
+    assert np.all(out[[6, 7, 8, 9]] == np.inf)
+    sub = np.linspace(-126.49, -126, 99).astype(np.float32)
+    got_sub = np.empty_like(sub)
+    exp2_all(sub, got_sub)
+    assert np.all(np.abs(got_sub - np.exp2(sub.astype(np.float64))) <= 2.0 ** -148)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_item_ranges_per_thread_give_identical_results(threads):
+    """Each thread runs a contiguous range of items with scratch arrays made once per range: short channel
+    blocks (here 64 + 2 channels per group) next to full ones, in any split, leave the results bit-identical."""
+    inp, kw = _case(3, 132, 23, 5, 2, K=2, orders=["natural", "reverse"], shared=("z",), token_major=True,
+                    dtype=torch.float32)
+    saved = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = _outputs_and_grads(_cpu, inp, kw)
+        torch.set_num_threads(threads)
+        split = _outputs_and_grads(_cpu, inp, kw)
+    finally:
+        torch.set_num_threads(saved)
+    assert torch.equal(one[0], split[0]) and torch.equal(one[1], split[1])
+    assert all(torch.equal(one[2][k], split[2][k]) for k in one[2])
+    exact = {k: None if v is None else v.double() for k, v in inp.items()}
+    ref_out, ref_last, _ = _outputs_and_grads(selective_scan_naive, exact, kw)
+    assert rel_error(split[0], ref_out) < 2e-5 and rel_error(split[1], ref_last) < 2e-5
+
+
+def test_reference_short_chunks_grow_the_channel_blocks():
+    """Strong decays force short chunks; the reference then takes wider channel blocks (fewer, larger ops
+    in the cross-chunk carry) and still matches the step loop, outputs and every gradient."""
+    from vssm.kernels.selective_scan import reference
+
+    inp, _ = _case(2, 96, 40, 4, 2)
+    inp["A"] = inp["A"] * 40  # |dt A| up to tens per step: chunks of a few steps
+    u, delta, A, B, C, D, z, bias = (inp[k] for k in NAMES)
+    T = min(reference._row_chunk_lens(u, delta, A, bias, True, None))
+    small = 1 << 9  # without short chunks: one block per channel here
+    assert T < u.shape[-1]
+    assert 1 < len(reference._channel_blocks(u, B, small, T=T)) < len(reference._channel_blocks(u, B, small))
+
+    leaves = [t.detach().clone().requires_grad_(True) for t in (u, delta, A, B, C, D, z, bias)]
+    ref_out, ref_last = selective_scan_naive(*leaves, delta_softplus=True, return_last_state=True)
+    g = torch.Generator().manual_seed(1)
+    dout = torch.randn(ref_out.shape, generator=g, dtype=torch.float64)
+    dlast = torch.randn(ref_last.shape, generator=g, dtype=torch.float64)
+    ref_grads = torch.autograd.grad((ref_out * dout).sum() + (ref_last * dlast).sum(), leaves)
+    out, last = reference.selective_scan_reference(u, delta, A, B, C, D, z, bias, True, True, cache_elements=small)
+    grads = reference.selective_scan_reference_backward(dout, dlast, u, delta, A, B, C, D, z, bias, True,
+                                                        cache_elements=small)
+    assert rel_error(out, ref_out) < 1e-12 and rel_error(last, ref_last) < 1e-12
+    for name, a, b in zip(NAMES, grads, ref_grads):
+        assert rel_error(a, b) < 1e-10, name

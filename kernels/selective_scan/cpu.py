@@ -102,8 +102,8 @@ def _ir_exp2(builder, v):
     """2^v. float32: v clamped to [-127, 128], k = round(v) by adding and subtracting 1.5 2^23 + 127 (the
     sum's low mantissa bits are k + 127, shifted into the exponent field: 2^k, 0 at k = -127, inf at
     k = 128), times a polynomial in v - k: 15 vector operations, the only compares being the clamps and the
-    NaN test. NaN stays NaN, v >= 127.5 gives inf, v < -126.5 gives 0; in between, down to subnormal
-    values, 2^v within ~1 ulp. float64: llvm.exp2."""
+    NaN test. NaN stays NaN, v > 127.5 gives inf, v <= -126.5 gives 0; in between, down to subnormal
+    values, 2^v within 3 ulp (the polynomial's 1.2e-7). float64: llvm.exp2."""
     ty = v.type
     if isinstance(ty, ir.DoubleType):
         return _llvm(builder, "llvm.exp2", ty, v)
