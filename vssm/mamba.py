@@ -24,8 +24,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from vssm.kernels import selective_scan
-from vssm.kernels.selective_scan.projected import projected_scan
 from vssm.kernels.conv1d import depthwise_conv1d, has_fast_kernel
+from vssm.kernels.selective_scan.projected import projected_scan
 from vssm.ssm_init import init_ssm_, positive_int, scan_param
 from vssm.timm_glue import fx_leaf
 

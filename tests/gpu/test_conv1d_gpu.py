@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from vssm.kernels import depthwise_conv1d, depthwise_conv1d_reference
-from vssm.kernels.selective_scan.cases import rel_error
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
