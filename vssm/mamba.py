@@ -184,14 +184,27 @@ class Mamba(nn.Module):
         E, K_conv, L = self.d_inner, self.d_conv, x.shape[-1]
         taps, bias = self._conv_taps()  # (K, E, K_conv), (K, E) or None
         K = taps.shape[0]
+        if torch.compiler.is_compiling():  # tracing (torch.compile, torch.export, ONNX): channel-major 1-D convs,
+            # which the ONNX exporter translates correctly (it mistranslates the channels-last views below)
+            if K == 1:
+                return F.silu(self.conv1d(x)[..., :L]).unsqueeze(1)
+            weight = taps.transpose(0, 1).reshape(2 * E, 1, K_conv)
+            bias = bias.transpose(0, 1).reshape(2 * E) if bias is not None else None
+            y = F.silu(F.conv1d(x, weight, bias, padding=K_conv - 1, groups=E)).contiguous()
+            Lp = L + K_conv - 1
+            # u[b, k, e, t] = y[b, 2e + k, t + k (K_conv - 1)]
+            return y.as_strided((y.shape[0], 2, E, L), (2 * E * Lp, Lp + K_conv - 1, 2 * Lp, 1))
         xt = x.transpose(1, 2)  # (batch, L, E)
         if K > 1:
             xt = torch.cat([xt] * K, dim=-1)  # (batch, L, K E), direction-major channels
         xt = xt.unsqueeze(1).permute(0, 3, 1, 2)  # (batch, K E, 1, L), channels-last
         y = F.conv2d(xt, taps.reshape(K * E, 1, 1, K_conv), None if bias is None else bias.reshape(K * E),
                      padding=(0, K_conv - 1), groups=K * E)
-        # (batch, K E, 1, Lp) stored (batch, Lp, K E); contiguous() is a no-op unless the conv picked another layout
-        y = F.silu(y).contiguous(memory_format=torch.channels_last)
+        # (batch, K E, 1, Lp) stored (batch, Lp, K E); contiguous() is a no-op unless the conv picked another layout.
+        # without autograd, silu in place: a fresh output of this size costs more than the conv on a CPU
+        y = F.silu(y, inplace=not torch.is_grad_enabled()).contiguous(memory_format=torch.channels_last)
+        if K == 1:
+            return y[:, :, 0, :L].unsqueeze(1)
         Lp = L + K_conv - 1
         # u[b, k, e, t] = y[b, k E + e, 0, t + k (K_conv - 1)]
         return y.as_strided((y.shape[0], K, E, L), (Lp * K * E, E + (K_conv - 1) * K * E, 1, K * E))
