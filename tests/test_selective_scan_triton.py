@@ -47,6 +47,7 @@ def C(name, shape, **kw):
     token_major [False]: u, delta, z stored (batch, L, D); z_token_major [False]: z alone so;
     B3 [False]: 3-D B/C; strided [False]: u/delta/z every other token of wider tensors and B/C stored
     (batch, L, G, N); combine ["sum"];
+    poison: (input name, index, value) put into sample 0: sample 1 must not change by a bit (kernel modes);
     mode ["kernels"]: triton_forward + triton_backward_chunks | "walk": + triton_backward_walk (N = 1),
     recomputing the chunk-start states | "walk_states": the walk on the states the forward kept |
     "op": selective_scan(backend="triton") and autograd, with `default_tiles` overriding the op's
@@ -118,6 +119,13 @@ CASES = [
     C("vmamba_token_major_op", (1, 4, 15, 1, 1), orders=VMAMBA, grid=(3, 5), shared=("u",), z=False,
       token_major=True, mode="op", default_tiles=dict(walk_min_programs=1), expect_walk=False),
     C("snake_loop", (1, 4, 15, 2, 1), orders=SNAKE, grid=(5, 3), shared=("u", "z", "A", "D"), tiles=LOOP),
+    # ---- a NaN / inf in one sample leaves the other sample's outputs and gradients bit-identical
+    C("poison_nan_delta", (2, 4, 21, 3, 1), poison=("delta", (0, 1, 5), float("nan"))),
+    C("poison_inf_u_vim_loop", (2, 4, 13, 16, 1), orders=["natural", "reverse"], shared=("z",), combine="mean",
+      tiles={**WIDE, **LOOP}, poison=("u", (0, 1, 2, 4), float("inf"))),
+    C("poison_nan_B_n1_walk", (2, 8, 13, 1, 4), mode="walk", poison=("B", (0, 1, 0, 6), float("nan"))),
+    C("poison_inf_z_segments", (2, 16, 40, 2, 1), tiles=dict(fwd_min_programs=64, bwd_target_programs=64),
+      poison=("z", (0, 3, 7), float("-inf"))),
     C("perm_tensor", (1, 4, 13, 3, 1), orders=["perm", "reverse"], shared=("delta_bias", "B")),
     C("multi_segments", (1, 4, 40, 2, 1), orders=["perm", "reverse"], shared=("u",),
       tiles=dict(fwd_min_programs=64)),
@@ -252,35 +260,49 @@ def _run_case(case) -> dict:
         grads = {n: (torch.zeros_like(cast[n]) if g is None and cast[n] is not None else g) for n, g in grads.items()}
     else:
         tiles = Tiles(**{**TINY, **case.get("tiles", {})})
-        user = [inp[n] for n in NAMES]
-        if orders is None:
-            args, index = list(op._normalize_single(*user)), None
-        else:
-            *args, index = op._normalize_orders(*user, orders, grid)
-        scale = 1.0 / K if combine == "mean" else 1.0
-        keep = tiles.walk_T if mode == "walk_states" else 0
-        out, last, states = triton_forward(*args, index, softplus, scale, states_T=keep, tiles=tiles)
-        assert (states is not None) == bool(keep)
-        dout_k = op.new_like_layout(args[0], tuple(dout.shape), inp["u"].dtype).copy_(dout)
-        if mode == "kernels":
-            normal = triton_backward_chunks(dout_k, dlast.float(), *args, index, softplus, scale, tiles=tiles)
-        else:
-            normal = triton_backward_walk(dout_k, dlast.float(), *args, index, softplus, scale, states=states,
-                                          tiles=tiles)
-        grads = {}
-        for n, g in zip(NAMES, normal):  # normal form -> the user's shapes (a shared input sums over K)
-            t = inp[n]
-            if g is None or t is None:
-                grads[n] = g
-                continue
-            if tuple(g.shape) != tuple(t.shape):
-                g = g.sum(dim=0 if n in ("A", "D", "delta_bias") else 1).reshape(t.shape)
-            grads[n] = g
-        if orders is None:
-            last = last[:, 0]
 
+        def kernels(inp):
+            user = [inp[n] for n in NAMES]
+            if orders is None:
+                args, index = list(op._normalize_single(*user)), None
+            else:
+                *args, index = op._normalize_orders(*user, orders, grid)
+            scale = 1.0 / K if combine == "mean" else 1.0
+            keep = tiles.walk_T if mode == "walk_states" else 0
+            out, last, states = triton_forward(*args, index, softplus, scale, states_T=keep, tiles=tiles)
+            assert (states is not None) == bool(keep)
+            dout_k = op.new_like_layout(args[0], tuple(dout.shape), inp["u"].dtype).copy_(dout)
+            if mode == "kernels":
+                normal = triton_backward_chunks(dout_k, dlast.float(), *args, index, softplus, scale, tiles=tiles)
+            else:
+                normal = triton_backward_walk(dout_k, dlast.float(), *args, index, softplus, scale, states=states,
+                                              tiles=tiles)
+            grads = {}
+            for n, g in zip(NAMES, normal):  # normal form -> the user's shapes (a shared input sums over K)
+                t = inp[n]
+                if g is None or t is None:
+                    grads[n] = g
+                    continue
+                if tuple(g.shape) != tuple(t.shape):
+                    g = g.sum(dim=0 if n in ("A", "D", "delta_bias") else 1).reshape(t.shape)
+                grads[n] = g
+            if orders is None:
+                last = last[:, 0]
+            return out, last, grads
+
+        out, last, grads = kernels(inp)
+        if "poison" in case:  # one bad value in sample 0: sample 1's results must not change by a bit
+            name, index, value = case["poison"]
+            bad = {n: (None if t is None else t.clone()) for n, t in inp.items()}
+            bad[name][index] = value
+            out_p, last_p, grads_p = kernels(bad)
+            same = [torch.equal(out_p[1], out[1]), torch.equal(last_p[1], last[1]), not torch.isfinite(out_p[0]).all()]
+            same += [torch.equal(grads_p[n][1], grads[n][1]) for n in ("u", "delta", "z", "B", "C")
+                     if grads[n] is not None and inp[n].shape[0] == batch]
+            isolation = 0.0 if all(same) else 1.0
     res = {
         "out": rel_error(out, out_r),
+        **({"isolation": isolation} if "poison" in case else {}),
         "last": rel_error(last, last_r) if tuple(last.shape) == tuple(last_r.shape) else f"shape {tuple(last.shape)}",
         "meta": {
             "out_dtype": str(out.dtype).replace("torch.", ""),
