@@ -23,12 +23,11 @@ def _inputs(batch, K, dim, L, N, R, dtype, shared, token_major, gate, with_d, se
         u = rnd(batch, K, dim, L)
     w_x = rnd(K, R + 2 * N, dim, scale=dim ** -0.5)
     w_dt = rnd(K, dim, R, scale=R ** -0.5)
-    A = -torch.rand(*((dim, N) if shared else (K, dim, N)), generator=g, dtype=torch.float64).add(0.5).to(torch.float32 if dtype != torch.float64 else dtype)
+    A = -torch.rand(*((dim, N) if shared else (K, dim, N)), generator=g, dtype=torch.float64).add(0.5)
+    A = A.to(torch.float64 if dtype == torch.float64 else torch.float32)  # A stays float32 below float64
     D = rnd(*((dim,) if shared else (K, dim))) if with_d else None
     z = (rnd(batch, dim, L) if shared else rnd(batch, K, dim, L)) if gate else None
     bias = rnd(*((dim,) if shared else (K, dim)), scale=0.5) if with_d else None
-    if A.dtype != dtype and dtype == torch.float64:
-        A = A.double()
     return [u, w_x, w_dt, A, D, z, bias]
 
 

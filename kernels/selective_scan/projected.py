@@ -13,8 +13,8 @@ batched matmuls, each weight expanded over the batch: at Vim-S (batch 128, both 
 is 78 MB + 31 MB per layer. In plain eager mode (`vssm.kernels.eager`) one autograd.Function runs the
 same computation and keeps only u, x_dbl and the weights: its backward recomputes delta with one small
 batched matmul (2 R D L flops per row, against ~10 N D L for the scan), as mamba_ssm's fused mixer
-does. Under
-torch.compile, export, tracing and fake tensors it is the composed form (which is also the tests' oracle).
+does. Under torch.compile, export, tracing and fake tensors it is the composed form (which is also the
+tests' oracle).
 """
 
 from __future__ import annotations
@@ -57,12 +57,22 @@ def _check(u, x_proj_weight, dt_proj_weight, A) -> tuple[int, int]:
     return R, N
 
 
+def _project(u: torch.Tensor, x_proj_weight: torch.Tensor, dt_proj_weight: torch.Tensor):
+    """x_dbl (batch, K, R + 2N, L) and delta (batch, K, D, L): one matmul each, the weights broadcast
+    over the batch."""
+    x_dbl = torch.matmul(x_proj_weight, u)
+    return x_dbl, torch.matmul(dt_proj_weight, x_dbl[:, :, :dt_proj_weight.shape[-1]])
+
+
+def _bc(x_dbl: torch.Tensor, R: int, N: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """B and C (batch, K, 1, N, L): views of x_dbl's rows after the R dt rows."""
+    return x_dbl[:, :, R:R + N].unsqueeze(2), x_dbl[:, :, R + N:].unsqueeze(2)
+
+
 def project(u: torch.Tensor, x_proj_weight: torch.Tensor, dt_proj_weight: torch.Tensor, N: int):
     """The composed projections: delta (batch, K, D, L), B and C (batch, K, 1, N, L) (views of x_dbl)."""
-    R = dt_proj_weight.shape[-1]
-    x_dbl = torch.matmul(x_proj_weight.unsqueeze(0), u)
-    delta = torch.matmul(dt_proj_weight.unsqueeze(0), x_dbl[:, :, :R])
-    return delta, x_dbl[:, :, R:R + N].unsqueeze(2), x_dbl[:, :, R + N:].unsqueeze(2)
+    x_dbl, delta = _project(u, x_proj_weight, dt_proj_weight)
+    return delta, *_bc(x_dbl, dt_proj_weight.shape[-1], N)
 
 
 def _weight_grad(dy: torch.Tensor, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -78,9 +88,8 @@ class _ProjectedScan(torch.autograd.Function):
         # one batched matmul each (the weights broadcast over the batch), no autograd: nothing is kept;
         # in the inputs' dtype under autocast too, as the backward recomputes delta (outside autocast)
         with torch.autocast(u.device.type, enabled=False):
-            x_dbl = torch.matmul(w_x, u)  # (batch, K, R + 2N, L)
-            delta = torch.matmul(w_dt, x_dbl[:, :, :R])
-        B, C = x_dbl[:, :, R:R + N].unsqueeze(2), x_dbl[:, :, R + N:].unsqueeze(2)
+            x_dbl, delta = _project(u, w_x, w_dt)
+        B, C = _bc(x_dbl, R, N)
         op_args = prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, orders, grid, combine, backend,
                           grad=any(ctx.needs_input_grad))
         out, _, states = _scan_fwd_impl(*op_args)
@@ -92,30 +101,25 @@ class _ProjectedScan(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dout):
-        u = ctx.saved_tensors[0]
-        with torch.autocast(u.device.type, enabled=False):  # a backward called inside autocast too
-            return _ProjectedScan._backward(ctx, dout)
-
-    @staticmethod
-    def _backward(ctx, dout):
         u, x_dbl, w_x, w_dt, A, D, z, delta_bias, index, states = ctx.saved_tensors
         delta_softplus, scale, _, backend = ctx.op_flags
         R, N = ctx.R, ctx.N
         batch, K, dim, L = u.shape
-        dt = x_dbl[:, :, :R]
-        delta = torch.matmul(w_dt, dt)  # recomputed, not kept
-        B, C = x_dbl[:, :, R:R + N].unsqueeze(2), x_dbl[:, :, R + N:].unsqueeze(2)
-        dlast = u.new_zeros((batch, K, dim, N), dtype=compute_dtype(u))
-        du, ddelta, dA, dB, dC, dD, dz, ddelta_bias = _scan_bwd_impl(
-            dout, dlast, u, delta, A, B, C, D, z, delta_bias, index, states, delta_softplus, scale, backend
-        )
-        del delta
         need = ctx.needs_input_grad
-        dx_dbl = torch.cat([torch.matmul(w_dt.transpose(-1, -2), ddelta), dB.squeeze(2), dC.squeeze(2)], dim=2)
-        dw_dt = _weight_grad(ddelta, dt, w_dt.dtype) if need[2] else None
-        del ddelta
-        dw_x = _weight_grad(dx_dbl, u, w_x.dtype) if need[1] else None
-        du = du.add_(torch.matmul(w_x.transpose(-1, -2), dx_dbl)) if need[0] else None
+        with torch.autocast(u.device.type, enabled=False):  # a backward called inside autocast too
+            dt = x_dbl[:, :, :R]
+            delta = torch.matmul(w_dt, dt)  # recomputed, not kept
+            dlast = u.new_zeros((batch, K, dim, N), dtype=compute_dtype(u))
+            du, ddelta, dA, dB, dC, dD, dz, ddelta_bias = _scan_bwd_impl(
+                dout, dlast, u, delta, A, *_bc(x_dbl, R, N), D, z, delta_bias, index, states, delta_softplus,
+                scale, backend
+            )
+            del delta
+            dx_dbl = torch.cat([torch.matmul(w_dt.transpose(-1, -2), ddelta), dB.squeeze(2), dC.squeeze(2)], dim=2)
+            dw_dt = _weight_grad(ddelta, dt, w_dt.dtype) if need[2] else None
+            del ddelta
+            dw_x = _weight_grad(dx_dbl, u, w_x.dtype) if need[1] else None
+            du = du.add_(torch.matmul(w_x.transpose(-1, -2), dx_dbl)) if need[0] else None
         return (du, dw_x, dw_dt, dA if need[3] else None, dD if need[4] else None, dz if need[5] else None,
                 ddelta_bias if need[6] else None, None)
 
