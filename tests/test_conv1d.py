@@ -102,6 +102,8 @@ CASES = [
     ("w1", (2, 8, 5), 1, [0], True, True, "float32", False),
     ("L1", (3, 1, 7), 4, [-3, 0], True, True, "float32", False),
     ("bf16", (2, 29, 16), 4, [-3, 0], True, True, "bfloat16", True),
+    # the most tap sets the kernels take (offsets as scalar arguments), each with its own offset
+    ("eight_sets", (2, 11, 6), 3, [-2, 0, -1, 1, 2, -3, 4, -13], True, True, "float32", True),
 ]
 TOL = {"float32": 1e-5, "bfloat16": 2e-2}
 # tiny tiles: 4 tokens x 4 channels per block, 8 tokens per backward program
@@ -144,6 +146,21 @@ def _child() -> dict:
         errs["shape_ok"] = out.shape == (batch, K, L, C) and dx.shape == x.shape and dw.shape == w.shape
         results[name] = errs
     return results
+
+
+def test_more_tap_sets_than_the_kernels_take():
+    """Past MAX_TAP_SETS the op runs the reference (CUDA too); the kernels' argument packing refuses them."""
+    nine = list(range(-4, 5))
+    x = torch.randn(1, 6, 3)
+    w = torch.randn(9, 3, 2)
+    out = depthwise_conv1d(x, w, None, nine, silu=False)
+    torch.testing.assert_close(out, depthwise_conv1d_reference(x, w, None, nine, silu=False))
+    pytest.importorskip("triton")
+    from vssm.kernels.conv1d.triton_conv1d import _offset_args
+
+    assert _offset_args((-3, 0)) == (-3, 0, 0, 0, 0, 0, 0, 0)
+    with pytest.raises(ValueError, match="at most 8 tap sets"):
+        _offset_args(tuple(nine))
 
 
 @pytest.fixture(scope="module")

@@ -80,8 +80,11 @@ def _reference_backward(dout, x, weight, bias, offsets, silu):
     return dx, dw, db
 
 
-def _use_triton(x: torch.Tensor) -> bool:
-    return x.is_cuda
+MAX_TAP_SETS = 8  # the Triton kernels take the offsets as this many scalars; more tap sets run the reference
+
+
+def _use_triton(x: torch.Tensor, offsets) -> bool:
+    return x.is_cuda and len(offsets) <= MAX_TAP_SETS
 
 
 def has_fast_kernel(x) -> bool:
@@ -99,7 +102,7 @@ def _new_out(x, K: int, channel_major: bool) -> torch.Tensor:
 
 def _conv_fwd_impl(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], offsets: list[int],
               silu: bool, channel_major: bool) -> torch.Tensor:
-    if _use_triton(x):
+    if _use_triton(x, offsets):
         from .triton_conv1d import triton_conv_forward
 
         return triton_conv_forward(x, weight, bias, tuple(offsets), silu, channel_major)
@@ -119,7 +122,7 @@ def _conv_fwd_fake(x, weight, bias, offsets, silu, channel_major):
 def _conv_bwd_impl(dout: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
               offsets: list[int], silu: bool) -> list[torch.Tensor]:
     """dx (x's shape and dtype), dweight, dbias (empty without bias)."""
-    if _use_triton(x):
+    if _use_triton(x, offsets):
         from .triton_conv1d import triton_conv_backward
 
         dx, dw, db = triton_conv_backward(dout, x, weight, bias, tuple(offsets), silu)

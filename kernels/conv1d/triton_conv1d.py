@@ -20,6 +20,10 @@ import torch
 import triton
 import triton.language as tl
 
+from .op import MAX_TAP_SETS
+
+_OFFS = [f"o{i}" for i in range(MAX_TAP_SETS)]  # the offsets as scalar arguments o0..o7 (`_offset_args`, `_pick`)
+
 
 @triton.jit
 def _pre(x_row, sxl, sxc, w_k, swc, swj, bias_k, t, c, cmask, L, shift, W: tl.constexpr, HAS_BIAS: tl.constexpr):
@@ -36,9 +40,9 @@ def _pre(x_row, sxl, sxc, w_k, swc, swj, bias_k, t, c, cmask, L, shift, W: tl.co
     return acc
 
 
-@triton.jit
+@triton.jit(do_not_specialize=_OFFS)
 def _conv_fwd(
-    x, w, bias, offs, out,
+    x, w, bias, o0, o1, o2, o3, o4, o5, o6, o7, out,
     L, C, K,
     sxb, sxl, sxc, swk, swc, swj, sbk, sbc, sob, sok, sol, soc,
     W: tl.constexpr, HAS_BIAS: tl.constexpr, SILU: tl.constexpr, BL: tl.constexpr, BC: tl.constexpr,
@@ -49,7 +53,7 @@ def _conv_fwd(
     t = pid_l * BL + tl.arange(0, BL)
     c = pid_c * BC + tl.arange(0, BC)
     cmask = c < C
-    shift = tl.load(offs + k)
+    shift = _pick(k, o0, o1, o2, o3, o4, o5, o6, o7)
     acc = _pre(x + b.to(tl.int64) * sxb, sxl, sxc, w + k * swk, swc, swj, bias + k * sbk, t, c, cmask, L, shift,
                W, HAS_BIAS)
     if SILU:
@@ -59,9 +63,9 @@ def _conv_fwd(
     tl.store(dst, acc.to(out.dtype.element_ty), mask=m)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=_OFFS)
 def _conv_bwd_g(
-    x, w, bias, offs, dout, g, dw_part, db_part,
+    x, w, bias, o0, o1, o2, o3, o4, o5, o6, o7, dout, g, dw_part, db_part,
     L, C, K, n_chunks,
     sxb, sxl, sxc, swk, swc, swj, sbk, sbc, sdb, sdk, sdl, sdc,
     W: tl.constexpr, WP: tl.constexpr, HAS_BIAS: tl.constexpr, SILU: tl.constexpr, BL: tl.constexpr,
@@ -76,7 +80,7 @@ def _conv_bwd_g(
     b64 = b.to(tl.int64)
     x_row = x + b64 * sxb
     w_k = w + k * swk
-    shift = tl.load(offs + k)
+    shift = _pick(k, o0, o1, o2, o3, o4, o5, o6, o7)
     jj = tl.arange(0, WP)
     # products summed over the chunk's token blocks elementwise; reduced over tokens once at the end
     dw_acc = tl.zeros((WP, BL, BC), dtype=tl.float32)
@@ -105,9 +109,9 @@ def _conv_bwd_g(
         tl.store(db_part + part * C + c, db_sum, mask=cmask)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=_OFFS)
 def _conv_bwd_dx(
-    g, w, offs, dx,
+    g, w, o0, o1, o2, o3, o4, o5, o6, o7, dx,
     L, C, K,
     swk, swc, swj, sgb, sgl, sgc,
     W: tl.constexpr, BL: tl.constexpr, BC: tl.constexpr,
@@ -119,7 +123,7 @@ def _conv_bwd_dx(
     cmask = c < C
     acc = tl.zeros((BL, BC), dtype=tl.float32)
     for k in range(K):
-        shift = tl.load(offs + k)
+        shift = _pick(k, o0, o1, o2, o3, o4, o5, o6, o7)
         g_k = g + (b.to(tl.int64) * K + k) * L * C
         for j in tl.static_range(W):
             p = t - shift - j
@@ -147,17 +151,21 @@ class ConvTiles:
 DEFAULT_TILES = ConvTiles()
 
 
-_OFFSETS: dict = {}
+def _offset_args(offsets: tuple[int, ...]) -> tuple[int, ...]:
+    """The K offsets as MAX_TAP_SETS scalar kernel arguments (unused ones 0). Scalars rather than a device
+    tensor: a tensor made per call is a host-to-device copy (it waits for the stream and cannot be captured
+    in a CUDA graph), and one cached across calls outlives a CUDA graph's memory pool (torch.compile's
+    "reduce-overhead" refuses it)."""
+    if len(offsets) > MAX_TAP_SETS:
+        raise ValueError(f"triton conv1d: at most {MAX_TAP_SETS} tap sets, got {len(offsets)}")
+    return tuple(offsets) + (0,) * (MAX_TAP_SETS - len(offsets))
 
 
-def _offsets(offsets: tuple[int, ...], device) -> torch.Tensor:
-    """The offsets as a device tensor, made once per (offsets, device): a copy from host memory per call
-    would wait for the stream (pageable memory), stalling the launches behind it."""
-    key = (offsets, device)
-    t = _OFFSETS.get(key)
-    if t is None:
-        t = _OFFSETS[key] = torch.tensor(offsets, dtype=torch.int32, device=device)
-    return t
+@triton.jit
+def _pick(k, o0, o1, o2, o3, o4, o5, o6, o7):
+    """offsets[k] from the scalar arguments."""
+    return tl.where(k == 0, o0, tl.where(k == 1, o1, tl.where(k == 2, o2, tl.where(k == 3, o3, tl.where(
+        k == 4, o4, tl.where(k == 5, o5, tl.where(k == 6, o6, o7)))))))
 
 
 def triton_conv_forward(x, weight, bias, offsets, silu: bool, channel_major: bool = False,
@@ -177,7 +185,7 @@ def triton_conv_forward(x, weight, bias, offsets, silu: bool, channel_major: boo
     b = bias if bias is not None else weight
     grid = (triton.cdiv(L, BL), triton.cdiv(C, BC), batch * K)
     _conv_fwd[grid](
-        x, weight, b, _offsets(offsets, x.device), out, L, C, K,
+        x, weight, b, *_offset_args(offsets), out, L, C, K,
         *x.stride(), *weight.stride(), b.stride(0), b.stride(-1), *out.stride(),
         W=W, HAS_BIAS=bias is not None, SILU=silu, BL=BL, BC=BC, num_warps=tiles.fwd_warps,
     )
@@ -194,17 +202,17 @@ def triton_conv_backward(dout, x, weight, bias, offsets, silu: bool, tiles: Conv
     db_part = x.new_zeros((batch, n_chunks, K, C), dtype=torch.float32) if bias is not None else None
     if x.numel():
         b = bias if bias is not None else weight
-        offs = _offsets(offsets, x.device)
+        offs = _offset_args(offsets)
         g = x.new_empty((batch, K, L, C), dtype=torch.float32)
         _conv_bwd_g[(n_chunks, triton.cdiv(C, tiles.bwd_BC), batch * K)](
-            x, weight, b, offs, dout, g, dw_part, db_part if db_part is not None else dw_part,
+            x, weight, b, *offs, dout, g, dw_part, db_part if db_part is not None else dw_part,
             L, C, K, n_chunks,
             *x.stride(), *weight.stride(), b.stride(0), b.stride(-1), *dout.stride(),
             W=W, WP=triton.next_power_of_2(W), HAS_BIAS=bias is not None, SILU=silu, BL=tiles.bwd_BL,
             BC=tiles.bwd_BC, CHUNK=tiles.bwd_chunk, num_warps=tiles.bwd_warps,
         )
         _conv_bwd_dx[(triton.cdiv(L, tiles.fwd_BL), triton.cdiv(C, tiles.fwd_BC), batch)](
-            g, weight, offs, dx, L, C, K, *weight.stride(), *dx.stride(),
+            g, weight, *offs, dx, L, C, K, *weight.stride(), *dx.stride(),
             W=W, BL=tiles.fwd_BL, BC=tiles.fwd_BC, num_warps=tiles.fwd_warps,
         )
     else:
