@@ -87,10 +87,13 @@ def test_benchmark_rows(tmp_path):
     assert [(r["img_size"], r["batch_size"]) for r in rows[::4]] == [(32, 4), (64, 2)]
     assert len(rows) == 8 and all(r["status"] == "ok" and r["img_per_s"] > 0 for r in rows)
     assert all(r["img_per_s"] == pytest.approx(r["batch_size"] * 1e3 / r["ms_per_batch"]) for r in rows)
+    # each step's host time is inside its measured time (on the CPU nearly all of it)
+    assert all(0 < r["host_ms"] <= r["ms_per_batch"] for r in rows)
     bench_tool.write_csv(rows, str(tmp_path / "b.csv"))
     bench_tool.plot(rows, str(tmp_path / "b.png"))
     back = list(csv.DictReader(open(tmp_path / "b.csv")))
     assert len(back) == 8 and {r["mode"] for r in back} == {"infer", "train"}
+    assert all(float(r["host_ms"]) > 0 for r in back)
     assert (tmp_path / "b.png").stat().st_size > 1000
     with pytest.raises(ValueError, match="precision"):
         bench_tool.bench_one(torch.nn.Linear(2, 2), "infer", 8, 1, "int8", torch.device("cpu"), 0, 1)

@@ -27,7 +27,7 @@ __all__ = ["FIELDS", "MODES", "PRECISIONS", "bench_one", "build_parser", "main",
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 MODES = ("infer", "train")
 FIELDS = ("model", "model_kwargs", "mode", "img_size", "batch_size", "precision", "device", "img_per_s",
-          "ms_per_batch", "peak_mem_gib", "params_m", "status")
+          "ms_per_batch", "host_ms", "peak_mem_gib", "params_m", "status")
 
 
 
@@ -109,7 +109,11 @@ def _timer(device: torch.device):
 
 def bench_one(model: nn.Module, mode: str, img_size: int, batch_size: int, precision: str, device: torch.device,
               warmup: int, iters: int, channels_last: bool = False) -> dict:
-    """Median ms per batch, img/s and (CUDA) peak GiB of one configuration."""
+    """Median ms per batch, img/s and (CUDA) peak GiB of one configuration, and the median host time of a step:
+    ``host_ms`` is how long the step took to return, before waiting for the device. On a GPU, host_ms well
+    below ms_per_batch means the GPU bounds the step; host_ms close to it means the host (Python, launches)
+    does, where CUDA graphs (``--compile reduce-overhead``) pay. A step of more than ~1000 kernel launches
+    can also wait for a full launch queue, which reads as host time."""
     if mode not in MODES:
         raise ValueError(f"bench_one: `mode` must be one of {MODES}, got {mode!r}")
     if precision not in PRECISIONS:
@@ -154,14 +158,17 @@ def bench_one(model: nn.Module, mode: str, img_size: int, batch_size: int, preci
         torch.cuda.reset_peak_memory_stats(device)
     for _ in range(warmup):
         step()
-    times = []
+    times, host = [], []
     for _ in range(iters):
         start()
+        t0 = time.perf_counter()
         step()
+        host.append((time.perf_counter() - t0) * 1e3)
         times.append(stop())
     ms = statistics.median(times)
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
-    return {"ms_per_batch": ms, "img_per_s": batch_size * 1e3 / ms, "peak_mem_gib": peak}
+    return {"ms_per_batch": ms, "img_per_s": batch_size * 1e3 / ms, "host_ms": statistics.median(host),
+            "peak_mem_gib": peak}
 
 
 def _pairs(sizes: list[int], batches: list[int]) -> list[tuple[int, int]]:
@@ -206,7 +213,8 @@ def run(args: argparse.Namespace) -> list[dict]:
                     if device.type == "cuda":
                         torch.cuda.empty_cache()
                     rows.append(row)
-                    shown = (f"{row['img_per_s']:9.1f} img/s  {row['ms_per_batch']:8.2f} ms/batch"
+                    shown = (f"{row['img_per_s']:9.1f} img/s  {row['ms_per_batch']:8.2f} ms/batch "
+                             f"(host {row['host_ms']:.2f})"
                              if row["status"] == "ok" else "  out of memory" if row["status"] == "oom" else f"  {row['status']}")
                     mem = f"  {row['peak_mem_gib']:.2f} GiB" if row.get("peak_mem_gib") is not None else ""
                     print(f"{_label(name, kwargs):40s} {mode:5s} {img_size:5d}px bs {batch_size:4d} {precision:4s} "
