@@ -287,7 +287,8 @@ class MambaVisionMixer(nn.Module):
             )
         half = self.d_inner // 2
         xz = self.in_proj(x)  # (batch, L, E)
-        if has_fast_kernel(xz) and not (torch.is_grad_enabled() and xz.requires_grad):
+        grad = torch.is_grad_enabled() and xz.requires_grad
+        if has_fast_kernel(xz) and not grad:
             # inference: one kernel over the token-major in_proj output, stored channel-major (the scan
             # reads few channels over many steps). With a backward to follow, cuDNN's grouped conv measured
             # faster at MambaVision-T's sizes (H200, bf16, batch 128: 58.6 vs 60.3 ms per training step;
@@ -296,6 +297,12 @@ class MambaVisionMixer(nn.Module):
         else:
             xz = self._conv(xz.transpose(1, 2))  # (batch, E, L)
         u, z = xz[:, :half], xz[:, half:]
+        if grad:
+            # the x half copied token-major once, as x_proj's input (F.linear would copy the channel-major view
+            # itself) and the scan's u: autograd keeps this one copy for both, and the z half of the conv
+            # output is freed after the concatenation (as the storage of a saved u it stayed alive: one
+            # (batch, L, E / 2) tensor per mixer more than the official mixer keeps)
+            u = u.transpose(1, 2).contiguous().transpose(1, 2)
         x_dbl = F.linear(u.transpose(1, 2), self.x_proj.weight)  # (batch, L, R + 2N)
         dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
         delta = self.dt_proj(dt)  # its bias here, and once more as delta_bias: the official mixer's sum

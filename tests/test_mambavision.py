@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import vssm  # noqa: F401  (registers the models)
-from vssm.kernels.selective_scan import selective_scan_naive
+from vssm.kernels.selective_scan import selective_scan, selective_scan_naive
 from vssm.models.mambavision import (
     MambaVision,
     MambaVisionMixer,
@@ -166,8 +166,17 @@ def test_mixer_matches_the_stepwise_definition(d_conv):
     with torch.no_grad():
         for p in m.parameters():
             p.add_(0.2 * torch.randn_like(p))
-    x = torch.randn(2, 9, 20, dtype=torch.float64)
-    torch.testing.assert_close(m(x), _mixer_stepwise(m, x), rtol=1e-10, atol=1e-10)
+    x = torch.randn(2, 9, 20, dtype=torch.float64, requires_grad=True)
+    out, ref = m(x), _mixer_stepwise(m, x)
+    torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10)
+    # the training path (u copied token-major for x_proj and the scan) has the definition's gradients
+    params = [x, *m.parameters()]
+    dout = torch.randn_like(out)
+    for g, want, p in zip(torch.autograd.grad(out, params, dout), torch.autograd.grad(ref, params, dout), params):
+        assert g.shape == p.shape
+        torch.testing.assert_close(g, want, rtol=1e-9, atol=1e-10)
+    with torch.no_grad():  # the inference path
+        torch.testing.assert_close(m(x), ref, rtol=1e-10, atol=1e-10)
     # layout and init of the official mixer: expand 1, two halves, no conv bias, Mamba SSM init
     assert (m.d_inner, m.dt_rank, m.x_proj.weight.shape, m.A_log.shape) == (20, 2, (2 + 6, 10), (10, 3))
     assert m.conv1d_x.bias is None and m.conv1d_z.bias is None and m.in_proj.bias is None
@@ -175,6 +184,51 @@ def test_mixer_matches_the_stepwise_definition(d_conv):
     torch.testing.assert_close(fresh.A_log, torch.log(torch.arange(1.0, 4.0)).expand(10, 3))
     dt = F.softplus(fresh.dt_proj.bias)
     assert torch.all(dt >= 1e-4) and torch.all(dt <= 0.1 + 1e-6)
+
+
+def _saved_activation_bytes(fn, params) -> int:
+    """Bytes of the distinct storages autograd keeps for the backward of fn(), parameters left out."""
+    kept, skip = {}, {p.untyped_storage().data_ptr() for p in params}
+
+    def pack(t):
+        st = t.untyped_storage()
+        if st.data_ptr() not in skip:
+            kept[st.data_ptr()] = st.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    return out, sum(kept.values())
+
+
+def _mixer_official_layout(m: MambaVisionMixer, x: torch.Tensor) -> torch.Tensor:
+    """The official mixer's sequence of ops (chunked halves, two convs, x_proj on a token-major copy of the x
+    half, contiguous B / C), on the same selective-scan op: what it keeps for the backward is the bar."""
+    H, N, R = m.d_inner // 2, m.d_state, m.dt_rank
+    batch, L, _ = x.shape
+    xz = m.in_proj(x).transpose(1, 2)
+    u, z = xz.chunk(2, dim=1)
+    u = F.silu(F.conv1d(u, m.conv1d_x.weight, m.conv1d_x.bias, padding="same", groups=H))
+    z = F.silu(F.conv1d(z, m.conv1d_z.weight, m.conv1d_z.bias, padding="same", groups=H))
+    x_dbl = m.x_proj(u.transpose(1, 2).reshape(batch * L, H))
+    dt, B, C = torch.split(x_dbl, [R, N, N], dim=-1)
+    delta = m.dt_proj(dt).view(batch, L, H).transpose(1, 2)
+    B = B.view(batch, L, N).transpose(1, 2).contiguous()
+    C = C.view(batch, L, N).transpose(1, 2).contiguous()
+    y = selective_scan(u, delta, -torch.exp(m.A_log), B, C, m.D, delta_bias=m.dt_proj.bias, delta_softplus=True)
+    return m.out_proj(torch.cat([y, z], dim=1).transpose(1, 2))
+
+
+def test_mixer_training_keeps_no_more_than_the_official_layout():
+    torch.manual_seed(0)
+    m = MambaVisionMixer(32, d_state=4)
+    x = torch.randn(3, 25, 32, requires_grad=True)
+    ours, ours_bytes = _saved_activation_bytes(lambda: m(x), m.parameters())
+    official, official_bytes = _saved_activation_bytes(lambda: _mixer_official_layout(m, x), m.parameters())
+    torch.testing.assert_close(ours, official, rtol=1e-5, atol=1e-6)
+    # the official layout keeps the x half twice (the scan's u and x_proj's token-major copy); ours once
+    half = 3 * 25 * 16 * 4
+    assert ours_bytes <= official_bytes - half, (ours_bytes, official_bytes)
 
 
 def test_mixer_and_block_argument_errors():
