@@ -60,6 +60,8 @@ def C(name, shape, **kw):
 # multi-direction forward: one program loops over the K directions (else one program per direction
 # into a (batch, K, D, L) buffer summed afterwards)
 LOOP = dict(fwd_loop_min_programs=1)
+# the walking forward (states of a channel in one thread), 4 channels per program
+WALK = dict(fwd_walk=True, fwd_walk_bd=4)
 
 CASES = [
     # ---- one direction: options, groups, states, lengths
@@ -139,6 +141,28 @@ CASES = [
     C("multi_bf16", (1, 4, 17, 4, 1), orders=["natural", "reverse"], shared=("z",), dtype="bfloat16"),
     C("multi_fp16_n1_walk", (1, 8, 15, 1, 1), orders=VMAMBA, grid=(3, 5), shared=("u",), z=False,
       dtype="float16", mode="walk"),
+    # ---- the walking forward (Tiles.fwd_walk); the backward is the chunk-parallel one as above
+    C("fwalk_base", (2, 4, 21, 3, 1), tiles=WALK),
+    C("fwalk_no_options", (2, 4, 9, 3, 1), z=False, D=False, bias=False, softplus=False, tiles=WALK),
+    C("fwalk_groups", (1, 8, 19, 4, 2), tiles=WALK),
+    C("fwalk_n16", (1, 8, 12, 16, 1), tiles={**WIDE, **WALK}),
+    C("fwalk_n16_token_major", (2, 8, 13, 16, 1), token_major=True, tiles={**WIDE, **WALK}),
+    C("fwalk_n32_takes_the_chunks", (1, 4, 9, 32, 1), tiles={**WIDE, **WALK}),  # past fwd_walk_max_np
+    C("fwalk_L1", (2, 4, 1, 4, 2), tiles=WALK),
+    C("fwalk_segments", (1, 16, 40, 2, 1), tiles=dict(fwd_min_programs=64, **WALK)),
+    C("fwalk_strided_bf16", (2, 4, 14, 3, 2), strided=True, dtype="bfloat16", tiles=WALK),
+    C("fwalk_vim_mean_loop", (1, 4, 13, 16, 1), orders=["natural", "reverse"], shared=("z",), combine="mean",
+      tiles={**WIDE, **LOOP, **WALK}),
+    C("fwalk_vim_mean_per_direction", (1, 4, 13, 16, 1), orders=["natural", "reverse"], shared=("z",),
+      combine="mean", tiles={**WIDE, **WALK}),
+    C("fwalk_multi_segments", (1, 4, 40, 2, 1), orders=["perm", "reverse"], shared=("u",),
+      tiles=dict(fwd_min_programs=64, **WALK)),
+    C("fwalk_snake_loop", (1, 4, 15, 2, 1), orders=SNAKE, grid=(5, 3), shared=("u", "z", "A", "D"),
+      tiles={**LOOP, **WALK}),
+    C("fwalk_poison_inf_u_vim_loop", (2, 4, 13, 16, 1), orders=["natural", "reverse"], shared=("z",),
+      combine="mean", tiles={**WIDE, **LOOP, **WALK}, poison=("u", (0, 1, 2, 4), float("inf"))),
+    C("fwalk_poison_nan_delta_segments", (2, 16, 40, 2, 1), tiles=dict(fwd_min_programs=64, **WALK),
+      poison=("delta", (0, 3, 7), float("nan"))),
 ]
 
 
@@ -260,6 +284,18 @@ def _run_case(case) -> dict:
         grads = {n: (torch.zeros_like(cast[n]) if g is None and cast[n] is not None else g) for n, g in grads.items()}
     else:
         tiles = Tiles(**{**TINY, **case.get("tiles", {})})
+        from vssm.kernels.selective_scan import triton_fwd
+
+        class _Spy:  # records launches of the walking forward
+            def __init__(self, kernel):
+                self.kernel = kernel
+
+            def __getitem__(self, grid):
+                walks.append("fwd_walk")
+                return self.kernel[grid]
+
+        walk_kernel = triton_fwd._fwd_walk_kernel
+        triton_fwd._fwd_walk_kernel = _Spy(walk_kernel)
 
         def kernels(inp):
             user = [inp[n] for n in NAMES]
@@ -290,7 +326,10 @@ def _run_case(case) -> dict:
                 last = last[:, 0]
             return out, last, grads
 
-        out, last, grads = kernels(inp)
+        try:
+            out, last, grads = kernels(inp)
+        finally:
+            triton_fwd._fwd_walk_kernel = walk_kernel
         if "poison" in case:  # one bad value in sample 0: sample 1's results must not change by a bit
             name, index, value = case["poison"]
             bad = {n: (None if t is None else t.clone()) for n, t in inp.items()}
@@ -356,6 +395,10 @@ def test_triton_interpreted_matches_naive(interpreted_results, case):
         assert meta["out_token_major"] == bool(case.get("token_major") or case.get("z_token_major"))
     if case.get("expect_walk") is not None:  # walked once, on the states the forward kept / not at all
         assert meta["walks"] == ([True] if case["expect_walk"] else []), meta["walks"]
+    if case.get("mode", "kernels") != "op":  # the walking forward ran exactly where the case asks for it
+        NP = 1 << max(N - 1, 0).bit_length()
+        walked = 2 <= NP <= 16 and case.get("tiles", {}).get("fwd_walk", False)
+        assert meta["walks"] == (["fwd_walk"] if walked else []), meta["walks"]
     tol = TOL[dtype]
     bad = {k: v for k, v in res.items() if not (isinstance(v, float) and v <= tol)}
     assert not bad, f"{case['name']}: over {tol:g} (or malformed): {bad}"

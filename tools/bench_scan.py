@@ -3,6 +3,7 @@
     python tools/bench_scan.py                      # the four kernel shapes, fp32 and bf16: fwd / bwd ms
     python tools/bench_scan.py --sections           # Vim-S and VMamba-T scan sections: fused vs composed
     python tools/bench_scan.py --check              # fused multi-direction vs the float64 composed reference
+    python tools/bench_scan.py --fwd-walk --no-kernels  # the walking forward (states in registers) vs the chunks
 
 Kernel shapes: `triton.testing.do_bench` medians of the op's forward and backward (z + D + delta_bias +
 softplus), the fewest bytes they must move as a share of a device copy measured in the same run, and
@@ -269,6 +270,8 @@ def main(argv=None):
     ap.add_argument("--dtype", default="bf16", choices=list(DTYPES), help="dtype of --sections and --check")
     ap.add_argument("--check", action="store_true", help="fused vs the float64 composed reference at full size")
     ap.add_argument("--n1", action="store_true", help="N = 1 backward kernels and tiles on the VMamba section")
+    ap.add_argument("--fwd-walk", action="store_true",
+                    help="forward kernels at N >= 2: the chunk kernel against the walking one (Tiles.fwd_walk)")
     ap.add_argument("--json", default=None, help="write all results to this file")
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
@@ -283,10 +286,11 @@ def main(argv=None):
         res["sections"] = bench_sections(DTYPES[args.dtype], args.sections.split(","))
     if args.n1:
         res["n1_backward"] = bench_n1_backward(DTYPES[args.dtype])
+    if args.fwd_walk:
+        res["fwd_walk"] = bench_fwd_walk(DTYPES[args.dtype])
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res, f, indent=1)
-
 
 
 def bench_n1_backward(dtype):
@@ -322,6 +326,52 @@ def bench_n1_backward(dtype):
             layout = "token-major" if tm else "channel-major"
             rows.append(dict(layout=layout, variant=name, bwd_ms=ms))
             print(f"n1 bwd {layout:13s} {name:18s} {ms:7.3f} ms", flush=True)
+    return rows
+
+
+# (batch, D, L, N, G), orders (None: one direction), token-major u / delta / z
+WALK_SHAPES = {
+    "vim_s_224 both directions": ((128, 768, 197, 16, 1), ["natural", "reverse"], True),
+    "vim_ti_1248 both directions": ((8, 384, 6085, 16, 1), ["natural", "reverse"], True),
+    "vim_s_224": ((128, 768, 197, 16, 1), None, False),
+    "mambavision_t stage 3 (N 8)": ((128, 160, 196, 8, 1), None, False),
+    "n16_g4": ((64, 384, 3136, 16, 4), None, False),
+}
+
+
+def bench_fwd_walk(dtype, shapes=None, device="cuda"):
+    """Forward only: the chunk kernel (default tiles) against the walking kernel with a few channel blocks,
+    and the largest difference of the walk's output from the chunk kernel's (relative to its largest value)."""
+    import dataclasses
+
+    from vssm.kernels.selective_scan.cases import make_inputs
+    from vssm.kernels.selective_scan.op import prepare
+    from vssm.kernels.selective_scan.triton_common import DEFAULT_TILES
+    from vssm.kernels.selective_scan.triton_fwd import triton_forward
+
+    base = dataclasses.replace(DEFAULT_TILES, fwd_walk=False)
+    variants = {"chunks": base}
+    for bd, warps in ((128, 4), (64, 2), (32, 1), (256, 8)):
+        variants[f"walk bd{bd} w{warps}"] = dataclasses.replace(base, fwd_walk=True, fwd_walk_bd=bd, fwd_walk_warps=warps)
+    rows = []
+    for name, ((batch, dim, L, N, G), orders, tm) in (shapes or WALK_SHAPES).items():
+        K = None if orders is None else len(orders)
+        x = make_inputs(batch, dim, L, N, G, K=K, shared=("z",) if K else (), dtype=dtype, device=device,
+                        token_major=tm)
+        args = prepare(*(x[k] for k in ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")), True, orders, None,
+                       "mean" if K else "sum", "triton", grad=False)[:11]
+        ref = None
+        for label, tiles in variants.items():
+            try:
+                out = triton_forward(*args, tiles=tiles)[0]
+                ms = _bench(lambda tiles=tiles, args=args: triton_forward(*args, tiles=tiles))
+                ref = out.float() if ref is None else ref
+                err = float((out.float() - ref).abs().max() / ref.abs().max())
+            except Exception as e:  # noqa: BLE001 - a variant that does not compile is reported, not fatal
+                ms, err = float("nan"), float("nan")
+                print(name, label, "failed:", str(e).splitlines()[0])
+            rows.append(dict(shape=name, dims=[batch, dim, L, N, G], variant=label, fwd_ms=ms, max_rel_diff=err))
+            print(f"fwd {name:30s} {label:16s} {ms:8.3f} ms  diff {err:.1e}", flush=True)
     return rows
 
 

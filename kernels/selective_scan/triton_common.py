@@ -40,6 +40,14 @@ class Tiles:
     fwd_T_wide: int = 16
     fwd_dn_wide: int = 256
     fwd_warps_wide: int = 8
+    # forward walking one step at a time with the states of a channel in one thread's registers (lanes over
+    # channels only: no shuffles for the sums over states, see NOTES.md "States in registers"); for
+    # 2 <= N <= fwd_walk_max_np when no chunk-start states are kept. Off by default until measured on a GPU;
+    # VSSM_SCAN_FWD=walk turns it on.
+    fwd_walk: bool = os.environ.get("VSSM_SCAN_FWD", "").strip().lower() == "walk"
+    fwd_walk_bd: int = 128
+    fwd_walk_warps: int = 4
+    fwd_walk_max_np: int = 16  # NP = 32 spilled (ptxas, sm_90a: 255 registers + 348 bytes)
     bwd_T: int = 16
     bwd_T_n1: int = 8
     bwd_warps: int = 4

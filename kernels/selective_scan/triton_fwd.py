@@ -32,6 +32,7 @@ from .triton_common import (
     _step_size,
     _token_index,
     check_device,
+    pow2_divisor,
     strides,
 )
 
@@ -212,6 +213,128 @@ def _fwd_kernel(
                            HAS_Z, SOFTPLUS, HAS_H0, PREFETCH, True, STORE, GATHER, IDX64, BLOCK_D, NP, T)
 
 
+# ----------------------------------------------------------------------------------------------
+# the walking forward: one step at a time, a channel's states in one thread
+
+
+@triton.jit
+def _walk_loads(t, L, order_row, u_base, dt_base, z_base, B_base, C_base, su_l, sdt_l, sz_l, sB_l, sC_l, mask_n,
+                HAS_Z: tl.constexpr, GATHER: tl.constexpr, IDX64: tl.constexpr):
+    """Step t's inputs: u, delta (and z) of the program's channels, B and C of its group (every state)."""
+    idx = _token_index(t, L, order_row, GATHER, IDX64)
+    u = tl.load(u_base + idx * su_l).to(tl.float32)
+    delta = tl.load(dt_base + idx * sdt_l).to(tl.float32)
+    Bt = tl.load(B_base + idx * sB_l, mask=mask_n, other=0.0).to(tl.float32)
+    Ct = tl.load(C_base + idx * sC_l, mask=mask_n, other=0.0).to(tl.float32)
+    if HAS_Z:
+        zz = tl.load(z_base + idx * sz_l).to(tl.float32)
+    else:
+        zz = u  # placeholder of the same type; unused
+    return u, delta, Bt, Ct, zz, idx
+
+
+@triton.jit
+def _walk_direction(
+    kd, b64, r64, seg, g, offs_d, offs_n, mask_n, o_base, add,
+    u_ptr, delta_ptr, z_ptr, At_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, order_ptr, h0_ptr, last_ptr, scale,
+    dim, L, N, chunks_per_seg, n_seg, T,
+    su_b, su_k, su_d, su_l, sdt_b, sdt_k, sdt_d, sdt_l, sz_b, sz_k, sz_d, sz_l, so_l,
+    sB_b, sB_k, sB_g, sB_n, sB_l, sC_b, sC_k, sC_g, sC_n, sC_l,
+    HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_H0: tl.constexpr, ACCUMULATE: tl.constexpr,
+    GATHER: tl.constexpr, IDX64: tl.constexpr, BLOCK_D: tl.constexpr, NP: tl.constexpr,
+):
+    """Direction kd of batch row b over the steps of segment `seg`, states-major (NP, BLOCK_D) tiles.
+
+    A arrives transposed, (K, N, D) with channels contiguous: loads contiguous along channels make Triton
+    lay the tiles out with lanes over channels and the NP states of a channel inside one thread, so
+    the sum over states is a chain of register FMAs (A in (K, D, N) order gave lanes over states and
+    shuffles)."""
+    offs_d64 = offs_d.to(tl.int64)
+    n_mask2 = mask_n[:, None]
+    A2 = tl.load(At_ptr + (kd * N + offs_n[:, None]) * dim + offs_d[None, :], mask=n_mask2, other=0.0) * LOG2E
+    Dv = tl.load(D_ptr + kd * dim + offs_d)
+    bias = tl.load(bias_ptr + kd * dim + offs_d)
+    order_row = order_ptr + kd * L
+    u_base = u_ptr + b64 * su_b + kd * su_k + offs_d64 * su_d
+    dt_base = delta_ptr + b64 * sdt_b + kd * sdt_k + offs_d64 * sdt_d
+    z_base = z_ptr + b64 * sz_b + kd * sz_k + offs_d64 * sz_d
+    B_base = B_ptr + b64 * sB_b + kd * sB_k + g.to(tl.int64) * sB_g + offs_n * sB_n
+    C_base = C_ptr + b64 * sC_b + kd * sC_k + g.to(tl.int64) * sC_g + offs_n * sC_n
+    if HAS_H0:
+        h = tl.load(h0_ptr + ((r64 * dim + offs_d[None, :]) * n_seg + seg) * N + offs_n[:, None], mask=n_mask2,
+                    other=0.0)
+    else:
+        h = tl.zeros((NP, BLOCK_D), dtype=tl.float32)
+    t_start = seg * chunks_per_seg * T
+    t_stop = tl.minimum(t_start + chunks_per_seg * T, L)
+    if t_start < t_stop:
+        # the next step's loads are issued before this step is computed
+        nxt = _walk_loads(t_start, L, order_row, u_base, dt_base, z_base, B_base, C_base, su_l, sdt_l, sz_l, sB_l,
+                          sC_l, mask_n, HAS_Z, GATHER, IDX64)
+        for t in range(t_start, t_stop):
+            u, delta, Bt, Ct, zz, idx = nxt
+            nxt = _walk_loads(tl.minimum(t + 1, t_stop - 1), L, order_row, u_base, dt_base, z_base, B_base, C_base,
+                              su_l, sdt_l, sz_l, sB_l, sC_l, mask_n, HAS_Z, GATHER, IDX64)
+            dt = delta + bias
+            if SOFTPLUS:
+                dt = tl.where(dt > 20.0, dt, tl.log(1.0 + tl.exp(dt)))
+            h = tl.exp2(A2 * dt[None, :]) * h + Bt[:, None] * (dt * u)[None, :]
+            y = tl.sum(h * Ct[:, None], axis=0) + Dv * u
+            if HAS_Z:
+                y = y * zz * tl.sigmoid(zz)
+            y = y * scale
+            o_ptrs = o_base + idx * so_l
+            if ACCUMULATE:
+                # directions after the first add to what the earlier ones wrote (same program, after a barrier)
+                y += tl.load(o_ptrs, mask=(offs_d >= 0) & add, other=0.0).to(tl.float32)
+            tl.store(o_ptrs, y.to(o_base.dtype.element_ty))
+    if seg == n_seg - 1:
+        tl.store(last_ptr + (r64 * dim + offs_d[None, :]) * N + offs_n[:, None], h, mask=n_mask2)
+
+
+@triton.jit(do_not_specialize=["K", "dim", "L", "N", "dim_per_group", "n_dblk", "chunks_per_seg", "n_seg", "T"])
+def _fwd_walk_kernel(
+    u_ptr, delta_ptr, z_ptr, out_ptr, At_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, order_ptr, h0_ptr, last_ptr,
+    scale, K, dim, L, N, dim_per_group, n_dblk, chunks_per_seg, n_seg, T,
+    su_b, su_k, su_d, su_l, sdt_b, sdt_k, sdt_d, sdt_l, sz_b, sz_k, sz_d, sz_l, so_b, so_k, so_d, so_l,
+    sB_b, sB_k, sB_g, sB_n, sB_l, sC_b, sC_k, sC_g, sC_n, sC_l,
+    HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_H0: tl.constexpr, MODE: tl.constexpr, GATHER: tl.constexpr,
+    IDX64: tl.constexpr, BLOCK_D: tl.constexpr, NP: tl.constexpr,
+):
+    """`_fwd_kernel`'s grid and modes (MODE 0: a direction per program; 1: the K directions in turn, added
+    into out), walking the steps one by one (no kept chunk-start states)."""
+    pid = tl.program_id(0)
+    seg = tl.program_id(1)
+    r = pid // n_dblk
+    d0 = (pid % n_dblk) * BLOCK_D
+    g = d0 // dim_per_group
+    offs_d = d0 + tl.arange(0, BLOCK_D)
+    offs_n = tl.arange(0, NP)
+    mask_n = offs_n < N
+    if MODE == 0:
+        r64 = r.to(tl.int64)
+        b64 = (r // K).to(tl.int64)
+        kd = r % K
+        o_base = out_ptr + b64 * so_b + kd * so_k + offs_d.to(tl.int64) * so_d
+        _walk_direction(kd, b64, r64, seg, g, offs_d, offs_n, mask_n, o_base, False,
+                        u_ptr, delta_ptr, z_ptr, At_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, order_ptr, h0_ptr, last_ptr,
+                        scale, dim, L, N, chunks_per_seg, n_seg, T,
+                        su_b, su_k, su_d, su_l, sdt_b, sdt_k, sdt_d, sdt_l, sz_b, sz_k, sz_d, sz_l, so_l,
+                        sB_b, sB_k, sB_g, sB_n, sB_l, sC_b, sC_k, sC_g, sC_n, sC_l,
+                        HAS_Z, SOFTPLUS, HAS_H0, False, GATHER, IDX64, BLOCK_D, NP)
+    else:
+        b64 = r.to(tl.int64)
+        o_base = out_ptr + b64 * so_b + offs_d.to(tl.int64) * so_d
+        for kd in range(0, K):
+            tl.debug_barrier()  # the previous direction's stores are visible to every thread of the program
+            _walk_direction(kd, b64, b64 * K + kd, seg, g, offs_d, offs_n, mask_n, o_base, kd > 0,
+                            u_ptr, delta_ptr, z_ptr, At_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, order_ptr, h0_ptr,
+                            last_ptr, scale, dim, L, N, chunks_per_seg, n_seg, T,
+                            su_b, su_k, su_d, su_l, sdt_b, sdt_k, sdt_d, sdt_l, sz_b, sz_k, sz_d, sz_l, so_l,
+                            sB_b, sB_k, sB_g, sB_n, sB_l, sC_b, sC_k, sC_g, sC_n, sC_l,
+                            HAS_Z, SOFTPLUS, HAS_H0, True, GATHER, IDX64, BLOCK_D, NP)
+
+
 def triton_forward(
     u: torch.Tensor,
     delta: torch.Tensor,
@@ -237,7 +360,12 @@ def triton_forward(
     p = Prep(u, delta, A, B, C, D, z, delta_bias, index, scale)
     out = new_out(u, z)
     last = torch.empty((p.batch, p.K, p.dim, p.N), device=u.device, dtype=torch.float32)
-    if p.NP >= 64:
+    walk = tiles.fwd_walk and 2 <= p.NP <= tiles.fwd_walk_max_np and not states_T
+    if walk:
+        T = tiles.fwd_T  # the walk steps one token at a time; T sets the granularity of time segments only
+        bd = pow2_divisor(p.dim_per_group, tiles.fwd_walk_bd)
+        warps = max(1, min(tiles.fwd_walk_warps, bd // 32))
+    elif p.NP >= 64:
         T, (bd, warps) = tiles.fwd_T_wide, p.block_d(tiles.fwd_dn_wide, tiles.fwd_warps_wide)
     else:
         T, (bd, warps) = tiles.fwd_T_n1 if p.NP == 1 else tiles.fwd_T, p.block_d(tiles.fwd_dn, tiles.fwd_warps)
@@ -261,6 +389,18 @@ def triton_forward(
         store_every, n_slots = states_T // T, triton.cdiv(p.L, states_T)
         states = torch.empty((p.rows, p.dim, n_slots, p.N), device=u.device, dtype=torch.float32)
     so = dest.stride() if dest.dim() == 4 else (dest.stride(0), 0, dest.stride(1), dest.stride(2))
+    if walk:
+        _fwd_walk_kernel[(programs, n_seg)](
+            u, delta, z if z is not None else u, dest, p.A.transpose(1, 2).contiguous(), p.B, p.C, p.D, p.bias,
+            p.index, h0 if h0 is not None else last, last, p.scale,
+            p.K, p.dim, p.L, p.N, p.dim_per_group, n_dblk, per_seg, n_seg, T,
+            *u.stride(), *delta.stride(), *strides(z, 4), *so, *p.B.stride(), *p.C.stride(),
+            HAS_Z=z is not None, SOFTPLUS=bool(delta_softplus), HAS_H0=h0 is not None, MODE=1 if loop else 0,
+            GATHER=p.gather, IDX64=p.idx64, BLOCK_D=bd, NP=p.NP, num_warps=warps,
+        )
+        if dest is not out:
+            torch.sum(dest, dim=1, out=out)
+        return out, last, None
     _fwd_kernel[(programs, n_seg)](
         u, delta, z if z is not None else u, dest, p.A, p.B, p.C, p.D, p.bias, p.index,
         h0 if h0 is not None else last, last, states if states is not None else last, p.scale,

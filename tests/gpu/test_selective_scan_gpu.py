@@ -378,3 +378,38 @@ def test_torch_compile_fullgraph_multi_direction():
     torch.testing.assert_close(comp, eager, rtol=1e-4, atol=1e-3)
     for a, b in zip(gc, ge):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------------------------
+# the walking forward (Tiles.fwd_walk: a channel's states in one thread's registers)
+
+
+@pytest.mark.parametrize("name,orders,token_major", [
+    ("vim_s_224", ["natural", "reverse"], True),
+    ("vim_ti_1248", ["natural", "reverse"], True),
+    ("vim_s_224", None, False),
+    ("n16_g4", None, False),
+])
+def test_walking_forward(name, orders, token_major):
+    import dataclasses
+
+    from vssm.kernels.selective_scan.op import prepare
+    from vssm.kernels.selective_scan.triton_common import DEFAULT_TILES
+    from vssm.kernels.selective_scan.triton_fwd import triton_forward
+
+    _, dim, L, N, G = BENCH_SHAPES[name]  # batch cut to 4 for the float64 reference
+    K = None if orders is None else len(orders)
+    multi = dict(orders=orders, combine="mean") if orders else {}
+    inp = _inputs(4, dim, L, N, G, K=K, shared=("z",) if K else (), token_major=token_major, seed=L + N)
+    out_r, last_r = selective_scan(**{n: None if t is None else t.double() for n, t in inp.items()},
+                                   delta_softplus=True, return_last_state=True, backend="reference", **multi)
+    if K is None:
+        last_r = last_r.unsqueeze(1)
+    tiles = dataclasses.replace(DEFAULT_TILES, fwd_walk=True)
+    for dtype in (torch.float32, torch.bfloat16):
+        x = _cast(inp, dtype)
+        args = prepare(*(x[n] for n in NAMES), True, orders, None, "mean" if K else "sum", "triton", grad=False)
+        out, last, _ = triton_forward(*args[:11], tiles=tiles)
+        assert out.dtype == dtype and out.shape == out_r.shape and last.shape == last_r.shape
+        errs = {"out": _rel(out, out_r), "last": _rel(last, last_r)}
+        assert max(errs.values()) <= TOL[dtype], f"{name} {orders} {dtype}: {errs}"
