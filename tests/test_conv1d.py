@@ -111,9 +111,23 @@ TINY = dict(fwd_BL=4, fwd_BC=4, bwd_BL=4, bwd_BC=4, bwd_chunk=8, fwd_warps=1, bw
 
 
 def _child() -> dict:
+    import gc
+
     from vssm.kernels.conv1d.triton_conv1d import ConvTiles, triton_conv_backward, triton_conv_forward
 
+    def live_tensors():
+        gc.collect()
+        return sum(1 for o in gc.get_objects() if isinstance(o, torch.Tensor))
+
     results = {}
+    # the kernels keep no tensor alive between calls (a device tensor cached on first use outlives a
+    # CUDA graph's memory pool: torch.compile "reduce-overhead" refuses it)
+    x, w = torch.randn(1, 9, 4), torch.randn(2, 4, 3)
+    before = live_tensors()
+    out = triton_conv_forward(x, w, None, (-2, 0), True, tiles=ConvTiles(**TINY))
+    grads = triton_conv_backward(torch.randn_like(out), x, w, None, (-2, 0), True, ConvTiles(**TINY))
+    del out, grads
+    results["kept_tensors"] = live_tensors() - before
     for name, (batch, L, C), W, offsets, has_bias, silu, dtype, strided in CASES:
         g = torch.Generator().manual_seed(len(name))
         dt = getattr(torch, dtype)
@@ -150,7 +164,13 @@ def _child() -> dict:
 
 def test_more_tap_sets_than_the_kernels_take():
     """Past MAX_TAP_SETS the op runs the reference (CUDA too); the kernels' argument packing refuses them."""
+    from types import SimpleNamespace
+
+    from vssm.kernels.conv1d import op
+
     nine = list(range(-4, 5))
+    on_cuda = SimpleNamespace(is_cuda=True)  # what `_use_triton` reads of x
+    assert op._use_triton(on_cuda, nine[:8]) and not op._use_triton(on_cuda, nine)
     x = torch.randn(1, 6, 3)
     w = torch.randn(9, 3, 2)
     out = depthwise_conv1d(x, w, None, nine, silu=False)
@@ -170,6 +190,10 @@ def triton_results():
     proc = subprocess.run([sys.executable, __file__], env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_triton_kernels_keep_no_tensor_between_calls(triton_results):
+    assert triton_results["kept_tensors"] == 0
 
 
 @pytest.mark.parametrize("case", [c[0] for c in CASES])

@@ -35,7 +35,7 @@ SNAKE = ["snake_rows", "snake_cols", "snake_rows_reverse", "snake_cols_reverse"]
 # tiny tiles: chunks of 8 steps, 16 (channel x state) lanes per program
 TINY = dict(fwd_T=8, fwd_T_n1=8, bwd_T=8, bwd_T_n1=8, fwd_dn=16, bwd_dn=16, bwd_dn_grouped=16, carry_dn=16,
             walk_T=8, walk_tile=32, fwd_min_programs=1, bwd_target_programs=1, fwd_T_wide=8, fwd_dn_wide=64,
-            fwd_warps_wide=2)
+            fwd_warps_wide=2, fwd_walk=False)  # fwd_walk pinned: VSSM_SCAN_FWD must not change the cases
 # N >= 16: wider programs (4 channels of 16 states), else the interpreter walks one channel at a time
 WIDE = dict(fwd_dn=64, bwd_dn=64, bwd_dn_grouped=64, carry_dn=64, fwd_dn_wide=128)
 
@@ -150,6 +150,8 @@ CASES = [
     C("fwalk_n32_takes_the_chunks", (1, 4, 9, 32, 1), tiles={**WIDE, **WALK}),  # past fwd_walk_max_np
     C("fwalk_L1", (2, 4, 1, 4, 2), tiles=WALK),
     C("fwalk_segments", (1, 16, 40, 2, 1), tiles=dict(fwd_min_programs=64, **WALK)),
+    # two segments of three chunks, the second cut short (chunks 3-4 of 8 steps, the last partial)
+    C("fwalk_segments_partial", (1, 16, 37, 3, 1), tiles=dict(fwd_min_programs=8, **WALK)),
     C("fwalk_strided_bf16", (2, 4, 14, 3, 2), strided=True, dtype="bfloat16", tiles=WALK),
     C("fwalk_vim_mean_loop", (1, 4, 13, 16, 1), orders=["natural", "reverse"], shared=("z",), combine="mean",
       tiles={**WIDE, **LOOP, **WALK}),
