@@ -426,6 +426,42 @@ def test_triton_backend_on_cpu_without_interpreter_names_the_problem():
         selective_scan(u, u, -torch.ones(2, 3), torch.randn(1, 3, 5), torch.randn(1, 3, 5), backend="triton")
 
 
+_WALK_SWITCH = """
+import torch
+from vssm.kernels.selective_scan import selective_scan, selective_scan_naive, triton_fwd
+from vssm.kernels.selective_scan.cases import make_inputs
+from vssm.kernels.selective_scan.triton_common import DEFAULT_TILES
+assert DEFAULT_TILES.fwd_walk
+ran, kernel = [], triton_fwd._fwd_walk_kernel
+class Spy:
+    def __getitem__(self, grid):
+        ran.append(grid)
+        return kernel[grid]
+triton_fwd._fwd_walk_kernel = Spy()
+x = make_inputs(2, 8, 11, 4, 1, K=2, shared=("z",), seed=3)
+orders = ["natural", "reverse"]
+leaves = {n: None if t is None else t.requires_grad_(True) for n, t in x.items()}
+out = selective_scan(**leaves, delta_softplus=True, orders=orders, combine="mean", backend="triton")
+ref_in = {n: None if t is None else t.detach().double().requires_grad_(True) for n, t in x.items()}
+ref = selective_scan_naive(**ref_in, delta_softplus=True, orders=orders, combine="mean")
+g = torch.randn_like(ref)
+got = torch.autograd.grad(out, [leaves["u"], leaves["A"]], g.float())
+want = torch.autograd.grad(ref, [ref_in["u"], ref_in["A"]], g)
+assert ran, "the walking forward did not run"
+assert (out.double() - ref).abs().max() <= 1e-5 * ref.abs().max()
+for a, b in zip(got, want):
+    assert (a.double() - b).abs().max() <= 1e-5 * b.abs().max()
+print("ok")
+"""
+
+
+def test_walk_switch_through_the_op():
+    """VSSM_SCAN_FWD=walk makes the op's forward the walking kernel (autograd and the chunk backward on top)."""
+    pytest.importorskip("triton")
+    env = dict(os.environ, TRITON_INTERPRET="1", VSSM_SCAN_FWD="walk")
+    proc = subprocess.run([sys.executable, "-c", _WALK_SWITCH], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
+
 if __name__ == "__main__":
     # child process: TRITON_INTERPRET=1 is already in the environment
     import traceback
