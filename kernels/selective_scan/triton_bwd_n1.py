@@ -21,6 +21,7 @@ from .triton_common import (
     Grads,
     Prep,
     Tiles,
+    _channel_block,
     _combine,
     _step_size,
     _token_index,
@@ -78,18 +79,12 @@ def _bwd_walk_kernel(
     HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr,
     GATHER: tl.constexpr, IDX64: tl.constexpr, BLOCK_D: tl.constexpr, NP: tl.constexpr, T: tl.constexpr,
 ):
-    pid = tl.program_id(0)
-    r = pid // n_dblk
+    r, d0, g, offs_d, offs_n, mask_n = _channel_block(tl.program_id(0), n_dblk, dim_per_group, N, BLOCK_D, NP)
     r64 = r.to(tl.int64)
     b64 = (r // K).to(tl.int64)
     kd = r % K
-    d0 = (pid % n_dblk) * BLOCK_D
-    g = d0 // dim_per_group
     sl = (d0 % dim_per_group) // BLOCK_D
-    offs_d = d0 + tl.arange(0, BLOCK_D)
     offs_d64 = offs_d[:, None].to(tl.int64)
-    offs_n = tl.arange(0, NP)
-    mask_n = offs_n < N
     offs_t = tl.arange(0, T)
     is_last = (offs_t == T - 1)[None, None, :]
     is_first = (offs_t == 0)[None, None, :]

@@ -13,7 +13,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .triton_common import LOG2E, Prep, Tiles, _load_tile, _step_size, _token_index, strides
+from .triton_common import LOG2E, Prep, Tiles, _channel_block, _load_tile, _step_size, _token_index, strides
 
 __all__ = ["run_carry", "run_carry_pair"]
 
@@ -76,14 +76,9 @@ def _carry_body(
     Adjoint: out[r, d, k, n] = R_{k+1}, the adjoint entering chunk k from the right, where
     R_k = a_{t0} g_{t0} at the chunk's first step t0; R_{n_chunks} = init (d last_state).
     """
-    r = pid // n_dblk
+    r, _, g, offs_d, offs_n, mask_n = _channel_block(pid, n_dblk, dim_per_group, N, BLOCK_D, NP)
     b64 = (r // K).to(tl.int64)
     kd = r % K
-    d0 = (pid % n_dblk) * BLOCK_D
-    g = d0 // dim_per_group
-    offs_d = d0 + tl.arange(0, BLOCK_D)
-    offs_n = tl.arange(0, NP)
-    mask_n = offs_n < N
     offs_t = tl.arange(0, T)
     offs_d64 = offs_d[None, :].to(tl.int64)
 

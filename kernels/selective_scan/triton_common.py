@@ -112,6 +112,16 @@ def _token_index(pos, L, order_ptr, GATHER: tl.constexpr, IDX64: tl.constexpr):
 
 
 @triton.jit
+def _channel_block(pid, n_dblk, dim_per_group, N, BLOCK_D: tl.constexpr, NP: tl.constexpr):
+    """Program `pid`'s row r (batch row x direction, or batch row), its first channel d0, the channels'
+    group g, the channel offsets, the (padded) state offsets and their mask."""
+    r = pid // n_dblk
+    d0 = (pid % n_dblk) * BLOCK_D
+    offs_n = tl.arange(0, NP)
+    return r, d0, d0 // dim_per_group, d0 + tl.arange(0, BLOCK_D), offs_n, offs_n < N
+
+
+@triton.jit
 def _load_tile(ptrs, mask, MASK_T: tl.constexpr):
     # Full chunks load without a time mask: a mask that varies along time blocks vector loads.
     if MASK_T:

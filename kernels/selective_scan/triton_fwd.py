@@ -27,6 +27,7 @@ from .triton_common import (
     LOG2E,
     Prep,
     Tiles,
+    _channel_block,
     _combine,
     _load_tile,
     _step_size,
@@ -180,14 +181,8 @@ def _fwd_kernel(
 ):
     """MODE 0: one direction per program, out (batch, K, D, L) per direction (K = 1: the op's out).
     MODE 1: one program runs the K directions of its batch row in turn and adds them into out (batch, D, L)."""
-    pid = tl.program_id(0)
     seg = tl.program_id(1)
-    r = pid // n_dblk
-    d0 = (pid % n_dblk) * BLOCK_D
-    g = d0 // dim_per_group
-    offs_d = d0 + tl.arange(0, BLOCK_D)
-    offs_n = tl.arange(0, NP)
-    mask_n = offs_n < N
+    r, _, g, offs_d, offs_n, mask_n = _channel_block(tl.program_id(0), n_dblk, dim_per_group, N, BLOCK_D, NP)
     offs_t = tl.arange(0, T)
     if MODE == 0:
         r64 = r.to(tl.int64)
@@ -303,14 +298,8 @@ def _fwd_walk_kernel(
 ):
     """`_fwd_kernel`'s grid and modes (MODE 0: a direction per program; 1: the K directions in turn, added
     into out), walking the steps one by one (no kept chunk-start states)."""
-    pid = tl.program_id(0)
     seg = tl.program_id(1)
-    r = pid // n_dblk
-    d0 = (pid % n_dblk) * BLOCK_D
-    g = d0 // dim_per_group
-    offs_d = d0 + tl.arange(0, BLOCK_D)
-    offs_n = tl.arange(0, NP)
-    mask_n = offs_n < N
+    r, _, g, offs_d, offs_n, mask_n = _channel_block(tl.program_id(0), n_dblk, dim_per_group, N, BLOCK_D, NP)
     if MODE == 0:
         r64 = r.to(tl.int64)
         b64 = (r // K).to(tl.int64)
