@@ -107,7 +107,7 @@ CASES = [
 ]
 TOL = {"float32": 1e-5, "bfloat16": 2e-2}
 # tiny tiles: 4 tokens x 4 channels per block, 8 tokens per backward program
-TINY = dict(fwd_BL=4, fwd_BC=4, bwd_BL=4, bwd_BC=4, bwd_chunk=8, fwd_warps=1, bwd_warps=1)
+TINY = dict(fwd_BL=4, fwd_BC=4, fwd_cm_BL=8, fwd_cm_BC=4, bwd_BL=4, bwd_BC=4, bwd_chunk=8, fwd_warps=1, bwd_warps=1)
 
 
 def _child() -> dict:

@@ -462,6 +462,28 @@ def test_walk_switch_through_the_op():
     proc = subprocess.run([sys.executable, "-c", _WALK_SWITCH], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
 
+def test_direction_sum_matches_torch_sum():
+    """The forward's per-direction outputs are summed with elementwise adds for two directions: bit for bit
+    torch.sum's result (one float32 sum, rounded once), in both layouts and dtypes, three directions too."""
+    pytest.importorskip("triton")
+    import torch
+
+    from vssm.kernels.selective_scan.triton_fwd import _sum_directions
+
+    g = torch.Generator().manual_seed(0)
+    for dtype in (torch.bfloat16, torch.float16, torch.float32):
+        for K in (2, 3):
+            for token_major in (False, True):
+                raw = torch.randn(3, K, 7, 5, generator=g) * torch.logspace(-4, 4, 5)
+                if token_major:  # (batch, K, D, L) stored (batch, K, L, D)
+                    dest = raw.to(dtype).transpose(2, 3).contiguous().transpose(2, 3)
+                    out = torch.empty(3, 5, 7, dtype=dtype).transpose(1, 2)
+                else:
+                    dest, out = raw.to(dtype), torch.empty(3, 7, 5, dtype=dtype)
+                _sum_directions(dest, out)
+                assert torch.equal(out, dest.sum(dim=1)), (dtype, K, token_major)
+
+
 if __name__ == "__main__":
     # child process: TRITON_INTERPRET=1 is already in the environment
     import traceback

@@ -63,17 +63,27 @@ def _case(name, kwargs, mode):
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
 
-    def grads(m):
+    def grads(m, bf16=True):
         for p in params:
             p.grad = None
-        with torch.autocast("cuda", dtype=torch.bfloat16):
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
             loss = m(x).float().square().mean()
         loss.backward()
         return loss.detach().clone(), [p.grad.detach().clone() for p in params]
 
     for _ in range(3):
         loss, got = grads(compiled)
-    ref_loss, ref_grads = grads(model)
-    assert _max_rel(loss, ref_loss) < 3e-2
-    bad = [(i, e) for i, (g, r) in enumerate(zip(got, ref_grads)) if (e := _max_rel(g, r)) > 0.1]
-    assert not bad, f"{name}: gradients off (parameter index, max relative error): {bad[:5]}"
+    eager_loss, eager = grads(model)
+    ref_loss, ref = grads(model, bf16=False)  # float32 eager: the reference both bf16 runs are held to
+    assert _max_rel(loss, ref_loss) < 3 * _max_rel(eager_loss, ref_loss) + 1e-3
+    # Each gradient's error against float32 may be at most a few times the eager bf16 model's own error
+    # (plus a sliver of the largest gradient): a gradient the replayed graphs got wrong is off by its own
+    # size; some are zero in exact arithmetic (a conv bias before BatchNorm, the key bias of attention)
+    # and hold only rounding noise, which a plain relative comparison would flag.
+    scale = max(float(r.abs().max()) for r in ref)
+    bad = []
+    for i, (g, e, r) in enumerate(zip(got, eager, ref)):
+        err, eager_err = float((g.float() - r).abs().max()), float((e.float() - r).abs().max())
+        if err > 3 * eager_err + 1e-3 * scale:
+            bad.append((i, err, eager_err))
+    assert not bad, f"{name}: gradients off (parameter index, error, eager bf16 error): {bad[:5]}"
