@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import sys
 
@@ -37,6 +38,12 @@ def _bench(fn):
     return do_bench(fn, warmup=25, rep=200, return_mode="median")
 
 
+def _copy_gbps(nbytes=1 << 30):
+    src = torch.empty(nbytes // 4, device="cuda")
+    dst = torch.empty_like(src)
+    return 2 * nbytes / (_bench(lambda: dst.copy_(src)) * 1e-3) / 1e9
+
+
 def _err(a, b):
     return float((a.float() - b.float()).abs().max() / b.float().abs().max().clamp_min(1e-6))
 
@@ -51,10 +58,7 @@ def main(argv=None):
     from vssm.kernels.conv1d.op import _reference_backward, depthwise_conv1d_reference
     from vssm.kernels.conv1d.triton_conv1d import DEFAULT_TILES, triton_conv_backward, triton_conv_forward
 
-    src = torch.empty(1 << 28, device="cuda")
-    dst = torch.empty_like(src)
-    gbps = 2 * src.numel() * 4 / (_bench(lambda: dst.copy_(src)) * 1e-3) / 1e9
-    del src, dst
+    gbps = _copy_gbps()
     print(f"{torch.cuda.get_device_name()}: copy {gbps:.0f} GB/s", flush=True)
     rows = []
     for name in args.shapes.split(","):
@@ -78,8 +82,9 @@ def main(argv=None):
                 try:
                     out = triton_conv_forward(x, w, bias, offsets, True, channel_major=cm, tiles=tiles)
                     err = _err(out, ref)
-                    ms = _bench(lambda t=tiles, c=cm: triton_conv_forward(x, w, bias, offsets, True, channel_major=c,
-                                                                          tiles=t))
+                    fwd = functools.partial(triton_conv_forward, x, w, bias, offsets, True, channel_major=cm,
+                                            tiles=tiles)
+                    ms = _bench(fwd)
                 except Exception as ex:  # noqa: BLE001 - a variant that does not compile is reported
                     ms, err = float("nan"), float("nan")
                     print(name, bl, bc, warps, "failed:", str(ex).splitlines()[0], file=sys.stderr)
@@ -93,7 +98,7 @@ def main(argv=None):
             try:
                 dx, dw, db = triton_conv_backward(dout, x, w, bias, offsets, True, tiles=tiles)
                 err = max(_err(dx, rdx), _err(dw, rdw), _err(db, rdb))
-                ms = _bench(lambda t=tiles: triton_conv_backward(dout, x, w, bias, offsets, True, tiles=t))
+                ms = _bench(functools.partial(triton_conv_backward, dout, x, w, bias, offsets, True, tiles=tiles))
             except Exception as ex:  # noqa: BLE001
                 ms, err = float("nan"), float("nan")
                 print(name, bl, bc, chunk, warps, "failed:", str(ex).splitlines()[0], file=sys.stderr)
