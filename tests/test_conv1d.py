@@ -88,6 +88,20 @@ def test_channel_major_layout():
     torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
+def test_channel_major_rows_padded(monkeypatch):
+    """With vssm.kernels.layout.PAD_TOKENS = 8 the channel-major output is a view of rows of 16 tokens for
+    L = 9 (what cuBLAS needs of a matmul operand's leading dimension); the values do not change."""
+    from vssm.kernels import layout
+
+    x = torch.randn(2, 9, 5, dtype=torch.float64)
+    w = torch.randn(2, 5, 3, dtype=torch.float64)
+    a = depthwise_conv1d(x, w, None, [-2, 0], silu=True)
+    monkeypatch.setattr(layout, "PAD_TOKENS", 8)
+    b = depthwise_conv1d(x, w, None, [-2, 0], silu=True, channel_major=True)
+    assert b.transpose(2, 3).stride() == (2 * 5 * 16, 5 * 16, 16, 1)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
 # ----------------------------------------------------------------------------------------------
 # Triton under the interpreter
 
@@ -95,6 +109,8 @@ CASES = [
     # name, (batch, L, C), W, offsets, bias, silu, dtype, strided (name ending in _cm: channel-major out)
     ("vim_pair", (2, 37, 24), 4, [-3, 0], True, True, "float32", True),
     ("vim_pair_cm", (2, 37, 24), 4, [-3, 0], True, True, "float32", True),
+    # channel-major rows padded to a multiple of 8 tokens (vssm.kernels.layout), the gradient arriving so
+    ("vim_pair_cm_pad8", (2, 37, 24), 4, [-3, 0], True, True, "float32", True),
     ("causal_nobias", (1, 9, 10), 4, [-3], False, True, "float32", False),
     ("same_w3", (2, 20, 12), 3, [-1], False, True, "float32", True),
     ("same_w4_noact", (2, 13, 8), 4, [-1], True, False, "float32", False),
@@ -113,6 +129,7 @@ TINY = dict(fwd_BL=4, fwd_BC=4, fwd_cm_BL=8, fwd_cm_BC=4, bwd_BL=4, bwd_BC=4, bw
 def _child() -> dict:
     import gc
 
+    from vssm.kernels import layout
     from vssm.kernels.conv1d.triton_conv1d import ConvTiles, triton_conv_backward, triton_conv_forward
 
     def live_tensors():
@@ -138,12 +155,16 @@ def _child() -> dict:
         b = torch.randn(K, C, generator=g) if has_bias else None
         dout = torch.randn(batch, K, L, C, generator=g).to(dt)
         tiles = ConvTiles(**TINY)
-        cm = name.endswith("_cm")
+        cm = "_cm" in name
+        layout.PAD_TOKENS = 8 if name.endswith("_pad8") else 1
         out = triton_conv_forward(x, w, b, tuple(offsets), silu, channel_major=cm, tiles=tiles)
-        if cm:  # the layout asked for, and a gradient arriving in it
-            assert out.transpose(2, 3).is_contiguous()
-            dout = dout.transpose(2, 3).contiguous().transpose(2, 3)
+        if cm:  # the layout asked for (rows of padded_len(L) tokens), and a gradient arriving in it
+            rows = out.transpose(2, 3)
+            assert rows.stride(-1) == 1 and rows.stride(-2) == layout.padded_len(L)
+            assert rows.stride(1) == C * layout.padded_len(L) and rows.stride(0) == K * C * layout.padded_len(L)
+            dout = layout.new_rows(x, (batch, K, C, L), dt).copy_(dout.transpose(2, 3)).transpose(2, 3)
         dx, dw, db = triton_conv_backward(dout, x, w, b, tuple(offsets), silu, tiles)
+        layout.PAD_TOKENS = 1
         x64 = x.double().requires_grad_(True)
         w64 = w.double().requires_grad_(True)
         b64 = b.double().requires_grad_(True) if b is not None else None

@@ -148,3 +148,161 @@ def test_projected_under_autocast_keeps_input_dtype():
     assert rel_error(y_a, y) < 1e-6
     for a, b in zip(g_a, g):
         assert rel_error(a, b) < 1e-6
+
+
+# ----------------------------------------------------------------------------------------------
+# Rows padded to a multiple of 8 tokens (`vssm.kernels.layout`, VSSM_PAD_TOKENS) and the matmuls' layouts
+
+
+@pytest.fixture
+def pad8(monkeypatch):
+    from vssm.kernels import layout
+
+    monkeypatch.setattr(layout, "PAD_TOKENS", 8)
+
+
+@pytest.mark.parametrize("backend", ["reference", "cpu"])
+@pytest.mark.parametrize("case", [c for c in CASES if not c[8]])  # channel-major u (token-major is not padded)
+def test_projected_padded_rows_equal_composed(pad8, backend, case):
+    """With padded rows the op's own tensors (x_dbl, delta, the gradients) are views of wider storage; the
+    results are the composed form's, whatever the backend does with such strides."""
+    from vssm.kernels.layout import new_rows
+
+    batch, K, dim, L, N, R, orders, shared, tm, gate, with_d = case
+    tensors = _inputs(batch, K, dim, L, N, R, torch.float64, shared, tm, gate, with_d)
+    tensors[0] = new_rows(tensors[0], tuple(tensors[0].shape)).copy_(tensors[0])  # u as the conv op writes it
+    kw = dict(orders=orders, combine="mean", backend=backend)
+    if orders is not None and "rows" in orders:
+        kw["grid"] = (3, 4)
+    kw_c = dict(kw, orders=orders or ["natural"] * K)
+    seen = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: seen.append(t) or t, lambda t: t):
+        y, g = _grads(lambda *t: projected_scan(*t, delta_softplus=True, **kw), tensors)
+    y_ref, g_ref = _grads(lambda *t: _composed(*t, **kw_c), tensors)
+    assert rel_error(y, y_ref) < 1e-12
+    for a, b in zip(g, g_ref):
+        assert a.shape == b.shape and rel_error(a, b) < 1e-11
+    x_dbl = next(t for t in seen if t.dim() == 4 and t.shape[2] == R + 2 * N)
+    assert x_dbl.stride(2) == -(-L // 8) * 8 and x_dbl.stride(3) == 1  # saved as the padded view
+
+
+def _matmul_layouts(fn, tensors, tmp_path):
+    """(op, [(shape, strides) of each tensor argument]) of every batched matmul of fn's forward and backward,
+    and of every clone of a broadcast (stride-0) tensor, from a CPU profile (a dispatch mode would send
+    the op down its composed path, as under any tracing)."""
+    import json
+
+    from torch.profiler import ProfilerActivity, profile
+
+    leaves = [t.detach().requires_grad_(True) if t is not None else None for t in tensors]
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        out = fn(*leaves)
+        out.backward(torch.ones_like(out))
+    trace = tmp_path / "trace.json"
+    prof.export_chrome_trace(str(trace))
+    calls = []
+    for ev in json.loads(trace.read_text())["traceEvents"]:
+        args = ev.get("args", {})
+        dims, strides = args.get("Input Dims"), args.get("Input Strides")
+        if not dims or not strides:
+            continue
+        mats = [(tuple(d), tuple(s)) for d, s in zip(dims, strides) if isinstance(d, list) and len(d) >= 2]
+        name = ev.get("name", "")
+        if name in ("aten::bmm", "aten::baddbmm", "aten::baddbmm_", "aten::mm", "aten::addmm"):
+            calls.append((name, mats))
+        elif name == "aten::clone" and mats and 0 in mats[0][1]:
+            calls.append(("clone of a broadcast tensor", mats))
+    return calls
+
+
+def _misaligned(shape, stride):
+    """Whether a matrix's leading dimension is not a multiple of 8 elements (16 bytes in bf16), which sends
+    cuBLAS to its align1 kernels; a matrix of one row or one column has none."""
+    rows, cols = shape[-2:]
+    if rows == 1 or cols == 1:
+        return False
+    if stride[-1] == 1:
+        return stride[-2] % 8 != 0
+    if stride[-2] == 1:
+        return stride[-1] % 8 != 0
+    return True
+
+
+@pytest.mark.parametrize("pad", [8, 1])
+def test_projected_matmuls_aligned_with_padded_rows(monkeypatch, tmp_path, pad):
+    """Every matmul of the fused path (forward and backward) has 16-byte leading dimensions once rows are
+    padded, with an odd token count and the model's dimensions multiples of 8; unpadded, the token count
+    is a leading dimension and some are not (the profile's align1 kernels). No call copies a broadcast
+    weight (torch.matmul's broadcasting clones it batch times)."""
+    from vssm.kernels import layout
+    from vssm.kernels.layout import new_rows
+
+    monkeypatch.setattr(layout, "PAD_TOKENS", pad)
+    tensors = _inputs(2, 2, 16, 13, 8, 8, torch.float32, True, False, True, True)
+    tensors[0] = new_rows(tensors[0], tuple(tensors[0].shape)).copy_(tensors[0])
+    kw = dict(orders=["natural", "reverse"], combine="mean", backend="reference")
+    calls = _matmul_layouts(lambda *t: projected_scan(*t, delta_softplus=True, **kw), tensors, tmp_path)
+    assert not [c for c in calls if c[0].startswith("clone")], calls
+    projections = [c for c in calls if c[0] in ("aten::bmm", "aten::baddbmm_", "aten::baddbmm")]
+    assert len(projections) >= 7  # x_dbl, delta, its recomputation, d dt, du, and the two weight gradients
+    bad = [c for c in projections if any(_misaligned(s, st) for s, st in c[1])]
+    if pad == 8:
+        assert not bad, bad
+    else:
+        assert bad  # L = 13 as a leading dimension
+
+
+_TRITON_PADDED = """
+import torch
+from vssm.kernels import layout, selective_scan
+from vssm.kernels.selective_scan.projected import project, projected_scan
+assert layout.PAD_TOKENS == 8
+g = torch.Generator().manual_seed(5)
+batch, K, dim, L, N, R = 2, 2, 16, 21, 8, 3
+u = layout.new_rows(torch.empty(0), (batch, K, dim, L)).copy_(torch.randn(batch, K, dim, L, generator=g))
+w_x = torch.randn(K, R + 2 * N, dim, generator=g) * dim ** -0.5
+w_dt = torch.randn(K, dim, R, generator=g) * R ** -0.5
+A = -torch.rand(dim, N, generator=g) - 0.5
+D, bias = torch.randn(dim, generator=g), torch.randn(dim, generator=g) * 0.5
+z = torch.randn(batch, dim, L, generator=g)
+kw = dict(orders=["natural", "reverse"], combine="mean")
+leaves = [t.clone().requires_grad_(True) for t in (u, w_x, w_dt, A, D, z, bias)]
+y = projected_scan(*leaves, delta_softplus=True, backend="triton", **kw)
+dy = torch.randn(y.shape, generator=g)
+got = torch.autograd.grad(y, leaves, dy)
+ref_leaves = [t.detach().double().requires_grad_(True) for t in (u, w_x, w_dt, A, D, z, bias)]
+delta, B, C = project(ref_leaves[0], ref_leaves[1], ref_leaves[2], N)
+y_ref = selective_scan(ref_leaves[0], delta, ref_leaves[3], B, C, ref_leaves[4], ref_leaves[5], ref_leaves[6], True,
+                       backend="reference", **kw)
+want = torch.autograd.grad(y_ref, ref_leaves, dy.double())
+assert (y.double() - y_ref).abs().max() <= 1e-4 * y_ref.abs().max()
+for a, b in zip(got, want):
+    assert (a.double() - b).abs().max() <= 1e-4 * b.abs().max(), (a - b).abs().max()
+assert got[0].stride(2) == 24  # du in the padded layout (rows of 24 tokens for L = 21)
+print("ok")
+"""
+
+
+def test_projected_padded_rows_triton_interpreter():
+    """The Triton forward and backward on padded rows (their gradients allocated padded too), through the
+    fused path, against the float64 composed reference."""
+    pytest.importorskip("triton")
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, TRITON_INTERPRET="1", VSSM_PAD_TOKENS="8")
+    proc = subprocess.run([sys.executable, "-c", _TRITON_PADDED], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
+
+
+def test_pad_tokens_env_is_checked():
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, VSSM_PAD_TOKENS="eight")
+    proc = subprocess.run([sys.executable, "-c", "import vssm.kernels.layout"], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode != 0 and "VSSM_PAD_TOKENS='eight'" in proc.stderr

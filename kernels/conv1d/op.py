@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ..eager import plain_eager
+from ..layout import new_rows
 
 __all__ = ["depthwise_conv1d", "depthwise_conv1d_reference", "has_fast_kernel"]
 
@@ -94,9 +95,11 @@ def has_fast_kernel(x) -> bool:
 
 
 def _new_out(x, K: int, channel_major: bool) -> torch.Tensor:
+    """The empty (batch, K, L, C) output: stored (batch, K, L, C), or with ``channel_major`` (batch, K, C, L)
+    with rows of `layout.padded_len(L)` tokens."""
     batch, L, C = x.shape
     if channel_major:
-        return x.new_empty((batch, K, C, L)).transpose(2, 3)
+        return new_rows(x, (batch, K, C, L)).transpose(2, 3)
     return x.new_empty((batch, K, L, C))
 
 

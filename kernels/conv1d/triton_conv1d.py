@@ -20,7 +20,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .op import MAX_TAP_SETS
+from .op import MAX_TAP_SETS, _new_out
 
 _OFFS = [f"o{i}" for i in range(MAX_TAP_SETS)]  # the offsets as scalar arguments o0..o7 (`_offset_args`, `_pick`)
 
@@ -179,12 +179,8 @@ def triton_conv_forward(x, weight, bias, offsets, silu: bool, channel_major: boo
     (batch, K, L, C) or, with ``channel_major``, (batch, K, C, L) (then tokens are the wide tile axis)."""
     batch, L, C = x.shape
     K, _, W = weight.shape
-    if channel_major:
-        out = x.new_empty((batch, K, C, L)).transpose(2, 3)
-        BL, BC = tiles.fwd_cm_BL, tiles.fwd_cm_BC
-    else:
-        out = x.new_empty((batch, K, L, C))
-        BL, BC = tiles.fwd_BL, tiles.fwd_BC
+    out = _new_out(x, K, channel_major)
+    BL, BC = (tiles.fwd_cm_BL, tiles.fwd_cm_BC) if channel_major else (tiles.fwd_BL, tiles.fwd_BC)
     if out.numel() == 0:
         return out
     b = bias if bias is not None else weight

@@ -31,6 +31,7 @@ from typing import Optional, Sequence
 import torch
 
 from ..eager import plain_eager
+from ..layout import new_rows, padded_len
 from .orders import Order, order_index
 from .reference import compute_dtype, reference_backward, reference_forward
 
@@ -262,8 +263,12 @@ def token_major(u: torch.Tensor) -> bool:
 
 
 def _layout_strides(u: torch.Tensor) -> tuple:
+    """The strides of `new_like_layout(u, u.shape, .)`."""
     batch, K, dim, L = u.shape
-    return (K * L * dim, L * dim, 1, dim) if token_major(u) else (K * dim * L, dim * L, L, 1)
+    if token_major(u):
+        return (K * L * dim, L * dim, 1, dim)
+    Lp = padded_len(L)
+    return (K * dim * Lp, dim * Lp, Lp, 1)
 
 
 def new_out(u: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
@@ -275,10 +280,11 @@ def new_out(u: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
 
 
 def new_like_layout(u: torch.Tensor, shape: tuple, dtype: torch.dtype) -> torch.Tensor:
-    """An empty (..., D, L) tensor, token-major in memory when `u` is (see `token_major`)."""
+    """An empty (..., D, L) tensor, token-major in memory when `u` is (see `token_major`), else channel-major
+    with rows of `layout.padded_len(L)` tokens."""
     if token_major(u):
         return u.new_empty((*shape[:-2], shape[-1], shape[-2]), dtype=dtype).transpose(-1, -2)
-    return u.new_empty(shape, dtype=dtype)
+    return new_rows(u, shape, dtype)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from typing import Sequence
 import torch
 
 from ..eager import plain_eager
-from .op import _per_direction, _scan_bwd_impl, _scan_fwd_impl, prepare, selective_scan
+from .op import _per_direction, _scan_bwd_impl, _scan_fwd_impl, new_like_layout, prepare, selective_scan
 from .orders import Order
 from .reference import compute_dtype
 
@@ -64,6 +64,31 @@ def _project(u: torch.Tensor, x_proj_weight: torch.Tensor, dt_proj_weight: torch
     return x_dbl, torch.matmul(dt_proj_weight, x_dbl[:, :, :dt_proj_weight.shape[-1]])
 
 
+def _bmm_into(w: torch.Tensor, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """out[:, k] = w[k] @ x[:, k] for every direction k: w (K, M, P), x (batch, K, P, L), out (batch, K, M, L)
+    in whatever layout it was allocated (`op.new_like_layout`). One batched matmul per direction with the
+    weight broadcast over the batch as a stride-0 view; torch.matmul's broadcasting copies the weight batch
+    times first (a (batch x K, M, P) clone per call), and allocates its own contiguous output."""
+    batch = x.shape[0]
+    for k in range(w.shape[0]):
+        torch.bmm(w[k].expand(batch, *w.shape[1:]), x[:, k], out=out[:, k])
+    return out
+
+
+def _project_into(u: torch.Tensor, w_x: torch.Tensor, w_dt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`_project` without autograd, its outputs laid out as the op lays out u-like tensors (channel-major
+    rows padded per `layout.PAD_TOKENS`, or token-major)."""
+    batch, K, dim, L = u.shape
+    x_dbl = _bmm_into(w_x, u, new_like_layout(u, (batch, K, w_x.shape[1], L), u.dtype))
+    return x_dbl, _delta_into(x_dbl, w_dt, u)
+
+
+def _delta_into(x_dbl: torch.Tensor, w_dt: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """delta (batch, K, D, L) = w_dt[k] @ (the dt rows of x_dbl), in u's layout."""
+    batch, K, dim, L = u.shape
+    return _bmm_into(w_dt, x_dbl[:, :, :w_dt.shape[-1]], new_like_layout(u, (batch, K, dim, L), u.dtype))
+
+
 def _bc(x_dbl: torch.Tensor, R: int, N: int) -> tuple[torch.Tensor, torch.Tensor]:
     """B and C (batch, K, 1, N, L): views of x_dbl's rows after the R dt rows."""
     return x_dbl[:, :, R:R + N].unsqueeze(2), x_dbl[:, :, R + N:].unsqueeze(2)
@@ -88,7 +113,7 @@ class _ProjectedScan(torch.autograd.Function):
         # one batched matmul each (the weights broadcast over the batch), no autograd: nothing is kept;
         # in the inputs' dtype under autocast too, as the backward recomputes delta (outside autocast)
         with torch.autocast(u.device.type, enabled=False):
-            x_dbl, delta = _project(u, w_x, w_dt)
+            x_dbl, delta = _project_into(u, w_x, w_dt)
         B, C = _bc(x_dbl, R, N)
         op_args = prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, orders, grid, combine, backend,
                           grad=any(ctx.needs_input_grad))
@@ -108,18 +133,27 @@ class _ProjectedScan(torch.autograd.Function):
         need = ctx.needs_input_grad
         with torch.autocast(u.device.type, enabled=False):  # a backward called inside autocast too
             dt = x_dbl[:, :, :R]
-            delta = torch.matmul(w_dt, dt)  # recomputed, not kept
+            delta = _delta_into(x_dbl, w_dt, u)  # recomputed, not kept
             dlast = u.new_zeros((batch, K, dim, N), dtype=compute_dtype(u))
             du, ddelta, dA, dB, dC, dD, dz, ddelta_bias = _scan_bwd_impl(
                 dout, dlast, u, delta, A, *_bc(x_dbl, R, N), D, z, delta_bias, index, states, delta_softplus,
                 scale, backend
             )
             del delta
-            dx_dbl = torch.cat([torch.matmul(w_dt.transpose(-1, -2), ddelta), dB.squeeze(2), dC.squeeze(2)], dim=2)
+            # d x_dbl in x_dbl's layout: the dt rows straight from the matmul, then dB and dC
+            dx_dbl = new_like_layout(u, tuple(x_dbl.shape), x_dbl.dtype)
+            _bmm_into(w_dt.transpose(-1, -2), ddelta, dx_dbl[:, :, :R])
+            dx_dbl[:, :, R:R + N].copy_(dB.squeeze(2))
+            dx_dbl[:, :, R + N:].copy_(dC.squeeze(2))
             dw_dt = _weight_grad(ddelta, dt, w_dt.dtype) if need[2] else None
             del ddelta
             dw_x = _weight_grad(dx_dbl, u, w_x.dtype) if need[1] else None
-            du = du.add_(torch.matmul(w_x.transpose(-1, -2), dx_dbl)) if need[0] else None
+            if need[0]:
+                # du += w_x[k]^T d x_dbl[:, k], accumulated in the matmul (one rounding), the weight broadcast
+                for k in range(K):
+                    du[:, k].baddbmm_(w_x[k].transpose(0, 1).expand(batch, dim, R + 2 * N), dx_dbl[:, k])
+            else:
+                du = None
         return (du, dw_x, dw_dt, dA if need[3] else None, dD if need[4] else None, dz if need[5] else None,
                 ddelta_bias if need[6] else None, None)
 
