@@ -306,3 +306,54 @@ def test_pad_tokens_env_is_checked():
     proc = subprocess.run([sys.executable, "-c", "import vssm.kernels.layout"], env=env, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode != 0 and "VSSM_PAD_TOKENS='eight'" in proc.stderr
+
+
+@pytest.mark.parametrize("wanted", ["u", "weights", "scan_params", "all"])
+def test_projected_padded_rows_partial_gradients(pad8, wanted):
+    """Only some inputs requiring gradients (the backward skips the others' matmuls), on padded rows."""
+    from vssm.kernels.layout import new_rows
+
+    tensors = _inputs(2, 2, 8, 13, 8, 3, torch.float64, False, False, True, True)
+    tensors[0] = new_rows(tensors[0], tuple(tensors[0].shape)).copy_(tensors[0])
+    pick = {"u": [0], "weights": [1, 2], "scan_params": [3, 4, 6], "all": list(range(7))}[wanted]
+    kw = dict(orders=["natural", "reverse"], combine="mean", backend="reference")
+
+    def grads(fn):
+        leaves = [t.detach().requires_grad_(i in pick) for i, t in enumerate(tensors)]
+        y = fn(*leaves)
+        return torch.autograd.grad(y, [leaves[i] for i in pick], torch.ones_like(y))
+
+    got = grads(lambda *t: projected_scan(*t, delta_softplus=True, **kw))
+    want = grads(lambda *t: _composed(*t, **kw))
+    for a, b in zip(got, want):
+        assert rel_error(a, b) < 1e-11
+
+
+def test_projected_create_graph_gives_first_order_gradients():
+    """create_graph=True returns the ordinary gradients; differentiating them again is refused (the fused
+    backward is once-differentiable) instead of silently wrong."""
+    tensors = _inputs(2, 2, 8, 13, 8, 3, torch.float64, False, False, True, True)
+    kw = dict(orders=["natural", "reverse"], combine="mean", backend="reference")
+    leaves = [t.detach().requires_grad_(True) for t in tensors]
+    y = projected_scan(*leaves, delta_softplus=True, **kw)
+    g = torch.autograd.grad(y.sum(), leaves[:2], create_graph=True)
+    leaves_ref = [t.detach().requires_grad_(True) for t in tensors]
+    g_ref = torch.autograd.grad(projected_scan(*leaves_ref, delta_softplus=True, **kw).sum(), leaves_ref[:2])
+    for a, b in zip(g, g_ref):
+        assert torch.equal(a.detach(), b)
+    with pytest.raises(RuntimeError, match="once_differentiable|does not require grad|doesn't require grad"):
+        torch.autograd.grad(g[0].sum(), leaves[0])
+
+
+def test_projected_padded_rows_low_precision_cpu_backend_keeps_layout(pad8):
+    """The cpu backend computes float32 gradients; cast to bf16 they stay in the padded layout the fake
+    implementation promises (a `.to` copy would be dense)."""
+    from vssm.kernels.layout import new_rows
+    from vssm.kernels.selective_scan.op import _layout_strides
+
+    tensors = _inputs(2, 2, 8, 13, 8, 3, torch.bfloat16, True, False, True, True)
+    tensors[0] = new_rows(tensors[0], tuple(tensors[0].shape)).copy_(tensors[0])
+    leaves = [t.detach().requires_grad_(True) if t is not None else None for t in tensors]
+    y = projected_scan(*leaves, delta_softplus=True, orders=["natural", "reverse"], combine="mean", backend="cpu")
+    du = torch.autograd.grad(y, leaves[0], torch.ones_like(y))[0]
+    assert du.dtype == torch.bfloat16 and du.stride() == _layout_strides(leaves[0]) and du.stride(2) == 16

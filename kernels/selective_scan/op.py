@@ -370,8 +370,10 @@ def _scan_bwd_impl(
     for g, r in zip(grads, ref):
         if g is None:
             res.append(_empty(u))
-        elif r.dim() == 4:  # u, delta, z: in u's layout, as the fake implementation says
-            res.append(new_like_layout(u, tuple(g.shape), r.dtype).copy_(g) if g.stride() != _layout_strides(u) else g.to(r.dtype))
+        elif r.dim() == 4:  # u, delta, z: in u's layout, as the fake implementation says (`.to` would not keep
+            # padded rows, being a dense copy)
+            same = g.stride() == _layout_strides(u) and g.dtype == r.dtype
+            res.append(g if same else new_like_layout(u, tuple(g.shape), r.dtype).copy_(g))
         else:
             res.append(g.to(r.dtype).contiguous())
     return res

@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from ..eager import plain_eager
 from .op import _per_direction, _scan_bwd_impl, _scan_fwd_impl, new_like_layout, prepare, selective_scan
@@ -125,6 +126,7 @@ class _ProjectedScan(torch.autograd.Function):
         return out
 
     @staticmethod
+    @once_differentiable  # its matmuls write into preallocated outputs (no graph of the gradient)
     def backward(ctx, dout):
         u, x_dbl, w_x, w_dt, A, D, z, delta_bias, index, states = ctx.saved_tensors
         delta_softplus, scale, _, backend = ctx.op_flags
