@@ -18,6 +18,7 @@ import json
 import sys
 
 import torch
+from bench_scan import _bench, copy_bandwidth  # the sibling tool's timing helpers (tools/ is on the path)
 
 # name: batch, L, C (x is a channel slice of a (batch, L, 2C) tensor), offsets (W = 4)
 SHAPES = {
@@ -30,18 +31,6 @@ FWD_TILES = [(32, 128, 4), (128, 32, 4), (128, 64, 4), (64, 128, 4), (16, 128, 4
              (128, 64, 8)]
 BWD_TILES = [(16, 128, 256, 4), (32, 64, 256, 4), (32, 128, 256, 4), (16, 128, 512, 4), (8, 256, 256, 4),
              (16, 256, 256, 8)]
-
-
-def _bench(fn):
-    from triton.testing import do_bench
-
-    return do_bench(fn, warmup=25, rep=200, return_mode="median")
-
-
-def _copy_gbps(nbytes=1 << 30):
-    src = torch.empty(nbytes // 4, device="cuda")
-    dst = torch.empty_like(src)
-    return 2 * nbytes / (_bench(lambda: dst.copy_(src)) * 1e-3) / 1e9
 
 
 def _err(a, b):
@@ -58,7 +47,7 @@ def main(argv=None):
     from vssm.kernels.conv1d.op import _reference_backward, depthwise_conv1d_reference
     from vssm.kernels.conv1d.triton_conv1d import DEFAULT_TILES, triton_conv_backward, triton_conv_forward
 
-    gbps = _copy_gbps()
+    gbps = copy_bandwidth()
     print(f"{torch.cuda.get_device_name()}: copy {gbps:.0f} GB/s", flush=True)
     rows = []
     for name in args.shapes.split(","):
