@@ -111,7 +111,7 @@ class _ProjectedScan(torch.autograd.Function):
     def forward(ctx, u, w_x, w_dt, A, D, z, delta_bias, spec):
         orders, grid, combine, delta_softplus, backend = spec
         R, N = w_dt.shape[-1], A.shape[-1]
-        # one batched matmul each (the weights broadcast over the batch), no autograd: nothing is kept;
+        # one batched matmul per direction (the weight a stride-0 view over the batch), no autograd: nothing is kept;
         # in the inputs' dtype under autocast too, as the backward recomputes delta (outside autocast)
         with torch.autocast(u.device.type, enabled=False):
             x_dbl, delta = _project_into(u, w_x, w_dt)
