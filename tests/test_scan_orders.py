@@ -455,3 +455,51 @@ def test_torch_compile_fullgraph_multi_direction():
     torch._dynamo.reset()
     args = [inp[n] for n in names]
     torch.testing.assert_close(torch.compile(f, fullgraph=True)(*args), f(*args))
+
+
+class _Passthrough(torch.utils._python_dispatch.TorchDispatchMode):
+    """A dispatch mode that only forwards: the op then goes through torch.ops (the dispatcher path)."""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("case", ["single_3d_bc", "single_4d_bc", "vim_shared_z", "vmamba_shared_u_3d_bc",
+                                  "one_reverse_order"])
+def test_eager_path_matches_dispatcher_and_records_no_view_nodes(case):
+    """Plain eager calls run one autograd.Function on the caller's tensors: its gradients (put back in the
+    caller's shapes, summed over K for shared inputs) equal the torch.ops path's, and the graph has no
+    view node between the scan and the leaves."""
+    multi = {}
+    if case.startswith("single"):
+        inp = make_inputs(2, 8, 13, 4, 1 if case == "single_3d_bc" else 2, dtype=torch.float64)
+        if case == "single_3d_bc":
+            inp["B"], inp["C"] = inp["B"][:, 0], inp["C"][:, 0]
+    else:
+        orders, shared = {"vim_shared_z": (["natural", "reverse"], ("z",)),
+                          "vmamba_shared_u_3d_bc": (VMAMBA, ("u", "B", "C", "A")),
+                          "one_reverse_order": (["reverse"], NAMES)}[case]
+        inp = make_inputs(2, 8, 12, 4, 1, K=len(orders), shared=shared, dtype=torch.float64)
+        if case == "vmamba_shared_u_3d_bc":
+            inp["B"], inp["C"] = inp["B"][:, 0], inp["C"][:, 0]
+        multi = dict(orders=orders, grid=(3, 4) if case.startswith("vmamba") else None, combine="mean")
+    gen = torch.Generator().manual_seed(3)
+    results = []
+    for dispatcher in (False, True):
+        leaves = {k: v.detach().clone().requires_grad_(True) for k, v in inp.items() if v is not None}
+        with _Passthrough() if dispatcher else torch.enable_grad():
+            out, last = selective_scan(**leaves, delta_softplus=True, return_last_state=True, backend="reference",
+                                       **multi)
+        if not dispatcher:
+            nodes = [type(f).__name__ for f, _ in out.grad_fn.next_functions if f is not None]
+            assert nodes and all(n == "AccumulateGrad" for n in nodes), nodes
+        gen.manual_seed(3)
+        go, gl = torch.randn(out.shape, generator=gen, dtype=out.dtype), torch.randn(last.shape, generator=gen, dtype=last.dtype)
+        grads = torch.autograd.grad([out, last], list(leaves.values()), [go, gl])
+        results.append((out, last, dict(zip(leaves, grads))))
+    (o1, l1, g1), (o2, l2, g2) = results
+    torch.testing.assert_close(o1, o2, rtol=0, atol=0)
+    torch.testing.assert_close(l1, l2, rtol=0, atol=0)
+    for k in g1:
+        assert g1[k].shape == inp[k].shape, k
+        torch.testing.assert_close(g1[k], g2[k], rtol=1e-12, atol=1e-12, msg=k)

@@ -484,6 +484,43 @@ def test_direction_sum_matches_torch_sum():
                 assert torch.equal(out, dest.sum(dim=1)), (dtype, K, token_major)
 
 
+
+def test_host_int_helpers_match_triton():
+    """The host code's cdiv / next_pow2 (plain ints, no constexpr unwrapping) give triton's values."""
+    triton = pytest.importorskip("triton")
+    from vssm.kernels.intmath import cdiv, next_pow2
+
+    for n in range(1, 4100):
+        assert next_pow2(n) == triton.next_power_of_2(n), n
+    for a in range(0, 300):
+        for b in range(1, 40):
+            assert cdiv(a, b) == triton.cdiv(a, b), (a, b)
+
+
+def test_needs_idx64_storage_shortcut_is_exact():
+    """Tensors on storages under 2**31 elements are answered from the storage size; larger ones (meta
+    tensors: no memory) by their strides, as before the shortcut."""
+    pytest.importorskip("triton")
+    import torch
+
+    from vssm.kernels.selective_scan.triton_common import _needs_idx64
+
+    def by_strides(t):
+        return sum((s - 1) * st for s, st in zip(t.shape[2:], t.stride()[2:])) >= 2**31 - 1
+
+    big = torch.empty(2**31 + 64, device="meta", dtype=torch.bfloat16)
+    cases = [
+        torch.empty(2, 3, 5, 7),
+        torch.empty(2, 3, 7, 5).transpose(2, 3),
+        big.as_strided((1, 1, 2**31 - 1), (0, 0, 1)),  # span 2**31 - 2: int32 offsets suffice
+        big.as_strided((1, 1, 2**31), (0, 0, 1)),  # span 2**31 - 1: needs int64
+        big.as_strided((1, 1, 3, 2), (0, 0, 2**30, 1)),  # span 2**31 + 1 through a stride
+        big.as_strided((2, 1, 4, 8), (2**30, 0, 8, 1)),  # large batch stride only: int32 inside a row
+    ]
+    for t in cases:
+        assert _needs_idx64(t) == by_strides(t), (t.shape, t.stride())
+    assert _needs_idx64(None, cases[0], cases[3]) and not _needs_idx64(None, cases[0], cases[5])
+
 if __name__ == "__main__":
     # child process: TRITON_INTERPRET=1 is already in the environment
     import traceback
@@ -502,3 +539,25 @@ if __name__ == "__main__":
         print(f"{c['name']}: {results[c['name']]['seconds']} s ({time.process_time() - c0:.2f} s CPU)", file=sys.stderr)
     print(f"total {time.perf_counter() - start:.1f} s ({time.process_time() - cpu:.1f} s CPU)", file=sys.stderr)
     print(json.dumps(results))
+
+
+def test_fast_launch_key_and_switch(monkeypatch):
+    """The fast launch's key separates what Triton specializes on; under the interpreter it is Triton's own
+    launch; a bad VSSM_FAST_LAUNCH is refused naming it (the launches themselves: tests/gpu)."""
+    pytest.importorskip("triton")
+    import torch
+
+    from vssm.kernels.launch import _enabled, arg_key
+
+    t = torch.zeros(64)
+    assert arg_key((t,)) != arg_key((t[1:],))  # 16-byte aligned vs not
+    assert arg_key((t,)) != arg_key((t.double(),))
+    keys = {arg_key((v,)) for v in (1, 16, 17, 2**31, -(2**31) - 1, 2**63)}
+    assert len(keys) == 6
+    assert arg_key((17,)) == arg_key((19,)) and arg_key((32,)) == arg_key((48,))
+    assert arg_key((None, True, 0.5)) != arg_key((None, False, 0.5))
+    monkeypatch.setenv("VSSM_FAST_LAUNCH", "yes")
+    with pytest.raises(ValueError, match="VSSM_FAST_LAUNCH"):
+        _enabled()
+    monkeypatch.setenv("VSSM_FAST_LAUNCH", "0")
+    assert not _enabled()

@@ -20,6 +20,9 @@ import torch
 import triton
 import triton.language as tl
 
+from ..intmath import cdiv, next_pow2
+from ..launch import fast_launch
+
 from .op import MAX_TAP_SETS, _new_out
 
 _OFFS = [f"o{i}" for i in range(MAX_TAP_SETS)]  # the offsets as scalar arguments o0..o7 (`_offset_args`, `_pick`)
@@ -40,6 +43,7 @@ def _pre(x_row, sxl, sxc, w_k, swc, swj, bias_k, t, c, cmask, L, shift, W: tl.co
     return acc
 
 
+@fast_launch  # launched from the host: Triton's argument binding once per specialization
 @triton.jit(do_not_specialize=_OFFS)
 def _conv_fwd(
     x, w, bias, o0, o1, o2, o3, o4, o5, o6, o7, out,
@@ -63,6 +67,7 @@ def _conv_fwd(
     tl.store(dst, acc.to(out.dtype.element_ty), mask=m)
 
 
+@fast_launch  # launched from the host: Triton's argument binding once per specialization
 @triton.jit(do_not_specialize=_OFFS)
 def _conv_bwd_g(
     x, w, bias, o0, o1, o2, o3, o4, o5, o6, o7, dout, g, dw_part, db_part,
@@ -109,6 +114,7 @@ def _conv_bwd_g(
         tl.store(db_part + part * C + c, db_sum, mask=cmask)
 
 
+@fast_launch  # launched from the host: Triton's argument binding once per specialization
 @triton.jit(do_not_specialize=_OFFS)
 def _conv_bwd_dx(
     g, w, o0, o1, o2, o3, o4, o5, o6, o7, dx,
@@ -184,7 +190,7 @@ def triton_conv_forward(x, weight, bias, offsets, silu: bool, channel_major: boo
     if out.numel() == 0:
         return out
     b = bias if bias is not None else weight
-    grid = (triton.cdiv(L, BL), triton.cdiv(C, BC), batch * K)
+    grid = (cdiv(L, BL), cdiv(C, BC), batch * K)
     _conv_fwd[grid](
         x, weight, b, *_offset_args(offsets), out, L, C, K,
         *x.stride(), *weight.stride(), b.stride(0), b.stride(-1), *out.stride(),
@@ -198,21 +204,21 @@ def triton_conv_backward(dout, x, weight, bias, offsets, silu: bool, tiles: Conv
     batch, L, C = x.shape
     K, _, W = weight.shape
     dx = x.new_empty((batch, L, C))
-    n_chunks = triton.cdiv(L, tiles.bwd_chunk)
+    n_chunks = cdiv(L, tiles.bwd_chunk)
     dw_part = x.new_zeros((batch, n_chunks, K, W, C), dtype=torch.float32)
     db_part = x.new_zeros((batch, n_chunks, K, C), dtype=torch.float32) if bias is not None else None
     if x.numel():
         b = bias if bias is not None else weight
         offs = _offset_args(offsets)
         g = x.new_empty((batch, K, L, C), dtype=torch.float32)
-        _conv_bwd_g[(n_chunks, triton.cdiv(C, tiles.bwd_BC), batch * K)](
+        _conv_bwd_g[(n_chunks, cdiv(C, tiles.bwd_BC), batch * K)](
             x, weight, b, *offs, dout, g, dw_part, db_part if db_part is not None else dw_part,
             L, C, K, n_chunks,
             *x.stride(), *weight.stride(), b.stride(0), b.stride(-1), *dout.stride(),
-            W=W, WP=triton.next_power_of_2(W), HAS_BIAS=bias is not None, SILU=silu, BL=tiles.bwd_BL,
+            W=W, WP=next_pow2(W), HAS_BIAS=bias is not None, SILU=silu, BL=tiles.bwd_BL,
             BC=tiles.bwd_BC, CHUNK=tiles.bwd_chunk, num_warps=tiles.bwd_warps,
         )
-        _conv_bwd_dx[(triton.cdiv(L, tiles.fwd_BL), triton.cdiv(C, tiles.fwd_BC), batch)](
+        _conv_bwd_dx[(cdiv(L, tiles.fwd_BL), cdiv(C, tiles.fwd_BC), batch)](
             g, weight, *offs, dx, L, C, K, *weight.stride(), *dx.stride(),
             W=W, BL=tiles.fwd_BL, BC=tiles.fwd_BC, num_warps=tiles.fwd_warps,
         )

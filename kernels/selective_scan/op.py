@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import os
+import types
 from typing import Optional, Sequence
 
 import torch
@@ -222,21 +223,26 @@ def _use_triton(backend: str, u: torch.Tensor) -> bool:
     return backend == "triton" and u.dtype != torch.float64 and u.numel() > 0
 
 
-def _states_T() -> int:
-    from .triton_common import DEFAULT_TILES
+@functools.cache
+def _tk() -> types.SimpleNamespace:
+    """The Triton modules, imported once (an import statement costs microseconds of host time on every call;
+    attributes are looked up at each call, so replacing one in its module takes effect)."""
+    from . import triton_bwd, triton_bwd_n1, triton_common, triton_fwd
 
-    return DEFAULT_TILES.walk_T
+    return types.SimpleNamespace(fwd=triton_fwd, bwd=triton_bwd, n1=triton_bwd_n1, common=triton_common)
+
+
+def _states_T() -> int:
+    return _tk().common.DEFAULT_TILES.walk_T
 
 
 def _walks(u: torch.Tensor, A: torch.Tensor, B: torch.Tensor) -> bool:
     """Whether the backward of this call runs the N = 1 chunk-walking kernel (see `_triton_backward`)."""
-    from .triton_bwd_n1 import walk_block_d
-    from .triton_common import DEFAULT_TILES
-
-    batch, K, dim, _ = u.shape
     if A.shape[-1] != 1 or token_major(u):
         return False
-    return batch * K * (dim // walk_block_d(dim // B.shape[2], 1)) >= DEFAULT_TILES.walk_min_programs
+    batch, K, dim, _ = u.shape
+    tk = _tk()
+    return batch * K * (dim // tk.n1.walk_block_d(dim // B.shape[2], 1)) >= tk.common.DEFAULT_TILES.walk_min_programs
 
 
 def _triton_backward(*args, states=None):
@@ -244,12 +250,9 @@ def _triton_backward(*args, states=None):
     run along time); token-major N = 1 and every other case runs every chunk in parallel (lanes along
     channels). H200, VMamba-T stage 1 with four orders, bf16: token-major 6.7 ms chunk-parallel vs 10.4
     walking; channel-major 22.8 walking vs 43+ chunk-parallel (tools/bench_scan.py --n1)."""
-    from .triton_bwd import triton_backward_chunks
-    from .triton_bwd_n1 import triton_backward_walk
-
     if _walks(args[2], args[4], args[5]):
-        return triton_backward_walk(*args, states=states)
-    return triton_backward_chunks(*args)
+        return _tk().n1.triton_backward_walk(*args, states=states)
+    return _tk().bwd.triton_backward_chunks(*args)
 
 
 def _empty(like: torch.Tensor) -> torch.Tensor:
@@ -309,11 +312,9 @@ def _scan_fwd_impl(
     """out (batch, D, L), the last state of every direction (batch, K, D, N), and the chunk-start
     states the backward would otherwise recompute (empty unless `_keeps_states`)."""
     if _use_triton(backend, u):
-        from .triton_fwd import triton_forward
-
         states_T = _states_T() if keep_states else 0
-        out, last, states = triton_forward(u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale,
-                                           states_T=states_T)
+        out, last, states = _tk().fwd.triton_forward(u, delta, A, B, C, D, z, delta_bias, index, delta_softplus,
+                                                     scale, states_T=states_T)
         return out, last, states if states is not None else _empty(last)
     if backend == "cpu":
         from .cpu import cpu_forward
@@ -420,19 +421,37 @@ def _backward(ctx, dout, dlast, dstates, bwd=None):
 torch.library.register_autograd("vssm::selective_scan_fwd", _backward, setup_context=_setup_context)
 
 
+_LEADS = (1, 1, 0, 1, 1, 0, 1, 0)  # where the normal form puts K in u, delta, A, B, C, D, z, delta_bias
+
+
+def _to_input_shape(g: torch.Tensor | None, shape: torch.Size | None, lead: int) -> torch.Tensor | None:
+    """A normal-form gradient back in the caller's `shape` (the inverse of `_normalize_single` /
+    `_per_direction`): the K axis is summed where the caller's tensor was shared by the directions and
+    dropped where K = 1; B / C given as (batch, N, L) also drop the group axis."""
+    if g is None or shape is None or g.shape == shape:
+        return g
+    g = g.sum(lead) if g.shape[lead] > 1 else g.select(lead, 0)
+    return g.select(1, 0) if g.dim() > len(shape) else g
+
+
 class _EagerScan(torch.autograd.Function):
-    """The op pair without the dispatcher (see `vssm.kernels.eager`): same forward, saved tensors, backward."""
+    """The op pair without the dispatcher (see `vssm.kernels.eager`): same forward, saved tensors and
+    backward, on the caller's tensors. The normal form's views are made inside, so autograd records no
+    node per view (eight fewer nodes to make and run per call), and the gradients go back to the
+    caller's shapes through `_to_input_shape`."""
 
     @staticmethod
-    def forward(ctx, *inputs):
-        out, last, states = _scan_fwd_impl(*inputs)
-        _setup_context(ctx, inputs, (out, last, states))
-        ctx.mark_non_differentiable(states)
-        return out, last, states
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, options):
+        op_args = prepare(u, delta, A, B, C, D, z, delta_bias, *options)
+        out, last, states = _scan_fwd_impl(*op_args)
+        _setup_context(ctx, op_args, (out, last, states))
+        ctx.shapes = tuple(None if t is None else t.shape for t in (u, delta, A, B, C, D, z, delta_bias))
+        return out, last
 
     @staticmethod
-    def backward(ctx, dout, dlast, dstates):
-        return _backward(ctx, dout, dlast, dstates, bwd=_scan_bwd_impl)
+    def backward(ctx, dout, dlast):
+        grads = _backward(ctx, dout, dlast, None, bwd=_scan_bwd_impl)[:8]
+        return (*(_to_input_shape(g, s, lead) for g, s, lead in zip(grads, ctx.shapes, _LEADS)), None)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -513,10 +532,15 @@ def selective_scan(
 
     backend: ``"reference"``, ``"triton"``, ``"cpu"`` or None (see `default_backend`).
     """
-    op_args = prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, orders, grid, combine, backend)
-    if plain_eager(*op_args[:9]):
-        out, last, _ = _EagerScan.apply(*op_args)
+    if plain_eager(u, delta, A, B, C, D, z, delta_bias):
+        # whether a backward will follow is decided here: inside the Function grad mode is off
+        grad = torch.is_grad_enabled() and any(
+            isinstance(t, torch.Tensor) and t.requires_grad for t in (u, delta, A, B, C, D, z, delta_bias)
+        )
+        options = (delta_softplus, orders, grid, combine, backend, grad)
+        out, last = _EagerScan.apply(u, delta, A, B, C, D, z, delta_bias, options)
     else:
+        op_args = prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, orders, grid, combine, backend)
         out, last, _ = torch.ops.vssm.selective_scan_fwd(*op_args)
     if orders is None:
         last = last[:, 0]

@@ -18,6 +18,9 @@ import torch
 import triton
 import triton.language as tl
 
+from ..intmath import cdiv
+from ..launch import fast_launch
+
 from .triton_carry import run_carry_pair
 from .triton_common import (
     DEFAULT_TILES,
@@ -181,6 +184,7 @@ def _bwd_chunk(
     tl.store(dC_ptr + bc_off, tl.sum(dC_acc, axis=1), mask=mtn)
 
 
+@fast_launch  # launched from the host: Triton's argument binding once per specialization
 @triton.jit(
     do_not_specialize=["K", "dim", "L", "N", "dim_per_group", "n_groups", "n_slices", "slice_len", "n_chunks",
                        "k_offset"]
@@ -232,7 +236,7 @@ def triton_backward_chunks(
     check_device(u)
     p = Prep(u, delta, A, B, C, D, z, delta_bias, index, scale)
     T = tiles.bwd_T_n1 if p.NP == 1 else tiles.bwd_T
-    n_chunks = triton.cdiv(p.L, T)
+    n_chunks = cdiv(p.L, T)
     softplus = bool(delta_softplus)
     dlast = dlast.to(torch.float32).contiguous()
     if p.G > 1:

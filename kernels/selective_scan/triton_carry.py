@@ -13,6 +13,9 @@ import torch
 import triton
 import triton.language as tl
 
+from ..intmath import cdiv
+from ..launch import fast_launch
+
 from .triton_common import LOG2E, Prep, Tiles, _channel_block, _load_tile, _step_size, _token_index, strides
 
 __all__ = ["run_carry", "run_carry_pair"]
@@ -134,6 +137,7 @@ def _carry_body(
                 tl.store(out_ptr + st_off + (n_full // store_every) * N, h, mask=st_mask)
 
 
+@fast_launch  # launched from the host: Triton's argument binding once per specialization
 @triton.jit(do_not_specialize=["K", "dim", "L", "N", "dim_per_group", "n_dblk", "n_chunks", "store_every", "n_slots"])
 def _carry_kernel(
     x_ptr, delta_ptr, z_ptr, A_ptr, w_ptr, bias_ptr, order_ptr, init_ptr, out_ptr, scale,
@@ -151,6 +155,7 @@ def _carry_kernel(
                 ADJOINT, HAS_Z, SOFTPLUS, HAS_INIT, GATHER, IDX64, BLOCK_D, NP, T)
 
 
+@fast_launch  # launched from the host: Triton's argument binding once per specialization
 @triton.jit(do_not_specialize=["K", "dim", "L", "N", "dim_per_group", "n_dblk", "n_chunks"])
 def _carry_pair_kernel(
     u_ptr, dout_ptr, delta_ptr, z_ptr, A_ptr, B_ptr, C_ptr, bias_ptr, order_ptr, dlast_ptr, hst_ptr, adj_ptr, scale,
@@ -183,7 +188,7 @@ def run_carry(p: Prep, u, delta, n_chunks: int, T: int, store_every: int, softpl
     """Forward states at every `store_every`-th chunk start: (rows, D, slots, N) float32."""
     bd, warps = p.block_d(tiles.carry_dn, tiles.carry_warps)
     n_dblk = p.dim // bd
-    n_slots = triton.cdiv(n_chunks, store_every)
+    n_slots = cdiv(n_chunks, store_every)
     out = torch.empty((p.rows, p.dim, n_slots, p.N), device=u.device, dtype=torch.float32)
     _carry_kernel[(p.rows * n_dblk,)](
         u, delta, u, p.A, p.B, p.bias, p.index, out, out, p.scale,

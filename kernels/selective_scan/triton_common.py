@@ -17,6 +17,9 @@ import torch
 import triton
 import triton.language as tl
 
+from ..intmath import next_pow2
+from .op import new_like_layout
+
 LOG2E = tl.constexpr(1.4426950408889634)  # jitted code reads module globals only as constexprs
 
 
@@ -155,11 +158,16 @@ def strides(t: torch.Tensor | None, ndim: int) -> tuple:
 
 
 def _needs_idx64(*tensors) -> bool:
-    """True where an offset inside one (batch row, direction) could pass 2**31 elements."""
+    """True where an offset inside one (batch row, direction) could pass 2**31 elements.
+
+    No offset inside a tensor passes its storage's size, so tensors on storages of fewer elements are
+    answered without looking at their strides (host time: this runs twice per scan call)."""
     for t in tensors:
-        if t is None:
+        if t is None or t.untyped_storage().nbytes() < (2**31 - 1) * t.element_size():
             continue
-        span = sum((s - 1) * abs(st) for s, st in zip(t.shape[2:], t.stride()[2:]))
+        span = 0
+        for size, stride in zip(t.shape[2:], t.stride()[2:]):
+            span += (size - 1) * abs(stride)
         if span >= 2**31 - 1:
             return True
     return False
@@ -183,7 +191,7 @@ class Prep:
         self.B, self.C = B, C
         self.G = B.shape[2]
         self.dim_per_group = self.dim // self.G
-        self.NP = triton.next_power_of_2(max(self.N, 1))
+        self.NP = next_pow2(max(self.N, 1))
         self.A = A.to(torch.float32).contiguous()  # (K, D, N)
         zeros = torch.zeros((self.K, self.dim), device=u.device, dtype=torch.float32)
         self.D = zeros if D is None else D.to(torch.float32).contiguous()
@@ -211,8 +219,6 @@ class Prep:
 
 def new_grad(u: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """An empty (batch, K, D, L) gradient in u's memory layout (token-major when u is)."""
-    from .op import new_like_layout
-
     return new_like_layout(u, tuple(u.shape), dtype)
 
 
@@ -231,8 +237,9 @@ class Grads:
         self.ddelta = new_grad(u, delta.dtype)
         self.dz = new_grad(u, z.dtype) if z is not None else None
         self.dA = torch.empty((p.rows, parts, p.dim, p.N), device=dev, dtype=f32)
-        self.dD = torch.empty((p.rows, parts, p.dim), device=dev, dtype=f32)
-        self.dbias = torch.empty((p.rows, parts, p.dim), device=dev, dtype=f32)
+        # dD and d(delta_bias) partials share one buffer, so `finish` reduces both with one sum
+        self.dD_dbias = torch.empty((2, p.rows, parts, p.dim), device=dev, dtype=f32)
+        self.dD, self.dbias = self.dD_dbias[0], self.dD_dbias[1]
         self.dB = torch.empty((p.rows, n_slices, p.G, p.N, p.L), device=dev, dtype=f32)
         self.dC = torch.empty((p.rows, n_slices, p.G, p.N, p.L), device=dev, dtype=f32)
 
@@ -256,6 +263,9 @@ class Grads:
         dC = self.dC[:, 0] if self.dC.shape[1] == 1 else self.dC.sum(dim=1)
         dB = dB.view(p.batch, p.K, p.G, p.N, p.L)
         dC = dC.view(p.batch, p.K, p.G, p.N, p.L)
-        dD = by_direction(self.dD) if D is not None else None
-        dbias = by_direction(self.dbias) if delta_bias is not None else None
+        dD = dbias = None
+        if D is not None or delta_bias is not None:
+            both = self.dD_dbias.view(2, p.batch, p.K, *self.dD_dbias.shape[2:]).sum(dim=(1, 3))  # (2, K, D)
+            dD = both[0] if D is not None else None
+            dbias = both[1] if delta_bias is not None else None
         return [self.du, self.ddelta, by_direction(self.dA), dB, dC, dD, self.dz, dbias]

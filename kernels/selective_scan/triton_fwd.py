@@ -21,6 +21,10 @@ import torch
 import triton
 import triton.language as tl
 
+from ..intmath import cdiv
+from ..launch import fast_launch
+from .op import new_like_layout, new_out
+
 from .triton_carry import run_carry
 from .triton_common import (
     DEFAULT_TILES,
@@ -169,6 +173,7 @@ def _fwd_direction(
         tl.store(last_ptr + (r64 * dim + offs_d[:, None]) * N + offs_n[None, :], h, mask=st_mask)
 
 
+@fast_launch  # launched from the host: Triton's argument binding once per specialization
 @triton.jit(do_not_specialize=["K", "dim", "L", "N", "dim_per_group", "n_dblk", "n_chunks", "chunks_per_seg", "n_seg"])
 def _fwd_kernel(
     u_ptr, delta_ptr, z_ptr, out_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, order_ptr, h0_ptr, last_ptr, st_ptr,
@@ -287,6 +292,7 @@ def _walk_direction(
         tl.store(last_ptr + (r64 * dim + offs_d[None, :]) * N + offs_n[:, None], h, mask=n_mask2)
 
 
+@fast_launch  # launched from the host: Triton's argument binding once per specialization
 @triton.jit(do_not_specialize=["K", "dim", "L", "N", "dim_per_group", "n_dblk", "chunks_per_seg", "n_seg", "T"])
 def _fwd_walk_kernel(
     u_ptr, delta_ptr, z_ptr, out_ptr, At_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, order_ptr, h0_ptr, last_ptr,
@@ -354,8 +360,6 @@ def triton_forward(
     """Forward in the op's normal form (op.py): out (batch, D, L) in u's dtype (layout: `op.new_out`),
     last states (batch, K, D, N) float32, and with ``states_T`` (a multiple of the forward's chunk) the
     state before every states_T-th token, (batch x K, D, cdiv(L, states_T), N) float32 (else None)."""
-    from .op import new_like_layout, new_out
-
     check_device(u)
     p = Prep(u, delta, A, B, C, D, z, delta_bias, index, scale)
     out = new_out(u, z)
@@ -369,7 +373,7 @@ def triton_forward(
         T, (bd, warps) = tiles.fwd_T_wide, p.block_d(tiles.fwd_dn_wide, tiles.fwd_warps_wide)
     else:
         T, (bd, warps) = tiles.fwd_T_n1 if p.NP == 1 else tiles.fwd_T, p.block_d(tiles.fwd_dn, tiles.fwd_warps)
-    n_chunks = triton.cdiv(p.L, T)
+    n_chunks = cdiv(p.L, T)
     n_dblk = p.dim // bd
     # K > 1: one program runs all K directions of its batch row and adds them into out (no extra pass)
     # when batch x channel blocks fill the GPU; otherwise every direction gets its own programs and
@@ -379,14 +383,14 @@ def triton_forward(
     programs = (p.batch if loop else p.rows) * n_dblk
     # Time segments when the programs cannot fill the GPU (not when directions add into one out)
     n_seg = 1 if loop else max(1, min(n_chunks, tiles.fwd_min_programs // max(1, programs)))
-    per_seg = triton.cdiv(n_chunks, n_seg)
-    n_seg = triton.cdiv(n_chunks, per_seg)
+    per_seg = cdiv(n_chunks, n_seg)
+    n_seg = cdiv(n_chunks, per_seg)
     h0 = run_carry(p, u, delta, n_chunks, T, per_seg, bool(delta_softplus), tiles) if n_seg > 1 else None
     states, store_every, n_slots = None, 1, 1
     if states_T:
         if states_T % T:
             raise ValueError(f"triton_forward: states_T={states_T} must be a multiple of the chunk length {T}")
-        store_every, n_slots = states_T // T, triton.cdiv(p.L, states_T)
+        store_every, n_slots = states_T // T, cdiv(p.L, states_T)
         states = torch.empty((p.rows, p.dim, n_slots, p.N), device=u.device, dtype=torch.float32)
     so = dest.stride() if dest.dim() == 4 else (dest.stride(0), 0, dest.stride(1), dest.stride(2))
     if walk:
