@@ -17,6 +17,7 @@ the compiled kernel's launcher. Triton's path is kept whenever it must run: unde
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import torch
@@ -31,6 +32,14 @@ def _enabled() -> bool:
     if value not in ("0", "1"):
         raise ValueError(f"VSSM_FAST_LAUNCH={value!r}: expected 0 (Triton's launch path) or 1 (default)")
     return value == "1"
+
+
+def _hook_set(hook) -> bool:
+    """Whether a Triton launch hook is installed: None, or (Triton >= 3.5) an empty `HookChain`, is none."""
+    if hook is None:
+        return False
+    calls = getattr(hook, "calls", None)
+    return bool(calls) if calls is not None else True
 
 
 def arg_key(args: tuple) -> tuple:
@@ -81,7 +90,7 @@ class FastLaunch:
         if not self._jit or not _enabled():
             return self.kernel[grid](*args, **kwargs)
         hooks = self._knobs.runtime
-        if hooks.launch_enter_hook is not None or hooks.launch_exit_hook is not None:
+        if _hook_set(hooks.launch_enter_hook) or _hook_set(hooks.launch_exit_hook):
             return self.kernel[grid](*args, **kwargs)
         # keywords in the caller's order: a call site that orders them differently only adds an entry
         key = (torch.cuda.current_device(), arg_key(args), tuple(kwargs.items()))
@@ -95,7 +104,13 @@ class FastLaunch:
         full = list(args)
         for name, default in self._params[len(args):]:
             full.append(kwargs.get(name, default))
-        compiled[tuple(grid) + (1,) * (3 - len(grid))](*full)
+        try:
+            runner = compiled[tuple(grid) + (1,) * (3 - len(grid))]
+        except Exception as e:  # a Triton whose compiled kernels launch differently: its own path from now on
+            self._jit = False
+            warnings.warn(f"vssm fast_launch: {type(e).__name__}: {e}; using Triton's launch path", stacklevel=3)
+            return self.kernel[grid](*args, **kwargs)
+        runner(*full)
         return compiled
 
 
