@@ -1,9 +1,9 @@
 """Kernel launches with less host time: Triton's argument binding done once per specialization.
 
 `kernel[grid](*args, **constexprs)` on a `triton.jit` function binds and specializes every argument on
-every call (60 arguments: 80-130 us per launch on the H200 machine's host, against ~45 us for an empty
-kernel of 40 arguments), and a scan call launches three or four kernels. In launch-bound models
-(MambaVision-T training, small batches) that host time is the step time.
+every call: on one H200 machine's host an empty kernel launched in 17 us with 5 arguments and 43 us with
+40, and the scan's kernels (45-62 arguments) in 81-131 us. A scan call launches three or four of them,
+and in launch-bound models (MambaVision-T training, small batches) host time is step time.
 
 `fast_launch(kernel)` keeps Triton's path for the first launch of each specialization (compiling or
 taking Triton's own cache) and remembers the compiled kernel under a key that holds everything Triton
@@ -12,6 +12,13 @@ multiple of 16, int32 / int64 / uint64 range), the type of every other argument,
 (constexprs and launch options) and the current device. Later launches with the same key go straight to
 the compiled kernel's launcher. Triton's path is kept whenever it must run: under the interpreter
 (``TRITON_INTERPRET=1``), when a launch hook is set (profilers), and when ``VSSM_FAST_LAUNCH=0``.
+
+Measured (H200 machine, Triton 3.6; `docs/bench/h200-2026-11-29-s15`): the results are bit for bit those
+of Triton's path (tests/gpu/test_fast_launch_gpu.py). The host time is not settled: a launch of the scan's
+kernels still took 52-106 us with it, on a host where the 40-argument empty kernel took 30 us through
+Triton's path, so much of a launch's host time is elsewhere (the launcher itself); the scan call's host
+time against mamba_ssm's, each measured in the same call, went from 3.4x without it to 2.4x with it (two
+calls, two machines: not separated from host noise).
 """
 
 from __future__ import annotations
@@ -105,12 +112,13 @@ class FastLaunch:
         for name, default in self._params[len(args):]:
             full.append(kwargs.get(name, default))
         try:
-            runner = compiled[tuple(grid) + (1,) * (3 - len(grid))]
-        except Exception as e:  # a Triton whose compiled kernels launch differently: its own path from now on
+            compiled[tuple(grid) + (1,) * (3 - len(grid))](*full)
+        except (TypeError, ValueError, AttributeError) as e:
+            # a Triton whose compiled kernels take their arguments differently (refused while the arguments
+            # are read, before anything is launched): Triton's own path for this kernel from now on
             self._jit = False
             warnings.warn(f"vssm fast_launch: {type(e).__name__}: {e}; using Triton's launch path", stacklevel=3)
             return self.kernel[grid](*args, **kwargs)
-        runner(*full)
         return compiled
 
 
