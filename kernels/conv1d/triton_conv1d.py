@@ -22,7 +22,6 @@ import triton.language as tl
 
 from ..intmath import cdiv, next_pow2
 from ..launch import fast_launch
-
 from .op import MAX_TAP_SETS, _new_out
 
 _OFFS = [f"o{i}" for i in range(MAX_TAP_SETS)]  # the offsets as scalar arguments o0..o7 (`_offset_args`, `_pick`)

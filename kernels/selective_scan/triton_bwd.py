@@ -20,7 +20,6 @@ import triton.language as tl
 
 from ..intmath import cdiv
 from ..launch import fast_launch
-
 from .triton_carry import run_carry_pair
 from .triton_common import (
     DEFAULT_TILES,

@@ -15,7 +15,6 @@ import triton.language as tl
 
 from ..intmath import cdiv
 from ..launch import fast_launch
-
 from .triton_common import LOG2E, Prep, Tiles, _channel_block, _load_tile, _step_size, _token_index, strides
 
 __all__ = ["run_carry", "run_carry_pair"]

@@ -24,7 +24,6 @@ import triton.language as tl
 from ..intmath import cdiv
 from ..launch import fast_launch
 from .op import new_like_layout, new_out
-
 from .triton_carry import run_carry
 from .triton_common import (
     DEFAULT_TILES,
