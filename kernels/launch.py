@@ -11,7 +11,9 @@ specializes on, and more: each tensor's dtype and 16-byte alignment, each int's 
 multiple of 16, int32 / int64 / uint64 range), the type of every other argument, the keyword arguments
 (constexprs and launch options) and the current device. Later launches with the same key go straight to
 the compiled kernel's launcher. Triton's path is kept whenever it must run: under the interpreter
-(``TRITON_INTERPRET=1``), when a launch hook is set (profilers), and when ``VSSM_FAST_LAUNCH=0``.
+(``TRITON_INTERPRET=1``), when a launch hook or a pre-run hook is set (profilers), for constexprs passed by
+position, and when ``VSSM_FAST_LAUNCH=0``. Not repeated on the cached path: Triton's check that the
+global values a kernel reads have not changed since it was compiled (the wrapped kernels read constants).
 
 Measured (H200 machine, Triton 3.6; `docs/bench/h200-2026-11-29-s15`): the results are bit for bit those
 of Triton's path (tests/gpu/test_fast_launch_gpu.py). The host time is not settled: a launch of the scan's
@@ -60,6 +62,8 @@ def arg_key(args: tuple) -> tuple:
             key.append((a.dtype, a.data_ptr() % 16 == 0))
         elif a is None or t is bool:
             key.append(a)
+        elif hasattr(a, "data_ptr"):  # tensor subclasses, triton.reinterpret's wrappers: pointers as well
+            key.append((t, a.dtype, a.data_ptr() % 16 == 0))
         else:
             key.append(t)
     return tuple(key)
@@ -81,7 +85,14 @@ class FastLaunch:
         # False under TRITON_INTERPRET=1 (an InterpretedFunction) and on Triton without knobs
         self._jit = isinstance(kernel, JITFunction) and knobs is not None
         if self._jit:
-            self._params = [(p.name, p.default) for p in kernel.params]
+            try:
+                self._params = [(p.name, p.default) for p in kernel.params]
+                # constexprs passed by position would be keyed by value class only: those launches keep
+                # Triton's path
+                self._positional = next((i for i, p in enumerate(kernel.params) if p.is_constexpr),
+                                        len(kernel.params))
+            except AttributeError:  # a Triton whose parameters describe themselves differently
+                self._jit = False
         self._compiled: dict = {}
 
     def __getattr__(self, name: str) -> Any:
@@ -94,13 +105,15 @@ class FastLaunch:
         return launch
 
     def _launch(self, grid: tuple, args: tuple, kwargs: dict):
-        if not self._jit or not _enabled():
+        if not self._jit or len(args) > self._positional or not _enabled() or getattr(self.kernel, "pre_run_hooks", None):
             return self.kernel[grid](*args, **kwargs)
-        hooks = self._knobs.runtime
-        if _hook_set(hooks.launch_enter_hook) or _hook_set(hooks.launch_exit_hook):
+        knobs = self._knobs
+        if _hook_set(knobs.runtime.launch_enter_hook) or _hook_set(knobs.runtime.launch_exit_hook):
             return self.kernel[grid](*args, **kwargs)
-        # keywords in the caller's order: a call site that orders them differently only adds an entry
-        key = (torch.cuda.current_device(), arg_key(args), tuple(kwargs.items()))
+        # keywords in the caller's order: a call site that orders them differently only adds an entry; the
+        # debug and instrumentation settings are part of Triton's key too
+        key = (torch.cuda.current_device(), arg_key(args), tuple(kwargs.items()),
+               getattr(knobs.runtime, "debug", None), getattr(knobs.compilation, "instrumentation_mode", None))
         compiled = self._compiled.get(key)
         if compiled is None:
             compiled = self.kernel[grid](*args, **kwargs)

@@ -290,3 +290,27 @@ def test_reference_backward_across_chunks_and_segments(chunk, max_elements, cach
         r = leaves[name].grad
         assert g.shape == r.shape, name
         assert ((g.double() - r).abs().max() / r.abs().max()) < 1e-4, name
+
+
+@pytest.mark.parametrize("multi", [False, True], ids=["single", "two_orders_shared_z"])
+def test_second_derivatives_reach_the_inputs(multi):
+    """create_graph through the reference backward (float64): second derivatives of the plain eager path
+    are the finite differences' (gradgradcheck); the normal-form views the forward makes are not what the
+    second backward differentiates through."""
+    gen = torch.Generator().manual_seed(5)
+    batch, dim, L, N = 1, 3, 5, 2
+    K = 2 if multi else None
+
+    def rnd(*shape, scale=1.0):
+        return (torch.randn(*shape, generator=gen, dtype=torch.float64) * scale).requires_grad_(True)
+
+    per = (batch, K, dim, L) if multi else (batch, dim, L)
+    args = [rnd(*per), rnd(*per, scale=0.5), (-torch.rand((K, dim, N) if multi else (dim, N), generator=gen,
+                                                       dtype=torch.float64) - 0.2).requires_grad_(True),
+            rnd(batch, N, L), rnd(batch, N, L), rnd(dim), rnd(batch, dim, L), rnd(dim, scale=0.3)]
+    kw = dict(orders=["natural", "reverse"], combine="mean") if multi else {}
+
+    def fn(*a):
+        return selective_scan(*a, delta_softplus=True, backend="reference", **kw)
+
+    assert torch.autograd.gradgradcheck(fn, args, eps=1e-6, atol=1e-5, rtol=1e-4)

@@ -521,26 +521,6 @@ def test_needs_idx64_storage_shortcut_is_exact():
         assert _needs_idx64(t) == by_strides(t), (t.shape, t.stride())
     assert _needs_idx64(None, cases[0], cases[3]) and not _needs_idx64(None, cases[0], cases[5])
 
-if __name__ == "__main__":
-    # child process: TRITON_INTERPRET=1 is already in the environment
-    import traceback
-
-    only = set(sys.argv[1:])  # names of cases to run (all when none): for timing and debugging
-    results, start, cpu = {}, time.perf_counter(), time.process_time()
-    for c in CASES:
-        if only and c["name"] not in only:
-            continue
-        t0, c0 = time.perf_counter(), time.process_time()
-        try:
-            results[c["name"]] = _run_case(c)
-        except Exception:  # report per case; the parent turns it into that case's failure
-            results[c["name"]] = {"error": traceback.format_exc()[-3000:]}
-        results[c["name"]]["seconds"] = round(time.perf_counter() - t0, 2)
-        print(f"{c['name']}: {results[c['name']]['seconds']} s ({time.process_time() - c0:.2f} s CPU)", file=sys.stderr)
-    print(f"total {time.perf_counter() - start:.1f} s ({time.process_time() - cpu:.1f} s CPU)", file=sys.stderr)
-    print(json.dumps(results))
-
-
 def test_fast_launch_key_and_switch(monkeypatch):
     """The fast launch's key separates what Triton specializes on; under the interpreter it is Triton's own
     launch; a bad VSSM_FAST_LAUNCH is refused naming it (the launches themselves: tests/gpu)."""
@@ -561,3 +541,92 @@ def test_fast_launch_key_and_switch(monkeypatch):
         _enabled()
     monkeypatch.setenv("VSSM_FAST_LAUNCH", "0")
     assert not _enabled()
+    class Marked(torch.Tensor):  # a __torch_function__ subclass reaches the kernels as it is
+        pass
+
+    m32, m16 = t.as_subclass(Marked), torch.zeros(64, dtype=torch.float16).as_subclass(Marked)
+    assert arg_key((m32,)) != arg_key((m16[1:],)) and arg_key((m32,)) != arg_key((m32[1:],))
+
+
+def _toy(x_ptr, n, BLOCK: tl.constexpr, FLAG: tl.constexpr = 3):  # noqa: F821 (annotations stay strings)
+    pass
+
+
+def test_fast_launch_caches_by_key_and_keeps_tritons_path_where_it_must(monkeypatch):
+    """The launch logic on the CPU (a stand-in for the compiled kernel): the first launch of a key takes
+    Triton's path, the next ones the compiled kernel with every parameter in order (constexpr defaults
+    filled in); a new alignment is a new key; constexprs by position, launch hooks and VSSM_FAST_LAUNCH=0
+    keep Triton's path."""
+    pytest.importorskip("triton")
+    import torch
+    from triton import knobs
+    from triton.runtime.jit import JITFunction
+
+    from vssm.kernels.launch import FastLaunch
+
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    slow, fast = [], []
+
+    class Compiled:
+        def __getitem__(self, grid):
+            return lambda *a: fast.append((grid, a))
+
+    class Jit:
+        def __getitem__(self, grid):
+            return lambda *a, **k: (slow.append((grid, a, k)), Compiled())[1]
+
+    launcher = FastLaunch(JITFunction(_toy))
+    assert launcher._jit and launcher._positional == 2
+    launcher.kernel = Jit()  # after the wrapper has read the real kernel's parameters
+    x = torch.zeros(64)
+    launcher[(4,)](x, 7, BLOCK=32)
+    launcher[(4,)](x, 9, BLOCK=32)  # 9: same value class as 7
+    assert len(slow) == 1 and fast == [((4, 1, 1), (x, 9, 32, 3))]
+    launcher[(4,)](x[1:], 9, BLOCK=32)  # misaligned: a new key
+    launcher[(4,)](x, 16, BLOCK=32)  # multiple of 16: a new key
+    launcher[(4,)](x, 7, BLOCK=64)  # another constexpr value: a new key
+    assert len(slow) == 4 and len(fast) == 1
+    launcher[(2, 3)](x, 7, 32)  # BLOCK by position: Triton's path every time
+    launcher[(2, 3)](x, 7, 32)
+    assert len(slow) == 6
+    chain = knobs.runtime.launch_enter_hook  # a HookChain from Triton 3.5 on, else None
+    if chain is None:
+        monkeypatch.setattr(knobs.runtime, "launch_enter_hook", lambda *a: None)
+        launcher[(4,)](x, 9, BLOCK=32)
+        monkeypatch.setattr(knobs.runtime, "launch_enter_hook", None)
+    else:
+        hook = lambda *a: None  # noqa: E731
+        chain.add(hook)
+        try:
+            launcher[(4,)](x, 9, BLOCK=32)
+        finally:
+            chain.remove(hook)
+    assert len(slow) == 7
+    monkeypatch.setenv("VSSM_FAST_LAUNCH", "0")
+    n = len(slow)
+    launcher[(4,)](x, 9, BLOCK=32)
+    assert len(slow) == n + 1
+    monkeypatch.setenv("VSSM_FAST_LAUNCH", "1")
+    launcher[(4,)](x, 9, BLOCK=32)
+    assert len(slow) == n + 1 and len(fast) == 2
+
+
+if __name__ == "__main__":
+    # child process: TRITON_INTERPRET=1 is already in the environment
+    import traceback
+
+    only = set(sys.argv[1:])  # names of cases to run (all when none): for timing and debugging
+    results, start, cpu = {}, time.perf_counter(), time.process_time()
+    for c in CASES:
+        if only and c["name"] not in only:
+            continue
+        t0, c0 = time.perf_counter(), time.process_time()
+        try:
+            results[c["name"]] = _run_case(c)
+        except Exception:  # report per case; the parent turns it into that case's failure
+            results[c["name"]] = {"error": traceback.format_exc()[-3000:]}
+        results[c["name"]]["seconds"] = round(time.perf_counter() - t0, 2)
+        print(f"{c['name']}: {results[c['name']]['seconds']} s ({time.process_time() - c0:.2f} s CPU)", file=sys.stderr)
+    print(f"total {time.perf_counter() - start:.1f} s ({time.process_time() - cpu:.1f} s CPU)", file=sys.stderr)
+    print(json.dumps(results))
+

@@ -403,8 +403,9 @@ def _setup_context(ctx, inputs, output):
     ctx.delta_softplus, ctx.scale, ctx.backend = delta_softplus, scale, backend
 
 
-def _backward(ctx, dout, dlast, dstates, bwd=None):
-    u, delta, A, B, C, D, z, delta_bias, index, states = ctx.saved_tensors
+def _backward(ctx, dout, dlast, dstates, bwd=None, saved=None):
+    """Gradients of the op's inputs; `saved`: the normal-form tensors and states (else ctx's saved ones)."""
+    u, delta, A, B, C, D, z, delta_bias, index, states = saved if saved is not None else ctx.saved_tensors
     batch, K, dim, L = u.shape
     if dout is None:
         dout = u.new_zeros((batch, dim, L))
@@ -442,15 +443,26 @@ class _EagerScan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, options):
-        op_args = prepare(u, delta, A, B, C, D, z, delta_bias, *options)
+        inputs = (u, delta, A, B, C, D, z, delta_bias)
+        op_args = prepare(*inputs, *options)
         out, last, states = _scan_fwd_impl(*op_args)
-        _setup_context(ctx, op_args, (out, last, states))
-        ctx.shapes = tuple(None if t is None else t.shape for t in (u, delta, A, B, C, D, z, delta_bias))
+        # the normal form (views made here) for the backward, and the caller's tensors for a create_graph one
+        ctx.save_for_backward(*op_args[:9], states, *inputs)
+        ctx.delta_softplus, ctx.scale, ctx.backend = op_args[9], op_args[10], op_args[12]
+        ctx.options = options
+        ctx.shapes = tuple(None if t is None else t.shape for t in inputs)
         return out, last
 
     @staticmethod
     def backward(ctx, dout, dlast):
-        grads = _backward(ctx, dout, dlast, None, bwd=_scan_bwd_impl)[:8]
+        saved = ctx.saved_tensors
+        normal = saved[:10]
+        if torch.is_grad_enabled():
+            # create_graph=True: the views made in forward are not connected to the caller's tensors, so the
+            # normal form is made again from them; a differentiable backward (the reference's) then has
+            # second derivatives that reach the inputs, as through the dispatcher path
+            normal = (*prepare(*saved[10:], *ctx.options)[:9], saved[9])
+        grads = _backward(ctx, dout, dlast, None, bwd=_scan_bwd_impl, saved=normal)[:8]
         return (*(_to_input_shape(g, s, lead) for g, s, lead in zip(grads, ctx.shapes, _LEADS)), None)
 
 
