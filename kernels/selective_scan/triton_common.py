@@ -238,8 +238,11 @@ class Grads:
         self.dz = new_grad(u, z.dtype) if z is not None else None
         self.dA = torch.empty((p.rows, parts, p.dim, p.N), device=dev, dtype=f32)
         # dD and d(delta_bias) partials share one buffer, so `finish` reduces both with one sum
-        self.dD_dbias = torch.empty((2, p.rows, parts, p.dim), device=dev, dtype=f32)
-        self.dD, self.dbias = self.dD_dbias[0], self.dD_dbias[1]
+        # (the second starts 16-byte aligned, as the first: no kernel variant for an unaligned pointer)
+        n = p.rows * parts * p.dim
+        flat = torch.empty((2, -(-n // 4) * 4), device=dev, dtype=f32)
+        self.dD_dbias = flat[:, :n].view(2, p.batch, p.K, parts, p.dim)
+        self.dD, self.dbias = (t.view(p.rows, parts, p.dim) for t in self.dD_dbias)
         self.dB = torch.empty((p.rows, n_slices, p.G, p.N, p.L), device=dev, dtype=f32)
         self.dC = torch.empty((p.rows, n_slices, p.G, p.N, p.L), device=dev, dtype=f32)
 
@@ -265,7 +268,7 @@ class Grads:
         dC = dC.view(p.batch, p.K, p.G, p.N, p.L)
         dD = dbias = None
         if D is not None or delta_bias is not None:
-            both = self.dD_dbias.view(2, p.batch, p.K, *self.dD_dbias.shape[2:]).sum(dim=(1, 3))  # (2, K, D)
+            both = self.dD_dbias.sum(dim=(1, 3))  # (2, K, D)
             dD = both[0] if D is not None else None
             dbias = both[1] if delta_bias is not None else None
         return [self.du, self.ddelta, by_direction(self.dA), dB, dC, dD, self.dz, dbias]
