@@ -397,9 +397,10 @@ def _scan_bwd_fake(dout, dlast, u, delta, A, B, C, D, z, delta_bias, index, stat
     return res
 
 
-def _setup_context(ctx, inputs, output):
+def _setup_context(ctx, inputs, output, extra=()):
+    """Saves the normal-form tensors and the forward's states (then `extra` tensors) for `_backward`."""
     u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale, keep_states, backend = inputs
-    ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, index, output[2])
+    ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, index, output[2], *extra)
     ctx.delta_softplus, ctx.scale, ctx.backend = delta_softplus, scale, backend
 
 
@@ -447,8 +448,7 @@ class _EagerScan(torch.autograd.Function):
         op_args = prepare(*inputs, *options)
         out, last, states = _scan_fwd_impl(*op_args)
         # the normal form (views made here) for the backward, and the caller's tensors for a create_graph one
-        ctx.save_for_backward(*op_args[:9], states, *inputs)
-        ctx.delta_softplus, ctx.scale, ctx.backend = op_args[9], op_args[10], op_args[12]
+        _setup_context(ctx, op_args, (out, last, states), extra=inputs)
         ctx.options = options
         ctx.shapes = tuple(None if t is None else t.shape for t in inputs)
         return out, last

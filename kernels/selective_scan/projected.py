@@ -65,14 +65,19 @@ def _project(u: torch.Tensor, x_proj_weight: torch.Tensor, dt_proj_weight: torch
     return x_dbl, torch.matmul(dt_proj_weight, x_dbl[:, :, :dt_proj_weight.shape[-1]])
 
 
-def _bmm_into(w: torch.Tensor, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """out[:, k] = w[k] @ x[:, k] for every direction k: w (K, M, P), x (batch, K, P, L), out (batch, K, M, L)
-    in whatever layout it was allocated (`op.new_like_layout`). One batched matmul per direction with the
-    weight broadcast over the batch as a stride-0 view; torch.matmul's broadcasting copies the weight batch
-    times first (a (batch x K, M, P) clone per call), and allocates its own contiguous output."""
+def _bmm_into(w: torch.Tensor, x: torch.Tensor, out: torch.Tensor, accumulate: bool = False) -> torch.Tensor:
+    """out[:, k] = w[k] @ x[:, k] (``accumulate``: +=, inside the matmul, one rounding) for every direction k:
+    w (K, M, P), x (batch, K, P, L), out (batch, K, M, L) in whatever layout it was allocated
+    (`op.new_like_layout`). One batched matmul per direction with the weight broadcast over the batch as a
+    stride-0 view; torch.matmul's broadcasting copies the weight batch times first (a (batch x K, M, P)
+    clone per call), and allocates its own contiguous output."""
     batch = x.shape[0]
     for k in range(w.shape[0]):
-        torch.bmm(w[k].expand(batch, *w.shape[1:]), x[:, k], out=out[:, k])
+        wk = w[k].expand(batch, *w.shape[1:])
+        if accumulate:
+            out[:, k].baddbmm_(wk, x[:, k])
+        else:
+            torch.bmm(wk, x[:, k], out=out[:, k])
     return out
 
 
@@ -150,12 +155,8 @@ class _ProjectedScan(torch.autograd.Function):
             dw_dt = _weight_grad(ddelta, dt, w_dt.dtype) if need[2] else None
             del ddelta
             dw_x = _weight_grad(dx_dbl, u, w_x.dtype) if need[1] else None
-            if need[0]:
-                # du += w_x[k]^T d x_dbl[:, k], accumulated in the matmul (one rounding), the weight broadcast
-                for k in range(K):
-                    du[:, k].baddbmm_(w_x[k].transpose(0, 1).expand(batch, dim, R + 2 * N), dx_dbl[:, k])
-            else:
-                du = None
+            # du += w_x[k]^T d x_dbl[:, k]
+            du = _bmm_into(w_x.transpose(-1, -2), dx_dbl, du, accumulate=True) if need[0] else None
         return (du, dw_x, dw_dt, dA if need[3] else None, dD if need[4] else None, dz if need[5] else None,
                 ddelta_bias if need[6] else None, None)
 
