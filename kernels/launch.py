@@ -34,6 +34,7 @@ import torch
 __all__ = ["fast_launch", "FastLaunch"]
 
 _TENSORS = (torch.Tensor, torch.nn.Parameter)
+_MAX_ENTRIES = 1024  # cached launches per kernel
 
 
 def _enabled() -> bool:
@@ -52,21 +53,40 @@ def _hook_set(hook) -> bool:
 
 
 def arg_key(args: tuple) -> tuple:
-    """What Triton specializes a launch on, for positional arguments (a superset of its rules)."""
-    key = []
-    for a in args:
+    """The cache key of a launch's positional arguments: finer than what Triton specializes on, so one entry
+    never stands for two specializations (ints by value, tensors by dtype, address mod 16 and device type)."""
+    return _split(args)[0]
+
+
+def _split(args: tuple) -> tuple[tuple, list]:
+    """The launch's key (see `arg_key`) and the values handed to the compiled kernel's launcher.
+
+    Ints enter the key as they are (classifying each one as Triton does cost more host time than the
+    rest of the launch; a new shape is a new entry, made once through Triton's path). A CUDA tensor goes
+    to the launcher as its address (an int), which it takes as it is, where for a tensor object it calls
+    ``data_ptr()`` and asks the driver whether the address is a device pointer (one driver call per
+    pointer argument on every launch). Any other tensor keeps Triton's own path and its error."""
+    key, vals = [], list(args)
+    for i, a in enumerate(args):
         t = type(a)
         if t is int:
-            key.append((a == 1, a % 16 == 0, -(2**31) <= a < 2**31, -(2**63) <= a < 2**63))
-        elif t in _TENSORS:
-            key.append((a.dtype, a.data_ptr() % 16 == 0))
-        elif a is None or t is bool:
             key.append(a)
+        elif t in _TENSORS:
+            ptr = a.data_ptr()
+            if a.is_cuda:
+                key.append((a.dtype, ptr & 15))
+                vals[i] = ptr
+            else:
+                key.append((a.dtype, ptr & 15, a.device.type))
+        elif a is None:
+            key.append(None)
+        elif t is bool:  # True == 1 as a key: kept apart from the ints
+            key.append((bool, a))
         elif hasattr(a, "data_ptr"):  # tensor subclasses, triton.reinterpret's wrappers: pointers as well
-            key.append((t, a.dtype, a.data_ptr() % 16 == 0))
+            key.append((t, a.dtype, a.data_ptr() & 15))
         else:
             key.append(t)
-    return tuple(key)
+    return tuple(key), vals
 
 
 class FastLaunch:
@@ -112,20 +132,22 @@ class FastLaunch:
             return self.kernel[grid](*args, **kwargs)
         # keywords in the caller's order: a call site that orders them differently only adds an entry; the
         # debug and instrumentation settings are part of Triton's key too
-        key = (torch.cuda.current_device(), arg_key(args), tuple(kwargs.items()),
+        akey, full = _split(args)
+        key = (torch.cuda.current_device(), akey, tuple(kwargs.items()),
                getattr(knobs.runtime, "debug", None), getattr(knobs.compilation, "instrumentation_mode", None))
-        compiled = self._compiled.get(key)
-        if compiled is None:
+        entry = self._compiled.get(key)
+        if entry is None:
             compiled = self.kernel[grid](*args, **kwargs)
-            self._compiled[key] = compiled
+            if len(self._compiled) >= _MAX_ENTRIES:  # shapes without end (varying resolution): start over
+                self._compiled.clear()
+            # every parameter after the positional ones, keywords or defaults (constexprs included, as
+            # Triton's own launch passes them; the launcher skips them by the compiled signature)
+            tail = [kwargs.get(name, default) for name, default in self._params[len(args):]]
+            self._compiled[key] = (compiled, tail)
             return compiled
-        # every parameter in order: the positional ones, then keywords or defaults (constexprs included,
-        # as Triton's own launch passes them; the launcher skips them by the compiled signature)
-        full = list(args)
-        for name, default in self._params[len(args):]:
-            full.append(kwargs.get(name, default))
+        compiled, tail = entry
         try:
-            compiled[tuple(grid) + (1,) * (3 - len(grid))](*full)
+            compiled[tuple(grid) + (1,) * (3 - len(grid))](*full, *tail)
         except (TypeError, ValueError, AttributeError) as e:
             # a Triton whose compiled kernels take their arguments differently (refused while the arguments
             # are read, before anything is launched): Triton's own path for this kernel from now on

@@ -103,9 +103,10 @@ def _validate(u, delta, A, B, C, D, z, delta_bias) -> None:
         _check_tensor("D", D, (dim,), "(D,)")
     if delta_bias is not None:
         _check_tensor("delta_bias", delta_bias, (dim,), "(D,)")
+    device = u.device
     for name, t in (("delta", delta), ("A", A), ("B", B), ("C", C), ("D", D), ("z", z), ("delta_bias", delta_bias)):
-        if t is not None and t.device != u.device:
-            raise ValueError(f"selective_scan: `{name}` is on {t.device}, expected the device of `u` ({u.device})")
+        if t is not None and t.device != device:
+            raise ValueError(f"selective_scan: `{name}` is on {t.device}, expected the device of `u` ({device})")
 
 
 def _per_direction(name: str, t, K: int, shared: tuple, shared_dims: str, per_dir_dims: str, device) -> torch.Tensor:
@@ -368,12 +369,13 @@ def _scan_bwd_impl(
         grads = reference_backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale)
     ref = (u, delta, A, B, C, D, z, delta_bias)
     res = []
+    layout = _layout_strides(u)
     for g, r in zip(grads, ref):
         if g is None:
             res.append(_empty(u))
         elif r.dim() == 4:  # u, delta, z: in u's layout, as the fake implementation says (`.to` would not keep
             # padded rows, being a dense copy)
-            same = g.stride() == _layout_strides(u) and g.dtype == r.dtype
+            same = g.stride() == layout and g.dtype == r.dtype
             res.append(g if same else new_like_layout(u, tuple(g.shape), r.dtype).copy_(g))
         else:
             res.append(g.to(r.dtype).contiguous())

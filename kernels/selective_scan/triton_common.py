@@ -193,7 +193,8 @@ class Prep:
         self.dim_per_group = self.dim // self.G
         self.NP = next_pow2(max(self.N, 1))
         self.A = A.to(torch.float32).contiguous()  # (K, D, N)
-        zeros = torch.zeros((self.K, self.dim), device=u.device, dtype=torch.float32)
+        if D is None or delta_bias is None:  # (a fill launch per call only where one is absent)
+            zeros = torch.zeros((self.K, self.dim), device=u.device, dtype=torch.float32)
         self.D = zeros if D is None else D.to(torch.float32).contiguous()
         self.bias = zeros if delta_bias is None else delta_bias.to(torch.float32).contiguous()
         self.gather = index is not None

@@ -44,6 +44,19 @@ def test_launch_skips_tritons_binding():
     assert len(calls) <= 1 and launch._enabled()
 
 
+def test_cached_launch_still_refuses_a_cpu_tensor():
+    """The cached path hands CUDA tensors to the launcher as addresses (no driver check per pointer); a CPU
+    tensor is another key, so it takes Triton's path and gets its error instead of an illegal address."""
+    x = torch.randn(256, device="cuda")
+    out = torch.empty_like(x)
+    for _ in range(2):
+        _axpy[(2,)](x, x, out, 256, 1, 2.0, BLOCK=128)
+    with pytest.raises((ValueError, RuntimeError), match="cpu tensor|accessed"):
+        _axpy[(2,)](x.cpu(), x, out, 256, 1, 2.0, BLOCK=128)
+    _axpy[(2,)](x, x, out, 256, 1, 1.0, BLOCK=128)
+    torch.testing.assert_close(out, 2 * x)
+
+
 def test_specializations_are_kept_apart():
     """Alignment (offset views), ints equal to 1 / multiples of 16 / others, both dtypes, repeated launches
     (the cached path): every launch matches the arithmetic."""
