@@ -25,6 +25,7 @@ calls, two machines: not separated from host noise).
 
 from __future__ import annotations
 
+import inspect
 import os
 import warnings
 from typing import Any
@@ -146,8 +147,15 @@ class FastLaunch:
             self._compiled[key] = (compiled, tail)
             return compiled
         compiled, tail = entry
+        grid3 = tuple(grid) + (1,) * (3 - len(grid))
         try:
-            compiled[tuple(grid) + (1,) * (3 - len(grid))](*full, *tail)
+            if _direct(compiled):
+                # the launcher itself, as the compiled kernel's runner calls it, without the runner's lookups:
+                # no hooks are set (checked above), so no launch metadata is made for them
+                compiled.run(*grid3, _current_stream(key[0]), compiled.function, compiled.packed_metadata,
+                             None, None, None, *full, *tail)
+            else:
+                compiled[grid3](*full, *tail)
         except (TypeError, ValueError, AttributeError) as e:
             # a Triton whose compiled kernels take their arguments differently (refused while the arguments
             # are read, before anything is launched): Triton's own path for this kernel from now on
@@ -155,6 +163,37 @@ class FastLaunch:
             warnings.warn(f"vssm fast_launch: {type(e).__name__}: {e}; using Triton's launch path", stacklevel=3)
             return self.kernel[grid](*args, **kwargs)
         return compiled
+
+
+_LAUNCHER_PARAMS = 9  # grid x, y, z, stream, function, packed metadata, launch metadata, enter / exit hooks
+_direct_ok: dict = {}
+
+
+def _direct(compiled: Any) -> bool:
+    """Whether the compiled kernel's launcher can be called directly: it has the attributes Triton's runner
+    passes and takes nine leading parameters before the kernel's arguments (Triton 3.x's CudaLauncher /
+    HIPLauncher). Decided once per launcher class; anything else keeps the runner."""
+    run = getattr(compiled, "run", None)
+    if run is None or not hasattr(compiled, "function") or not hasattr(compiled, "packed_metadata"):
+        return False
+    cls = type(run)
+    ok = _direct_ok.get(cls)
+    if ok is None:
+        try:
+            params = list(inspect.signature(run).parameters.values())
+        except (TypeError, ValueError):
+            params = []
+        lead = [p for p in params if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+        ok = len(lead) == _LAUNCHER_PARAMS and params[-1].kind is inspect.Parameter.VAR_POSITIONAL
+        _direct_ok[cls] = ok
+    return ok
+
+
+def _current_stream(device: int) -> int:
+    """The current stream of `device`, as Triton's runner gets it."""
+    from triton.runtime import driver
+
+    return driver.active.get_current_stream(device)
 
 
 def fast_launch(kernel: Any) -> FastLaunch:

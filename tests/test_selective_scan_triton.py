@@ -614,6 +614,46 @@ def test_fast_launch_caches_by_key_and_keeps_tritons_path_where_it_must(monkeypa
     assert len(slow) == n + 1 and len(fast) == 2
 
 
+def test_fast_launch_calls_the_launcher_directly_where_its_signature_is_known(monkeypatch):
+    """A compiled kernel whose launcher takes Triton 3.x's nine leading parameters is launched through it
+    directly (grid, the current stream, function, packed metadata, no launch metadata or hooks, then every
+    argument); one with another signature keeps the compiled kernel's runner."""
+    pytest.importorskip("triton")
+    import torch
+    from triton.runtime.jit import JITFunction
+
+    from vssm.kernels import launch
+    from vssm.kernels.launch import FastLaunch
+
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(launch, "_current_stream", lambda device: 77)
+    direct, runner = [], []
+
+    class Launcher:
+        def __call__(self, gx, gy, gz, stream, function, packed, meta, enter, exit_, *args):
+            direct.append((gx, gy, gz, stream, function, packed, meta, enter, exit_, args))
+
+    class OtherLauncher:  # a signature the wrapper does not know
+        def __call__(self, grid, stream, *args):
+            raise AssertionError("must not be called")
+
+    def compiled(run):
+        return type("Compiled", (), {"run": run, "function": "fn", "packed_metadata": "pm",
+                                     "__getitem__": lambda self, g: lambda *a: runner.append((g, a))})()
+
+    x = torch.zeros(64)
+    for run, expect_direct in ((Launcher(), True), (OtherLauncher(), False)):
+        launcher = FastLaunch(JITFunction(_toy))
+        made = compiled(run)
+        launcher.kernel = type("Jit", (), {"__getitem__": lambda self, g: lambda *a, **k: made})()
+        launcher[(4, 2)](x, 9, BLOCK=32)  # Triton's path: fills the cache
+        launcher[(4, 2)](x, 9, BLOCK=32)
+        if expect_direct:
+            assert direct == [(4, 2, 1, 77, "fn", "pm", None, None, None, (x, 9, 32, 3))] and not runner
+        else:
+            assert runner == [((4, 2, 1), (x, 9, 32, 3))]
+
+
 if __name__ == "__main__":
     # child process: TRITON_INTERPRET=1 is already in the environment
     import traceback

@@ -227,7 +227,8 @@ class Grads:
     """Gradient outputs of a backward and the fp32 partials its kernels write instead of atomics.
 
     du/ddelta/dz are (batch, K, D, L) in u's layout, one per direction (autograd sums a shared input's);
-    dA/dD/d(delta_bias) partials are (rows, parts, D[, N]) and dB/dC partials (rows, slices, G, N, L);
+    dA/dD/d(delta_bias) partials are (rows, parts, D[, N]) and dB/dC partials (rows, slices, G, N, L), in
+    float32 where there are several slices to sum and in B's / C's dtype where there is one;
     `finish` reduces them with `torch.sum`, so results are bit-identical run to run.
     """
 
@@ -244,8 +245,10 @@ class Grads:
         flat = torch.empty((2, -(-n // 4) * 4), device=dev, dtype=f32)
         self.dD_dbias = flat[:, :n].view(2, p.batch, p.K, parts, p.dim)
         self.dD, self.dbias = (t.view(p.rows, parts, p.dim) for t in self.dD_dbias)
-        self.dB = torch.empty((p.rows, n_slices, p.G, p.N, p.L), device=dev, dtype=f32)
-        self.dC = torch.empty((p.rows, n_slices, p.G, p.N, p.L), device=dev, dtype=f32)
+        # one slice: every element of dB / dC is written once, so the kernel stores it in B's / C's dtype
+        # (rounded as `.to` would round the float32 value) and no conversion follows
+        self.dB = torch.empty((p.rows, n_slices, p.G, p.N, p.L), device=dev, dtype=p.B.dtype if n_slices == 1 else f32)
+        self.dC = torch.empty((p.rows, n_slices, p.G, p.N, p.L), device=dev, dtype=p.C.dtype if n_slices == 1 else f32)
 
     def pointers(self) -> tuple:
         """The output tensors in the kernels' order (du, ddelta, dz, dA, dB, dC, dD, dbias)."""
