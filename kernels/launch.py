@@ -6,21 +6,22 @@ every call: on one H200 machine's host an empty kernel launched in 17 us with 5 
 and in launch-bound models (MambaVision-T training, small batches) host time is step time.
 
 `fast_launch(kernel)` keeps Triton's path for the first launch of each specialization (compiling or
-taking Triton's own cache) and remembers the compiled kernel under a key that holds everything Triton
-specializes on, and more: each tensor's dtype and 16-byte alignment, each int's value class (== 1,
-multiple of 16, int32 / int64 / uint64 range), the type of every other argument, the keyword arguments
-(constexprs and launch options) and the current device. Later launches with the same key go straight to
-the compiled kernel's launcher. Triton's path is kept whenever it must run: under the interpreter
-(``TRITON_INTERPRET=1``), when a launch hook or a pre-run hook is set (profilers), for constexprs passed by
-position, and when ``VSSM_FAST_LAUNCH=0``. Not repeated on the cached path: Triton's check that the
-global values a kernel reads have not changed since it was compiled (the wrapped kernels read constants).
+taking Triton's own cache) and remembers the compiled kernel under a key finer than Triton's own: each
+int by value, each tensor's dtype, address mod 16 and device type, the type of every other argument,
+the keyword arguments (constexprs and launch options), the current device and Triton's debug settings.
+Later launches with the same key go straight to the compiled kernel's launcher, with CUDA tensors passed
+as their addresses (Triton's launcher otherwise asks the driver about each tensor argument on every
+launch). Triton's path is kept whenever it must run: under the interpreter (``TRITON_INTERPRET=1``), when
+a launch hook or a pre-run hook is set (profilers), for constexprs passed by position, for tensors not on
+CUDA (Triton's error), and when ``VSSM_FAST_LAUNCH=0``. Not repeated on the cached path: Triton's check
+that the global values a kernel reads have not changed since it was compiled (the wrapped kernels read
+constants).
 
-Measured (H200 machine, Triton 3.6; `docs/bench/h200-2026-11-29-s15`): the results are bit for bit those
-of Triton's path (tests/gpu/test_fast_launch_gpu.py). The host time is not settled: a launch of the scan's
-kernels still took 52-106 us with it, on a host where the 40-argument empty kernel took 30 us through
-Triton's path, so much of a launch's host time is elsewhere (the launcher itself); the scan call's host
-time against mamba_ssm's, each measured in the same call, went from 3.4x without it to 2.4x with it (two
-calls, two machines: not separated from host noise).
+Measured (H200 machines, Triton 3.6; `docs/bench/h200-2026-11-29-s16`): results bit for bit those of
+Triton's path (tests/gpu/test_fast_launch_gpu.py); one launch of the scan's forward kernel (62 arguments,
+13 tensors), repeated alone: 21-25 us against 34-42 us through Triton's path, of which the compiled
+launcher with addresses as ints is 7-10 us and building the key 6-9 us. Inside the op's sequence of torch
+calls the same launches took ~90 us each (why was not measured; cold CPU caches are one candidate).
 """
 
 from __future__ import annotations
