@@ -8,12 +8,14 @@ and in launch-bound models (MambaVision-T training, small batches) host time is 
 `fast_launch(kernel)` keeps Triton's path for the first launch of each specialization (compiling or
 taking Triton's own cache) and remembers the compiled kernel under a key finer than Triton's own: each
 int by value, each tensor's dtype, address mod 16 and device type, the type of every other argument,
-the keyword arguments (constexprs and launch options), the current device and Triton's debug settings.
+the keyword arguments with their types (constexprs and launch options), the current device and Triton's
+debug settings.
 Later launches with the same key go straight to the compiled kernel's launcher, with CUDA tensors passed
 as their addresses (Triton's launcher otherwise asks the driver about each tensor argument on every
 launch). Triton's path is kept whenever it must run: under the interpreter (``TRITON_INTERPRET=1``), when
 a launch hook or a pre-run hook is set (profilers), for constexprs passed by position, for tensors not on
-CUDA (Triton's error), and when ``VSSM_FAST_LAUNCH=0``. Not repeated on the cached path: Triton's check
+CUDA (Triton's error), for arguments of other types (tuples, descriptors), callable grids and keyword
+values that are not scalars, and when ``VSSM_FAST_LAUNCH=0``. Not repeated on the cached path: Triton's check
 that the global values a kernel reads have not changed since it was compiled (the wrapped kernels read
 constants).
 
@@ -67,7 +69,8 @@ def _split(args: tuple) -> tuple[tuple, list]:
     rest of the launch; a new shape is a new entry, made once through Triton's path). A CUDA tensor goes
     to the launcher as its address (an int), which it takes as it is, where for a tensor object it calls
     ``data_ptr()`` and asks the driver whether the address is a device pointer (one driver call per
-    pointer argument on every launch). Any other tensor keeps Triton's own path and its error."""
+    pointer argument on every launch). Any other tensor keeps Triton's own path and its error. The key is
+    None for an argument of any other type (tuples, tensor descriptors): those launches keep Triton's path."""
     key, vals = [], list(args)
     for i, a in enumerate(args):
         t = type(a)
@@ -84,11 +87,29 @@ def _split(args: tuple) -> tuple[tuple, list]:
             key.append(None)
         elif t is bool:  # True == 1 as a key: kept apart from the ints
             key.append((bool, a))
+        elif t is float:  # Triton passes every float as fp32
+            key.append(float)
         elif hasattr(a, "data_ptr"):  # tensor subclasses, triton.reinterpret's wrappers: pointers as well
             key.append((t, a.dtype, a.data_ptr() & 15))
-        else:
-            key.append(t)
+        else:  # tuples, descriptors, ...: Triton specializes on their contents; its own path decides
+            return None, vals
     return tuple(key), vals
+
+
+_KEYWORD_TYPES = (int, bool, float, str, type(None))
+
+
+def _keywords_key(kwargs: dict) -> tuple | None:
+    """The keyword arguments (constexprs, launch options) as a key, each value with its type (True, 1 and 1.0
+    are equal as Python values, not as constexprs); None where a value is of another type (a tensor by
+    keyword would be held by the cache): such launches keep Triton's path."""
+    key = []
+    for name, value in kwargs.items():
+        t = type(value)
+        if t not in _KEYWORD_TYPES:
+            return None
+        key.append((name, t, value))
+    return tuple(key)
 
 
 class FastLaunch:
@@ -127,7 +148,8 @@ class FastLaunch:
         return launch
 
     def _launch(self, grid: tuple, args: tuple, kwargs: dict):
-        if not self._jit or len(args) > self._positional or not _enabled() or getattr(self.kernel, "pre_run_hooks", None):
+        if (not self._jit or len(args) > self._positional or callable(grid) or not _enabled()
+                or getattr(self.kernel, "pre_run_hooks", None)):
             return self.kernel[grid](*args, **kwargs)
         knobs = self._knobs
         if _hook_set(knobs.runtime.launch_enter_hook) or _hook_set(knobs.runtime.launch_exit_hook):
@@ -135,7 +157,10 @@ class FastLaunch:
         # keywords in the caller's order: a call site that orders them differently only adds an entry; the
         # debug and instrumentation settings are part of Triton's key too
         akey, full = _split(args)
-        key = (torch.cuda.current_device(), akey, tuple(kwargs.items()),
+        kkey = _keywords_key(kwargs)
+        if akey is None or kkey is None:
+            return self.kernel[grid](*args, **kwargs)
+        key = (torch.cuda.current_device(), akey, kkey,
                getattr(knobs.runtime, "debug", None), getattr(knobs.compilation, "instrumentation_mode", None))
         entry = self._compiled.get(key)
         if entry is None:
@@ -148,8 +173,8 @@ class FastLaunch:
             self._compiled[key] = (compiled, tail)
             return compiled
         compiled, tail = entry
-        grid3 = tuple(grid) + (1,) * (3 - len(grid))
         try:
+            grid3 = tuple(grid) + (1,) * (3 - len(grid))
             if _direct(compiled):
                 # the launcher itself, as the compiled kernel's runner calls it, without the runner's lookups:
                 # no hooks are set (checked above), so no launch metadata is made for them

@@ -462,6 +462,61 @@ def test_walk_switch_through_the_op():
     proc = subprocess.run([sys.executable, "-c", _WALK_SWITCH], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
 
+_DISPATCHER_BWD = """
+import torch
+from vssm.kernels.selective_scan import op, selective_scan_naive
+g = torch.Generator().manual_seed(0)
+b, d, L, n = 2, 4, 9, 3
+names = ("u", "delta", "A", "B", "C", "D", "delta_bias")
+x = dict(u=torch.randn(b, d, L, generator=g), delta=torch.randn(b, d, L, generator=g),
+         A=-torch.rand(d, n, generator=g) - 0.5, B=torch.randn(b, n, L, generator=g),
+         C=torch.randn(b, n, L, generator=g), D=torch.randn(d, generator=g), delta_bias=torch.randn(d, generator=g))
+leaves = {k: v.clone().requires_grad_(True) for k, v in x.items()}
+args = op.prepare(leaves["u"], leaves["delta"], leaves["A"], leaves["B"], leaves["C"], leaves["D"], None,
+                  leaves["delta_bias"], True, None, None, "sum", "triton")
+out, last, _ = torch.ops.vssm.selective_scan_fwd(*args)
+got = torch.autograd.grad(out, [leaves[k] for k in names], torch.ones_like(out))
+ref_in = {k: v.double().requires_grad_(True) for k, v in x.items()}
+ref = selective_scan_naive(ref_in["u"], ref_in["delta"], ref_in["A"], ref_in["B"], ref_in["C"], ref_in["D"], None,
+                           ref_in["delta_bias"], delta_softplus=True)
+want = torch.autograd.grad(ref, [ref_in[k] for k in names], torch.ones_like(ref))
+for k, a, w in zip(names, got, want):
+    assert (a.double() - w).abs().max() <= 1e-5 * w.abs().max(), k
+print("ok")
+"""
+
+
+def test_dispatcher_backward_with_D_and_delta_bias():
+    """Through the torch.library ops (as under torch.compile), a backward with both D and delta_bias in
+    float32: the op's outputs may not share storage (the kernels' dD and d(delta_bias) come from one sum),
+    and the gradients match the step loop."""
+    pytest.importorskip("triton")
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    proc = subprocess.run([sys.executable, "-c", _DISPATCHER_BWD], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
+
+
+def test_grads_store_dB_dC_in_the_input_dtype_with_one_slice():
+    """With one channel slice the backward writes dB / dC once per element, in B's / C's dtype; with more
+    slices they are float32 partials summed afterwards."""
+    pytest.importorskip("triton")
+    import torch
+
+    from vssm.kernels.selective_scan.triton_common import Grads, Prep
+
+    u = torch.zeros(2, 1, 8, 5, dtype=torch.bfloat16)
+    A = torch.zeros(1, 8, 3)
+    B = torch.zeros(2, 1, 1, 3, 5, dtype=torch.bfloat16)
+    C = torch.zeros(2, 1, 1, 3, 5, dtype=torch.float16)
+    Dv = torch.zeros(1, 8)
+    p = Prep(u, u, A, B, C, Dv, None, Dv, None)
+    one, two = Grads(p, u, u, None, 2, 1), Grads(p, u, u, None, 2, 2)
+    assert (one.dB.dtype, one.dC.dtype) == (torch.bfloat16, torch.float16)
+    assert (two.dB.dtype, two.dC.dtype) == (torch.float32, torch.float32)
+    assert one.finish(Dv, Dv)[3].dtype == torch.bfloat16
+
+
 def test_direction_sum_matches_torch_sum():
     """The forward's per-direction outputs are summed with elementwise adds for two directions: bit for bit
     torch.sum's result (one float32 sum, rounded once), in both layouts and dtypes, three directions too."""
@@ -612,6 +667,17 @@ def test_fast_launch_caches_by_key_and_keeps_tritons_path_where_it_must(monkeypa
     monkeypatch.setenv("VSSM_FAST_LAUNCH", "1")
     launcher[(4,)](x, 9, BLOCK=32)
     assert len(slow) == n + 1 and len(fast) == 2
+    # Triton's path every time: a tuple argument (Triton specializes its contents), a callable grid, a
+    # tensor by keyword; equal keyword values of other types (True / 1) are separate entries
+    n = len(slow)
+    for _ in range(2):
+        launcher[(4,)]((x, 16), 9, BLOCK=32)
+        launcher[lambda meta: (4,)](x, 9, BLOCK=32)
+        launcher[(4,)](x, 9, BLOCK=32, FLAG=x)
+    assert len(slow) == n + 6 and len(fast) == 2
+    launcher[(4,)](x, 9, BLOCK=32, FLAG=True)
+    launcher[(4,)](x, 9, BLOCK=32, FLAG=1)
+    assert len(slow) == n + 8
 
 
 def test_fast_launch_calls_the_launcher_directly_where_its_signature_is_known(monkeypatch):
@@ -645,7 +711,7 @@ def test_fast_launch_calls_the_launcher_directly_where_its_signature_is_known(mo
     for run, expect_direct in ((Launcher(), True), (OtherLauncher(), False)):
         launcher = FastLaunch(JITFunction(_toy))
         made = compiled(run)
-        launcher.kernel = type("Jit", (), {"__getitem__": lambda self, g: lambda *a, **k: made})()
+        launcher.kernel = type("Jit", (), {"__getitem__": lambda self, g, made=made: lambda *a, **k: made})()
         launcher[(4, 2)](x, 9, BLOCK=32)  # Triton's path: fills the cache
         launcher[(4, 2)](x, 9, BLOCK=32)
         if expect_direct:

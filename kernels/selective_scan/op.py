@@ -382,7 +382,27 @@ def _scan_bwd_impl(
     return res
 
 
-_scan_bwd = torch.library.custom_op("vssm::selective_scan_bwd", mutates_args=())(_scan_bwd_impl)
+def _distinct(grads: list[torch.Tensor]) -> list[torch.Tensor]:
+    """`grads` with no two sharing a storage (a custom op's outputs may not alias each other): the Triton
+    backward's dD and d(delta_bias) are two rows of one sum."""
+    seen = set()
+    res = []
+    for g in grads:
+        if g.numel():
+            ptr = g.untyped_storage().data_ptr()
+            if ptr in seen:
+                g = g.clone()
+            seen.add(ptr)
+        res.append(g)
+    return res
+
+
+@functools.wraps(_scan_bwd_impl)  # the op's schema is read from _scan_bwd_impl's signature
+def _scan_bwd_op(*args, **kwargs):
+    return _distinct(_scan_bwd_impl(*args, **kwargs))
+
+
+_scan_bwd = torch.library.custom_op("vssm::selective_scan_bwd", mutates_args=())(_scan_bwd_op)
 
 
 @_scan_bwd.register_fake
