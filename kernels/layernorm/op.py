@@ -1,0 +1,237 @@
+"""LayerNorm over the last dimension: ``torch.nn.functional.layer_norm(x, (C,), weight, bias, eps)``.
+
+For the rows x[m] (x viewed as (M, C)):
+
+    mean[m] = sum_c x[m, c] / C,   rstd[m] = 1 / sqrt(sum_c (x[m, c] - mean[m])**2 / C + eps)
+    y[m, c] = (x[m, c] - mean[m]) rstd[m] weight[c] + bias[c]
+
+with the statistics and the arithmetic in float32 (float64 for float64 x) and y written in ``out_dtype``
+(default: x's dtype). Under autocast, F.layer_norm upcasts a half x to float32 and returns float32;
+``out_dtype=torch.float32`` gives that result from the half x as it is (no upcast copy).
+
+Backward, with xhat = (x - mean) rstd and wdy = dy weight (dy without a weight):
+
+    dx = rstd (wdy - xhat mean_c(xhat wdy) - mean_c(wdy)),  dweight = sum_m xhat dy,  dbias = sum_m dy
+
+One op pair, ``vssm::layernorm_fwd`` (y, mean, rstd) / ``vssm::layernorm_bwd`` (dx, dweight, dbias),
+with fake implementations (torch.compile, torch.export); the backward reads x and the forward's mean and
+rstd. On CUDA (and for CPU tensors under ``TRITON_INTERPRET=1``) the Triton kernels run for float32,
+bfloat16 and float16 x; elsewhere, for float64 x, for empty x and for rows wider than `MAX_C`, PyTorch
+(F.layer_norm forward, the formulas above for the backward), which also serves as the tests' reference.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+from ..eager import plain_eager
+
+__all__ = ["has_fast_kernel", "layer_norm", "MAX_C"]
+
+MAX_C = 16384  # the kernels hold a whole row in registers; wider rows take the PyTorch path
+_KERNEL_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+
+
+def _acc_dtype(x: torch.Tensor) -> torch.dtype:
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+def _interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def _on_kernel_device(x: torch.Tensor) -> bool:
+    """CUDA tensors, or CPU tensors under the Triton interpreter (as `selective_scan`'s `check_device`)."""
+    return x.is_cuda or (x.device.type == "cpu" and _interpreting())
+
+
+def _use_triton(x: torch.Tensor) -> bool:
+    return (x.dtype in _KERNEL_DTYPES and x.numel() > 0 and x.shape[-1] <= MAX_C and _on_kernel_device(x))
+
+
+def has_fast_kernel(x) -> bool:
+    """Whether `layer_norm` runs the Triton kernels for x; False for what is not a tensor (FX proxies)."""
+    return isinstance(x, torch.Tensor) and _use_triton(x)
+
+
+# ----------------------------------------------------------------------------------------------
+# PyTorch path (the reference)
+
+
+def _stats(x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """mean and rstd of the rows of x (M, C), (M,) each in the accumulation dtype (two passes)."""
+    xf = x.to(_acc_dtype(x))
+    mean = xf.mean(dim=-1)
+    var = (xf - mean[:, None]).square().mean(dim=-1)
+    return mean, torch.rsqrt(var + eps)
+
+
+def _torch_forward(x, weight, bias, eps: float, out_dtype: torch.dtype) -> torch.Tensor:
+    C = x.shape[-1]
+    if C == 0:
+        return x.new_empty(x.shape, dtype=out_dtype)
+    same = all(t is None or t.dtype == x.dtype for t in (weight, bias))
+    if same and out_dtype == x.dtype:
+        return F.layer_norm(x, (C,), weight, bias, eps)
+    acc = _acc_dtype(x)
+    w = weight.to(acc) if weight is not None else None
+    b = bias.to(acc) if bias is not None else None
+    return F.layer_norm(x.to(acc), (C,), w, b, eps).to(out_dtype)
+
+
+def _torch_backward(dy, x, weight, mean, rstd):
+    """dx, dweight, dbias in the accumulation dtype (the module docstring's formulas)."""
+    acc = _acc_dtype(x)
+    xhat = (x.to(acc) - mean[:, None]) * rstd[:, None]
+    g = dy.to(acc)
+    wdy = g * weight.to(acc) if weight is not None else g
+    C = max(x.shape[-1], 1)
+    c1 = (xhat * wdy).sum(dim=-1, keepdim=True) / C
+    c2 = wdy.sum(dim=-1, keepdim=True) / C
+    dx = rstd[:, None] * (wdy - xhat * c1 - c2)
+    return dx, (xhat * g).sum(dim=0), g.sum(dim=0)
+
+
+# ----------------------------------------------------------------------------------------------
+# the op pair
+
+
+def _ln_fwd_impl(x: torch.Tensor, weight: Optional[torch.Tensor], bias: Optional[torch.Tensor], eps: float,
+                 out_dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """x (M, C) -> y (M, C) in out_dtype (contiguous), mean and rstd (M,) in the accumulation dtype."""
+    if _use_triton(x):
+        from .triton_layernorm import triton_layer_norm_fwd
+
+        return triton_layer_norm_fwd(x, weight, bias, eps, out_dtype)
+    with torch.no_grad():
+        mean, rstd = _stats(x, eps)
+        y = x.new_empty(x.shape, dtype=out_dtype).copy_(_torch_forward(x, weight, bias, eps, out_dtype))
+    return y, mean, rstd
+
+
+_ln_fwd = torch.library.custom_op("vssm::layernorm_fwd", mutates_args=())(_ln_fwd_impl)
+
+
+@_ln_fwd.register_fake
+def _ln_fwd_fake(x, weight, bias, eps, out_dtype):
+    acc = _acc_dtype(x)
+    return (x.new_empty(x.shape, dtype=out_dtype), x.new_empty(x.shape[:1], dtype=acc),
+            x.new_empty(x.shape[:1], dtype=acc))
+
+
+def _ln_bwd_impl(dy: torch.Tensor, x: torch.Tensor, weight: Optional[torch.Tensor], bias: Optional[torch.Tensor],
+                 mean: torch.Tensor, rstd: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """dx ((M, C) in x's dtype), dweight (weight's shape and dtype; empty without a weight), dbias (likewise)."""
+    if _use_triton(x):
+        from .triton_layernorm import triton_layer_norm_bwd
+
+        dx, dw, db = triton_layer_norm_bwd(dy, x, weight, mean, rstd, weight is not None, bias is not None)
+    else:
+        with torch.no_grad():
+            dx, dw, db = _torch_backward(dy, x, weight, mean, rstd)
+    empty = x.new_empty((0,))
+    return (dx.to(x.dtype).contiguous(),
+            dw.to(weight.dtype).contiguous() if weight is not None else empty,
+            db.to(bias.dtype).contiguous() if bias is not None else x.new_empty((0,)))
+
+
+_ln_bwd = torch.library.custom_op("vssm::layernorm_bwd", mutates_args=())(_ln_bwd_impl)
+
+
+@_ln_bwd.register_fake
+def _ln_bwd_fake(dy, x, weight, bias, mean, rstd):
+    return (x.new_empty(x.shape), weight.new_empty(weight.shape) if weight is not None else x.new_empty((0,)),
+            bias.new_empty(bias.shape) if bias is not None else x.new_empty((0,)))
+
+
+def _setup_context(ctx, inputs, output):
+    x, weight, bias, eps, out_dtype = inputs
+    _, mean, rstd = output
+    ctx.save_for_backward(x, weight, bias, mean, rstd)
+    ctx.mark_non_differentiable(mean, rstd)
+    ctx.set_materialize_grads(False)  # no zero tensors made for the statistics' (absent) gradients
+
+
+def _backward(ctx, dy, dmean=None, drstd=None, bwd=None):
+    x, weight, bias, mean, rstd = ctx.saved_tensors
+    if dy is None:
+        return None, None, None, None, None
+    dx, dw, db = (bwd or _ln_bwd)(dy, x, weight, bias, mean, rstd)
+    return dx, (dw if weight is not None else None), (db if bias is not None else None), None, None
+
+
+torch.library.register_autograd("vssm::layernorm_fwd", _backward, setup_context=_setup_context)
+
+
+class _EagerLayerNorm(torch.autograd.Function):
+    """The op pair without the dispatcher (see `vssm.kernels.eager`)."""
+
+    @staticmethod
+    def forward(ctx, *inputs):
+        out = _ln_fwd_impl(*inputs)
+        _setup_context(ctx, inputs, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, dy, dmean, drstd):
+        return _backward(ctx, dy, bwd=_ln_bwd_impl)
+
+
+# ----------------------------------------------------------------------------------------------
+# public entry
+
+
+def _check_param(name: str, t, x: torch.Tensor, C: int) -> None:
+    if t is None:
+        return
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"layer_norm: `{name}` must be a tensor of shape ({C},) or None, got {type(t).__name__}")
+    if tuple(t.shape) != (C,):
+        raise ValueError(f"layer_norm: `{name}` has shape {tuple(t.shape)}, expected ({C},) (C = x.shape[-1])")
+    if not t.is_floating_point():
+        raise TypeError(f"layer_norm: `{name}` must be a floating-point tensor, got {t.dtype}")
+    if t.device != x.device:
+        raise ValueError(f"layer_norm: `{name}` is on {t.device}, `x` on {x.device}")
+
+
+def layer_norm(x: torch.Tensor, weight: torch.Tensor | None = None, bias: torch.Tensor | None = None,
+               eps: float = 1e-5, *, out_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """LayerNorm of x (..., C) over its last dimension, see the module docstring.
+
+    weight, bias: (C,) or None. The statistics and arithmetic are float32 (float64 for float64 x); the
+    output is in ``out_dtype`` (default x's dtype), shaped like x. x is read through its strides where
+    its rows can be viewed as (M, C) with unit stride along C; otherwise a contiguous copy is made.
+    Differentiable in x, weight and bias (dx in x's dtype, dweight / dbias in the parameters' dtypes).
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"layer_norm: `x` must be a tensor of shape (..., C), got {type(x).__name__}")
+    if x.dim() < 1:
+        raise ValueError("layer_norm: `x` must have at least one dimension (..., C), got a 0-d tensor")
+    if not x.is_floating_point():
+        raise TypeError(f"layer_norm: `x` must be a floating-point tensor, got {x.dtype}")
+    C = x.shape[-1]
+    _check_param("weight", weight, x, C)
+    _check_param("bias", bias, x, C)
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps >= 0:
+        raise ValueError(f"layer_norm: `eps` must be a real number >= 0, got {eps!r}")
+    if out_dtype is None:
+        out_dtype = x.dtype
+    if not isinstance(out_dtype, torch.dtype) or not out_dtype.is_floating_point:
+        raise TypeError(f"layer_norm: `out_dtype` must be a floating-point torch.dtype or None, got {out_dtype!r}")
+    rows = x.reshape(math.prod(x.shape[:-1]), C)  # a view where the leading dims allow one; the op copies rows with stride(-1) != 1
+    if weight is not None:
+        weight = weight.contiguous()
+    if bias is not None:
+        bias = bias.contiguous()
+    args = (rows, weight, bias, float(eps), out_dtype)
+    if plain_eager(rows, weight, bias):
+        y = _EagerLayerNorm.apply(*args)[0]
+    else:
+        y = torch.ops.vssm.layernorm_fwd(*args)[0]
+    return y.view(x.shape)

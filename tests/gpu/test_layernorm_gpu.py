@@ -1,0 +1,140 @@
+"""GPU tests of the LayerNorm op's Triton kernels (skipped without CUDA) at VMamba's sizes: outputs and
+gradients against F.layer_norm in float64 / float32, and `vssm.norm.LayerNorm` under bfloat16 autocast
+against nn.LayerNorm under the same autocast."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from vssm.kernels.layernorm import has_fast_kernel, layer_norm
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+
+# VMamba-T stage 1 / 3 / 4 at batch 128: (rows, C)
+SIZES = [(128 * 3136, 96), (128 * 196, 384), (128 * 49, 768)]
+
+
+def _inputs(M, C, dtype, pdtype, seed=0):
+    g = torch.Generator(device="cuda").manual_seed(seed)
+    x = (torch.randn(M, C, device="cuda", generator=g) * 2 + 1).to(dtype)
+    w = (torch.randn(C, device="cuda", generator=g) * 0.5 + 1).to(pdtype)
+    b = (torch.randn(C, device="cuda", generator=g) * 0.5).to(pdtype)
+    return x, w, b
+
+
+def _grads(fn, x, w, b, dy):
+    leaves = [t.detach().clone().requires_grad_(True) for t in (x, w, b)]
+    y = fn(*leaves)
+    return y.detach(), torch.autograd.grad(y, leaves, dy)
+
+
+def _assert_close(got, want, rel, what):
+    err = (got.double() - want.double()).abs().max().item()
+    scale = want.double().abs().max().item()
+    assert err <= rel * scale, f"{what}: max error {err:.3g}, scale {scale:.3g}"
+
+
+@pytest.mark.parametrize("M,C", SIZES)
+def test_float32_against_float64(M, C):
+    x, w, b = _inputs(M, C, torch.float32, torch.float32)
+    assert has_fast_kernel(x)
+    dy = torch.randn(M, C, device="cuda")
+    y, grads = _grads(lambda *a: layer_norm(*a), x, w, b, dy)
+    y64, grads64 = _grads(lambda x, w, b: F.layer_norm(x, (C,), w, b), x.double(), w.double(), b.double(),
+                          dy.double())
+    _assert_close(y, y64, 1e-5, "y")
+    for name, got, want, rel in zip(("dx", "dweight", "dbias"), grads, grads64, (1e-5, 1e-4, 1e-4)):
+        assert got.dtype == torch.float32
+        _assert_close(got, want, rel, name)
+
+
+@pytest.mark.parametrize("M,C", SIZES)
+def test_bfloat16_against_float32(M, C):
+    """bfloat16 x and parameters, bfloat16 output; the reference is F.layer_norm on float32 copies."""
+    x, w, b = _inputs(M, C, torch.bfloat16, torch.bfloat16)
+    dy = torch.randn(M, C, device="cuda").bfloat16()
+    y, grads = _grads(lambda *a: layer_norm(*a), x, w, b, dy)
+    y32, grads32 = _grads(lambda x, w, b: F.layer_norm(x, (C,), w, b), x.float(), w.float(), b.float(), dy.float())
+    assert y.dtype == torch.bfloat16
+    _assert_close(y, y32, 1e-2, "y")
+    for name, got, want in zip(("dx", "dweight", "dbias"), grads, grads32):
+        assert got.dtype == torch.bfloat16
+        _assert_close(got, want, 1e-2, name)
+
+
+@pytest.mark.parametrize("M,C", SIZES)
+def test_bfloat16_in_float32_out(M, C):
+    """The autocast case: bfloat16 x, float32 parameters, float32 output (float32-exact)."""
+    x, w, b = _inputs(M, C, torch.bfloat16, torch.float32)
+    dy = torch.randn(M, C, device="cuda")
+    y, grads = _grads(lambda *a: layer_norm(*a, out_dtype=torch.float32), x, w, b, dy)
+    y64, grads64 = _grads(lambda x, w, b: F.layer_norm(x, (C,), w, b), x.double(), w.double(), b.double(),
+                          dy.double())
+    assert y.dtype == torch.float32
+    _assert_close(y, y64, 1e-5, "y")
+    for name, got, want, rel, dtype in zip(("dx", "dweight", "dbias"), grads, grads64, (1e-2, 1e-4, 1e-4),
+                                           (torch.bfloat16, torch.float32, torch.float32)):
+        assert got.dtype == dtype
+        _assert_close(got, want, rel, name)
+
+
+@pytest.mark.parametrize("M,C", SIZES)
+def test_module_under_autocast(monkeypatch, M, C):
+    """`vssm.norm.LayerNorm` with VSSM_FUSED_LN=1 under bfloat16 autocast gives nn.LayerNorm's result under
+    the same autocast (float32 output), through the op."""
+    import vssm.norm
+    from vssm.norm import LayerNorm
+
+    monkeypatch.setenv("VSSM_FUSED_LN", "1")
+    calls = []
+    real = vssm.norm.layer_norm
+    monkeypatch.setattr(vssm.norm, "layer_norm", lambda *a, **k: (calls.append(k), real(*a, **k))[1])
+    torch.manual_seed(0)
+    ref = nn.LayerNorm(C).cuda()
+    with torch.no_grad():
+        ref.weight.normal_(1, 0.5)
+        ref.bias.normal_(0, 0.5)
+    ours = LayerNorm(C).cuda()
+    ours.load_state_dict(ref.state_dict())
+    x = (torch.randn(M, C, device="cuda") * 2 + 1).bfloat16()
+    dy = torch.randn(M, C, device="cuda")
+    results = []
+    for mod in (ours, ref):
+        xl = x.clone().requires_grad_(True)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            y = mod(xl)
+        grads = torch.autograd.grad(y, [xl, mod.weight, mod.bias], dy)
+        results.append((y.detach(), grads))
+    assert calls and calls[-1]["out_dtype"] == torch.float32, "the module did not run the op"
+    (y, grads), (y_ref, grads_ref) = results
+    assert y.dtype == y_ref.dtype == torch.float32
+    _assert_close(y, y_ref, 1e-5, "y")
+    for name, got, want, rel in zip(("dx", "dweight", "dbias"), grads, grads_ref, (1e-2, 1e-4, 1e-4)):
+        assert got.dtype == want.dtype, name
+        _assert_close(got, want, rel, name)
+
+
+def test_backward_is_deterministic():
+    M, C = SIZES[1]
+    x, w, b = _inputs(M, C, torch.bfloat16, torch.float32)
+    dy = torch.randn(M, C, device="cuda")
+    first = _grads(lambda *a: layer_norm(*a, out_dtype=torch.float32), x, w, b, dy)[1]
+    second = _grads(lambda *a: layer_norm(*a, out_dtype=torch.float32), x, w, b, dy)[1]
+    for a, c in zip(first, second):
+        assert torch.equal(a, c)
+
+
+def test_strided_rows_and_compile():
+    """Rows of a wider tensor (read through their stride) and the op under torch.compile (fake
+    implementations), both against the eager op."""
+    base = torch.randn(4, 49, 2 * 768, device="cuda", dtype=torch.bfloat16)
+    x = base[..., :768]
+    w, b = torch.randn(768, device="cuda"), torch.randn(768, device="cuda")
+    want = F.layer_norm(x.float(), (768,), w, b)
+    got = layer_norm(x, w, b, out_dtype=torch.float32)
+    _assert_close(got, want, 1e-5, "strided rows")
+    compiled = torch.compile(lambda x, w, b: layer_norm(x, w, b, out_dtype=torch.float32) * 2, fullgraph=True)
+    _assert_close(compiled(x, w, b), 2 * want, 1e-5, "compiled")

@@ -1,0 +1,346 @@
+"""CPU tests of the LayerNorm op (`vssm.kernels.layernorm`) and of `vssm.norm.LayerNorm`.
+
+The Triton kernels run under the interpreter in child processes (TRITON_INTERPRET must be set before
+triton is imported); everything is checked against F.layer_norm on float64 copies of the inputs.
+Outside the interpreter the op's PyTorch path and the module's fallback are checked in process.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from vssm.kernels.layernorm import layer_norm
+from vssm.norm import LayerNorm
+
+# Shared by the child scripts: the float64 oracle, scale-aware closeness, spies on the kernels.
+_PRELUDE = r"""
+import os, sys
+import torch
+import torch.nn.functional as F
+from vssm.kernels.layernorm import layer_norm, op, triton_layernorm as tln
+
+assert os.environ["TRITON_INTERPRET"] == "1"
+REL = {torch.float32: 1e-5, torch.bfloat16: 1e-2, torch.float16: 2e-3}
+launched = {"fwd": [], "bwd": []}
+
+class Spy:
+    def __init__(self, name, kernel):
+        self.name, self.kernel = name, kernel
+    def __getitem__(self, grid):
+        def launch(*args, **kwargs):
+            launched[self.name].append((grid, args, kwargs))
+            return self.kernel[grid](*args, **kwargs)
+        return launch
+
+tln._ln_fwd, tln._ln_bwd = Spy("fwd", tln._ln_fwd), Spy("bwd", tln._ln_bwd)
+
+def close(got, want, rel, what):
+    assert got.shape == want.shape, (what, got.shape, want.shape)
+    if want.numel() == 0:
+        return
+    err = (got.double() - want).abs().max().item()
+    scale = want.abs().max().item()
+    assert err <= rel * scale + 1e-9, f"{what}: max error {err:.3g}, scale {scale:.3g}, rel {rel}"
+
+def make(shape, C, dtype, pdtype, affine, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.randn(shape, generator=g) * 2 + 3).to(dtype)
+    w = (torch.randn(C, generator=g) * 0.5 + 1).to(pdtype) if affine in ("wb", "w") else None
+    b = (torch.randn(C, generator=g) * 0.5).to(pdtype) if affine in ("wb", "b") else None
+    return x, w, b
+
+def oracle(x, w, b, eps, dy, view):
+    leaves = [t.detach().double().requires_grad_(True) if t is not None else None for t in (x, w, b)]
+    xin = view(leaves[0])
+    y = F.layer_norm(xin, (xin.shape[-1],), leaves[1], leaves[2], eps)
+    grads = torch.autograd.grad(y, [t for t in leaves if t is not None], dy.double())
+    return y.detach(), grads
+
+def check(fn, x, w, b, rel, what, eps=1e-5, out_dtype=None, rel_out=None, rel_params=None, seed=0, view=None):
+    # fn(view(x), w, b) and its gradients against the oracle; view (default: none) makes a strided input
+    # from the leaf x (a clone of a strided tensor would not keep its strides)
+    view = view or (lambda t: t)
+    leaves = [t.detach().clone().requires_grad_(True) if t is not None else None for t in (x, w, b)]
+    xin = view(leaves[0])
+    y = fn(xin, leaves[1], leaves[2], eps, out_dtype)
+    assert y.dtype == (out_dtype or x.dtype), (what, y.dtype)
+    assert y.shape == xin.shape, (what, y.shape)
+    dy = torch.randn(y.shape, generator=torch.Generator().manual_seed(seed + 1)).to(y.dtype)
+    grads = torch.autograd.grad(y, [t for t in leaves if t is not None], dy)
+    want_y, want_grads = oracle(x, w, b, eps, dy, view)
+    close(y, want_y, rel_out or rel, what + " y")
+    names = [n for n, t in zip(("dx", "dweight", "dbias"), (x, w, b)) if t is not None]
+    for name, got, want, t in zip(names, grads, want_grads, [t for t in (x, w, b) if t is not None]):
+        assert got.dtype == t.dtype, (what, name, got.dtype, t.dtype)
+        close(got, want, rel if name == "dx" else (rel_params or rel), f"{what} {name}")
+
+def public(x, w, b, eps, out_dtype):
+    return layer_norm(x, w, b, eps, out_dtype=out_dtype)
+"""
+
+# Every shape / dtype / affine combination through the eager path (plain tensors: `_EagerLayerNorm`).
+_GRID = _PRELUDE + r"""
+n = 0
+for dtype in (torch.float32, torch.bfloat16, torch.float16):
+    for M in (1, 7, 130):
+        for C in (1, 3, 96, 100):
+            for affine in ("wb", "none"):
+                x, w, b = make((M, C), C, dtype, dtype, affine, seed=n)
+                before = len(launched["fwd"]), len(launched["bwd"])
+                check(public, x, w, b, REL[dtype], f"{dtype} M={M} C={C} {affine}", seed=n)
+                assert (len(launched["fwd"]), len(launched["bwd"])) == (before[0] + 1, before[1] + 1), \
+                    "the Triton kernels did not run"
+                n += 1
+# the forward of M=130, C=96 needs several programs with a partial last block
+grid, args, kw = next(l for l in launched["fwd"] if l[1][6] == 130 and l[1][7] == 96)
+assert grid[0] > 1 and 130 % kw["BLOCK_M"] != 0, (grid, kw)
+# weight only / bias only, a leading shape, eps
+for affine in ("w", "b"):
+    x, w, b = make((2, 5, 100), 100, torch.float32, torch.float32, affine, seed=7)
+    check(public, x, w, b, 1e-5, "f32 " + affine, eps=1e-3)
+# the backward walking several row blocks per program (fewer programs than blocks)
+tln.DEFAULT_TILES = tln.NormTiles(fwd_elems=256, bwd_elems=128, max_rows=8, bwd_programs=3)
+for dtype in (torch.float32, torch.bfloat16):
+    for C in (3, 100):
+        x, w, b = make((130, C), C, dtype, dtype, "wb", seed=C)
+        check(public, x, w, b, REL[dtype], f"small tiles {dtype} C={C}")
+        grid, args, kw = launched["bwd"][-1]
+        assert grid[0] == 3 and args[-1] > 1, (grid, args[-2:])
+print("ok", n)
+"""
+
+# The dispatcher path (torch.ops.vssm.*), storage, strides, out_dtype, empty x and the module.
+_EXTRAS = _PRELUDE + r"""
+import torch.nn as nn
+from vssm.norm import LayerNorm
+
+def ops(x, w, b, eps, out_dtype):
+    rows = x.reshape(-1, x.shape[-1])
+    y, mean, rstd = torch.ops.vssm.layernorm_fwd(rows, w, b, eps, out_dtype or x.dtype)
+    assert not mean.requires_grad and not rstd.requires_grad
+    return y.view(x.shape)
+
+for dtype in (torch.float32, torch.bfloat16, torch.float16):
+    for affine in ("wb", "none", "w"):
+        x, w, b = make((130, 100), 100, dtype, dtype, affine, seed=3)
+        before = len(launched["bwd"])
+        check(ops, x, w, b, REL[dtype], f"dispatcher {dtype} {affine}")
+        assert len(launched["bwd"]) == before + 1
+
+def ptrs(ts):
+    return [t.untyped_storage().data_ptr() for t in ts if t.numel()]
+
+x, w, b = make((130, 100), 100, torch.bfloat16, torch.float32, "wb", seed=4)
+outs = torch.ops.vssm.layernorm_fwd(x, w, b, 1e-5, torch.float32)
+dy = torch.randn(130, 100)
+grads = torch.ops.vssm.layernorm_bwd(dy, x, w, b, outs[1], outs[2])
+for group in (outs, grads):
+    p = ptrs(group)
+    assert len(p) == 3 and len(set(p)) == 3, "outputs share storage"
+    assert not set(p) & set(ptrs([x, w, b, dy])), "an output shares storage with an input"
+assert outs[1].dtype == outs[2].dtype == torch.float32 and outs[1].shape == (130,)
+assert grads[0].dtype == torch.bfloat16 and grads[1].dtype == grads[2].dtype == torch.float32
+
+# out_dtype=float32 from bfloat16 x (the autocast case): y and the float32 parameters' grads are float32-exact
+check(public, x, w, b, 1e-2, "bf16 -> f32", out_dtype=torch.float32, rel_out=1e-5, rel_params=1e-5)
+check(ops, x, w, b, 1e-2, "bf16 -> f32 dispatcher", out_dtype=torch.float32, rel_out=1e-5, rel_params=1e-5)
+
+# non-contiguous x: transposed leading dims (a copy), rows of a wider tensor (read in place), strided columns
+base, w, b = make((6, 22, 200), 100, torch.float32, torch.float32, "wb", seed=5)
+views = {"transpose": lambda t: t[..., :100].transpose(0, 1), "row stride": lambda t: t[..., :100],
+         "column stride": lambda t: t[..., ::2]}
+for name, view in views.items():
+    check(public, base, w, b, 1e-5, name, view=view)
+    check(ops, base, w, b, 1e-5, name + " dispatcher", view=view)
+assert 200 in [l[1][8] for l in launched["fwd"][-6:]], "rows of a wider tensor were copied"
+
+# empty x: no launch
+before = len(launched["fwd"])
+for shape, C in (((0, 5), 5), ((2, 0, 5), 5), ((3, 0), 0)):
+    x, w, b = make(shape, C, torch.float32, torch.float32, "wb", seed=6)
+    check(public, x, w, b, 1e-5, f"empty {shape}")
+assert len(launched["fwd"]) == before
+
+# the module: fused under VSSM_FUSED_LN=1 when the dtypes allow, F.layer_norm otherwise
+os.environ["VSSM_FUSED_LN"] = "1"
+for dtype in (torch.float32, torch.bfloat16):
+    ref = nn.LayerNorm(96).to(dtype)
+    with torch.no_grad():
+        ref.weight.normal_(1, 0.5)
+        ref.bias.normal_(0, 0.5)
+    mod = LayerNorm(96).to(dtype)
+    mod.load_state_dict(ref.state_dict())
+    x = (torch.randn(2, 9, 96) * 2 + 1).to(dtype)
+    before = len(launched["fwd"])
+    got = mod(x)
+    assert len(launched["fwd"]) == before + 1, "the module did not run the kernels"
+    want = F.layer_norm(x.double(), (96,), ref.weight.double(), ref.bias.double())
+    assert got.dtype == dtype
+    close(got, want, REL[dtype], f"module {dtype}")
+    # parameters in another dtype than x, or CPU autocast: exactly F.layer_norm
+    before = len(launched["fwd"])
+    if dtype == torch.float32:  # float32 parameters, bfloat16 x: PyTorch's mixed-dtype kernel
+        xb = x.bfloat16()
+        assert torch.equal(mod(xb), ref(xb))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(mod(x), ref(x))
+    assert len(launched["fwd"]) == before, "the module ran the kernels where F.layer_norm must run"
+print("ok")
+"""
+
+
+def _run_child(script: str) -> str:
+    pytest.importorskip("triton")
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    env.pop("VSSM_FUSED_LN", None)
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip().startswith("ok"), (proc.stdout[-2000:] + proc.stderr[-4000:])
+    return proc.stdout
+
+
+def test_kernels_against_float64_over_the_grid():
+    """Interpreter: rows {1, 7, 130} x C {1, 3, 96, 100} x float32 / bfloat16 / float16, with and without
+    weight and bias: outputs and the gradients of x, weight and bias against F.layer_norm in float64; the
+    backward walking several row blocks per program."""
+    _run_child(_GRID)
+
+
+def test_kernels_through_the_dispatcher_strides_and_module():
+    """Interpreter: the torch.ops.vssm ops directly (autograd through register_autograd), outputs in separate
+    storage, out_dtype=float32 from bfloat16, non-contiguous x, empty x, and `vssm.norm.LayerNorm`."""
+    _run_child(_EXTRAS)
+
+
+# ----------------------------------------------------------------------------------------------
+# outside the interpreter: the PyTorch path and the module's fallback
+
+
+@pytest.fixture
+def no_interpreter(monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    monkeypatch.delenv("VSSM_FUSED_LN", raising=False)
+
+
+def _grads(fn, x, w, b, dy):
+    leaves = [t.detach().clone().requires_grad_(True) if t is not None else None for t in (x, w, b)]
+    y = fn(*leaves)
+    return y, torch.autograd.grad(y, [t for t in leaves if t is not None], dy)
+
+
+def _rel_err(got, want):
+    return ((got.double() - want.double()).abs().max() / want.double().abs().max().clamp_min(1e-30)).item()
+
+
+@pytest.mark.parametrize("dtype,rel", [(torch.float32, 1e-5), (torch.float64, 1e-12), (torch.bfloat16, 1e-2)])
+@pytest.mark.parametrize("affine", [True, False])
+def test_pytorch_path_equals_f_layer_norm(no_interpreter, dtype, rel, affine):
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(3, 4, 37, generator=g) * 2 + 3).to(dtype)
+    w = (torch.randn(37, generator=g) + 1).to(dtype) if affine else None
+    b = torch.randn(37, generator=g).to(dtype) if affine else None
+    dy = torch.randn(3, 4, 37, generator=g).to(dtype)
+    y, grads = _grads(lambda *a: layer_norm(*a, eps=1e-4), x, w, b, dy)
+    assert torch.equal(y, F.layer_norm(x, (37,), w, b, 1e-4))
+    _, want = _grads(lambda *a: F.layer_norm(a[0], (37,), a[1], a[2], 1e-4),
+                     *[t.double() if t is not None else None for t in (x, w, b, dy)])
+    for got, ref in zip(grads, want):
+        assert got.dtype == dtype
+        assert _rel_err(got, ref) <= rel
+
+
+def test_pytorch_path_out_dtype_and_empty(no_interpreter):
+    x = torch.randn(5, 16).bfloat16()
+    w, b = torch.randn(16), torch.randn(16)
+    y = layer_norm(x, w, b, out_dtype=torch.float32)
+    assert y.dtype == torch.float32
+    assert _rel_err(y, F.layer_norm(x.double(), (16,), w.double(), b.double())) <= 1e-6
+    for shape in ((0, 16), (2, 0, 16)):
+        xe = torch.randn(shape, requires_grad=True)
+        we, be = w.clone().requires_grad_(), b.clone().requires_grad_()
+        ye = layer_norm(xe, we, be)
+        assert ye.shape == shape
+        dx, dw, db = torch.autograd.grad(ye.sum(), [xe, we, be])
+        assert dx.shape == shape and torch.equal(dw, torch.zeros(16)) and torch.equal(db, torch.zeros(16))
+    assert layer_norm(torch.randn(3, 0), torch.randn(0), torch.randn(0)).shape == (3, 0)
+
+
+def test_op_registration_with_opcheck(no_interpreter):
+    """Schema, fake implementations and autograd registration of the op pair (PyTorch path)."""
+    x, w, b = torch.randn(6, 8, requires_grad=True), torch.randn(8, requires_grad=True), torch.randn(8)
+    torch.library.opcheck(torch.ops.vssm.layernorm_fwd, (x, w, b, 1e-5, torch.float32),
+                          test_utils=("test_schema", "test_faketensor", "test_autograd_registration"))
+    mean, rstd = torch.ops.vssm.layernorm_fwd(x, w, b, 1e-5, torch.float32)[1:]
+    torch.library.opcheck(torch.ops.vssm.layernorm_bwd, (torch.randn(6, 8), x.detach(), w.detach(), None,
+                                                         mean, rstd),
+                          test_utils=("test_schema", "test_faketensor"))
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"elementwise_affine": False}, {"bias": False}])
+def test_module_state_dict_matches_nn_layernorm(kwargs):
+    ours, ref = LayerNorm(24, eps=1e-6, **kwargs), nn.LayerNorm(24, eps=1e-6, **kwargs)
+    assert [(k, v.shape) for k, v in ours.state_dict().items()] == [(k, v.shape) for k, v in ref.state_dict().items()]
+    assert [n for n, _ in ours.named_parameters()] == [n for n, _ in ref.named_parameters()]
+    ours.load_state_dict(ref.state_dict())
+    assert ours.eps == ref.eps and ours.normalized_shape == ref.normalized_shape
+
+
+@pytest.mark.parametrize("flag", ["0", "1", None])
+def test_module_without_kernels_is_super_forward(no_interpreter, monkeypatch, flag):
+    """VSSM_FUSED_LN=0 (the default) always, and =1 on CPU tensors without the interpreter: F.layer_norm
+    exactly, the op never called."""
+    if flag is not None:
+        monkeypatch.setenv("VSSM_FUSED_LN", flag)
+    import vssm.norm
+
+    def boom(*a, **k):
+        raise AssertionError("the fused op ran")
+
+    monkeypatch.setattr(vssm.norm, "layer_norm", boom)
+    torch.manual_seed(0)
+    ref = nn.LayerNorm(32)
+    with torch.no_grad():
+        ref.weight.normal_()
+        ref.bias.normal_()
+    ours = LayerNorm(32)
+    ours.load_state_dict(ref.state_dict())
+    x = torch.randn(2, 5, 32, requires_grad=True)
+    y, y_ref = ours(x), ref(x)
+    assert torch.equal(y, y_ref)
+    gx, gw = torch.autograd.grad(y.square().sum(), [x, ours.weight])
+    gx_ref, gw_ref = torch.autograd.grad(y_ref.square().sum(), [x, ref.weight])
+    assert torch.equal(gx, gx_ref) and torch.equal(gw, gw_ref)
+
+
+def test_module_rejects_a_bad_flag(monkeypatch):
+    monkeypatch.setenv("VSSM_FUSED_LN", "yes")
+    with pytest.raises(ValueError, match="VSSM_FUSED_LN"):
+        LayerNorm(4)(torch.randn(2, 4))
+
+
+def test_bad_inputs_name_the_argument():
+    x = torch.randn(4, 8)
+    with pytest.raises(ValueError, match=r"`weight` has shape \(7,\), expected \(8,\)"):
+        layer_norm(x, torch.randn(7))
+    with pytest.raises(ValueError, match=r"`bias` has shape \(8, 1\), expected \(8,\)"):
+        layer_norm(x, torch.randn(8), torch.randn(8, 1))
+    with pytest.raises(TypeError, match="`weight` must be a tensor"):
+        layer_norm(x, [1.0] * 8)
+    with pytest.raises(TypeError, match="`x` must be a tensor"):
+        layer_norm(x.tolist())
+    with pytest.raises(TypeError, match="`x` must be a floating-point"):
+        layer_norm(torch.ones(4, 8, dtype=torch.int64))
+    with pytest.raises(ValueError, match="`x` must have at least one dimension"):
+        layer_norm(torch.tensor(1.0))
+    with pytest.raises(TypeError, match="`out_dtype`"):
+        layer_norm(x, out_dtype=torch.int32)
+    with pytest.raises(ValueError, match="`eps`"):
+        layer_norm(x, eps=-1.0)
+    with pytest.raises(ValueError, match="`weight` is on meta"):
+        layer_norm(x, torch.randn(8, device="meta"))

@@ -1,0 +1,69 @@
+"""`LayerNorm`: `torch.nn.LayerNorm` (same constructor, parameters and state_dict) that may run the fused op.
+
+The forward runs `vssm.kernels.layernorm.layer_norm` (Triton kernels) only when all of these hold, and
+``super().forward`` (F.layer_norm) otherwise:
+
+- ``VSSM_FUSED_LN=1`` in the environment (default ``0``: the kernels are not timed on a GPU yet);
+- x is a CUDA tensor, or a CPU tensor under ``TRITON_INTERPRET=1`` (the tests);
+- the module normalises over the last dimension only (``normalized_shape`` of length 1);
+- the result can be the one F.layer_norm gives: outside autocast, the parameters are in x's dtype (other
+  mixes keep PyTorch's own type promotion); under CUDA autocast, where layer_norm is on the float32
+  list, x is float32 / bfloat16 / float16 and the output is float32, read from the half x as it is (no
+  upcast copy). Autocast on other device types (the CPU keeps layer_norm in the lower precision) keeps
+  F.layer_norm.
+
+A torch.library custom op is not autocast-aware, hence the explicit rule here.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.nn as nn
+
+from vssm.kernels.layernorm import layer_norm
+from vssm.kernels.layernorm.op import _on_kernel_device
+
+__all__ = ["LayerNorm", "fused_layer_norm_enabled"]
+
+_HALF_OR_FLOAT = (torch.float32, torch.bfloat16, torch.float16)
+_AUTOCAST_FP32 = ("cuda",)  # device types whose autocast puts layer_norm on the float32 list
+
+
+def fused_layer_norm_enabled() -> bool:
+    """``VSSM_FUSED_LN``: "1" runs the fused op where it applies, "0" (default) F.layer_norm everywhere."""
+    value = os.environ.get("VSSM_FUSED_LN", "0").strip()
+    if value not in ("0", "1"):
+        raise ValueError(f"VSSM_FUSED_LN={value!r}: expected 0 (F.layer_norm, default) or 1 (the fused op)")
+    return value == "1"
+
+
+class LayerNorm(nn.LayerNorm):
+    """`torch.nn.LayerNorm` whose forward may run the fused op (see the module docstring)."""
+
+    def _fused_out_dtype(self, x: torch.Tensor) -> torch.dtype | None:
+        """The dtype the fused op must write to give F.layer_norm's result, or None to keep F.layer_norm."""
+        if len(self.normalized_shape) != 1 or not isinstance(x, torch.Tensor) or not _on_kernel_device(x):
+            return None
+        if x.dim() < 1 or x.shape[-1] != self.normalized_shape[0]:
+            return None  # F.layer_norm's own error
+        params = [p for p in (self.weight, self.bias) if p is not None]
+        device_type = x.device.type
+        if torch.is_autocast_enabled(device_type):
+            if device_type not in _AUTOCAST_FP32 or x.dtype not in _HALF_OR_FLOAT:
+                return None
+            if any(p.dtype not in _HALF_OR_FLOAT for p in params):
+                return None
+            return torch.float32
+        if any(p.dtype != x.dtype for p in params):
+            return None
+        return x.dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not fused_layer_norm_enabled():
+            return super().forward(x)
+        out_dtype = self._fused_out_dtype(x)
+        if out_dtype is None:
+            return super().forward(x)
+        return layer_norm(x, self.weight, self.bias, self.eps, out_dtype=out_dtype)
