@@ -31,6 +31,7 @@ from timm.models import checkpoint_seq, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 from timm.models.swin_transformer import PatchMerging
 
+from vssm.norm import LayerNorm
 from vssm.ss2d import SS2D
 from vssm.timm_glue import TimmModel, build_model, is_symbolic, load_pretrained, record_no_weight_decay
 
@@ -55,18 +56,18 @@ def _stem(kind: str, in_chans: int, dim: int, dd: dict) -> nn.Sequential:
         return nn.Sequential(
             nn.Conv2d(in_chans, dim // 2, kernel_size=3, stride=2, padding=1, **dd),
             NchwToNhwc(),
-            nn.LayerNorm(dim // 2, **dd),
+            LayerNorm(dim // 2, **dd),
             NhwcToNchw(),
             nn.GELU(),
             nn.Conv2d(dim // 2, dim, kernel_size=3, stride=2, padding=1, **dd),
             NchwToNhwc(),
-            nn.LayerNorm(dim, **dd),
+            LayerNorm(dim, **dd),
         )
     if kind == "patch4":  # official "v1": 4x4 stride-4 patch conv -> LN
         return nn.Sequential(
             nn.Conv2d(in_chans, dim, kernel_size=4, stride=4, **dd),
             NchwToNhwc(),
-            nn.LayerNorm(dim, **dd),
+            LayerNorm(dim, **dd),
         )
     raise ValueError(f"VMamba: `stem` must be 'conv3x2' (v2) or 'patch4' (v1), got {kind!r}")
 
@@ -78,10 +79,10 @@ def _downsample(kind: str, dim: int, out_dim: int, dd: dict) -> nn.Module:
             NhwcToNchw(),
             nn.Conv2d(dim, out_dim, kernel_size=3, stride=2, padding=1, **dd),
             NchwToNhwc(),
-            nn.LayerNorm(out_dim, **dd),
+            LayerNorm(out_dim, **dd),
         )
     if kind == "merge":  # official "v1": Swin patch merging (2x2 neighbours concatenated -> LN -> linear)
-        return PatchMerging(dim, out_dim, norm_layer=nn.LayerNorm, **dd)
+        return PatchMerging(dim, out_dim, norm_layer=LayerNorm, **dd)
     raise ValueError(f"VMamba: `downsample` must be 'conv' (v3) or 'merge' (v1), got {kind!r}")
 
 
@@ -99,11 +100,11 @@ class VSSBlock(nn.Module):
     ) -> None:
         super().__init__()
         dd = {"device": device, "dtype": dtype}
-        self.norm = nn.LayerNorm(dim, **dd)
+        self.norm = LayerNorm(dim, **dd)
         self.op = SS2D(dim, **(ssm_kwargs or {}), **dd)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         if mlp_ratio > 0:
-            self.norm2 = nn.LayerNorm(dim, **dd)
+            self.norm2 = LayerNorm(dim, **dd)
             self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU, **dd)
         else:
             self.norm2 = self.mlp = None
@@ -147,7 +148,7 @@ class VMambaHead(nn.Module):
     ) -> None:
         super().__init__()
         self.in_features = in_features
-        self.norm = nn.LayerNorm(in_features, device=device, dtype=dtype)
+        self.norm = LayerNorm(in_features, device=device, dtype=dtype)
         self.drop = nn.Dropout(drop_rate)
         self.reset(num_classes, global_pool, device=device, dtype=dtype)
 
@@ -256,7 +257,7 @@ class VMamba(TimmModel, nn.Module):
             self.feature_info.append(dict(num_chs=dim, reduction=4 * 2**i, module=f"layers.{i}.blocks"))
         if self.feature_norms:
             for i, dim in enumerate(self.dims):
-                self.add_module(f"outnorm{i}", nn.LayerNorm(dim, **dd))
+                self.add_module(f"outnorm{i}", LayerNorm(dim, **dd))
         self.classifier = VMambaHead(self.dims[-1], num_classes, global_pool, drop_rate, **dd)
         self.apply(self._init_weights)
         record_no_weight_decay(self)  # SS2D marks A_logs and Ds, as the official code exempts them

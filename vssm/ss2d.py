@@ -28,6 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from vssm.kernels import selective_scan
+from vssm.norm import LayerNorm
 from vssm.ssm_init import init_ssm_, positive_int
 from vssm.timm_glue import fx_leaf
 
@@ -166,7 +167,7 @@ class SS2D(nn.Module):
         # A_logs and Ds stay float32 whatever `dtype` is: the scan decays exp(dt * A) in float32.
         self.A_logs = nn.Parameter(torch.empty(K * D, N, device=device, dtype=torch.float32))
         self.Ds = nn.Parameter(torch.empty(K * D, device=device, dtype=torch.float32))
-        self.out_norm = nn.LayerNorm(D, **dd)
+        self.out_norm = LayerNorm(D, **dd)
         self.out_proj = nn.Linear(D, d_model, bias=bias, **dd)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.reset_ssm_parameters()
