@@ -192,6 +192,19 @@ for dtype in (torch.float32, torch.bfloat16):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert torch.equal(mod(x), ref(x))
     assert len(launched["fwd"]) == before, "the module ran the kernels where F.layer_norm must run"
+# float64 and empty x: F.layer_norm itself, not the op's PyTorch path
+for xx in (torch.randn(2, 96, dtype=torch.float64), torch.randn(0, 96)):
+    mod = LayerNorm(96).to(xx.dtype)
+    assert torch.equal(mod(xx), nn.functional.layer_norm(xx, (96,), mod.weight, mod.bias))
+# no silent second derivative: create_graph through the kernels' backward raises
+x = torch.randn(3, 96, requires_grad=True)
+(g,) = torch.autograd.grad(LayerNorm(96)(x).pow(2).sum(), x, create_graph=True)
+try:
+    g.sum().backward()
+except RuntimeError:
+    pass
+else:
+    raise AssertionError("a second derivative through the kernels did not raise")
 print("ok")
 """
 
@@ -344,3 +357,15 @@ def test_bad_inputs_name_the_argument():
         layer_norm(x, eps=-1.0)
     with pytest.raises(ValueError, match="`weight` is on meta"):
         layer_norm(x, torch.randn(8, device="meta"))
+
+
+def test_module_is_one_fx_node():
+    """The module is a leaf of torch.fx graphs (one call_module node, as nn.LayerNorm), whatever the flag."""
+    import torch
+    import torch.fx
+
+    from vssm.norm import LayerNorm
+
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), LayerNorm(8))
+    ops = [(n.op, str(n.target)) for n in torch.fx.symbolic_trace(net).graph.nodes]
+    assert ("call_module", "1") in ops and not any(op == "call_function" for op, _ in ops), ops

@@ -23,7 +23,8 @@ import torch
 import torch.nn as nn
 
 from vssm.kernels.layernorm import layer_norm
-from vssm.kernels.layernorm.op import _on_kernel_device
+from vssm.kernels.layernorm.op import MAX_C, _on_kernel_device
+from vssm.timm_glue import fx_leaf
 
 __all__ = ["LayerNorm", "fused_layer_norm_enabled"]
 
@@ -39,6 +40,7 @@ def fused_layer_norm_enabled() -> bool:
     return value == "1"
 
 
+@fx_leaf  # one call_module node, as nn.LayerNorm (a torch.nn leaf) gives: graphs and node names unchanged
 class LayerNorm(nn.LayerNorm):
     """`torch.nn.LayerNorm` whose forward may run the fused op (see the module docstring)."""
 
@@ -48,6 +50,8 @@ class LayerNorm(nn.LayerNorm):
             return None
         if x.dim() < 1 or x.shape[-1] != self.normalized_shape[0]:
             return None  # F.layer_norm's own error
+        if x.dtype not in _HALF_OR_FLOAT or x.numel() == 0 or x.shape[-1] > MAX_C:
+            return None  # where the op would compute with PyTorch anyway: F.layer_norm itself
         params = [p for p in (self.weight, self.bias) if p is not None]
         device_type = x.device.type
         if torch.is_autocast_enabled(device_type):

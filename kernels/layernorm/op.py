@@ -179,6 +179,7 @@ class _EagerLayerNorm(torch.autograd.Function):
         return out
 
     @staticmethod
+    @torch.autograd.function.once_differentiable  # the kernels' backward has no derivative: a second one raises
     def backward(ctx, dy, dmean, drstd):
         return _backward(ctx, dy, bwd=_ln_bwd_impl)
 
