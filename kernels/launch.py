@@ -28,6 +28,7 @@ calls the same launches took ~90 us each (why was not measured; cold CPU caches 
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import warnings
@@ -170,12 +171,12 @@ class FastLaunch:
             # every parameter after the positional ones, keywords or defaults (constexprs included, as
             # Triton's own launch passes them; the launcher skips them by the compiled signature)
             tail = [kwargs.get(name, default) for name, default in self._params[len(args):]]
-            self._compiled[key] = (compiled, tail)
+            self._compiled[key] = (compiled, tail, _direct(compiled))  # launched once: its launcher is loaded
             return compiled
-        compiled, tail = entry
+        compiled, tail, direct = entry
         try:
             grid3 = tuple(grid) + (1,) * (3 - len(grid))
-            if _direct(compiled):
+            if direct:
                 # the launcher itself, as the compiled kernel's runner calls it, without the runner's lookups:
                 # no hooks are set (checked above), so no launch metadata is made for them
                 compiled.run(*grid3, _current_stream(key[0]), compiled.function, compiled.packed_metadata,
@@ -215,11 +216,17 @@ def _direct(compiled: Any) -> bool:
     return ok
 
 
-def _current_stream(device: int) -> int:
-    """The current stream of `device`, as Triton's runner gets it."""
+@functools.cache
+def _driver() -> Any:
+    """Triton's driver, imported once (an import statement costs host time on every launch)."""
     from triton.runtime import driver
 
-    return driver.active.get_current_stream(device)
+    return driver
+
+
+def _current_stream(device: int) -> int:
+    """The current stream of `device`, as Triton's runner gets it."""
+    return _driver().active.get_current_stream(device)
 
 
 def fast_launch(kernel: Any) -> FastLaunch:

@@ -22,8 +22,7 @@ import os
 import torch
 import torch.nn as nn
 
-from vssm.kernels.layernorm import layer_norm
-from vssm.kernels.layernorm.op import MAX_C, _on_kernel_device
+from vssm.kernels.layernorm import has_fast_kernel, layer_norm
 from vssm.timm_glue import fx_leaf
 
 __all__ = ["LayerNorm", "fused_layer_norm_enabled"]
@@ -46,16 +45,16 @@ class LayerNorm(nn.LayerNorm):
 
     def _fused_out_dtype(self, x: torch.Tensor) -> torch.dtype | None:
         """The dtype the fused op must write to give F.layer_norm's result, or None to keep F.layer_norm."""
-        if len(self.normalized_shape) != 1 or not isinstance(x, torch.Tensor) or not _on_kernel_device(x):
+        if len(self.normalized_shape) != 1 or not isinstance(x, torch.Tensor) or x.dim() < 1:
             return None
-        if x.dim() < 1 or x.shape[-1] != self.normalized_shape[0]:
+        if x.shape[-1] != self.normalized_shape[0]:
             return None  # F.layer_norm's own error
-        if x.dtype not in _HALF_OR_FLOAT or x.numel() == 0 or x.shape[-1] > MAX_C:
-            return None  # where the op would compute with PyTorch anyway: F.layer_norm itself
+        if not has_fast_kernel(x):
+            return None  # not a kernel device or dtype, empty, too wide: the op would use PyTorch; F.layer_norm itself
         params = [p for p in (self.weight, self.bias) if p is not None]
         device_type = x.device.type
         if torch.is_autocast_enabled(device_type):
-            if device_type not in _AUTOCAST_FP32 or x.dtype not in _HALF_OR_FLOAT:
+            if device_type not in _AUTOCAST_FP32:
                 return None
             if any(p.dtype not in _HALF_OR_FLOAT for p in params):
                 return None

@@ -135,9 +135,9 @@ def _ln_bwd_impl(dy: torch.Tensor, x: torch.Tensor, weight: Optional[torch.Tenso
     else:
         with torch.no_grad():
             dx, dw, db = _torch_backward(dy, x, weight, mean, rstd)
-    empty = x.new_empty((0,))
+    # absent parameters: an empty tensor each (two outputs of a custom op may not share one)
     return (dx.to(x.dtype).contiguous(),
-            dw.to(weight.dtype).contiguous() if weight is not None else empty,
+            dw.to(weight.dtype).contiguous() if weight is not None else x.new_empty((0,)),
             db.to(bias.dtype).contiguous() if bias is not None else x.new_empty((0,)))
 
 

@@ -41,7 +41,7 @@ for name, (real, grid, a, k) in captured.items():
     jit = fl.kernel
     g1 = (1,) * len(grid)
     fl[g1](*a, **k)  # the fast launch's cache entry for this key
-    compiled, tail = next(iter(fl._compiled.values()))
+    compiled, tail = next(iter(fl._compiled.values()))[:2]
     full = list(a) + [k.get(p, d) for p, d in fl._params[len(a):]]
     dev_i = driver.active.get_current_device(); stream = driver.active.get_current_stream(dev_i)
     ints = [x.data_ptr() if isinstance(x, torch.Tensor) else x for x in full]
