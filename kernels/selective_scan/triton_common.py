@@ -17,7 +17,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ..intmath import next_pow2
+from ..intmath import cdiv, next_pow2
 from .op import new_like_layout
 
 LOG2E = tl.constexpr(1.4426950408889634)  # jitted code reads module globals only as constexprs
@@ -242,7 +242,7 @@ class Grads:
         # dD and d(delta_bias) partials share one buffer, so `finish` reduces both with one sum
         # (the second starts 16-byte aligned, as the first: no kernel variant for an unaligned pointer)
         n = p.rows * parts * p.dim
-        flat = torch.empty((2, -(-n // 4) * 4), device=dev, dtype=f32)
+        flat = torch.empty((2, cdiv(n, 4) * 4), device=dev, dtype=f32)
         self.dD_dbias = flat[:, :n].view(2, p.batch, p.K, parts, p.dim)
         self.dD, self.dbias = (t.view(p.rows, parts, p.dim) for t in self.dD_dbias)
         # one slice: every element of dB / dC is written once, so the kernel stores it in B's / C's dtype
