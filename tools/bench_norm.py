@@ -2,9 +2,11 @@
 
     python tools/bench_norm.py [--sizes 401408x96,25088x384,6272x768] [--rep 200]
 
-For each size (rows x C) and each case: "fp32" (float32 x and parameters, float32 output) and
+For each size (rows x C) and each case: "fp32" (float32 x and parameters, float32 output),
 "bf16->fp32" (bfloat16 x, float32 parameters, float32 output: what a LayerNorm gives under bfloat16
-autocast; F.layer_norm runs under `torch.autocast`, the op with ``out_dtype=torch.float32``),
+autocast; F.layer_norm runs under `torch.autocast`, the op with ``out_dtype=torch.float32``) and
+"fp32->bf16" (float32 x, bfloat16 output: a LayerNorm whose output a Linear reads under autocast; the
+reference is F.layer_norm followed by the cast that the Linear would make, the op writes bfloat16),
 `triton.testing.do_bench` medians of the forward and of forward + backward (gradients of x, weight
 and bias), GB/s, and F.layer_norm's time over the op's (> 1: the op is faster).
 
@@ -21,7 +23,8 @@ import torch
 import torch.nn.functional as F
 
 DEFAULT_SIZES = "401408x96,25088x384,6272x768"  # VMamba-T stages 1, 3, 4 at batch 128 (128 x 3136 / 196 / 49)
-CASES = {"fp32": (torch.float32, torch.float32), "bf16->fp32": (torch.bfloat16, torch.float32)}
+CASES = {"fp32": (torch.float32, torch.float32), "bf16->fp32": (torch.bfloat16, torch.float32),
+         "fp32->bf16": (torch.float32, torch.bfloat16)}
 
 
 def _parse_sizes(text: str) -> list[tuple[int, int]]:
@@ -45,6 +48,19 @@ def _err(a, b) -> float:
     return float((a.double() - b.double()).abs().max() / b.double().abs().max().clamp_min(1e-30))
 
 
+def _parse_tiles(text: str):
+    from vssm.kernels.layernorm.triton_layernorm import NormTiles
+
+    tiles = []
+    for item in filter(None, text.split(",")):
+        try:
+            tiles.append(NormTiles(*(int(v) for v in item.split(":"))))
+        except (TypeError, ValueError):
+            raise SystemExit(f"bench_norm: --tiles wants FWD_ELEMS:BWD_ELEMS:MAX_ROWS:BWD_PROGRAMS items "
+                             f"separated by commas (trailing fields may be left out), got {item!r}") from None
+    return tiles
+
+
 def _bench_case(M: int, C: int, case: str, rep: int) -> None:
     """Print the forward and forward + backward rows of one size and case."""
     from vssm.kernels.layernorm import layer_norm
@@ -59,7 +75,7 @@ def _bench_case(M: int, C: int, case: str, rep: int) -> None:
 
     def ref_fwd():
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
-            return F.layer_norm(x, (C,), w, b)
+            return F.layer_norm(x, (C,), w, b).to(odtype)
 
     def op_fwd():
         return layer_norm(x, w, b, out_dtype=odtype)
@@ -67,7 +83,7 @@ def _bench_case(M: int, C: int, case: str, rep: int) -> None:
     y_ref, y_op = ref_fwd(), op_fwd()
     assert y_ref.dtype == y_op.dtype == odtype, (y_ref.dtype, y_op.dtype)
     err = _err(y_op, y_ref)
-    ex, eo = x.element_size(), dy.element_size()
+    ex, eo = x.element_size(), dy.element_size()  # the floor: the op's bytes, charged to both
     nbytes = {"fwd": M * C * (ex + eo), "fwd+bwd": M * C * (ex + eo + ex + eo + ex)}
     for name in ("fwd", "fwd+bwd"):
         if name == "fwd":
@@ -86,7 +102,10 @@ def main(argv=None):
     ap.add_argument("--sizes", default=DEFAULT_SIZES, help="ROWSxC,ROWSxC,... (default: %(default)s)")
     ap.add_argument("--cases", default=",".join(CASES), help="comma-separated of: " + ", ".join(CASES))
     ap.add_argument("--rep", type=int, default=200, help="do_bench's time budget per measurement, ms")
+    ap.add_argument("--tiles", default="", help="time the op under each of these tile settings in turn "
+                    "(FWD_ELEMS:BWD_ELEMS:MAX_ROWS:BWD_PROGRAMS,...; default: the kernels' own)")
     args = ap.parse_args(argv)
+    tile_sets = _parse_tiles(args.tiles) or [None]
     sizes = _parse_sizes(args.sizes)
     cases = args.cases.split(",")
     for case in cases:
@@ -100,10 +119,18 @@ def main(argv=None):
             f"{'op GB/s':>8} {'ratio':>6} {'max err':>8}")
     print(head)
     print("-" * len(head))
-    for M, C in sizes:
-        for case in cases:
-            _bench_case(M, C, case, args.rep)
-            torch.cuda.empty_cache()
+    from vssm.kernels.layernorm import triton_layernorm
+
+    default_tiles = triton_layernorm.DEFAULT_TILES
+    for tiles in tile_sets:
+        if tiles is not None:
+            print(tiles)
+        triton_layernorm.DEFAULT_TILES = tiles or default_tiles  # the kernels read it at call time
+        for M, C in sizes:
+            for case in cases:
+                _bench_case(M, C, case, args.rep)
+                torch.cuda.empty_cache()
+    triton_layernorm.DEFAULT_TILES = default_tiles
 
 
 if __name__ == "__main__":
