@@ -100,11 +100,12 @@ class VSSBlock(nn.Module):
     ) -> None:
         super().__init__()
         dd = {"device": device, "dtype": dtype}
-        self.norm = LayerNorm(dim, **dd)
+        # both norms are read by a Linear alone (in_proj, fc1): under autocast they may write its dtype
+        self.norm = LayerNorm(dim, lower_precision_output=True, **dd)
         self.op = SS2D(dim, **(ssm_kwargs or {}), **dd)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         if mlp_ratio > 0:
-            self.norm2 = LayerNorm(dim, **dd)
+            self.norm2 = LayerNorm(dim, lower_precision_output=True, **dd)
             self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU, **dd)
         else:
             self.norm2 = self.mlp = None

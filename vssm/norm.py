@@ -13,6 +13,11 @@ The forward runs `vssm.kernels.layernorm.layer_norm` (Triton kernels) only when 
   F.layer_norm.
 
 A torch.library custom op is not autocast-aware, hence the explicit rule here.
+
+``lower_precision_output=True`` (for a norm whose output only a Linear reads): under CUDA autocast the
+output is in the autocast dtype (bfloat16 / float16), the value the Linear would have cast it to. The
+result of the model is the same, the fused op writes half the bytes and the cast's two copy kernels
+(forward, and its backward) are gone. Without the fused op the module casts F.layer_norm's output itself.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import os
 import torch
 import torch.nn as nn
 
-from vssm.kernels.layernorm import has_fast_kernel, layer_norm
+from vssm.kernels.layernorm import has_fast_kernel, layer_norm_unchecked
 from vssm.timm_glue import fx_leaf
 
 __all__ = ["LayerNorm", "fused_layer_norm_enabled"]
@@ -41,7 +46,19 @@ def fused_layer_norm_enabled() -> bool:
 
 @fx_leaf  # one call_module node, as nn.LayerNorm (a torch.nn leaf) gives: graphs and node names unchanged
 class LayerNorm(nn.LayerNorm):
-    """`torch.nn.LayerNorm` whose forward may run the fused op (see the module docstring)."""
+    """`torch.nn.LayerNorm` whose forward may run the fused op (see the module docstring).
+
+    lower_precision_output: under CUDA autocast, return the autocast dtype instead of float32 (only for
+    a norm whose every reader casts to it anyway, such as a Linear). Not part of the state_dict.
+    """
+
+    def __init__(self, *args, lower_precision_output: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.lower_precision_output = bool(lower_precision_output)
+
+    def _autocast_out_dtype(self) -> torch.dtype:
+        dtype = torch.get_autocast_dtype("cuda")
+        return dtype if self.lower_precision_output and dtype in _HALF_OR_FLOAT else torch.float32
 
     def _fused_out_dtype(self, x: torch.Tensor) -> torch.dtype | None:
         """The dtype the fused op must write to give F.layer_norm's result, or None to keep F.layer_norm."""
@@ -51,22 +68,27 @@ class LayerNorm(nn.LayerNorm):
             return None  # F.layer_norm's own error
         if not has_fast_kernel(x):
             return None  # not a kernel device or dtype, empty, too wide: the op would use PyTorch; F.layer_norm itself
-        params = [p for p in (self.weight, self.bias) if p is not None]
+        w, b = self.weight, self.bias
         device_type = x.device.type
         if torch.is_autocast_enabled(device_type):
             if device_type not in _AUTOCAST_FP32:
                 return None
-            if any(p.dtype not in _HALF_OR_FLOAT for p in params):
+            if (w is not None and w.dtype not in _HALF_OR_FLOAT) or (b is not None and b.dtype not in _HALF_OR_FLOAT):
                 return None
-            return torch.float32
-        if any(p.dtype != x.dtype for p in params):
+            return self._autocast_out_dtype()
+        if (w is not None and w.dtype != x.dtype) or (b is not None and b.dtype != x.dtype):
             return None
         return x.dtype
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not fused_layer_norm_enabled():
-            return super().forward(x)
-        out_dtype = self._fused_out_dtype(x)
-        if out_dtype is None:
-            return super().forward(x)
-        return layer_norm(x, self.weight, self.bias, self.eps, out_dtype=out_dtype)
+        out_dtype = self._fused_out_dtype(x) if fused_layer_norm_enabled() else None
+        if out_dtype is not None:
+            return layer_norm_unchecked(x, self.weight, self.bias, self.eps, out_dtype)
+        y = super().forward(x)
+        if self.lower_precision_output and y.is_cuda and torch.is_autocast_enabled("cuda"):
+            y = y.to(self._autocast_out_dtype())
+        return y
+
+    def extra_repr(self) -> str:
+        extra = ", lower_precision_output=True" if self.lower_precision_output else ""
+        return super().extra_repr() + extra

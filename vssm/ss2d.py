@@ -167,7 +167,8 @@ class SS2D(nn.Module):
         # A_logs and Ds stay float32 whatever `dtype` is: the scan decays exp(dt * A) in float32.
         self.A_logs = nn.Parameter(torch.empty(K * D, N, device=device, dtype=torch.float32))
         self.Ds = nn.Parameter(torch.empty(K * D, device=device, dtype=torch.float32))
-        self.out_norm = LayerNorm(D, **dd)
+        # read by out_proj alone without the gate: under autocast it may write the Linear's dtype
+        self.out_norm = LayerNorm(D, lower_precision_output=not gate, **dd)
         self.out_proj = nn.Linear(D, d_model, bias=bias, **dd)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.reset_ssm_parameters()

@@ -1,5 +1,5 @@
 """LayerNorm over the last dimension (`op.py`; Triton forward and backward kernels in `triton_layernorm.py`)."""
 
-from .op import has_fast_kernel, layer_norm
+from .op import has_fast_kernel, layer_norm, layer_norm_unchecked
 
-__all__ = ["has_fast_kernel", "layer_norm"]
+__all__ = ["has_fast_kernel", "layer_norm", "layer_norm_unchecked"]

@@ -13,9 +13,10 @@ Backward, with xhat = (x - mean) rstd and wdy = dy weight (dy without a weight):
 
     dx = rstd (wdy - xhat mean_c(xhat wdy) - mean_c(wdy)),  dweight = sum_m xhat dy,  dbias = sum_m dy
 
-One op pair, ``vssm::layernorm_fwd`` (y, mean, rstd) / ``vssm::layernorm_bwd`` (dx, dweight, dbias),
-with fake implementations (torch.compile, torch.export); the backward reads x and the forward's mean and
-rstd. On CUDA (and for CPU tensors under ``TRITON_INTERPRET=1``) the Triton kernels run for float32,
+One op pair, ``vssm::layernorm_fwd`` (y, stats: the (2, M) means and rstds) / ``vssm::layernorm_bwd``
+(dx, dweight, dbias), with fake implementations (torch.compile, torch.export); the backward reads x and
+the forward's statistics. In plain eager mode an autograd.Function with the same bodies and y as its
+only output runs instead (less host time per call). On CUDA (and for CPU tensors under ``TRITON_INTERPRET=1``) the Triton kernels run for float32,
 bfloat16 and float16 x; elsewhere, for float64 x, for empty x and for rows wider than `MAX_C`, PyTorch
 (F.layer_norm forward, the formulas above for the backward), which also serves as the tests' reference.
 """
@@ -32,7 +33,7 @@ import torch.nn.functional as F
 
 from ..eager import plain_eager
 
-__all__ = ["has_fast_kernel", "layer_norm", "MAX_C"]
+__all__ = ["has_fast_kernel", "layer_norm", "layer_norm_unchecked", "MAX_C"]
 
 MAX_C = 16384  # the kernels hold a whole row in registers; wider rows take the PyTorch path
 _KERNEL_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
@@ -64,12 +65,12 @@ def has_fast_kernel(x) -> bool:
 # PyTorch path (the reference)
 
 
-def _stats(x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """mean and rstd of the rows of x (M, C), (M,) each in the accumulation dtype (two passes)."""
+def _stats(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """(2, M): the means of the rows of x (M, C), then their rstds, in the accumulation dtype (two passes)."""
     xf = x.to(_acc_dtype(x))
     mean = xf.mean(dim=-1)
     var = (xf - mean[:, None]).square().mean(dim=-1)
-    return mean, torch.rsqrt(var + eps)
+    return torch.stack([mean, torch.rsqrt(var + eps)])
 
 
 def _torch_forward(x, weight, bias, eps: float, out_dtype: torch.dtype) -> torch.Tensor:
@@ -85,9 +86,10 @@ def _torch_forward(x, weight, bias, eps: float, out_dtype: torch.dtype) -> torch
     return F.layer_norm(x.to(acc), (C,), w, b, eps).to(out_dtype)
 
 
-def _torch_backward(dy, x, weight, mean, rstd):
+def _torch_backward(dy, x, weight, stats):
     """dx, dweight, dbias in the accumulation dtype (the module docstring's formulas)."""
     acc = _acc_dtype(x)
+    mean, rstd = stats[0], stats[1]
     xhat = (x.to(acc) - mean[:, None]) * rstd[:, None]
     g = dy.to(acc)
     wdy = g * weight.to(acc) if weight is not None else g
@@ -99,20 +101,38 @@ def _torch_backward(dy, x, weight, mean, rstd):
 
 
 # ----------------------------------------------------------------------------------------------
-# the op pair
+# forward and backward bodies, then the op pair and the eager Function around them
 
 
-def _ln_fwd_impl(x: torch.Tensor, weight: Optional[torch.Tensor], bias: Optional[torch.Tensor], eps: float,
-                 out_dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """x (M, C) -> y (M, C) in out_dtype (contiguous), mean and rstd (M,) in the accumulation dtype."""
+def _forward(x: torch.Tensor, weight: Optional[torch.Tensor], bias: Optional[torch.Tensor], eps: float,
+             out_dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """x (M, C) -> y (M, C) in out_dtype (contiguous) and stats (2, M): the means, then the rstds."""
     if _use_triton(x):
         from .triton_layernorm import triton_layer_norm_fwd
 
         return triton_layer_norm_fwd(x, weight, bias, eps, out_dtype)
     with torch.no_grad():
-        mean, rstd = _stats(x, eps)
+        stats = _stats(x, eps)
         y = x.new_empty(x.shape, dtype=out_dtype).copy_(_torch_forward(x, weight, bias, eps, out_dtype))
-    return y, mean, rstd
+    return y, stats
+
+
+def _backward_body(dy, x, weight, bias, stats):
+    """dx in x's dtype, dweight / dbias in the parameters' dtypes (None where absent), each its own storage."""
+    if _use_triton(x):
+        from .triton_layernorm import triton_layer_norm_bwd
+
+        return triton_layer_norm_bwd(dy, x, weight, bias, stats)
+    with torch.no_grad():
+        dx, dw, db = _torch_backward(dy, x, weight, stats)
+    return (dx.to(x.dtype).contiguous(), dw.to(weight.dtype).contiguous() if weight is not None else None,
+            db.to(bias.dtype).contiguous() if bias is not None else None)
+
+
+def _ln_fwd_impl(x: torch.Tensor, weight: Optional[torch.Tensor], bias: Optional[torch.Tensor], eps: float,
+                 out_dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """x (M, C) -> y (M, C) in out_dtype (contiguous), stats (2, M) in the accumulation dtype."""
+    return _forward(x, weight, bias, eps, out_dtype)
 
 
 _ln_fwd = torch.library.custom_op("vssm::layernorm_fwd", mutates_args=())(_ln_fwd_impl)
@@ -120,68 +140,75 @@ _ln_fwd = torch.library.custom_op("vssm::layernorm_fwd", mutates_args=())(_ln_fw
 
 @_ln_fwd.register_fake
 def _ln_fwd_fake(x, weight, bias, eps, out_dtype):
-    acc = _acc_dtype(x)
-    return (x.new_empty(x.shape, dtype=out_dtype), x.new_empty(x.shape[:1], dtype=acc),
-            x.new_empty(x.shape[:1], dtype=acc))
+    return x.new_empty(x.shape, dtype=out_dtype), x.new_empty((2,) + tuple(x.shape[:1]), dtype=_acc_dtype(x))
 
 
 def _ln_bwd_impl(dy: torch.Tensor, x: torch.Tensor, weight: Optional[torch.Tensor], bias: Optional[torch.Tensor],
-                 mean: torch.Tensor, rstd: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                 stats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """dx ((M, C) in x's dtype), dweight (weight's shape and dtype; empty without a weight), dbias (likewise)."""
-    if _use_triton(x):
-        from .triton_layernorm import triton_layer_norm_bwd
-
-        dx, dw, db = triton_layer_norm_bwd(dy, x, weight, mean, rstd, weight is not None, bias is not None)
-    else:
-        with torch.no_grad():
-            dx, dw, db = _torch_backward(dy, x, weight, mean, rstd)
+    dx, dw, db = _backward_body(dy, x, weight, bias, stats)
     # absent parameters: an empty tensor each (two outputs of a custom op may not share one)
-    return (dx.to(x.dtype).contiguous(),
-            dw.to(weight.dtype).contiguous() if weight is not None else x.new_empty((0,)),
-            db.to(bias.dtype).contiguous() if bias is not None else x.new_empty((0,)))
+    return dx, (dw if dw is not None else x.new_empty((0,))), (db if db is not None else x.new_empty((0,)))
 
 
 _ln_bwd = torch.library.custom_op("vssm::layernorm_bwd", mutates_args=())(_ln_bwd_impl)
 
 
 @_ln_bwd.register_fake
-def _ln_bwd_fake(dy, x, weight, bias, mean, rstd):
+def _ln_bwd_fake(dy, x, weight, bias, stats):
     return (x.new_empty(x.shape), weight.new_empty(weight.shape) if weight is not None else x.new_empty((0,)),
             bias.new_empty(bias.shape) if bias is not None else x.new_empty((0,)))
 
 
 def _setup_context(ctx, inputs, output):
     x, weight, bias, eps, out_dtype = inputs
-    _, mean, rstd = output
-    ctx.save_for_backward(x, weight, bias, mean, rstd)
-    ctx.mark_non_differentiable(mean, rstd)
-    ctx.set_materialize_grads(False)  # no zero tensors made for the statistics' (absent) gradients
+    ctx.save_for_backward(x, weight, bias, output[1])
+    ctx.mark_non_differentiable(output[1])
+    ctx.set_materialize_grads(False)  # no zero tensor made for the statistics' (absent) gradient
 
 
-def _backward(ctx, dy, dmean=None, drstd=None, bwd=None):
-    x, weight, bias, mean, rstd = ctx.saved_tensors
+def _op_backward(ctx, dy, dstats=None):
+    x, weight, bias, stats = ctx.saved_tensors
     if dy is None:
         return None, None, None, None, None
-    dx, dw, db = (bwd or _ln_bwd)(dy, x, weight, bias, mean, rstd)
+    dx, dw, db = _ln_bwd(dy, x, weight, bias, stats)
     return dx, (dw if weight is not None else None), (db if bias is not None else None), None, None
 
 
-torch.library.register_autograd("vssm::layernorm_fwd", _backward, setup_context=_setup_context)
+torch.library.register_autograd("vssm::layernorm_fwd", _op_backward, setup_context=_setup_context)
 
 
 class _EagerLayerNorm(torch.autograd.Function):
-    """The op pair without the dispatcher (see `vssm.kernels.eager`)."""
+    """The op pair without the dispatcher (see `vssm.kernels.eager`): y is the only output, the statistics
+    are saved, not returned (fewer autograd outputs: less host time per call)."""
 
     @staticmethod
-    def forward(ctx, *inputs):
-        out = _ln_fwd_impl(*inputs)
-        _setup_context(ctx, inputs, out)
-        return out
+    def forward(ctx, x, weight, bias, eps, out_dtype):
+        y, stats = _forward(x, weight, bias, eps, out_dtype)
+        ctx.save_for_backward(x, weight, bias, stats)
+        return y
 
     @staticmethod
     @torch.autograd.function.once_differentiable  # the kernels' backward has no derivative: a second one raises
-    def backward(ctx, dy, dmean, drstd):
-        return _backward(ctx, dy, bwd=_ln_bwd_impl)
+    def backward(ctx, dy):
+        x, weight, bias, stats = ctx.saved_tensors
+        return (*_backward_body(dy, x, weight, bias, stats), None, None)
+
+
+def _rows_op(rows: torch.Tensor, weight, bias, eps: float, out_dtype: torch.dtype) -> torch.Tensor:
+    if plain_eager(rows, weight, bias):
+        return _EagerLayerNorm.apply(rows, weight, bias, eps, out_dtype)
+    return torch.ops.vssm.layernorm_fwd(rows, weight, bias, eps, out_dtype)[0]
+
+
+def layer_norm_unchecked(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None, eps: float,
+                         out_dtype: torch.dtype) -> torch.Tensor:
+    """`layer_norm` without its argument checks, for callers that guarantee them (`vssm.norm.LayerNorm`):
+    x a floating tensor of at least one dimension, weight / bias None or contiguous (C,) floating tensors on
+    x's device, eps a float, out_dtype a floating dtype."""
+    C = x.shape[-1]
+    rows = x.reshape(-1, C) if x.dim() != 2 else x
+    return _rows_op(rows, weight, bias, eps, out_dtype).view(x.shape)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -230,9 +257,4 @@ def layer_norm(x: torch.Tensor, weight: torch.Tensor | None = None, bias: torch.
         weight = weight.contiguous()
     if bias is not None:
         bias = bias.contiguous()
-    args = (rows, weight, bias, float(eps), out_dtype)
-    if plain_eager(rows, weight, bias):
-        y = _EagerLayerNorm.apply(*args)[0]
-    else:
-        y = torch.ops.vssm.layernorm_fwd(*args)[0]
-    return y.view(x.shape)
+    return _rows_op(rows, weight, bias, float(eps), out_dtype).view(x.shape)

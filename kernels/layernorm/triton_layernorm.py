@@ -5,12 +5,12 @@ no copy); a tile is BLOCK_M rows x BLOCK_C (the power of two >= C) columns, so a
 program and its sums are in-register reductions.
 
 Forward: one program per BLOCK_M rows; two passes over the registers (the mean, then the variance of
-x - mean: no cancellation for rows far from zero), y in the output dtype, mean and rstd (float32) kept
-for the backward.
+x - mean: no cancellation for rows far from zero), y in the output dtype, mean and rstd (float32, one
+(2, M) tensor: one allocation) kept for the backward.
 Backward: each program walks a run of consecutive row blocks; dx row by row from the two row sums of
 the module formula; the parameters' gradients are summed elementwise over the program's rows and
-reduced once at the end into one float32 row per program, then summed over programs on the host in
-a fixed order (deterministic, no atomics).
+reduced once at the end into one float32 row per program; a second kernel sums those rows over the
+programs in a fixed order into dweight and dbias (deterministic, no atomics).
 
 Tile sizes are not measured on a GPU yet (tools/bench_norm.py times them).
 """
@@ -30,7 +30,7 @@ from ..launch import fast_launch
 @fast_launch  # launched from the host: Triton's argument binding once per specialization
 @triton.jit
 def _ln_fwd(
-    x, w, b, y, mean, rstd,
+    x, w, b, y, stats,
     M, C, sxm, sym, eps,
     HAS_W: tl.constexpr, HAS_B: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
@@ -51,15 +51,15 @@ def _ln_fwd(
     if HAS_B:
         out = out + tl.load(b + cols, mask=cmask, other=0.0).to(tl.float32)[None, :]
     tl.store(y + r64[:, None] * sym + cols[None, :], out.to(y.dtype.element_ty), mask=m)
-    tl.store(mean + rows, mu, mask=rmask)
-    tl.store(rstd + rows, rs, mask=rmask)
+    tl.store(stats + rows, mu, mask=rmask)  # row 0 of stats: the means, row 1 (M further): the rstds
+    tl.store(stats + M + rows, rs, mask=rmask)
 
 
 @fast_launch  # launched from the host: Triton's argument binding once per specialization
 @triton.jit
 def _ln_bwd(
-    dy, x, w, mean, rstd, dx, dw_part, db_part,
-    M, C, sxm, sdym, sdxm, n_blocks, blocks_per_program,
+    dy, x, w, stats, dx, part,
+    M, C, sxm, sdym, sdxm, n_blocks, blocks_per_program, n_programs,
     HAS_W: tl.constexpr, NEED_DW: tl.constexpr, NEED_DB: tl.constexpr, BLOCK_M: tl.constexpr,
     BLOCK_C: tl.constexpr,
 ):
@@ -78,8 +78,8 @@ def _ln_bwd(
         r64 = rows.to(tl.int64)
         xv = tl.load(x + r64[:, None] * sxm + cols[None, :], mask=m, other=0.0).to(tl.float32)
         g = tl.load(dy + r64[:, None] * sdym + cols[None, :], mask=m, other=0.0).to(tl.float32)
-        mu = tl.load(mean + rows, mask=rmask, other=0.0)
-        rs = tl.load(rstd + rows, mask=rmask, other=0.0)
+        mu = tl.load(stats + rows, mask=rmask, other=0.0)
+        rs = tl.load(stats + M + rows, mask=rmask, other=0.0)
         xhat = tl.where(m, (xv - mu[:, None]) * rs[:, None], 0.0)
         if HAS_W:
             wdy = g * wv[None, :]
@@ -93,10 +93,36 @@ def _ln_bwd(
             dw_acc += xhat * g
         if NEED_DB:
             db_acc += g
+    # part is (2, n_programs, C): dweight partials in its first half, dbias partials in its second
     if NEED_DW:
-        tl.store(dw_part + pid * C + cols, tl.sum(dw_acc, axis=0), mask=cmask)
+        tl.store(part + pid * C + cols, tl.sum(dw_acc, axis=0), mask=cmask)
     if NEED_DB:
-        tl.store(db_part + pid * C + cols, tl.sum(db_acc, axis=0), mask=cmask)
+        tl.store(part + (n_programs + pid) * C + cols, tl.sum(db_acc, axis=0), mask=cmask)
+
+
+@fast_launch  # launched from the host: Triton's argument binding once per specialization
+@triton.jit
+def _ln_finish(
+    part, dw, db, P, C,
+    NEED_DW: tl.constexpr, NEED_DB: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
+):
+    """dweight / dbias: the backward's per-program partials summed over programs, always in the same order."""
+    cols = tl.program_id(0) * BLOCK_C + tl.arange(0, BLOCK_C)
+    cmask = cols < C
+    acc_w = tl.zeros((BLOCK_P, BLOCK_C), dtype=tl.float32)
+    acc_b = tl.zeros((BLOCK_P, BLOCK_C), dtype=tl.float32)
+    for p0 in range(0, P, BLOCK_P):
+        p = p0 + tl.arange(0, BLOCK_P)
+        m = (p < P)[:, None] & cmask[None, :]
+        offs = p[:, None] * C + cols[None, :]
+        if NEED_DW:
+            acc_w += tl.load(part + offs, mask=m, other=0.0)
+        if NEED_DB:
+            acc_b += tl.load(part + P * C + offs, mask=m, other=0.0)
+    if NEED_DW:
+        tl.store(dw + cols, tl.sum(acc_w, axis=0).to(dw.dtype.element_ty), mask=cmask)
+    if NEED_DB:
+        tl.store(db + cols, tl.sum(acc_b, axis=0).to(db.dtype.element_ty), mask=cmask)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,6 +134,7 @@ class NormTiles:
     bwd_elems: int = 4096  # the backward holds x, dy, xhat, wdy and two accumulators per element
     max_rows: int = 64
     bwd_programs: int = 1056  # at most this many partial rows of dweight / dbias to sum (~8 per SM)
+    finish_cols: int = 32  # columns per program of the partials' sum (64 partial rows per step)
 
     def block_m(self, block_c: int, elems: int) -> int:
         return max(1, min(self.max_rows, elems // block_c))
@@ -126,53 +153,54 @@ def _rows_with_unit_stride(t: torch.Tensor) -> torch.Tensor:
 
 def triton_layer_norm_fwd(x: torch.Tensor, weight, bias, eps: float, out_dtype: torch.dtype,
                           tiles: NormTiles | None = None):
-    """x (M, C) -> y (M, C) in out_dtype, mean and rstd (M,) float32."""
+    """x (M, C) -> y (M, C) in out_dtype and stats (2, M) float32: the rows' means, then their rstds."""
     tiles = tiles or DEFAULT_TILES  # read at call time: tests replace the module's default
     x = _rows_with_unit_stride(x)
     M, C = x.shape
     y = x.new_empty((M, C), dtype=out_dtype)
-    mean = x.new_empty((M,), dtype=torch.float32)
-    rstd = x.new_empty((M,), dtype=torch.float32)
+    stats = x.new_empty((2, M), dtype=torch.float32)
     if M == 0 or C == 0:
-        return y, mean, rstd
+        return y, stats
     block_c = next_pow2(C)
     block_m = tiles.block_m(block_c, tiles.fwd_elems)
     _ln_fwd[(cdiv(M, block_m),)](
-        x, weight if weight is not None else x, bias if bias is not None else x, y, mean, rstd,
+        x, weight if weight is not None else x, bias if bias is not None else x, y, stats,
         M, C, x.stride(0), y.stride(0), float(eps),
         HAS_W=weight is not None, HAS_B=bias is not None, BLOCK_M=block_m, BLOCK_C=block_c,
         num_warps=_warps(block_c),
     )
-    return y, mean, rstd
+    return y, stats
 
 
-def triton_layer_norm_bwd(dy: torch.Tensor, x: torch.Tensor, weight, mean: torch.Tensor, rstd: torch.Tensor,
-                          need_dw: bool, need_db: bool, tiles: NormTiles | None = None):
-    """dx (M, C) in x's dtype; dweight and dbias (C,) float32 sums (None where not asked for)."""
+def triton_layer_norm_bwd(dy: torch.Tensor, x: torch.Tensor, weight, bias, stats: torch.Tensor,
+                          tiles: NormTiles | None = None):
+    """dx (M, C) in x's dtype; dweight in weight's dtype and dbias in bias's (None where absent): each
+    its own tensor (the op's outputs may not share storage)."""
     tiles = tiles or DEFAULT_TILES
     x = _rows_with_unit_stride(x)
     dy = _rows_with_unit_stride(dy)
     M, C = x.shape
     dx = x.new_empty((M, C))
-    need_dw = need_dw and weight is not None
+    dw = weight.new_empty((C,)) if weight is not None else None
+    db = bias.new_empty((C,)) if bias is not None else None
+    if M == 0 or C == 0:  # nothing to sum
+        return dx, (dw.zero_() if dw is not None else None), (db.zero_() if db is not None else None)
     block_c = next_pow2(C)
     block_m = tiles.block_m(block_c, tiles.bwd_elems)
     n_blocks = cdiv(M, block_m)
     per_program = max(1, cdiv(n_blocks, tiles.bwd_programs))
     n_programs = cdiv(n_blocks, per_program)
-    dw_part = x.new_empty((n_programs, C), dtype=torch.float32) if need_dw else None
-    db_part = x.new_empty((n_programs, C), dtype=torch.float32) if need_db else None
-    if M and C:
-        _ln_bwd[(n_programs,)](
-            dy, x, weight if weight is not None else x, mean, rstd, dx,
-            dw_part if dw_part is not None else dx, db_part if db_part is not None else dx,
-            M, C, x.stride(0), dy.stride(0), dx.stride(0), n_blocks, per_program,
-            HAS_W=weight is not None, NEED_DW=need_dw, NEED_DB=need_db, BLOCK_M=block_m, BLOCK_C=block_c,
-            num_warps=_warps(block_c),
+    params = dw is not None or db is not None
+    part = x.new_empty((2, n_programs, C), dtype=torch.float32) if params else dx
+    _ln_bwd[(n_programs,)](
+        dy, x, weight if weight is not None else x, stats, dx, part,
+        M, C, x.stride(0), dy.stride(0), dx.stride(0), n_blocks, per_program, n_programs,
+        HAS_W=weight is not None, NEED_DW=dw is not None, NEED_DB=db is not None, BLOCK_M=block_m,
+        BLOCK_C=block_c, num_warps=_warps(block_c),
+    )
+    if params:
+        _ln_finish[(cdiv(C, tiles.finish_cols),)](
+            part, dw if dw is not None else part, db if db is not None else part, n_programs, C,
+            NEED_DW=dw is not None, NEED_DB=db is not None, BLOCK_P=64, BLOCK_C=tiles.finish_cols,
         )
-    else:  # C = 0 rows, or no rows: nothing to sum
-        dw_part = dw_part.zero_() if dw_part is not None else None
-        db_part = db_part.zero_() if db_part is not None else None
-    dw = torch.sum(dw_part, dim=0) if dw_part is not None else None
-    db = torch.sum(db_part, dim=0) if db_part is not None else None
     return dx, dw, db

@@ -90,8 +90,8 @@ def test_module_under_autocast(monkeypatch, M, C):
 
     monkeypatch.setenv("VSSM_FUSED_LN", "1")
     calls = []
-    real = vssm.norm.layer_norm
-    monkeypatch.setattr(vssm.norm, "layer_norm", lambda *a, **k: (calls.append(k), real(*a, **k))[1])
+    real = vssm.norm.layer_norm_unchecked
+    monkeypatch.setattr(vssm.norm, "layer_norm_unchecked", lambda *a: (calls.append(a[-1]), real(*a))[1])
     torch.manual_seed(0)
     ref = nn.LayerNorm(C).cuda()
     with torch.no_grad():
@@ -108,7 +108,7 @@ def test_module_under_autocast(monkeypatch, M, C):
             y = mod(xl)
         grads = torch.autograd.grad(y, [xl, mod.weight, mod.bias], dy)
         results.append((y.detach(), grads))
-    assert calls and calls[-1]["out_dtype"] == torch.float32, "the module did not run the op"
+    assert calls and calls[-1] == torch.float32, "the module did not run the op"
     (y, grads), (y_ref, grads_ref) = results
     assert y.dtype == y_ref.dtype == torch.float32
     _assert_close(y, y_ref, 1e-5, "y")
@@ -138,3 +138,35 @@ def test_strided_rows_and_compile():
     _assert_close(got, want, 1e-5, "strided rows")
     compiled = torch.compile(lambda x, w, b: layer_norm(x, w, b, out_dtype=torch.float32) * 2, fullgraph=True)
     _assert_close(compiled(x, w, b), 2 * want, 1e-5, "compiled")
+
+
+@pytest.mark.parametrize("fused", ["0", "1"])
+def test_lower_precision_output_feeds_a_linear_unchanged(monkeypatch, fused):
+    """A norm with `lower_precision_output=True` before a Linear under bfloat16 autocast: bfloat16 output
+    (the value the Linear casts to), and the Linear's output and every gradient as with nn.LayerNorm."""
+    from vssm.norm import LayerNorm
+
+    monkeypatch.setenv("VSSM_FUSED_LN", fused)
+    M, C = 128 * 196, 384
+    torch.manual_seed(0)
+    ref = nn.Sequential(nn.LayerNorm(C), nn.Linear(C, 2 * C)).cuda()
+    with torch.no_grad():
+        ref[0].weight.normal_(1, 0.5)
+        ref[0].bias.normal_(0, 0.5)
+    ours = nn.Sequential(LayerNorm(C, lower_precision_output=True), nn.Linear(C, 2 * C)).cuda()
+    ours.load_state_dict(ref.state_dict())
+    x = torch.randn(M, C, device="cuda") * 2 + 1
+    dy = torch.randn(M, 2 * C, device="cuda").bfloat16()
+    results = []
+    for net in (ours, ref):
+        xl = x.clone().requires_grad_(True)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            h = net[0](xl)
+            y = net[1](h)
+        results.append((h.dtype, y.detach(), torch.autograd.grad(y, [xl, *net.parameters()], dy)))
+    (h_dtype, y, grads), (h_ref_dtype, y_ref, grads_ref) = results
+    assert h_dtype == torch.bfloat16 and h_ref_dtype == torch.float32
+    _assert_close(y, y_ref, 1e-2, "linear output")
+    for i, (got, want) in enumerate(zip(grads, grads_ref)):
+        assert got.dtype == want.dtype, i
+        _assert_close(got, want, 1e-2, f"grad {i}")
