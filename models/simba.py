@@ -84,6 +84,7 @@ from timm.models.pvt_v2 import MlpWithDepthwiseConv
 
 from vssm.einfft import EinFFT
 from vssm.mamba import Mamba
+from vssm.norm import LayerNorm
 from vssm.timm_glue import (
     TimmModel,
     build_model,
@@ -128,7 +129,7 @@ class Stem(nn.Module):
             nn.ReLU(inplace=True),
         )
         self.proj = nn.Conv2d(hidden_dim, out_dim, 3, stride=2, padding=1, **dd)
-        self.norm = nn.LayerNorm(out_dim, **dd)  # eps 1e-5 here (released), 1e-6 in the blocks
+        self.norm = LayerNorm(out_dim, **dd)  # eps 1e-5 here (released), 1e-6 in the blocks
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(self.proj(self.conv(x)).permute(0, 2, 3, 1))
@@ -141,7 +142,7 @@ class Downsample(nn.Module):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
         self.proj = nn.Conv2d(in_dim, out_dim, 3, stride=2, padding=1, **dd)
-        self.norm = nn.LayerNorm(out_dim, **dd)
+        self.norm = LayerNorm(out_dim, **dd)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(self.proj(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1))
@@ -166,9 +167,10 @@ class SiMBABlock(nn.Module):
     ) -> None:
         super().__init__()
         dd = {"device": device, "dtype": dtype}
-        self.norm1 = nn.LayerNorm(dim, **dd)  # eps 1e-5: the released mixer wrapper's own norm
+        # eps 1e-5: the released mixer wrapper's own norm; read by the mixer's in_proj alone
+        self.norm1 = LayerNorm(dim, lower_precision_output=True, **dd)
         self.mixer = _mamba(dim, mamba_cfg, dd)
-        self.norm2 = nn.LayerNorm(dim, eps=1e-6, **dd)
+        self.norm2 = LayerNorm(dim, eps=1e-6, **dd)
         self.uses_size = channel_mixer == "mlp"
         if channel_mixer == "einfft":
             self.mlp = EinFFT(dim, **dd)
@@ -198,9 +200,9 @@ class ClassBlock(nn.Module):
     ) -> None:
         super().__init__()
         dd = {"device": device, "dtype": dtype}
-        self.norm1 = nn.LayerNorm(dim, **dd)
+        self.norm1 = LayerNorm(dim, lower_precision_output=True, **dd)  # read by the mixer's in_proj alone
         self.mixer = _mamba(dim, mamba_cfg, dd)
-        self.norm2 = nn.LayerNorm(dim, eps=1e-6, **dd)
+        self.norm2 = LayerNorm(dim, eps=1e-6, **dd)
         if channel_mixer == "einfft":
             self.mlp = EinFFT(dim, **dd)
         else:
@@ -238,7 +240,7 @@ class SiMBAStage(nn.Module):
         self.blocks = nn.ModuleList(
             [SiMBABlock(dim, mlp_ratio, channel_mixer, mamba_cfg, drop_path[j], **dd) for j in range(depth)]
         )
-        self.norm = nn.LayerNorm(dim, eps=1e-6, **dd) if out_norm else nn.Identity()
+        self.norm = LayerNorm(dim, eps=1e-6, **dd) if out_norm else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.downsample(x)
@@ -340,7 +342,7 @@ class SiMBA(TimmModel, nn.Module):
         self.stages = nn.Sequential(*stages)
 
         self.class_block = ClassBlock(embed_dims[-1], mlp_ratios[-1], channel_mixer, mamba_cfg, **dd)
-        self.norm = nn.LayerNorm(embed_dims[-1], eps=1e-6, **dd)
+        self.norm = LayerNorm(embed_dims[-1], eps=1e-6, **dd)
         self.head_drop = nn.Dropout(drop_rate)
         self.head = nn.Linear(self.num_features, num_classes, **dd) if num_classes > 0 else nn.Identity()
         self.aux_head = (

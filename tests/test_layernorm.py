@@ -311,7 +311,7 @@ def test_module_state_dict_matches_nn_layernorm(kwargs):
 
 @pytest.mark.parametrize("flag", ["0", "1", None])
 def test_module_without_kernels_is_super_forward(no_interpreter, monkeypatch, flag):
-    """VSSM_FUSED_LN=0 (the default) always, and =1 on CPU tensors without the interpreter: F.layer_norm
+    """VSSM_FUSED_LN=0 always, and =1 (the default) on CPU tensors without the interpreter: F.layer_norm
     exactly, the op never called."""
     if flag is not None:
         monkeypatch.setenv("VSSM_FUSED_LN", flag)

@@ -3,7 +3,7 @@
 The forward runs `vssm.kernels.layernorm.layer_norm` (Triton kernels) only when all of these hold, and
 ``super().forward`` (F.layer_norm) otherwise:
 
-- ``VSSM_FUSED_LN=1`` in the environment (default ``0``: the kernels are not timed on a GPU yet);
+- ``VSSM_FUSED_LN`` is ``1`` (the default; ``0`` keeps F.layer_norm everywhere);
 - x is a CUDA tensor, or a CPU tensor under ``TRITON_INTERPRET=1`` (the tests);
 - the module normalises over the last dimension only (``normalized_shape`` of length 1);
 - the result can be the one F.layer_norm gives: outside autocast, the parameters are in x's dtype (other
@@ -37,10 +37,10 @@ _AUTOCAST_FP32 = ("cuda",)  # device types whose autocast puts layer_norm on the
 
 
 def fused_layer_norm_enabled() -> bool:
-    """``VSSM_FUSED_LN``: "1" runs the fused op where it applies, "0" (default) F.layer_norm everywhere."""
-    value = os.environ.get("VSSM_FUSED_LN", "0").strip()
+    """``VSSM_FUSED_LN``: "1" (default) runs the fused op where it applies, "0" F.layer_norm everywhere."""
+    value = os.environ.get("VSSM_FUSED_LN", "1").strip()
     if value not in ("0", "1"):
-        raise ValueError(f"VSSM_FUSED_LN={value!r}: expected 0 (F.layer_norm, default) or 1 (the fused op)")
+        raise ValueError(f"VSSM_FUSED_LN={value!r}: expected 1 (the fused op, default) or 0 (F.layer_norm)")
     return value == "1"
 
 

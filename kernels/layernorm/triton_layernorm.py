@@ -18,6 +18,7 @@ Tile sizes are not measured on a GPU yet (tools/bench_norm.py times them).
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import torch
 import triton
@@ -151,6 +152,16 @@ def _rows_with_unit_stride(t: torch.Tensor) -> torch.Tensor:
     return t if t.stride(-1) == 1 else t.contiguous()
 
 
+@functools.lru_cache(maxsize=256)
+def _bwd_plan(M: int, C: int, tiles: NormTiles) -> tuple[int, int, int, int, int]:
+    """block_c, block_m, n_blocks, row blocks per program, programs of the backward (cached per shape)."""
+    block_c = next_pow2(C)
+    block_m = tiles.block_m(block_c, tiles.bwd_elems)
+    n_blocks = cdiv(M, block_m)
+    per_program = max(1, cdiv(n_blocks, tiles.bwd_programs))
+    return block_c, block_m, n_blocks, per_program, cdiv(n_blocks, per_program)
+
+
 def triton_layer_norm_fwd(x: torch.Tensor, weight, bias, eps: float, out_dtype: torch.dtype,
                           tiles: NormTiles | None = None):
     """x (M, C) -> y (M, C) in out_dtype and stats (2, M) float32: the rows' means, then their rstds."""
@@ -185,11 +196,7 @@ def triton_layer_norm_bwd(dy: torch.Tensor, x: torch.Tensor, weight, bias, stats
     db = bias.new_empty((C,)) if bias is not None else None
     if M == 0 or C == 0:  # nothing to sum
         return dx, (dw.zero_() if dw is not None else None), (db.zero_() if db is not None else None)
-    block_c = next_pow2(C)
-    block_m = tiles.block_m(block_c, tiles.bwd_elems)
-    n_blocks = cdiv(M, block_m)
-    per_program = max(1, cdiv(n_blocks, tiles.bwd_programs))
-    n_programs = cdiv(n_blocks, per_program)
+    block_c, block_m, n_blocks, per_program, n_programs = _bwd_plan(M, C, tiles)
     params = dw is not None or db is not None
     part = x.new_empty((2, n_programs, C), dtype=torch.float32) if params else dx
     _ln_bwd[(n_programs,)](
