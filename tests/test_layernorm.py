@@ -174,8 +174,9 @@ for shape, C in (((0, 5), 5), ((2, 0, 5), 5), ((3, 0), 0)):
     check(public, x, w, b, 1e-5, f"empty {shape}")
 assert len(launched["fwd"]) == before
 
-# the module: fused under VSSM_FUSED_LN=1 when the dtypes allow, F.layer_norm otherwise
-os.environ["VSSM_FUSED_LN"] = "1"
+# the module: fused by default (the child runs with VSSM_FUSED_LN unset) when the dtypes allow, F.layer_norm
+# otherwise
+assert "VSSM_FUSED_LN" not in os.environ
 for dtype in (torch.float32, torch.bfloat16):
     ref = nn.LayerNorm(96).to(dtype)
     with torch.no_grad():
@@ -198,6 +199,14 @@ for dtype in (torch.float32, torch.bfloat16):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert torch.equal(mod(x), ref(x))
     assert len(launched["fwd"]) == before, "the module ran the kernels where F.layer_norm must run"
+# fvcore counts the fused op as it counts aten::layer_norm (5 per element with a weight)
+from vssm.flops import count_flops
+net = nn.Sequential(nn.Flatten(2), LayerNorm(16), nn.Linear(16, 4))  # (1, 3, 4, 4) -> (1, 3, 16) rows
+fused = count_flops(net, (3, 4, 4))
+os.environ["VSSM_FUSED_LN"] = "0"
+plain = count_flops(net, (3, 4, 4))
+del os.environ["VSSM_FUSED_LN"]
+assert fused["flops"] == plain["flops"] > 3 * 16 * 5 and not fused["unsupported"], (fused, plain)
 # float64 and empty x: F.layer_norm itself, not the op's PyTorch path
 for xx in (torch.randn(2, 96, dtype=torch.float64), torch.randn(0, 96)):
     mod = LayerNorm(96).to(xx.dtype)
@@ -376,7 +385,7 @@ def test_module_is_one_fx_node():
     assert ("call_module", "1") in ops and not any(op == "call_function" for op, _ in ops), ops
 
 
-def test_lower_precision_output_is_a_flag_only():
+def test_lower_precision_output_is_a_flag_only(no_interpreter):
     """`lower_precision_output` changes nothing outside CUDA autocast: same state_dict, same result as
     nn.LayerNorm (float32, and under CPU autocast), shown in the repr."""
     torch.manual_seed(0)

@@ -161,11 +161,14 @@ def fft_flop_handle(op_name: str) -> Callable[[list[Any], list[Any]], int]:
     return handle
 
 
-def _rms_norm_handle(inputs: list[Any], outputs: list[Any]) -> int:
-    # aten::rms_norm(input, normalized_shape, weight, eps): as fvcore counts layer_norm
-    shape = _shape(inputs[0])
-    has_weight = len(inputs) > 2 and _shape(inputs[2]) is not None
-    return _numel(shape) * (5 if has_weight else 4)
+def _norm_handle(weight_index: int) -> Callable[[list[Any], list[Any]], int]:
+    """A norm counted as fvcore counts aten::layer_norm: 5 per element with a weight, 4 without."""
+
+    def handle(inputs: list[Any], outputs: list[Any]) -> int:
+        has_weight = len(inputs) > weight_index and _shape(inputs[weight_index]) is not None
+        return _numel(_shape(inputs[0])) * (5 if has_weight else 4)
+
+    return handle
 
 
 # Element-wise ops the official counter leaves out too: mapped to None so fvcore stays quiet about them.
@@ -185,7 +188,8 @@ _ZERO_OPS = (
 FLOP_HANDLES: dict[str, Callable[[list[Any], list[Any]], int] | None] = {
     "vssm::selective_scan_fwd": scan_flop_handle(),
     "aten::scaled_dot_product_attention": sdpa_flop_handle,
-    "aten::rms_norm": _rms_norm_handle,
+    "aten::rms_norm": _norm_handle(2),  # (input, normalized_shape, weight, eps)
+    "vssm::layernorm_fwd": _norm_handle(1),  # the fused LayerNorm: (x, weight, bias, eps, out_dtype)
     **{name: fft_flop_handle(name) for name in _FFT_OPS},
     **dict.fromkeys(_ZERO_OPS),
 }

@@ -52,6 +52,8 @@ class LayerNorm(nn.LayerNorm):
     a norm whose every reader casts to it anyway, such as a Linear). Not part of the state_dict.
     """
 
+    lower_precision_output = False  # a class default: modules pickled before the flag existed still run
+
     def __init__(self, *args, lower_precision_output: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.lower_precision_output = bool(lower_precision_output)
@@ -69,6 +71,8 @@ class LayerNorm(nn.LayerNorm):
         if not has_fast_kernel(x):
             return None  # not a kernel device or dtype, empty, too wide: the op would use PyTorch; F.layer_norm itself
         w, b = self.weight, self.bias
+        if (w is not None and not w.is_contiguous()) or (b is not None and not b.is_contiguous()):
+            return None  # the unchecked op reads them as plain (C,) rows
         device_type = x.device.type
         if torch.is_autocast_enabled(device_type):
             if device_type not in _AUTOCAST_FP32:
@@ -85,7 +89,8 @@ class LayerNorm(nn.LayerNorm):
         if out_dtype is not None:
             return layer_norm_unchecked(x, self.weight, self.bias, self.eps, out_dtype)
         y = super().forward(x)
-        if self.lower_precision_output and y.is_cuda and torch.is_autocast_enabled("cuda"):
+        if (self.lower_precision_output and y.dtype == torch.float32 and y.is_cuda
+                and torch.is_autocast_enabled("cuda")):  # what autocast would cast for the Linear (not float64)
             y = y.to(self._autocast_out_dtype())
         return y
 

@@ -146,7 +146,7 @@ def _ln_fwd_fake(x, weight, bias, eps, out_dtype):
 def _ln_bwd_impl(dy: torch.Tensor, x: torch.Tensor, weight: Optional[torch.Tensor], bias: Optional[torch.Tensor],
                  stats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """dx ((M, C) in x's dtype), dweight (weight's shape and dtype; empty without a weight), dbias (likewise)."""
-    dx, dw, db = _backward_body(dy, x, weight, bias, stats)
+    dx, dw, db = _backward_body(dy, x, weight, bias, stats.contiguous())  # the kernel reads stats as (2, M) rows
     # absent parameters: an empty tensor each (two outputs of a custom op may not share one)
     return dx, (dw if dw is not None else x.new_empty((0,))), (db if db is not None else x.new_empty((0,)))
 
