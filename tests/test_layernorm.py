@@ -199,6 +199,15 @@ for dtype in (torch.float32, torch.bfloat16):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert torch.equal(mod(x), ref(x))
     assert len(launched["fwd"]) == before, "the module ran the kernels where F.layer_norm must run"
+# a frozen weight: the backward makes no partial sums for it; dx and dbias as before
+x, w, b = make((130, 100), 100, torch.float32, torch.float32, "wb", seed=8)
+xl, bl = x.clone().requires_grad_(True), b.clone().requires_grad_(True)
+dy = torch.randn(130, 100)
+gx, gb = torch.autograd.grad(layer_norm(xl, w, bl), [xl, bl], dy)
+assert launched["bwd"][-1][2]["NEED_DW"] is False and launched["bwd"][-1][2]["NEED_DB"] is True
+want = oracle(x, w, b, 1e-5, dy, lambda t: t)[1]
+close(gx, want[0], 1e-5, "frozen weight dx")
+close(gb, want[2], 1e-5, "frozen weight dbias")
 # fvcore counts the fused op as it counts aten::layer_norm (5 per element with a weight)
 from vssm.flops import count_flops
 net = nn.Sequential(nn.Flatten(2), LayerNorm(16), nn.Linear(16, 4))  # (1, 3, 4, 4) -> (1, 3, 16) rows

@@ -117,12 +117,13 @@ def _forward(x: torch.Tensor, weight: Optional[torch.Tensor], bias: Optional[tor
     return y, stats
 
 
-def _backward_body(dy, x, weight, bias, stats):
-    """dx in x's dtype, dweight / dbias in the parameters' dtypes (None where absent), each its own storage."""
+def _backward_body(dy, x, weight, bias, stats, need_dw: bool = True, need_db: bool = True):
+    """dx in x's dtype, dweight / dbias in the parameters' dtypes (None where absent; on the kernels' path
+    also where not needed), each its own storage."""
     if _use_triton(x):
         from .triton_layernorm import triton_layer_norm_bwd
 
-        return triton_layer_norm_bwd(dy, x, weight, bias, stats)
+        return triton_layer_norm_bwd(dy, x, weight, bias, stats, need_dw=need_dw, need_db=need_db)
     with torch.no_grad():
         dx, dw, db = _torch_backward(dy, x, weight, stats)
     return (dx.to(x.dtype).contiguous(), dw.to(weight.dtype).contiguous() if weight is not None else None,
@@ -192,7 +193,8 @@ class _EagerLayerNorm(torch.autograd.Function):
     @torch.autograd.function.once_differentiable  # the kernels' backward has no derivative: a second one raises
     def backward(ctx, dy):
         x, weight, bias, stats = ctx.saved_tensors
-        return (*_backward_body(dy, x, weight, bias, stats), None, None)
+        need = ctx.needs_input_grad  # a frozen weight / bias: no partial sums for it
+        return (*_backward_body(dy, x, weight, bias, stats, need[1], need[2]), None, None)
 
 
 def _rows_op(rows: torch.Tensor, weight, bias, eps: float, out_dtype: torch.dtype) -> torch.Tensor:

@@ -184,16 +184,17 @@ def triton_layer_norm_fwd(x: torch.Tensor, weight, bias, eps: float, out_dtype: 
 
 
 def triton_layer_norm_bwd(dy: torch.Tensor, x: torch.Tensor, weight, bias, stats: torch.Tensor,
-                          tiles: NormTiles | None = None):
-    """dx (M, C) in x's dtype; dweight in weight's dtype and dbias in bias's (None where absent): each
-    its own tensor (the op's outputs may not share storage)."""
+                          tiles: NormTiles | None = None, need_dw: bool = True, need_db: bool = True):
+    """dx (M, C) in x's dtype; dweight in weight's dtype and dbias in bias's (None where absent or not
+    needed: frozen parameters cost no partial sums): each its own tensor (the op's outputs may not share
+    storage)."""
     tiles = tiles or DEFAULT_TILES
     x = _rows_with_unit_stride(x)
     dy = _rows_with_unit_stride(dy)
     M, C = x.shape
     dx = x.new_empty((M, C))
-    dw = weight.new_empty((C,)) if weight is not None else None
-    db = bias.new_empty((C,)) if bias is not None else None
+    dw = weight.new_empty((C,)) if weight is not None and need_dw else None
+    db = bias.new_empty((C,)) if bias is not None and need_db else None
     if M == 0 or C == 0:  # nothing to sum
         return dx, (dw.zero_() if dw is not None else None), (db.zero_() if db is not None else None)
     block_c, block_m, n_blocks, per_program, n_programs = _bwd_plan(M, C, tiles)
