@@ -132,6 +132,26 @@ def test_conv_translation_matches_op(tmp_path):
         np.testing.assert_allclose(got, expected.numpy(), rtol=1e-5, atol=1e-5)
 
 
+class _Norms(torch.nn.Module):
+    """``vssm::layernorm_fwd`` with weight and bias, and without either: the op itself, which the models call
+    only on CUDA tensors (the fused LayerNorm)."""
+
+    def forward(self, x, weight, bias):
+        return (*torch.ops.vssm.layernorm_fwd(x, weight, bias, 1e-5, torch.float32),
+                *torch.ops.vssm.layernorm_fwd(x, None, None, 1e-3, torch.float32))
+
+
+def test_layer_norm_translation_matches_op(tmp_path):
+    torch.manual_seed(0)
+    args = (torch.randn(7, 12) * 2 + 1, torch.randn(12), torch.randn(12))
+    module = _Norms().eval()
+    path = _export(module, args, tmp_path / "norm.onnx")
+    assert _ops(path).count("LayerNormalization") == 2
+    for got, expected in zip(_run_all(path, args), module(*args), strict=True):
+        assert got.shape == tuple(expected.shape)
+        np.testing.assert_allclose(got, expected.numpy(), rtol=1e-5, atol=1e-5)
+
+
 def test_export_tool_writes_backbone_onnx(tmp_path, capsys):
     import runpy  # tools/ are scripts, not a package: run the file's definitions
 

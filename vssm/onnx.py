@@ -7,7 +7,8 @@ state (the visiting-order gathers, softplus, the decays exp(dt A) and inputs dt 
 at once, and only the recurrence ``h_t = decay_t h_{t-1} + drive_t``, ``y_t = sum_n C_t h_t`` runs in a
 ``Scan`` whose body holds three nodes, so the graph is the same size for any L. The outputs go back to natural
 token order with ``ScatterElements`` and the directions are summed. `depthwise_conv1d_onnx` translates
-``vssm::dwconv1d_fwd`` (which the models call only on CUDA tensors) as one grouped ``Conv`` per tap set.
+``vssm::dwconv1d_fwd`` (which the models call only on CUDA tensors) as one grouped ``Conv`` per tap set, and
+`layer_norm_onnx` ``vssm::layernorm_fwd`` (the fused LayerNorm, also CUDA only) as ``LayerNormalization``.
 
     from vssm.onnx import export_onnx
     export_onnx(timm.create_model("vmamba_tiny_s1l8").eval(), "vmamba_t.onnx", img_size=224)
@@ -26,7 +27,8 @@ import torch
 from onnxscript import FLOAT
 from onnxscript import opset18 as op
 
-__all__ = ["OPSET", "selective_scan_onnx", "depthwise_conv1d_onnx", "translation_table", "optimize", "export_onnx"]
+__all__ = ["OPSET", "selective_scan_onnx", "depthwise_conv1d_onnx", "layer_norm_onnx", "translation_table", "optimize",
+           "export_onnx"]
 
 OPSET = 18
 INT32 = onnxscript.ir.DataType.INT32
@@ -160,11 +162,28 @@ def depthwise_conv1d_onnx(x, weight, bias, offsets: Sequence[int], silu: bool, c
     return outs[0] if len(outs) == 1 else op.Concat(*outs, axis=1)
 
 
+_ONNX_TYPES = {torch.float32: onnxscript.ir.DataType.FLOAT, torch.float16: onnxscript.ir.DataType.FLOAT16,
+               torch.bfloat16: onnxscript.ir.DataType.BFLOAT16, torch.float64: onnxscript.ir.DataType.DOUBLE}
+
+
+def layer_norm_onnx(x, weight, bias, eps: float, out_dtype: torch.dtype):
+    """ONNX translation of ``vssm::layernorm_fwd`` (which the models call on CUDA tensors): x (M, C) -> y (M, C)
+    in out_dtype and the (2, M) statistics, through one ``LayerNormalization`` (float32 statistics)."""
+    if weight is None:  # LayerNormalization needs a scale: ones of x's type and width
+        weight = op.Expand(op.CastLike(op.Constant(value_float=1.0), x), op.Shape(x, start=-1))
+    args = [x, weight] if bias is None else [x, weight, bias]
+    y, mean, rstd = op.LayerNormalization(*args, axis=-1, epsilon=float(eps))
+    stats = op.Concat(op.Reshape(mean, _ints(1, -1)), op.Reshape(rstd, _ints(1, -1)), axis=0)
+    # the exporter hands the dtype over as an ONNX data type already; a torch.dtype is mapped
+    return op.Cast(y, to=_ONNX_TYPES.get(out_dtype, out_dtype)), stats
+
+
 def translation_table() -> dict:
     """``custom_translation_table`` for ``torch.onnx.export(..., dynamo=True)``: the vssm ops."""
     return {
         torch.ops.vssm.selective_scan_fwd.default: selective_scan_onnx,
         torch.ops.vssm.dwconv1d_fwd.default: depthwise_conv1d_onnx,
+        torch.ops.vssm.layernorm_fwd.default: layer_norm_onnx,
     }
 
 
