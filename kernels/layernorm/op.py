@@ -106,7 +106,8 @@ def _torch_backward(dy, x, weight, stats):
 
 def _forward(x: torch.Tensor, weight: Optional[torch.Tensor], bias: Optional[torch.Tensor], eps: float,
              out_dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """x (M, C) -> y (M, C) in out_dtype (contiguous) and stats (2, M): the means, then the rstds."""
+    """x (M, C) -> y (M, C) in out_dtype (contiguous) and stats (2, M) in the accumulation dtype: the means,
+    then the rstds. The forward op's body, and the eager Function's."""
     if _use_triton(x):
         from .triton_layernorm import triton_layer_norm_fwd
 
@@ -130,13 +131,7 @@ def _backward_body(dy, x, weight, bias, stats, need_dw: bool = True, need_db: bo
             db.to(bias.dtype).contiguous() if bias is not None else None)
 
 
-def _ln_fwd_impl(x: torch.Tensor, weight: Optional[torch.Tensor], bias: Optional[torch.Tensor], eps: float,
-                 out_dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """x (M, C) -> y (M, C) in out_dtype (contiguous), stats (2, M) in the accumulation dtype."""
-    return _forward(x, weight, bias, eps, out_dtype)
-
-
-_ln_fwd = torch.library.custom_op("vssm::layernorm_fwd", mutates_args=())(_ln_fwd_impl)
+_ln_fwd = torch.library.custom_op("vssm::layernorm_fwd", mutates_args=())(_forward)
 
 
 @_ln_fwd.register_fake
