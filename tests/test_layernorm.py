@@ -174,9 +174,11 @@ for shape, C in (((0, 5), 5), ((2, 0, 5), 5), ((3, 0), 0)):
     check(public, x, w, b, 1e-5, f"empty {shape}")
 assert len(launched["fwd"]) == before
 
-# the module: fused by default (the child runs with VSSM_FUSED_LN unset) when the dtypes allow, F.layer_norm
-# otherwise
+# the module: by default (the child runs with VSSM_FUSED_LN unset: auto) fused from vssm.norm.AUTO_MIN_NUMEL
+# elements of x when the dtypes allow, F.layer_norm otherwise
+import vssm.norm as vnorm
 assert "VSSM_FUSED_LN" not in os.environ
+auto_min = vnorm.AUTO_MIN_NUMEL
 for dtype in (torch.float32, torch.bfloat16):
     ref = nn.LayerNorm(96).to(dtype)
     with torch.no_grad():
@@ -186,6 +188,10 @@ for dtype in (torch.float32, torch.bfloat16):
     mod.load_state_dict(ref.state_dict())
     x = (torch.randn(2, 9, 96) * 2 + 1).to(dtype)
     before = len(launched["fwd"])
+    vnorm.AUTO_MIN_NUMEL = x.numel() + 1  # one element short of the auto size: F.layer_norm
+    assert torch.equal(mod(x), ref(x))
+    assert len(launched["fwd"]) == before, "the module ran the kernels under the auto size"
+    vnorm.AUTO_MIN_NUMEL = x.numel()
     got = mod(x)
     assert len(launched["fwd"]) == before + 1, "the module did not run the kernels"
     want = F.layer_norm(x.double(), (96,), ref.weight.double(), ref.bias.double())
@@ -199,6 +205,13 @@ for dtype in (torch.float32, torch.bfloat16):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert torch.equal(mod(x), ref(x))
     assert len(launched["fwd"]) == before, "the module ran the kernels where F.layer_norm must run"
+vnorm.AUTO_MIN_NUMEL = auto_min
+assert auto_min > 2 * 9 * 96
+# VSSM_FUSED_LN=1: the kernels at any size (the rest of this script)
+os.environ["VSSM_FUSED_LN"] = "1"
+before = len(launched["fwd"])
+LayerNorm(96)(torch.randn(2, 96))
+assert len(launched["fwd"]) == before + 1, "VSSM_FUSED_LN=1 did not run the kernels on a small x"
 # a frozen weight: the backward makes no partial sums for it; dx and dbias as before
 x, w, b = make((130, 100), 100, torch.float32, torch.float32, "wb", seed=8)
 xl, bl = x.clone().requires_grad_(True), b.clone().requires_grad_(True)
@@ -214,7 +227,7 @@ net = nn.Sequential(nn.Flatten(2), LayerNorm(16), nn.Linear(16, 4))  # (1, 3, 4,
 fused = count_flops(net, (3, 4, 4))
 os.environ["VSSM_FUSED_LN"] = "0"
 plain = count_flops(net, (3, 4, 4))
-del os.environ["VSSM_FUSED_LN"]
+os.environ["VSSM_FUSED_LN"] = "1"
 assert fused["flops"] == plain["flops"] > 3 * 16 * 5 and not fused["unsupported"], (fused, plain)
 # float64 and empty x: F.layer_norm itself, not the op's PyTorch path
 for xx in (torch.randn(2, 96, dtype=torch.float64), torch.randn(0, 96)):
@@ -327,10 +340,10 @@ def test_module_state_dict_matches_nn_layernorm(kwargs):
     assert ours.eps == ref.eps and ours.normalized_shape == ref.normalized_shape
 
 
-@pytest.mark.parametrize("flag", ["0", "1", None])
+@pytest.mark.parametrize("flag", ["0", "1", "auto", None])
 def test_module_without_kernels_is_super_forward(no_interpreter, monkeypatch, flag):
-    """VSSM_FUSED_LN=0 always, and =1 (the default) on CPU tensors without the interpreter: F.layer_norm
-    exactly, the op never called."""
+    """VSSM_FUSED_LN=0 always, and =1 / auto (the default) on CPU tensors without the interpreter, at any
+    size: F.layer_norm exactly, the op never called."""
     if flag is not None:
         monkeypatch.setenv("VSSM_FUSED_LN", flag)
     import vssm.norm
@@ -339,6 +352,7 @@ def test_module_without_kernels_is_super_forward(no_interpreter, monkeypatch, fl
         raise AssertionError("the fused op ran")
 
     monkeypatch.setattr(vssm.norm, "layer_norm_unchecked", boom)
+    monkeypatch.setattr(vssm.norm, "AUTO_MIN_NUMEL", 1)
     torch.manual_seed(0)
     ref = nn.LayerNorm(32)
     with torch.no_grad():
@@ -407,3 +421,18 @@ def test_lower_precision_output_is_a_flag_only(no_interpreter):
     assert torch.equal(ours(x), ref(x))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert torch.equal(ours(x), ref(x))
+
+
+def test_module_auto_size_under_symbolic_shapes(no_interpreter, monkeypatch):
+    """VSSM_FUSED_LN=auto with a symbolic batch (torch.export, dynamic shapes): the size rule puts no guard
+    on the batch (an export would fail with a constraint violation) and the graph keeps aten's layer_norm."""
+    import vssm.norm
+
+    monkeypatch.setattr(vssm.norm, "AUTO_MIN_NUMEL", 64)
+    mod = LayerNorm(16)
+    x = torch.randn(6, 16)
+    batch = torch.export.Dim("batch", min=2, max=1 << 20)
+    ep = torch.export.export(mod, (x,), dynamic_shapes=({0: batch},))
+    targets = {str(n.target) for n in ep.graph.nodes if n.op == "call_function"}
+    assert any("layer_norm" in t and "vssm" not in t for t in targets), targets
+    assert torch.equal(ep.module()(torch.randn(3, 16).mul_(0)), mod(torch.zeros(3, 16)))

@@ -3,7 +3,11 @@
 The forward runs `vssm.kernels.layernorm.layer_norm` (Triton kernels) only when all of these hold, and
 ``super().forward`` (F.layer_norm) otherwise:
 
-- ``VSSM_FUSED_LN`` is ``1`` (the default; ``0`` keeps F.layer_norm everywhere);
+- ``VSSM_FUSED_LN`` is ``auto`` (the default) and x has at least `AUTO_MIN_NUMEL` elements, or it is ``1``
+  (any size); ``0`` keeps F.layer_norm everywhere. Why a size: the fused op is a Python autograd node,
+  whose host time per forward + backward (0.3-0.5 ms more than F.layer_norm's inside a VMamba-T training
+  step on the H200 machine) only pays where its kernels save more GPU time than that (~21 us per million
+  elements, forward + backward). Host-bound steps (small maps, small batches) keep F.layer_norm's C++ path;
 - x is a CUDA tensor, or a CPU tensor under ``TRITON_INTERPRET=1`` (the tests);
 - the module normalises over the last dimension only (``normalized_shape`` of length 1);
 - the result can be the one F.layer_norm gives: outside autocast, the parameters are in x's dtype (other
@@ -30,18 +34,45 @@ import torch.nn as nn
 from vssm.kernels.layernorm import has_fast_kernel, layer_norm_unchecked
 from vssm.timm_glue import fx_leaf
 
-__all__ = ["LayerNorm", "fused_layer_norm_enabled"]
+__all__ = ["AUTO_MIN_NUMEL", "LayerNorm", "fused_layer_norm_enabled", "fused_layer_norm_min_numel"]
 
 _HALF_OR_FLOAT = (torch.float32, torch.bfloat16, torch.float16)
 _AUTOCAST_FP32 = ("cuda",)  # device types whose autocast puts layer_norm on the float32 list
 
 
+# ``VSSM_FUSED_LN=auto``: the fused op from this many elements of x. H200 machine, 2026-11-30: the op's host
+# time is 0.3-0.5 ms per forward + backward more than F.layer_norm's inside a training step; its kernels save
+# ~21 us of GPU time per million elements (VMamba-T's stage-1 norm, 38.5 M elements, float32: 247 against
+# 1056 us). A VMamba-T training step (bf16, batch 128) took 82.7 ms with the fused op from 2^25 elements
+# (stage 1 and the stem), 86.8-90.4 from 2^24 (stage 2 too), 90.2 on every norm, 86.3 on none (one call,
+# a fresh process each: docs/bench/h200-2026-11-30-s18)
+AUTO_MIN_NUMEL = 1 << 25
+
+
+def fused_layer_norm_min_numel() -> int | None:
+    """``VSSM_FUSED_LN`` as the smallest input (in elements) that runs the fused op: ``auto`` (default)
+    `AUTO_MIN_NUMEL`, ``1`` 0 (every size), ``0`` None (F.layer_norm everywhere)."""
+    value = os.environ.get("VSSM_FUSED_LN", "auto").strip().lower()
+    if value == "auto":
+        return AUTO_MIN_NUMEL
+    if value == "1":
+        return 0
+    if value == "0":
+        return None
+    raise ValueError(f"VSSM_FUSED_LN={value!r}: expected auto (the fused op on large inputs, default), "
+                     "1 (on every input) or 0 (F.layer_norm)")
+
+
 def fused_layer_norm_enabled() -> bool:
-    """``VSSM_FUSED_LN``: "1" (default) runs the fused op where it applies, "0" F.layer_norm everywhere."""
-    value = os.environ.get("VSSM_FUSED_LN", "1").strip()
-    if value not in ("0", "1"):
-        raise ValueError(f"VSSM_FUSED_LN={value!r}: expected 1 (the fused op, default) or 0 (F.layer_norm)")
-    return value == "1"
+    """Whether `VSSM_FUSED_LN` lets the fused op run at all (``auto`` or ``1``)."""
+    return fused_layer_norm_min_numel() is not None
+
+
+def _large(x, min_numel: int) -> bool:
+    """x has at least min_numel elements. A symbolic size (torch.compile with dynamic shapes, torch.export)
+    counts as small, without a guard on it: such graphs keep aten's layer_norm, which the compilers fuse."""
+    n = x.numel() if isinstance(x, torch.Tensor) else 0
+    return type(n) is int and n >= min_numel
 
 
 @fx_leaf  # one call_module node, as nn.LayerNorm (a torch.nn leaf) gives: graphs and node names unchanged
@@ -85,7 +116,10 @@ class LayerNorm(nn.LayerNorm):
         return x.dtype
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out_dtype = self._fused_out_dtype(x) if fused_layer_norm_enabled() else None
+        min_numel = fused_layer_norm_min_numel()
+        out_dtype = None
+        if min_numel is not None and (min_numel == 0 or _large(x, min_numel)):
+            out_dtype = self._fused_out_dtype(x)
         if out_dtype is not None:
             return layer_norm_unchecked(x, self.weight, self.bias, self.eps, out_dtype)
         y = super().forward(x)
