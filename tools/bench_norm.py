@@ -56,8 +56,9 @@ def _parse_tiles(text: str):
         try:
             tiles.append(NormTiles(*(int(v) for v in item.split(":"))))
         except (TypeError, ValueError):
-            raise SystemExit(f"bench_norm: --tiles wants FWD_ELEMS:BWD_ELEMS:MAX_ROWS:BWD_PROGRAMS:FINISH_COLS items "
-                             f"separated by commas (trailing fields may be left out), got {item!r}") from None
+            raise SystemExit(f"bench_norm: --tiles wants FWD_ELEMS:BWD_ELEMS:MAX_ROWS:BWD_PROGRAMS:FINISH_COLS:"
+                             f"FINISH_ELEMS:PARTIAL_BYTES:MIN_PROGRAMS items separated by commas (trailing fields "
+                             f"may be left out), got {item!r}") from None
     return tiles
 
 
@@ -103,7 +104,8 @@ def main(argv=None):
     ap.add_argument("--cases", default=",".join(CASES), help="comma-separated of: " + ", ".join(CASES))
     ap.add_argument("--rep", type=int, default=200, help="do_bench's time budget per measurement, ms")
     ap.add_argument("--tiles", default="", help="time the op under each of these tile settings in turn "
-                    "(FWD_ELEMS:BWD_ELEMS:MAX_ROWS:BWD_PROGRAMS:FINISH_COLS,...; FINISH_COLS a power of two; "
+                    "(FWD_ELEMS:BWD_ELEMS:MAX_ROWS:BWD_PROGRAMS:FINISH_COLS:FINISH_ELEMS:PARTIAL_BYTES:"
+                    "MIN_PROGRAMS,..., the fields of NormTiles; FINISH_COLS and FINISH_ELEMS powers of two; "
                     "default: the kernels' own)")
     args = ap.parse_args(argv)
     tile_sets = _parse_tiles(args.tiles) or [None]

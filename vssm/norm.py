@@ -93,15 +93,16 @@ class LayerNorm(nn.LayerNorm):
         dtype = torch.get_autocast_dtype("cuda")
         return dtype if self.lower_precision_output and dtype in _HALF_OR_FLOAT else torch.float32
 
-    def _fused_out_dtype(self, x: torch.Tensor) -> torch.dtype | None:
-        """The dtype the fused op must write to give F.layer_norm's result, or None to keep F.layer_norm."""
+    def _fused_out_dtype(self, x: torch.Tensor, w: torch.Tensor | None,
+                         b: torch.Tensor | None) -> torch.dtype | None:
+        """The dtype the fused op must write to give F.layer_norm's result, or None to keep F.layer_norm.
+        w, b: the module's weight and bias, read once per call (a parameter's lookup costs host time)."""
         if len(self.normalized_shape) != 1 or not isinstance(x, torch.Tensor) or x.dim() < 1:
             return None
         if x.shape[-1] != self.normalized_shape[0]:
             return None  # F.layer_norm's own error
         if not has_fast_kernel(x):
             return None  # not a kernel device or dtype, empty, too wide: the op would use PyTorch; F.layer_norm itself
-        w, b = self.weight, self.bias
         if (w is not None and not w.is_contiguous()) or (b is not None and not b.is_contiguous()):
             return None  # the unchecked op reads them as plain (C,) rows
         device_type = x.device.type
@@ -117,11 +118,11 @@ class LayerNorm(nn.LayerNorm):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         min_numel = fused_layer_norm_min_numel()
-        out_dtype = None
         if min_numel is not None and (min_numel == 0 or _large(x, min_numel)):
-            out_dtype = self._fused_out_dtype(x)
-        if out_dtype is not None:
-            return layer_norm_unchecked(x, self.weight, self.bias, self.eps, out_dtype)
+            w, b = self.weight, self.bias
+            out_dtype = self._fused_out_dtype(x, w, b)
+            if out_dtype is not None:
+                return layer_norm_unchecked(x, w, b, self.eps, out_dtype)
         y = super().forward(x)
         if (self.lower_precision_output and y.dtype == torch.float32 and y.is_cuda
                 and torch.is_autocast_enabled("cuda")):  # what autocast would cast for the Linear (not float64)

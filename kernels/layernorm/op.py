@@ -23,6 +23,7 @@ bfloat16 and float16 x; elsewhere, for float64 x, for empty x and for rows wider
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import os
@@ -104,27 +105,37 @@ def _torch_backward(dy, x, weight, stats):
 # forward and backward bodies, then the op pair and the eager Function around them
 
 
+@functools.cache
+def _kernels():
+    """`triton_layernorm`, imported on first use (this module imports without Triton) and then kept: an
+    import statement in the bodies would cost host time on every call."""
+    from . import triton_layernorm
+
+    return triton_layernorm
+
+
 def _forward(x: torch.Tensor, weight: Optional[torch.Tensor], bias: Optional[torch.Tensor], eps: float,
              out_dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """x (M, C) -> y (M, C) in out_dtype (contiguous) and stats (2, M) in the accumulation dtype: the means,
-    then the rstds. The forward op's body, and the eager Function's."""
+    then the rstds. The forward op's body, and the eager Function's (which calls the kernels itself where
+    it has decided on them)."""
     if _use_triton(x):
-        from .triton_layernorm import triton_layer_norm_fwd
-
-        return triton_layer_norm_fwd(x, weight, bias, eps, out_dtype)
+        return _kernels().triton_layer_norm_fwd(x, weight, bias, eps, out_dtype)
     with torch.no_grad():
         stats = _stats(x, eps)
         y = x.new_empty(x.shape, dtype=out_dtype).copy_(_torch_forward(x, weight, bias, eps, out_dtype))
     return y, stats
 
 
-def _backward_body(dy, x, weight, bias, stats, need_dw: bool = True, need_db: bool = True):
+def _backward_body(dy, x, weight, bias, stats, need_dw: bool = True, need_db: bool = True,
+                   fast: bool | None = None):
     """dx in x's dtype, dweight / dbias in the parameters' dtypes (None where absent; on the kernels' path
-    also where not needed), each its own storage."""
-    if _use_triton(x):
-        from .triton_layernorm import triton_layer_norm_bwd
-
-        return triton_layer_norm_bwd(dy, x, weight, bias, stats, need_dw=need_dw, need_db=need_db)
+    also where not needed), each its own storage. `fast`: `_use_triton(x)` where the caller knows it (the
+    forward decided it on the same x)."""
+    if fast is None:
+        fast = _use_triton(x)
+    if fast:
+        return _kernels().triton_layer_norm_bwd(dy, x, weight, bias, stats, need_dw=need_dw, need_db=need_db)
     with torch.no_grad():
         dx, dw, db = _torch_backward(dy, x, weight, stats)
     return (dx.to(x.dtype).contiguous(), dw.to(weight.dtype).contiguous() if weight is not None else None,
@@ -180,8 +191,13 @@ class _EagerLayerNorm(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, eps, out_dtype):
-        y, stats = _forward(x, weight, bias, eps, out_dtype)
+        fast = _use_triton(x)
+        if fast:
+            y, stats = _kernels().triton_layer_norm_fwd(x, weight, bias, eps, out_dtype)
+        else:
+            y, stats = _forward(x, weight, bias, eps, out_dtype)
         ctx.save_for_backward(x, weight, bias, stats)
+        ctx.fast = fast  # the backward's path, decided once
         return y
 
     @staticmethod
@@ -189,7 +205,7 @@ class _EagerLayerNorm(torch.autograd.Function):
     def backward(ctx, dy):
         x, weight, bias, stats = ctx.saved_tensors
         need = ctx.needs_input_grad  # a frozen weight / bias: no partial sums for it
-        return (*_backward_body(dy, x, weight, bias, stats, need[1], need[2]), None, None)
+        return (*_backward_body(dy, x, weight, bias, stats, need[1], need[2], ctx.fast), None, None)
 
 
 def _rows_op(rows: torch.Tensor, weight, bias, eps: float, out_dtype: torch.dtype) -> torch.Tensor:

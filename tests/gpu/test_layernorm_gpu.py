@@ -127,6 +127,122 @@ def test_backward_is_deterministic():
         assert torch.equal(a, c)
 
 
+class _Spy:
+    """Records the launches of a kernel (its launch arguments) and launches it."""
+
+    def __init__(self, kernel):
+        self.kernel, self.launches = kernel, []
+
+    def __getitem__(self, grid):
+        def launch(*args, **kwargs):
+            self.launches.append((grid, args, kwargs))
+            return self.kernel[grid](*args, **kwargs)
+
+        return launch
+
+
+def _workspace_key():
+    from vssm.kernels.layernorm import triton_layernorm as tln
+
+    device = torch.cuda.current_device()
+    return (device, device, tln._current_stream(device))
+
+
+@pytest.mark.parametrize("M,C", [SIZES[0], SIZES[2]])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_single_launch_backward_is_deterministic(monkeypatch, M, C, dtype):
+    """The backward is one launch whose last program to arrive sums dweight / dbias: three calls with the
+    same inputs give the same gradients bit for bit (calls with other values between them), the stream's
+    arrival counter is 0 after each call, and the first call matches the reference (float64 for float32,
+    float32 for bfloat16)."""
+    from vssm.kernels.layernorm import triton_layernorm as tln
+
+    assert not hasattr(tln, "_ln_finish")
+    spy = _Spy(tln._ln_bwd)
+    monkeypatch.setattr(tln, "_ln_bwd", spy)
+    x, w, b = _inputs(M, C, dtype, dtype)
+    dys = [torch.randn(M, C, device="cuda").to(dtype) for _ in range(2)]
+    calls = []
+    for i in range(5):  # dys[0], dys[1], dys[0], dys[1], dys[0]
+        calls.append(_grads(lambda *a: layer_norm(*a), x, w, b, dys[i % 2])[1])
+        torch.cuda.synchronize()
+        assert tln._WORKSPACES[_workspace_key()][0].item() == 0, f"call {i}: counter not reset"
+    assert len(spy.launches) == 5 and spy.launches[-1][2]["NEED_DW"] and spy.launches[-1][2]["NEED_DB"]
+    assert spy.launches[-1][0][0] > 100, spy.launches[-1][0]  # programs: the sum reads many partial rows
+    for i in (2, 4):
+        for name, a, c in zip(("dx", "dweight", "dbias"), calls[0], calls[i]):
+            assert torch.equal(a, c), f"call {i}: {name} differs from the first call"
+    ref = torch.float64 if dtype == torch.float32 else torch.float32
+    want = _grads(lambda x, w, b: F.layer_norm(x, (C,), w, b), x.to(ref), w.to(ref), b.to(ref), dys[0].to(ref))[1]
+    rels = (1e-5, 1e-4, 1e-4) if dtype == torch.float32 else (1e-2, 1e-2, 1e-2)
+    for name, got, ref_grad, rel in zip(("dx", "dweight", "dbias"), calls[0], want, rels):
+        assert got.dtype == dtype
+        _assert_close(got, ref_grad, rel, name)
+
+
+def test_backward_on_two_streams_at_once():
+    """Backward launches on two streams, overlapping: each stream has its own counter, and both give the
+    default stream's gradients bit for bit; both counters are 0 afterwards."""
+    from vssm.kernels.layernorm import triton_layernorm as tln
+
+    M, C = SIZES[0]
+    x, w, b = _inputs(M, C, torch.float32, torch.float32)
+    _, stats = tln.triton_layer_norm_fwd(x, w, b, 1e-5, torch.float32)
+    dys = [torch.randn(M, C, device="cuda") for _ in range(2)]
+    want = [tln.triton_layer_norm_bwd(dy, x, w, b, stats) for dy in dys]
+    streams = [torch.cuda.Stream() for _ in dys]
+    for s in streams:
+        s.wait_stream(torch.cuda.current_stream())
+    got, keys = [[], []], []
+    for _ in range(4):
+        for i, (s, dy) in enumerate(zip(streams, dys)):
+            with torch.cuda.stream(s):
+                got[i].append(tln.triton_layer_norm_bwd(dy, x, w, b, stats))
+                keys.append(_workspace_key())
+    torch.cuda.synchronize()
+    assert len(set(keys)) == 2
+    for key in set(keys):
+        assert tln._WORKSPACES[key][0].item() == 0
+    for i in range(2):
+        for grads in got[i]:
+            assert all(torch.equal(a, c) for a, c in zip(grads, want[i])), f"stream {i}"
+
+
+def test_backward_in_a_cuda_graph(monkeypatch):
+    """Captured in a CUDA graph, the backward takes a counter and partials of its own (the counter zeroed
+    inside the graph), not the capture stream's cached ones: replays give the eager gradients bit for bit,
+    and eager calls on the capture stream after them too."""
+    from vssm.kernels.layernorm import triton_layernorm as tln
+
+    M, C = SIZES[2]
+    x, w, b = _inputs(M, C, torch.float32, torch.float32)
+    _, stats = tln.triton_layer_norm_fwd(x, w, b, 1e-5, torch.float32)
+    dy = torch.randn(M, C, device="cuda")
+    want = tln.triton_layer_norm_bwd(dy, x, w, b, stats)
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):  # the capture stream's own workspace exists before the capture
+        tln.triton_layer_norm_bwd(dy, x, w, b, stats)
+        cached = tln._WORKSPACES[_workspace_key()]
+    torch.cuda.current_stream().wait_stream(s)
+    spy = _Spy(tln._ln_bwd)
+    monkeypatch.setattr(tln, "_ln_bwd", spy)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph, stream=s):
+        got = tln.triton_layer_norm_bwd(dy, x, w, b, stats)
+    args = spy.launches[-1][1]
+    assert args[8].data_ptr() != cached[0].data_ptr() and args[5].data_ptr() != cached[1].data_ptr()
+    for _ in range(3):
+        graph.replay()
+        torch.cuda.synchronize()
+        assert all(torch.equal(a, c) for a, c in zip(got, want))
+        with torch.cuda.stream(s):
+            eager = tln.triton_layer_norm_bwd(dy, x, w, b, stats)
+        torch.cuda.synchronize()
+        assert all(torch.equal(a, c) for a, c in zip(eager, want))
+        assert cached[0].item() == 0
+
+
 def test_strided_rows_and_compile():
     """Rows of a wider tensor (read through their stride) and the op under torch.compile (fake
     implementations), both against the eager op."""
