@@ -209,6 +209,13 @@ assert torch.isnan(gw).all() and torch.isnan(gb).all() and torch.equal(gx, first
 assert counter() == 2, counter()
 count.zero_()
 assert all(torch.equal(g, h) for g, h in zip(first, grads(xa, wa, ba, dya)))
+
+# a new stream's workspace when _MAX_WORKSPACES are kept: the old ones are dropped, not kept without end
+del tln._WORKSPACES[KEY]
+for i in range(tln._MAX_WORKSPACES):
+    tln._WORKSPACES[("stream", i)] = None
+assert all(torch.equal(g, h) for g, h in zip(first, grads(xa, wa, ba, dya)))
+assert list(tln._WORKSPACES) == [KEY] and counter() == 0
 print("ok")
 """
 

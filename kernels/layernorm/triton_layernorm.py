@@ -206,6 +206,8 @@ def _bwd_plan(M: int, C: int, tiles: NormTiles, params: bool) -> tuple[int, ...]
 # tensor in place). Values: [counter, partials]; the partials grow to the largest call's on that stream
 # (freed and allocated on that stream: the caching allocator keeps the order).
 _WORKSPACES: dict = {}
+_MAX_WORKSPACES = 64  # more streams than this (ExternalStream wrappers without end): start over. Freeing one
+# in use is safe: its memory returns to its stream's pool, ordered after the launches that use it there
 
 
 def _workspace(x: torch.Tensor, n_part: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -224,6 +226,8 @@ def _workspace(x: torch.Tensor, n_part: int) -> tuple[torch.Tensor, torch.Tensor
         key = (-1, -1, 0)
     ws = _WORKSPACES.get(key)
     if ws is None:
+        if len(_WORKSPACES) >= _MAX_WORKSPACES:
+            _WORKSPACES.clear()
         ws = [x.new_zeros((1,), dtype=torch.int32), x.new_empty((n_part,), dtype=torch.float32)]
         _WORKSPACES[key] = ws
     elif ws[1].numel() < n_part:

@@ -1,4 +1,4 @@
-"""One model's training step (bf16, batch 128): median step ms (CUDA events), its kernels by GPU time and
+"""One model's training (or inference) step (bf16, batch 128 at 224 unless BATCH / IMG say otherwise): median step ms (CUDA events), its kernels by GPU time and
 (PROF_CPU=1) the host time of the backward nodes and of the forward's modules."""
 import os, sys, torch
 sys.path.insert(0, "/tmp/src/.official")
@@ -6,8 +6,9 @@ import _env
 from torch.profiler import profile, ProfilerActivity
 name = sys.argv[1]
 mode = sys.argv[2] if len(sys.argv) > 2 else "train"
-m = _env.build(name).cuda()
-step = _env.make_step(m, mode, 128, 224)
+m = _env.build(name, int(os.environ.get("IMG", "224"))).cuda()
+IMG, BATCH = int(os.environ.get("IMG", "224")), int(os.environ.get("BATCH", "128"))
+step = _env.make_step(m, mode, BATCH, IMG)
 for _ in range(8): step()
 torch.cuda.synchronize()
 ts = []
@@ -24,7 +25,7 @@ n = 0
 for e in p.events():
     if e.device_type == torch.autograd.DeviceType.CUDA:
         nm = e.name[:90]; k[nm] = k.get(nm, 0) + e.device_time / 3e3; n += 1
-print(f"{name} {mode} FUSED_LN={os.environ.get('VSSM_FUSED_LN')}: step median {ts[10]:.2f} ms (min {ts[0]:.2f}), img/s {128e3/ts[10]:.0f}; kernels/step {n/3:.0f}, GPU ms/step {sum(k.values()):.2f}")
+print(f"{name} {mode} FUSED_LN={os.environ.get('VSSM_FUSED_LN')}: step median {ts[10]:.2f} ms (min {ts[0]:.2f}), img/s {BATCH*1e3/ts[10]:.0f}; kernels/step {n/3:.0f}, GPU ms/step {sum(k.values()):.2f}")
 for nm, v in sorted(k.items(), key=lambda kv: -kv[1])[:int(os.environ.get("TOPK", "12"))]:
     print(f"  {v:7.3f}  {nm}")
 if os.environ.get("PROF_CPU") == "1":
