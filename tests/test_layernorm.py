@@ -304,6 +304,16 @@ for dtype in (torch.float32, torch.bfloat16):
     assert len(launched["fwd"]) == before, "the module ran the kernels where F.layer_norm must run"
 vnorm.AUTO_MIN_NUMEL = auto_min
 assert auto_min > 2 * 9 * 96
+# a module's own size under auto (SiMBA's norms: 0), overridden by VSSM_FUSED_LN=0
+x = torch.randn(2, 9, 96)
+for size, runs in ((0, True), (x.numel(), True), (x.numel() + 1, False)):
+    before = len(launched["fwd"])
+    LayerNorm(96, fused_min_numel=size)(x)
+    assert len(launched["fwd"]) == before + runs, (size, runs)
+os.environ["VSSM_FUSED_LN"] = "0"
+before = len(launched["fwd"])
+LayerNorm(96, fused_min_numel=0)(x)
+assert len(launched["fwd"]) == before, "VSSM_FUSED_LN=0 did not override the module's size"
 # VSSM_FUSED_LN=1: the kernels at any size (the rest of this script)
 os.environ["VSSM_FUSED_LN"] = "1"
 before = len(launched["fwd"])
@@ -473,6 +483,12 @@ def test_module_without_kernels_is_super_forward(no_interpreter, monkeypatch, fl
     assert torch.equal(gx, gx_ref) and torch.equal(gw, gw_ref)
 
 
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "0"])
+def test_module_rejects_a_bad_fused_min_numel(bad):
+    with pytest.raises(ValueError, match="fused_min_numel"):
+        LayerNorm(4, fused_min_numel=bad)
+
+
 def test_module_rejects_a_bad_flag(monkeypatch):
     monkeypatch.setenv("VSSM_FUSED_LN", "yes")
     with pytest.raises(ValueError, match="VSSM_FUSED_LN"):
@@ -528,19 +544,36 @@ def test_lower_precision_output_is_a_flag_only(no_interpreter):
         assert torch.equal(ours(x), ref(x))
 
 
-def test_module_auto_size_under_symbolic_shapes(no_interpreter, monkeypatch):
-    """VSSM_FUSED_LN=auto with a symbolic batch (torch.export, dynamic shapes): the size rule puts no guard
-    on the batch (an export would fail with a constraint violation) and the graph keeps aten's layer_norm."""
-    import vssm.norm
+_SYMBOLIC = """
+import torch
+import vssm.norm
+from vssm.norm import LayerNorm
+vssm.norm.AUTO_MIN_NUMEL = 64
+mod = LayerNorm(16)
+x = torch.randn(6, 16)
 
-    monkeypatch.setattr(vssm.norm, "AUTO_MIN_NUMEL", 64)
-    mod = LayerNorm(16)
-    x = torch.randn(6, 16)
-    batch = torch.export.Dim("batch", min=2, max=1 << 20)
-    ep = torch.export.export(mod, (x,), dynamic_shapes=({0: batch},))
-    targets = {str(n.target) for n in ep.graph.nodes if n.op == "call_function"}
-    assert any("layer_norm" in t and "vssm" not in t for t in targets), targets
-    assert torch.equal(ep.module()(torch.randn(3, 16).mul_(0)), mod(torch.zeros(3, 16)))
+def targets(ep):
+    return {str(n.target) for n in ep.graph.nodes if n.op == "call_function"}
+
+# static shapes: 96 elements >= 64, the fused op is in the graph (the kernels' path is live here)
+static = targets(torch.export.export(mod, (x,)))
+assert any("vssm.layernorm_fwd" in t for t in static), static
+# a symbolic batch: no guard on it (a constraint violation would raise), aten's layer_norm
+batch = torch.export.Dim("batch", min=2, max=1 << 20)
+ep = torch.export.export(mod, (x,), dynamic_shapes=({0: batch},))
+dynamic = targets(ep)
+assert any("layer_norm" in t for t in dynamic) and not any("vssm" in t for t in dynamic), dynamic
+y = torch.randn(3, 16)
+assert torch.allclose(ep.module()(y), torch.nn.functional.layer_norm(y, (16,), mod.weight, mod.bias), atol=1e-6)
+print("ok")
+"""
+
+
+def test_module_auto_size_under_symbolic_shapes():
+    """Interpreter: VSSM_FUSED_LN=auto under torch.export. With static shapes over the size the fused op is
+    in the graph; with a symbolic batch the size rule puts no guard on it (the export would fail with a
+    constraint violation) and the graph keeps aten's layer_norm."""
+    _run_child(_SYMBOLIC)
 
 
 def test_backward_program_cap():

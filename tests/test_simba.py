@@ -84,6 +84,16 @@ def test_param_count_convention_and_bidirectional():
     assert all(m.expand == 2 and m.d_conv == 4 for m in mixers)
 
 
+def test_norms_take_the_fused_op_at_every_size():
+    """SiMBA's LayerNorms are `vssm.norm.LayerNorm` with fused_min_numel=0 (its step is bound by the GPU):
+    under VSSM_FUSED_LN=auto they run the fused op on CUDA whatever the size; the state_dict is nn.LayerNorm's."""
+    from vssm.norm import LayerNorm
+
+    model = SiMBA(**TINY, device="meta")
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.LayerNorm)]
+    assert len(norms) >= 6 and all(type(m) is LayerNorm and m.fused_min_numel == 0 for m in norms)
+
+
 def test_bad_arguments():
     with pytest.raises(TypeError, match="unexpected keyword"):
         timm.create_model("simba_s", device="meta", not_an_arg=1)

@@ -3,8 +3,9 @@
 The forward runs `vssm.kernels.layernorm.layer_norm` (Triton kernels) only when all of these hold, and
 ``super().forward`` (F.layer_norm) otherwise:
 
-- ``VSSM_FUSED_LN`` is ``auto`` (the default) and x has at least `AUTO_MIN_NUMEL` elements, or it is ``1``
-  (any size); ``0`` keeps F.layer_norm everywhere. Why a size: the fused op is a Python autograd node,
+- ``VSSM_FUSED_LN`` is ``auto`` (the default) and x has at least `AUTO_MIN_NUMEL` elements (or the
+  module's own ``fused_min_numel``: SiMBA sets 0), or it is ``1`` (any size); ``0`` keeps F.layer_norm
+  everywhere. Why a size: the fused op is a Python autograd node,
   whose host time per forward + backward (0.3-0.5 ms more than F.layer_norm's inside a VMamba-T training
   step on the H200 machine) only pays where its kernels save more GPU time than that (~21 us per million
   elements, forward + backward). Host-bound steps (small maps, small batches) keep F.layer_norm's C++ path;
@@ -40,29 +41,31 @@ _HALF_OR_FLOAT = (torch.float32, torch.bfloat16, torch.float16)
 _AUTOCAST_FP32 = ("cuda",)  # device types whose autocast puts layer_norm on the float32 list
 
 
-# ``VSSM_FUSED_LN=auto``: the fused op from this many elements of x. H200 machine, 2026-11-30: the op's host
-# time is 0.3-0.5 ms per forward + backward more than F.layer_norm's inside a training step; its kernels save
-# ~21 us of GPU time per million elements (VMamba-T's stage-1 norm, 38.5 M elements, float32: 247 against
-# 1056 us). A VMamba-T training step (bf16, batch 128) took 82.7 ms with the fused op from 2^25 elements
-# (stage 1 and the stem), 86.8-90.4 from 2^24 (stage 2 too), 90.2 on every norm, 86.3 on none (one call,
-# a fresh process each: docs/bench/h200-2026-11-30-s18). The same size serves inference: VMamba-T / -S at
-# batch 128 ran at 6859 / 3837 img/s with it, 6559-6691 / 2779-3290 from 2^22, 4800-6535 / 2892-3577 on
-# every norm (one process, the rules alternating)
+# ``VSSM_FUSED_LN=auto``: the fused op from this many elements of x. H200 machine, 2026-11-30 (measured on
+# 617c400, before the backward became one launch): the op's host time is 0.3-0.5 ms per forward + backward
+# more than F.layer_norm's inside a training step; its kernels save ~21 us of GPU time per million elements
+# (VMamba-T's stage-1 norm, 38.5 M elements, float32: 247 against 1056 us). VMamba-T training steps (bf16,
+# batch 128, a fresh process each; docs/bench/h200-2026-11-30-s18): 82.7 ms from 2^25 elements (stem and
+# stage 1) in one call, 95.5 / 92.9 in another; 86.8 / 90.4 from 2^24; 90.2 on every norm; 86.3 on none.
+# Inference (one process, rules alternating): VMamba-T / -S 6859-6868 / 3833-3837 img/s from 2^25,
+# 4800-6691 / 2779-3577 on every norm. Single samples in processes whose host time moves by ~15%.
 AUTO_MIN_NUMEL = 1 << 25
+
+
+def _mode() -> str:
+    value = os.environ.get("VSSM_FUSED_LN", "auto").strip().lower()
+    if value not in ("auto", "1", "0"):
+        raise ValueError(f"VSSM_FUSED_LN={value!r}: expected auto (the fused op on large inputs, default), "
+                         "1 (on every input) or 0 (F.layer_norm)")
+    return value
 
 
 def fused_layer_norm_min_numel() -> int | None:
     """``VSSM_FUSED_LN`` as the smallest input (in elements) that runs the fused op: ``auto`` (default)
-    `AUTO_MIN_NUMEL`, ``1`` 0 (every size), ``0`` None (F.layer_norm everywhere)."""
-    value = os.environ.get("VSSM_FUSED_LN", "auto").strip().lower()
-    if value == "auto":
-        return AUTO_MIN_NUMEL
-    if value == "1":
-        return 0
-    if value == "0":
-        return None
-    raise ValueError(f"VSSM_FUSED_LN={value!r}: expected auto (the fused op on large inputs, default), "
-                     "1 (on every input) or 0 (F.layer_norm)")
+    `AUTO_MIN_NUMEL` (a module's own ``fused_min_numel`` instead where it has one), ``1`` 0 (every size),
+    ``0`` None (F.layer_norm everywhere)."""
+    mode = _mode()
+    return AUTO_MIN_NUMEL if mode == "auto" else 0 if mode == "1" else None
 
 
 def fused_layer_norm_enabled() -> bool:
@@ -83,13 +86,22 @@ class LayerNorm(nn.LayerNorm):
 
     lower_precision_output: under CUDA autocast, return the autocast dtype instead of float32 (only for
     a norm whose every reader casts to it anyway, such as a Linear). Not part of the state_dict.
+    fused_min_numel: this norm's size for ``VSSM_FUSED_LN=auto`` (None: `AUTO_MIN_NUMEL`; 0: every size),
+    for models whose step is bound by the GPU throughout. ``1`` and ``0`` override it.
     """
 
-    lower_precision_output = False  # a class default: modules pickled before the flag existed still run
+    # class defaults: modules pickled before these existed still run
+    lower_precision_output = False
+    fused_min_numel: int | None = None
 
-    def __init__(self, *args, lower_precision_output: bool = False, **kwargs) -> None:
+    def __init__(self, *args, lower_precision_output: bool = False, fused_min_numel: int | None = None,
+                 **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.lower_precision_output = bool(lower_precision_output)
+        if fused_min_numel is not None and (isinstance(fused_min_numel, bool) or not isinstance(fused_min_numel, int)
+                                            or fused_min_numel < 0):
+            raise ValueError(f"LayerNorm: `fused_min_numel` must be None or an int >= 0, got {fused_min_numel!r}")
+        self.fused_min_numel = fused_min_numel
 
     def _autocast_out_dtype(self) -> torch.dtype:
         dtype = torch.get_autocast_dtype("cuda")
@@ -119,7 +131,11 @@ class LayerNorm(nn.LayerNorm):
         return x.dtype
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        min_numel = fused_layer_norm_min_numel()
+        mode = _mode()
+        if mode == "auto":
+            min_numel = AUTO_MIN_NUMEL if self.fused_min_numel is None else self.fused_min_numel
+        else:
+            min_numel = 0 if mode == "1" else None
         if min_numel is not None and (min_numel == 0 or _large(x, min_numel)):
             w, b = self.weight, self.bias
             out_dtype = self._fused_out_dtype(x, w, b)
@@ -133,4 +149,6 @@ class LayerNorm(nn.LayerNorm):
 
     def extra_repr(self) -> str:
         extra = ", lower_precision_output=True" if self.lower_precision_output else ""
+        if self.fused_min_numel is not None:
+            extra += f", fused_min_numel={self.fused_min_numel}"
         return super().extra_repr() + extra

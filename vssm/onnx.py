@@ -167,7 +167,7 @@ _ONNX_TYPES = {torch.float32: onnxscript.ir.DataType.FLOAT, torch.float16: onnxs
 
 
 def layer_norm_onnx(x, weight, bias, eps: float, out_dtype: torch.dtype):
-    """ONNX translation of ``vssm::layernorm_fwd`` (which the models call on CUDA tensors): x (M, C) -> y (M, C)
+    """ONNX translation of ``vssm::layernorm_fwd`` (which the models may call on CUDA tensors): x (M, C) -> y (M, C)
     in out_dtype and the (2, M) statistics, through one ``LayerNormalization`` (float32 statistics)."""
     if weight is None:  # LayerNormalization needs a scale: ones of x's type and width
         weight = op.Expand(op.CastLike(op.Constant(value_float=1.0), x), op.Shape(x, start=-1))

@@ -156,7 +156,7 @@ class NormTiles:
     The backward runs min(row blocks, cap) programs, each a run of consecutive row blocks. cap is
     bwd_programs; where dweight or dbias is needed, one program reads all the (2, programs, C) float32
     partials at the end, so cap is also at most partial_bytes / (8 C), but not below min_programs (one
-    per SM of an H200: dx needs the whole GPU), which wins for wide rows (C > 993 at the defaults)."""
+    per SM of an H200: dx needs the whole GPU), which wins for wide rows (C >= 993 at the defaults)."""
 
     fwd_elems: int = 8192
     bwd_elems: int = 4096  # the backward holds x, dy, xhat, wdy and two accumulators per element
