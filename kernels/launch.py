@@ -28,6 +28,7 @@ calls the same launches took ~90 us each (why was not measured; cold CPU caches 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import os
@@ -36,7 +37,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["fast_launch", "FastLaunch"]
+__all__ = ["fast_launch", "FastLaunch", "on_device_of"]
 
 _TENSORS = (torch.Tensor, torch.nn.Parameter)
 _MAX_ENTRIES = 1024  # cached launches per kernel
@@ -232,3 +233,13 @@ def _current_stream(device: int) -> int:
 def fast_launch(kernel: Any) -> FastLaunch:
     """Wrap a `triton.jit` kernel that the host launches (not one called from other kernels)."""
     return FastLaunch(kernel)
+
+
+def on_device_of(t: torch.Tensor):
+    """A context making t's CUDA device the current one, where it is not (a null context otherwise, and for
+    tensors not on CUDA). Triton launches on the current device and its stream, whatever device the
+    tensors are on: a model on ``cuda:1`` while ``cuda:0`` is current would otherwise launch there. The ops
+    enter it around their kernels (PyTorch's own ops guard the device themselves)."""
+    if t.is_cuda and t.get_device() != torch.cuda.current_device():
+        return torch.cuda.device(t.device)
+    return contextlib.nullcontext()

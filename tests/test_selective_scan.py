@@ -314,3 +314,14 @@ def test_second_derivatives_reach_the_inputs(multi):
         return selective_scan(*a, delta_softplus=True, backend="reference", **kw)
 
     assert torch.autograd.gradgradcheck(fn, args, eps=1e-6, atol=1e-5, rtol=1e-4)
+
+
+def test_on_device_of_leaves_cpu_and_meta_tensors_alone():
+    """`on_device_of` (the ops' device guard around Triton launches) is a null context off CUDA; the CUDA
+    case (tensors on cuda:1, cuda:0 current) is tests/gpu/test_fast_launch_gpu.py's."""
+    import contextlib
+
+    from vssm.kernels.launch import on_device_of
+
+    for t in (torch.zeros(1), torch.zeros(1, device="meta")):
+        assert isinstance(on_device_of(t), contextlib.nullcontext)

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ..eager import plain_eager
+from ..launch import on_device_of
 from ..layout import new_rows
 
 __all__ = ["depthwise_conv1d", "depthwise_conv1d_reference", "has_fast_kernel"]
@@ -108,7 +109,8 @@ def _conv_fwd_impl(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.T
     if _use_triton(x, offsets):
         from .triton_conv1d import triton_conv_forward
 
-        return triton_conv_forward(x, weight, bias, tuple(offsets), silu, channel_major)
+        with on_device_of(x):
+            return triton_conv_forward(x, weight, bias, tuple(offsets), silu, channel_major)
     with torch.no_grad():
         return _new_out(x, weight.shape[0], channel_major).copy_(
             depthwise_conv1d_reference(x, weight, bias, offsets, silu))
@@ -128,7 +130,8 @@ def _conv_bwd_impl(dout: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bi
     if _use_triton(x, offsets):
         from .triton_conv1d import triton_conv_backward
 
-        dx, dw, db = triton_conv_backward(dout, x, weight, bias, tuple(offsets), silu)
+        with on_device_of(x):
+            dx, dw, db = triton_conv_backward(dout, x, weight, bias, tuple(offsets), silu)
     else:
         dx, dw, db = _reference_backward(dout, x, weight, bias, offsets, silu)
     empty = x.new_empty((0,))

@@ -29,7 +29,7 @@ import triton
 import triton.language as tl
 
 from ..intmath import cdiv, next_pow2
-from ..launch import _current_stream, fast_launch
+from ..launch import _current_stream, fast_launch, on_device_of
 
 
 @fast_launch  # launched from the host: Triton's argument binding once per specialization
@@ -247,12 +247,13 @@ def triton_layer_norm_fwd(x: torch.Tensor, weight, bias, eps: float, out_dtype: 
         return y, stats
     block_c = next_pow2(C)
     block_m = tiles.block_m(block_c, tiles.fwd_elems)
-    _ln_fwd[(cdiv(M, block_m),)](
-        x, weight if weight is not None else x, bias if bias is not None else x, y, stats,
-        M, C, x.stride(0), y.stride(0), float(eps),
-        HAS_W=weight is not None, HAS_B=bias is not None, BLOCK_M=block_m, BLOCK_C=block_c,
-        num_warps=_warps(block_c),
-    )
+    with on_device_of(x):  # Triton launches on the current device
+        _ln_fwd[(cdiv(M, block_m),)](
+            x, weight if weight is not None else x, bias if bias is not None else x, y, stats,
+            M, C, x.stride(0), y.stride(0), float(eps),
+            HAS_W=weight is not None, HAS_B=bias is not None, BLOCK_M=block_m, BLOCK_C=block_c,
+            num_warps=_warps(block_c),
+        )
     return y, stats
 
 
@@ -272,15 +273,16 @@ def triton_layer_norm_bwd(dy: torch.Tensor, x: torch.Tensor, weight, bias, stats
         return dx, (dw.zero_() if dw is not None else None), (db.zero_() if db is not None else None)
     params = dw is not None or db is not None
     block_c, block_m, n_blocks, n_programs, fin_p, fin_c, warps = _bwd_plan(M, C, tiles, params)
-    if params:
-        counter, part = _workspace(x, 2 * n_programs * C)
-    else:
-        counter = part = dx  # not read
-    _ln_bwd[(n_programs,)](
-        dy, x, weight if weight is not None else x, stats, dx, part,
-        dw if dw is not None else part, db if db is not None else part, counter,
-        M, C, x.stride(0), dy.stride(0), dx.stride(0), n_blocks, n_programs,
-        HAS_W=weight is not None, NEED_DW=dw is not None, NEED_DB=db is not None, BLOCK_M=block_m,
-        BLOCK_C=block_c, FIN_P=fin_p, FIN_C=fin_c, num_warps=warps,
-    )
+    with on_device_of(x):  # Triton launches on the current device
+        if params:
+            counter, part = _workspace(x, 2 * n_programs * C)
+        else:
+            counter = part = dx  # not read
+        _ln_bwd[(n_programs,)](
+            dy, x, weight if weight is not None else x, stats, dx, part,
+            dw if dw is not None else part, db if db is not None else part, counter,
+            M, C, x.stride(0), dy.stride(0), dx.stride(0), n_blocks, n_programs,
+            HAS_W=weight is not None, NEED_DW=dw is not None, NEED_DB=db is not None, BLOCK_M=block_m,
+            BLOCK_C=block_c, FIN_P=fin_p, FIN_C=fin_c, num_warps=warps,
+        )
     return dx, dw, db

@@ -32,6 +32,7 @@ from typing import Optional, Sequence
 import torch
 
 from ..eager import plain_eager
+from ..launch import on_device_of
 from ..layout import new_rows, padded_len
 from .orders import Order, order_index
 from .reference import compute_dtype, reference_backward, reference_forward
@@ -314,8 +315,9 @@ def _scan_fwd_impl(
     states the backward would otherwise recompute (empty unless `_keeps_states`)."""
     if _use_triton(backend, u):
         states_T = _states_T() if keep_states else 0
-        out, last, states = _tk().fwd.triton_forward(u, delta, A, B, C, D, z, delta_bias, index, delta_softplus,
-                                                     scale, states_T=states_T)
+        with on_device_of(u):
+            out, last, states = _tk().fwd.triton_forward(u, delta, A, B, C, D, z, delta_bias, index,
+                                                         delta_softplus, scale, states_T=states_T)
         return out, last, states if states is not None else _empty(last)
     if backend == "cpu":
         from .cpu import cpu_forward
@@ -359,8 +361,9 @@ def _scan_bwd_impl(
 ) -> list[torch.Tensor]:
     """Gradients for (u, delta, A, B, C, D, z, delta_bias); an empty tensor stands for an absent input."""
     if _use_triton(backend, u):
-        grads = _triton_backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale,
-                                 states=states if states.numel() else None)
+        with on_device_of(u):
+            grads = _triton_backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, index, delta_softplus,
+                                     scale, states=states if states.numel() else None)
     elif backend == "cpu":
         from .cpu import cpu_backward
 

@@ -99,3 +99,37 @@ def test_scan_and_conv_equal_to_tritons_launch_path(monkeypatch, token_major, N)
         results.append((out, *g, yc, *gc))
     for a, b, c in zip(*results):
         assert torch.equal(a, b) and torch.equal(a, c)
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")
+def test_ops_run_on_their_tensors_device_not_the_current_one():
+    """Triton launches on the current device: with the tensors on cuda:1 and cuda:0 current, the scan, the
+    depthwise conv and the LayerNorm (forward and backward) give what they give with cuda:1 current, and
+    cuda:0 stays current."""
+    from vssm.kernels.layernorm import layer_norm
+
+    def run(dev):
+        g = torch.Generator(device="cpu").manual_seed(0)
+        batch, dim, L, N = 2, 64, 33, 8
+        mk = lambda *s, scale=1.0: (torch.randn(*s, generator=g) * scale).to(dev).requires_grad_(True)  # noqa: E731
+        u, delta, z = mk(batch, dim, L), mk(batch, dim, L, scale=0.5), mk(batch, dim, L)
+        A = (-torch.rand(dim, N, generator=g) - 0.5).to(dev).requires_grad_(True)
+        B, C, D, bias = mk(batch, N, L), mk(batch, N, L), mk(dim), mk(dim, scale=0.5)
+        x, w = mk(batch, L, dim), mk(dim, 4, scale=0.5)
+        ln_x, ln_w, ln_b = mk(100, 96), mk(96), mk(96)
+        outs = [
+            selective_scan(u, delta, A, B, C, D, z, bias, delta_softplus=True, orders=["natural", "reverse"]),
+            depthwise_conv1d(x, w, None, [-3], silu=True),
+            layer_norm(ln_x, ln_w, ln_b),
+        ]
+        leaves = [u, delta, A, B, C, D, z, bias, x, w, ln_x, ln_w, ln_b]
+        grads = torch.autograd.grad([o.float().square().sum() for o in outs], leaves)
+        return [t.detach().cpu() for t in (*outs, *grads)]
+
+    torch.cuda.set_device(1)
+    want = run("cuda:1")
+    torch.cuda.set_device(0)
+    got = run("cuda:1")
+    assert torch.cuda.current_device() == 0
+    for a, b in zip(got, want):
+        assert torch.equal(a, b)
