@@ -52,20 +52,19 @@ _AUTOCAST_FP32 = ("cuda",)  # device types whose autocast puts layer_norm on the
 AUTO_MIN_NUMEL = 1 << 25
 
 
-def _mode() -> str:
-    value = os.environ.get("VSSM_FUSED_LN", "auto").strip().lower()
-    if value not in ("auto", "1", "0"):
-        raise ValueError(f"VSSM_FUSED_LN={value!r}: expected auto (the fused op on large inputs, default), "
-                         "1 (on every input) or 0 (F.layer_norm)")
-    return value
-
-
-def fused_layer_norm_min_numel() -> int | None:
+def fused_layer_norm_min_numel(own: int | None = None) -> int | None:
     """``VSSM_FUSED_LN`` as the smallest input (in elements) that runs the fused op: ``auto`` (default)
-    `AUTO_MIN_NUMEL` (a module's own ``fused_min_numel`` instead where it has one), ``1`` 0 (every size),
-    ``0`` None (F.layer_norm everywhere)."""
-    mode = _mode()
-    return AUTO_MIN_NUMEL if mode == "auto" else 0 if mode == "1" else None
+    `own` where given (a module's ``fused_min_numel``), else `AUTO_MIN_NUMEL`; ``1`` 0 (every size); ``0``
+    None (F.layer_norm everywhere)."""
+    value = os.environ.get("VSSM_FUSED_LN", "auto").strip().lower()
+    if value == "auto":
+        return AUTO_MIN_NUMEL if own is None else own
+    if value == "1":
+        return 0
+    if value == "0":
+        return None
+    raise ValueError(f"VSSM_FUSED_LN={value!r}: expected auto (the fused op on large inputs, default), "
+                     "1 (on every input) or 0 (F.layer_norm)")
 
 
 def fused_layer_norm_enabled() -> bool:
@@ -131,11 +130,7 @@ class LayerNorm(nn.LayerNorm):
         return x.dtype
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mode = _mode()
-        if mode == "auto":
-            min_numel = AUTO_MIN_NUMEL if self.fused_min_numel is None else self.fused_min_numel
-        else:
-            min_numel = 0 if mode == "1" else None
+        min_numel = fused_layer_norm_min_numel(self.fused_min_numel)
         if min_numel is not None and (min_numel == 0 or _large(x, min_numel)):
             w, b = self.weight, self.bias
             out_dtype = self._fused_out_dtype(x, w, b)
