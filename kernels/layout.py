@@ -7,6 +7,12 @@ L = 197 (Vim at 224) or 6085 (at 1248) sends the projected scan's matmuls to `al
 scan's channel-major tensors (x_dbl, delta and the gradients) are views of storage whose rows are
 rounded up to a multiple of 8 tokens; the kernels read them through their strides. Off (1) by default:
 on the H200 it gained nothing measurable end to end (NOTES.md of the selective scan).
+
+Storage may also put the batch between the channels and the tokens (``batch_inner``): a (batch, K, D, L)
+tensor stored (K, D, batch, L). Each (direction, channel) row is still L contiguous tokens, and the rows
+of one direction form one (D, batch x L) matrix, so a projection over every token of the batch is one 2-D
+matmul per direction (N = batch x L, cuBLAS's large-matrix kernels) rather than a batched matmul of
+batch (M, L) matrices with the odd L as the leading dimension.
 """
 
 from __future__ import annotations
@@ -38,10 +44,35 @@ def padded_len(L: int) -> int:
     return -(-L // PAD_TOKENS) * PAD_TOKENS if PAD_TOKENS > 1 else L
 
 
-def new_rows(like: torch.Tensor, shape: tuple, dtype: torch.dtype | None = None) -> torch.Tensor:
+def new_rows(like: torch.Tensor, shape: tuple, dtype: torch.dtype | None = None,
+             batch_inner: bool = False) -> torch.Tensor:
     """An empty tensor of `shape` (..., L), its rows `padded_len(L)` elements apart (a view of the first L
-    columns of the padded storage; contiguous when nothing is padded)."""
+    columns of the padded storage; contiguous when nothing is padded). ``batch_inner``: `shape` is
+    (batch, ..., L) and the storage (..., batch, L): the first axis moves next to the tokens."""
     L = shape[-1]
     Lp = padded_len(L)
-    t = like.new_empty((*shape[:-1], Lp), dtype=dtype if dtype is not None else like.dtype)
+    dtype = dtype if dtype is not None else like.dtype
+    if batch_inner and len(shape) >= 3:
+        t = like.new_empty((*shape[1:-1], shape[0], Lp), dtype=dtype).movedim(-2, 0)
+    else:
+        t = like.new_empty((*shape[:-1], Lp), dtype=dtype)
     return t if Lp == L else t[..., :L]
+
+
+def is_batch_inner(t: torch.Tensor) -> bool:
+    """Whether a channel-major (batch, ..., D, L) tensor is stored with the batch between the channels and
+    the tokens (`new_rows` with ``batch_inner``). A batch of one counts as not: both layouts coincide."""
+    return t.dim() >= 3 and t.shape[0] > 1 and t.stride(-1) == 1 and t.stride(0) < t.stride(-2)
+
+
+def token_matrix(t: torch.Tensor) -> torch.Tensor | None:
+    """A (batch, M, L) tensor as the row-major (M, batch x L) matrix it is stored as, or None when its
+    strides do not allow that view (batch-outer storage, padded rows, tokens not contiguous)."""
+    batch, M, L = t.shape
+    if t.stride(2) != 1 and L > 1:
+        return None
+    if batch > 1 and t.stride(0) != L:
+        return None
+    if M > 1 and t.stride(1) < batch * L:
+        return None
+    return t.transpose(0, 1).view(M, batch * L)  # view, never a copy: outputs are written through it

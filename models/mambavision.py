@@ -274,7 +274,7 @@ class MambaVisionMixer(nn.Module):
         return F.silu(F.conv1d(xz, weight, bias, padding=k // 2, groups=self.d_inner))
 
     def _conv_tokens(self, xz: torch.Tensor) -> torch.Tensor:
-        """`_conv` through the depthwise conv op: token-major xz (batch, L, E) -> (batch, L, E) stored (batch, E, L)."""
+        """`_conv` through the depthwise conv op: token-major xz (batch, L, E) -> (batch, L, E) stored (E, batch, L)."""
         weight, bias = self._conv_params()
         return depthwise_conv1d(xz, weight[:, 0], bias, [-((self.d_conv - 1) // 2)], silu=True, channel_major=True)[:, 0]
 
@@ -293,7 +293,7 @@ class MambaVisionMixer(nn.Module):
             # reads few channels over many steps). With a backward to follow, cuDNN's grouped conv measured
             # faster at MambaVision-T's sizes (H200, bf16, batch 128: 58.6 vs 60.3 ms per training step;
             # inference 11.8 vs 12.9 ms the other way round)
-            xz = self._conv_tokens(xz).transpose(1, 2)  # (batch, E, L) contiguous
+            xz = self._conv_tokens(xz).transpose(1, 2)  # (batch, E, L), stored (E, batch, L)
         else:
             xz = self._conv(xz.transpose(1, 2))  # (batch, E, L)
         u, z = xz[:, :half], xz[:, half:]

@@ -87,7 +87,9 @@ def test_channel_major_layout(monkeypatch):
     w = torch.randn(2, 5, 3, dtype=torch.float64)
     a = depthwise_conv1d(x, w, None, [-2, 0], silu=True)
     b = depthwise_conv1d(x, w, None, [-2, 0], silu=True, channel_major=True)
-    assert a.is_contiguous() and b.transpose(2, 3).is_contiguous()
+    # stored (K, C, batch, L): each tap set's output one (C, batch x L) matrix
+    assert a.is_contiguous() and b.permute(1, 3, 0, 2).is_contiguous()
+    assert layout.token_matrix(b[:, 1].transpose(1, 2)) is not None
     torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
@@ -101,7 +103,7 @@ def test_channel_major_rows_padded(monkeypatch):
     a = depthwise_conv1d(x, w, None, [-2, 0], silu=True)
     monkeypatch.setattr(layout, "PAD_TOKENS", 8)
     b = depthwise_conv1d(x, w, None, [-2, 0], silu=True, channel_major=True)
-    assert b.transpose(2, 3).stride() == (2 * 5 * 16, 5 * 16, 16, 1)
+    assert b.transpose(2, 3).stride() == (16, 5 * 2 * 16, 2 * 16, 1)
     torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
@@ -163,9 +165,11 @@ def _child() -> dict:
         out = triton_conv_forward(x, w, b, tuple(offsets), silu, channel_major=cm, tiles=tiles)
         if cm:  # the layout asked for (rows of padded_len(L) tokens), and a gradient arriving in it
             rows = out.transpose(2, 3)
-            assert rows.stride(-1) == 1 and rows.stride(-2) == layout.padded_len(L)
-            assert rows.stride(1) == C * layout.padded_len(L) and rows.stride(0) == K * C * layout.padded_len(L)
-            dout = layout.new_rows(x, (batch, K, C, L), dt).copy_(dout.transpose(2, 3)).transpose(2, 3)
+            assert rows.stride(-1) == 1
+            assert rows.stride(0) == layout.padded_len(L) and rows.stride(-2) == batch * layout.padded_len(L)
+            assert rows.stride(1) == C * batch * layout.padded_len(L)
+            dout = layout.new_rows(x, (batch, K, C, L), dt, batch_inner=True).copy_(dout.transpose(2, 3))
+            dout = dout.transpose(2, 3)
         dx, dw, db = triton_conv_backward(dout, x, w, b, tuple(offsets), silu, tiles)
         layout.PAD_TOKENS = 1
         x64 = x.double().requires_grad_(True)

@@ -208,7 +208,7 @@ def _matmul_layouts(fn, tensors, tmp_path):
             continue
         mats = [(tuple(d), tuple(s)) for d, s in zip(dims, strides) if isinstance(d, list) and len(d) >= 2]
         name = ev.get("name", "")
-        if name in ("aten::bmm", "aten::baddbmm", "aten::baddbmm_", "aten::mm", "aten::addmm"):
+        if name in ("aten::bmm", "aten::baddbmm", "aten::baddbmm_", "aten::mm", "aten::addmm", "aten::addmm_"):
             calls.append((name, mats))
         elif name == "aten::clone" and mats and 0 in mats[0][1]:
             calls.append(("clone of a broadcast tensor", mats))
@@ -252,14 +252,71 @@ def test_projected_matmuls_aligned_with_padded_rows(monkeypatch, tmp_path, pad):
         assert bad  # L = 13 as a leading dimension
 
 
+# ----------------------------------------------------------------------------------------------
+# The batch inside the rows (`layout.new_rows(batch_inner=True)`, the conv op's channel-major output)
+
+
+@pytest.mark.parametrize("pad", [1, 8])
+@pytest.mark.parametrize("backend", ["reference", "cpu"])
+@pytest.mark.parametrize("case", [c for c in CASES if not c[8]])
+def test_projected_batch_inner_equals_composed(monkeypatch, pad, backend, case):
+    """u stored (K, D, batch, L): x_dbl, delta and the gradients follow that layout, and the results are
+    the composed form's (unpadded, the projections are 2-D matmuls over batch x L tokens)."""
+    from vssm.kernels import layout
+    from vssm.kernels.selective_scan.op import _layout_strides
+
+    monkeypatch.setattr(layout, "PAD_TOKENS", pad)
+    batch, K, dim, L, N, R, orders, shared, tm, gate, with_d = case
+    tensors = _inputs(batch, K, dim, L, N, R, torch.float64, shared, tm, gate, with_d)
+    tensors[0] = layout.new_rows(tensors[0], tuple(tensors[0].shape), batch_inner=True).copy_(tensors[0])
+    kw = dict(orders=orders, combine="mean", backend=backend)
+    if orders is not None and "rows" in orders:
+        kw["grid"] = (3, 4)
+    kw_c = dict(kw, orders=orders or ["natural"] * K)
+    seen = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: seen.append(t) or t, lambda t: t):
+        y, g = _grads(lambda *t: projected_scan(*t, delta_softplus=True, **kw), tensors)
+    y_ref, g_ref = _grads(lambda *t: _composed(*t, **kw_c), tensors)
+    assert rel_error(y, y_ref) < 1e-12
+    for a, b in zip(g, g_ref):
+        assert a.shape == b.shape and rel_error(a, b) < 1e-11
+    x_dbl = next(t for t in seen if t.dim() == 4 and t.shape[2] == R + 2 * N)
+    assert batch == 1 or layout.is_batch_inner(x_dbl)
+    assert batch == 1 or g[0].stride() == _layout_strides(tensors[0])  # du in u's layout
+
+
+def test_projected_batch_inner_matmuls_are_2d(monkeypatch, tmp_path):
+    """With the batch inside the rows every projection of the fused path, forward and backward (x_dbl,
+    delta and its recomputation, d dt, du, both weight gradients), is one 2-D matmul per direction over
+    batch x L tokens; batch-outer u keeps the batched matmuls (the test of the fallback)."""
+    from vssm.kernels import layout
+
+    monkeypatch.setattr(layout, "PAD_TOKENS", 1)
+    kw = dict(orders=["natural", "reverse"], combine="mean", backend="reference")
+    for batch_inner in (True, False):
+        tensors = _inputs(3, 2, 16, 13, 8, 8, torch.float32, True, False, True, True)
+        tensors[0] = layout.new_rows(tensors[0], tuple(tensors[0].shape), batch_inner=batch_inner).copy_(tensors[0])
+        calls = _matmul_layouts(lambda *t: projected_scan(*t, delta_softplus=True, **kw), tensors, tmp_path)
+        flat = [c for c in calls if c[0] in ("aten::mm", "aten::addmm", "aten::addmm_")]
+        batched = [c for c in calls if c[0] in ("aten::bmm", "aten::baddbmm_", "aten::baddbmm")]
+        if batch_inner:
+            assert not batched, batched
+            assert len(flat) == 7 * 2  # seven projections, two directions
+            assert all(any(3 * 13 in shape for shape, _ in m) for _, m in flat), flat  # over batch x L tokens
+        else:
+            # (on the CPU baddbmm_ runs addmm_ per sample: those are (., L) matrices)
+            assert len(batched) >= 7 and not [c for c in flat if any(3 * 13 in shape for shape, _ in c[1])], calls
+
+
 _TRITON_PADDED = """
-import torch
+import os, torch
 from vssm.kernels import layout, selective_scan
 from vssm.kernels.selective_scan.projected import project, projected_scan
-assert layout.PAD_TOKENS == 8
+batch_inner = os.environ["BATCH_INNER"] == "1"
 g = torch.Generator().manual_seed(5)
 batch, K, dim, L, N, R = 2, 2, 16, 21, 8, 3
-u = layout.new_rows(torch.empty(0), (batch, K, dim, L)).copy_(torch.randn(batch, K, dim, L, generator=g))
+u = layout.new_rows(torch.empty(0), (batch, K, dim, L), batch_inner=batch_inner)
+u.copy_(torch.randn(batch, K, dim, L, generator=g))
 w_x = torch.randn(K, R + 2 * N, dim, generator=g) * dim ** -0.5
 w_dt = torch.randn(K, dim, R, generator=g) * R ** -0.5
 A = -torch.rand(dim, N, generator=g) - 0.5
@@ -278,20 +335,22 @@ want = torch.autograd.grad(y_ref, ref_leaves, dy.double())
 assert (y.double() - y_ref).abs().max() <= 1e-4 * y_ref.abs().max()
 for a, b in zip(got, want):
     assert (a.double() - b).abs().max() <= 1e-4 * b.abs().max(), (a - b).abs().max()
-assert got[0].stride(2) == 24  # du in the padded layout (rows of 24 tokens for L = 21)
+Lp = layout.padded_len(L)
+assert got[0].stride() == ((Lp, dim * batch * Lp, batch * Lp, 1) if batch_inner else (K * dim * Lp, dim * Lp, Lp, 1))
 print("ok")
 """
 
 
-def test_projected_padded_rows_triton_interpreter():
-    """The Triton forward and backward on padded rows (their gradients allocated padded too), through the
-    fused path, against the float64 composed reference."""
+@pytest.mark.parametrize("pad,batch_inner", [(8, False), (1, True), (8, True)])
+def test_projected_padded_rows_triton_interpreter(pad, batch_inner):
+    """The Triton forward and backward on padded rows and on rows with the batch inside (their gradients
+    allocated so too), through the fused path, against the float64 composed reference."""
     pytest.importorskip("triton")
     import os
     import subprocess
     import sys
 
-    env = dict(os.environ, TRITON_INTERPRET="1", VSSM_PAD_TOKENS="8")
+    env = dict(os.environ, TRITON_INTERPRET="1", VSSM_PAD_TOKENS=str(pad), BATCH_INNER=str(int(batch_inner)))
     proc = subprocess.run([sys.executable, "-c", _TRITON_PADDED], env=env, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]

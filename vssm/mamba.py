@@ -211,8 +211,9 @@ class Mamba(nn.Module):
 
     def _conv_tokens(self, x: torch.Tensor) -> torch.Tensor:
         """The same as `_conv` through the depthwise conv op: x (batch, E, L) a view of the in_proj output ->
-        (batch, K, L, E) stored (batch, K, E, L) (one kernel reads x through its strides; the backward
-        recomputes the conv from x)."""
+        (batch, K, L, E) stored (K, E, batch, L) (one kernel reads x through its strides; the backward
+        recomputes the conv from x). The batch inside the rows makes x_proj / dt_proj one matmul per
+        direction over all tokens in the projected scan."""
         weight, bias = self._conv_taps()
         offsets = [-(self.d_conv - 1), 0][: weight.shape[0]]
         # stored channel-major: the scan's programs read a few channels over many steps at N > 1
@@ -248,7 +249,7 @@ class Mamba(nn.Module):
         orders = ["natural", "reverse"] if self.bidirectional else ["natural"]
         if has_fast_kernel(x):
             # x_proj / dt_proj inside the op, which recomputes delta in its backward instead of keeping it
-            u = self._conv_tokens(x).transpose(2, 3)  # (batch, K, E, L), contiguous
+            u = self._conv_tokens(x).transpose(2, 3)  # (batch, K, E, L), stored (K, E, batch, L)
             w_x = torch.stack([b[1].weight for b in branches]).to(u.dtype)  # (K, R + 2N, E)
             w_dt = torch.stack([b[2].weight for b in branches]).to(u.dtype)  # (K, E, R)
             return projected_scan(u, w_x, w_dt, A, D, z, delta_bias, delta_softplus=True, orders=orders,

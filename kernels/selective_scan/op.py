@@ -33,7 +33,7 @@ import torch
 
 from ..eager import plain_eager
 from ..launch import on_device_of
-from ..layout import new_rows, padded_len
+from ..layout import is_batch_inner, new_rows, padded_len
 from .orders import Order, order_index
 from .reference import compute_dtype, reference_backward, reference_forward
 
@@ -273,6 +273,8 @@ def _layout_strides(u: torch.Tensor) -> tuple:
     if token_major(u):
         return (K * L * dim, L * dim, 1, dim)
     Lp = padded_len(L)
+    if is_batch_inner(u):
+        return (Lp, dim * batch * Lp, batch * Lp, 1)
     return (K * dim * Lp, dim * Lp, Lp, 1)
 
 
@@ -286,10 +288,11 @@ def new_out(u: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
 
 def new_like_layout(u: torch.Tensor, shape: tuple, dtype: torch.dtype) -> torch.Tensor:
     """An empty (..., D, L) tensor, token-major in memory when `u` is (see `token_major`), else channel-major
-    with rows of `layout.padded_len(L)` tokens."""
+    with rows of `layout.padded_len(L)` tokens, the batch between channels and tokens when u has it there
+    (`layout.is_batch_inner`)."""
     if token_major(u):
         return u.new_empty((*shape[:-2], shape[-1], shape[-2]), dtype=dtype).transpose(-1, -2)
-    return new_rows(u, shape, dtype)
+    return new_rows(u, shape, dtype, batch_inner=is_batch_inner(u))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -39,8 +39,9 @@ def _make(batch, K, dim, L, N, R, dtype, token_major, seed=0):
     (8, 1, 640, 196, 16, 20, True),  # one direction, token-major u
     (2, 2, 384, 1, 16, 12, False),  # L = 1
 ])
-@pytest.mark.parametrize("pad", [1, 8], ids=["rows", "padded_rows"])
-def test_projected_full_size(dtype, tol, batch, K, dim, L, N, R, token_major, pad, monkeypatch):
+@pytest.mark.parametrize("pad,batch_inner", [(1, True), (1, False), (8, False)],
+                         ids=["batch_inner_rows", "rows", "padded_rows"])
+def test_projected_full_size(dtype, tol, batch, K, dim, L, N, R, token_major, pad, batch_inner, monkeypatch):
     from vssm.kernels import layout
 
     monkeypatch.setattr(layout, "PAD_TOKENS", pad)  # padded: x_dbl, delta and the gradients on rows of 8k tokens
@@ -48,8 +49,9 @@ def test_projected_full_size(dtype, tol, batch, K, dim, L, N, R, token_major, pa
     torch.backends.cuda.matmul.allow_tf32 = False
     try:
         tensors = _make(batch, K, dim, L, N, R, dtype, token_major)
-        if not token_major:  # u as the conv op writes it
-            tensors[0] = layout.new_rows(tensors[0], tuple(tensors[0].shape)).copy_(tensors[0])
+        if not token_major:  # u as the conv op writes it (batch inside the rows: 2-D matmuls over all tokens)
+            u = tensors[0]
+            tensors[0] = layout.new_rows(u, tuple(u.shape), batch_inner=batch_inner).copy_(u)
         orders = ["natural", "reverse"][:K]
         leaves = [t.detach().requires_grad_(True) for t in tensors]
         y = projected_scan(*leaves, delta_softplus=True, orders=orders, combine="mean")
