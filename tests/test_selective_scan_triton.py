@@ -259,6 +259,7 @@ def _run_case(case) -> dict:
     ref = {n: (torch.zeros_like(leaves[n]) if g is None else g) for n, g in ref.items()}
 
     walks = []
+    dz_layouts = []  # kernels modes: whether the backward wrote dz token-major
     if mode == "op":
         cast = {n: (None if t is None else t.detach().clone().requires_grad_(True)) for n, t in inp.items()}
         if case.get("token_major"):  # clone keeps the token-major strides
@@ -315,6 +316,7 @@ def _run_case(case) -> dict:
             else:
                 normal = triton_backward_walk(dout_k, dlast.float(), *args, index, softplus, scale, states=states,
                                               tiles=tiles)
+            dz_layouts.append(normal[6] is not None and normal[6].stride(2) == 1)  # before any sum over K
             grads = {}
             for n, g in zip(NAMES, normal):  # normal form -> the user's shapes (a shared input sums over K)
                 t = inp[n]
@@ -351,6 +353,9 @@ def _run_case(case) -> dict:
             "last_dtype": str(last.dtype).replace("torch.", ""),
             "out_token_major": bool(L > 1 and dim > 1 and out.stride(1) == 1),
             "du_dtype": str(grads["u"].dtype).replace("torch.", ""),
+            # dz comes back in z's layout (token-major for a gate sliced from a Linear's output)
+            "dz_token_major": bool(grads["z"] is not None and L > 1 and dim > 1
+                                   and (dz_layouts[0] if dz_layouts else grads["z"].stride(-2) == 1)),
             "walks": walks,
         },
     }
@@ -395,6 +400,8 @@ def test_triton_interpreted_matches_naive(interpreted_results, case):
     assert meta["last_dtype"] == ("float64" if dtype == "float64" else "float32")
     if L > 1 and dim > 1:  # out is token-major when u or z is
         assert meta["out_token_major"] == bool(case.get("token_major") or case.get("z_token_major"))
+        if case.get("z", True) and "z" not in case.get("shared", ()):
+            assert meta["dz_token_major"] == bool(case.get("token_major") or case.get("z_token_major"))
     if case.get("expect_walk") is not None:  # walked once, on the states the forward kept / not at all
         assert meta["walks"] == ([True] if case["expect_walk"] else []), meta["walks"]
     if case.get("mode", "kernels") != "op":  # the walking forward ran exactly where the case asks for it

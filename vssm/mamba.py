@@ -265,8 +265,9 @@ class Mamba(nn.Module):
             raise ValueError(
                 f"Mamba: input has shape {tuple(x.shape)}, expected (batch, L, d_model={self.d_model})"
             )
-        xz = self.in_proj(x).transpose(1, 2)  # (batch, 2E, L) views: the scan reads them through strides
-        x, z = xz.chunk(2, dim=1)
+        # (batch, E, L) views of the token-major in_proj output (the scan reads them through strides), split
+        # before the transpose: their gradients arrive token-major and join along channels without a copy
+        x, z = (t.transpose(1, 2) for t in self.in_proj(x).chunk(2, dim=-1))
         y = self.mix_composed(x, z) if self.composed else self.mix(x, z)
         return self.out_proj(y.transpose(1, 2))
 

@@ -678,14 +678,14 @@ def cpu_forward(u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scal
 
 def cpu_backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale):
     """Gradients of `cpu_forward` for (u, delta, A, B, C, D, z, delta_bias) in normal form, in the
-    compute dtype (None for an absent input); du, ddelta, dz laid out like u (see `op.new_like_layout`)."""
+    compute dtype (None for an absent input); du, ddelta laid out like u, dz like z (see `op.new_like_layout`)."""
     from .op import new_like_layout
 
     cd = compute_dtype(u)
     batch, K, dim, L = u.shape
     N, G = A.shape[-1], B.shape[2]
     nb = -(-(dim // G) // _CB)
-    grads = [new_like_layout(u, tuple(u.shape), cd) for _ in range(3)]  # du, ddelta, dz
+    grads = [new_like_layout(like, tuple(u.shape), cd) for like in (u, u, z if z is not None else u)]  # du, ddelta, dz
     dA_rows = torch.zeros((batch, K, dim, N), dtype=cd)
     dD_rows = torch.zeros((batch, K, dim), dtype=cd)
     dbias_rows = torch.zeros((batch, K, dim), dtype=cd)

@@ -375,14 +375,14 @@ def _scan_bwd_impl(
         grads = reference_backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale)
     ref = (u, delta, A, B, C, D, z, delta_bias)
     res = []
-    layout = _layout_strides(u)
-    for g, r in zip(grads, ref):
+    for i, (g, r) in enumerate(zip(grads, ref)):
         if g is None:
             res.append(_empty(u))
-        elif r.dim() == 4:  # u, delta, z: in u's layout, as the fake implementation says (`.to` would not keep
-            # padded rows, being a dense copy)
-            same = g.stride() == layout and g.dtype == r.dtype
-            res.append(g if same else new_like_layout(u, tuple(g.shape), r.dtype).copy_(g))
+        elif r.dim() == 4:  # u, delta: in u's layout, z in z's, as the fake implementation says (`.to` would
+            # not keep padded rows, being a dense copy)
+            like = z if i == 6 else u
+            same = g.stride() == _layout_strides(like) and g.dtype == r.dtype
+            res.append(g if same else new_like_layout(like, tuple(g.shape), r.dtype).copy_(g))
         else:
             res.append(g.to(r.dtype).contiguous())
     return res
@@ -415,11 +415,11 @@ _scan_bwd = torch.library.custom_op("vssm::selective_scan_bwd", mutates_args=())
 def _scan_bwd_fake(dout, dlast, u, delta, A, B, C, D, z, delta_bias, index, states, delta_softplus, scale, backend):
     ref = (u, delta, A, B, C, D, z, delta_bias)
     res = []
-    for r in ref:
+    for i, r in enumerate(ref):
         if r is None:
             res.append(_empty(u))
         elif r.dim() == 4:
-            res.append(new_like_layout(u, tuple(r.shape), r.dtype))
+            res.append(new_like_layout(z if i == 6 else u, tuple(r.shape), r.dtype))
         else:
             res.append(r.new_empty(r.shape))
     return res

@@ -71,7 +71,7 @@ def _bwd_loads(
 @triton.jit
 def _bwd_compute(
     cur, d0, k, r64, b64, kd, idx, m2, mask_nx, mask_n, is_last, Bt, Ct, dB_acc, dC_acc, scale,
-    dim, N, n_chunks, du_ptr, ddelta_ptr, dz_ptr, dA_ptr, dD_ptr, dbias_ptr, sg_b, sg_k, sg_d, sg_l,
+    dim, N, n_chunks, du_ptr, ddelta_ptr, dz_ptr, dA_ptr, dD_ptr, dbias_ptr, sg_b, sg_k, sg_d, sg_l, sdz_b, sdz_k, sdz_d, sdz_l,
     HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr, MASK_T: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
     """Gradients of one channel block of one chunk; returns the dB/dC accumulators."""
@@ -96,7 +96,7 @@ def _bwd_compute(
         sz = tl.sigmoid(zz)
         y = tl.sum(hs * Ct[:, None, :], axis=2) + Dv[None, :] * u
         dz = dout * y * sz * (1.0 + zz * (1.0 - sz))
-        _store_tile(dz_ptr + g_off, dz, m2, MASK_T)
+        _store_tile(dz_ptr + b64 * sdz_b + kd * sdz_k + offs_d64 * sdz_d + idx[:, None] * sdz_l, dz, m2, MASK_T)
         dy = dout * zz * sz
     else:
         dy = dout
@@ -133,7 +133,7 @@ def _bwd_chunk(
     hst_ptr, adj_ptr, du_ptr, ddelta_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr, scale,
     dim, L, N, dim_per_group, n_groups, n_slices, slice_len, n_chunks,
     su_b, su_k, su_d, su_l, sdt_b, sdt_k, sdt_d, sdt_l, sz_b, sz_k, sz_d, sz_l, sdo_b, sdo_d, sdo_l,
-    sB_b, sB_k, sB_g, sB_n, sB_l, sC_b, sC_k, sC_g, sC_n, sC_l, sg_b, sg_k, sg_d, sg_l,
+    sB_b, sB_k, sB_g, sB_n, sB_l, sC_b, sC_k, sC_g, sC_n, sC_l, sg_b, sg_k, sg_d, sg_l, sdz_b, sdz_k, sdz_d, sdz_l,
     HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr, MASK_T: tl.constexpr,
     GATHER: tl.constexpr, IDX64: tl.constexpr, BLOCK_D: tl.constexpr, NP: tl.constexpr, T: tl.constexpr,
 ):
@@ -175,7 +175,7 @@ def _bwd_chunk(
                          sz_b, sz_k, sz_d, sz_l, sdo_b, sdo_d, sdo_l, HAS_Z, MASK_T, BLOCK_D)
         dB_acc, dC_acc = _bwd_compute(cur, d0, k, r64, b64, kd, idx, m2, mask_nx, mask_n, is_last, Bt, Ct,
                                       dB_acc, dC_acc, scale, dim, N, n_chunks,
-                                      du_ptr, ddelta_ptr, dz_ptr, dA_ptr, dD_ptr, dbias_ptr, sg_b, sg_k, sg_d, sg_l,
+                                      du_ptr, ddelta_ptr, dz_ptr, dA_ptr, dD_ptr, dbias_ptr, sg_b, sg_k, sg_d, sg_l, sdz_b, sdz_k, sdz_d, sdz_l,
                                       HAS_Z, SOFTPLUS, MASK_T, BLOCK_D)
 
     bc_off = ((r64 * n_slices + sl) * n_groups + g) * (N * L) + offs_n[None, :] * L + idx[:, None]
@@ -193,7 +193,7 @@ def _bwd_kernel(
     du_ptr, ddelta_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr, scale,
     K, dim, L, N, dim_per_group, n_groups, n_slices, slice_len, n_chunks, k_offset,
     su_b, su_k, su_d, su_l, sdt_b, sdt_k, sdt_d, sdt_l, sz_b, sz_k, sz_d, sz_l, sdo_b, sdo_d, sdo_l,
-    sB_b, sB_k, sB_g, sB_n, sB_l, sC_b, sC_k, sC_g, sC_n, sC_l, sg_b, sg_k, sg_d, sg_l,
+    sB_b, sB_k, sB_g, sB_n, sB_l, sC_b, sC_k, sC_g, sC_n, sC_l, sg_b, sg_k, sg_d, sg_l, sdz_b, sdz_k, sdz_d, sdz_l,
     HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr,
     GATHER: tl.constexpr, IDX64: tl.constexpr, BLOCK_D: tl.constexpr, NP: tl.constexpr, T: tl.constexpr,
 ):
@@ -216,14 +216,14 @@ def _bwd_kernel(
                    order_ptr, hst_ptr, adj_ptr, du_ptr, ddelta_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr,
                    scale, dim, L, N, dim_per_group, n_groups, n_slices, slice_len, n_chunks,
                    su_b, su_k, su_d, su_l, sdt_b, sdt_k, sdt_d, sdt_l, sz_b, sz_k, sz_d, sz_l, sdo_b, sdo_d, sdo_l,
-                   sB_b, sB_k, sB_g, sB_n, sB_l, sC_b, sC_k, sC_g, sC_n, sC_l, sg_b, sg_k, sg_d, sg_l,
+                   sB_b, sB_k, sB_g, sB_n, sB_l, sC_b, sC_k, sC_g, sC_n, sC_l, sg_b, sg_k, sg_d, sg_l, sdz_b, sdz_k, sdz_d, sdz_l,
                    HAS_Z, SOFTPLUS, False, GATHER, IDX64, BLOCK_D, NP, T)
     else:
         _bwd_chunk(k, r64, b64, kd, g, sl, u_ptr, delta_ptr, z_ptr, dout_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr,
                    order_ptr, hst_ptr, adj_ptr, du_ptr, ddelta_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr,
                    scale, dim, L, N, dim_per_group, n_groups, n_slices, slice_len, n_chunks,
                    su_b, su_k, su_d, su_l, sdt_b, sdt_k, sdt_d, sdt_l, sz_b, sz_k, sz_d, sz_l, sdo_b, sdo_d, sdo_l,
-                   sB_b, sB_k, sB_g, sB_n, sB_l, sC_b, sC_k, sC_g, sC_n, sC_l, sg_b, sg_k, sg_d, sg_l,
+                   sB_b, sB_k, sB_g, sB_n, sB_l, sC_b, sC_k, sC_g, sC_n, sC_l, sg_b, sg_k, sg_d, sg_l, sdz_b, sdz_k, sdz_d, sdz_l,
                    HAS_Z, SOFTPLUS, True, GATHER, IDX64, BLOCK_D, NP, T)
 
 
@@ -250,7 +250,7 @@ def triton_backward_chunks(
             *grads.pointers(), p.scale,
             p.K, p.dim, p.L, p.N, p.dim_per_group, p.G, n_slices, p.dim_per_group // n_slices, n_chunks)
     strides_ = (*u.stride(), *delta.stride(), *strides(z, 4), *dout.stride(), *p.B.stride(), *p.C.stride(),
-                *grads.strides())
+                *grads.strides(), *grads.dz_strides())
     flags = dict(HAS_Z=z is not None, SOFTPLUS=softplus, GATHER=p.gather, IDX64=p.idx64,
                  BLOCK_D=bd, NP=p.NP, T=T, num_warps=warps)
     for k_offset in range(0, n_chunks, 65535):  # the grid's second dimension holds 65535 at most

@@ -78,7 +78,7 @@ def _bwd_walk_kernel(
     du_ptr, ddelta_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr, scale,
     K, dim, L, N, dim_per_group, n_dblk, n_slices, n_chunks,
     su_b, su_k, su_d, su_l, sdt_b, sdt_k, sdt_d, sdt_l, sz_b, sz_k, sz_d, sz_l, sdo_b, sdo_d, sdo_l,
-    sB_b, sB_k, sB_g, sB_n, sB_l, sC_b, sC_k, sC_g, sC_n, sC_l, sg_b, sg_k, sg_d, sg_l,
+    sB_b, sB_k, sB_g, sB_n, sB_l, sC_b, sC_k, sC_g, sC_n, sC_l, sg_b, sg_k, sg_d, sg_l, sdz_b, sdz_k, sdz_d, sdz_l,
     HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr,
     GATHER: tl.constexpr, IDX64: tl.constexpr, BLOCK_D: tl.constexpr, NP: tl.constexpr, T: tl.constexpr,
 ):
@@ -137,7 +137,8 @@ def _bwd_walk_kernel(
             sz = tl.sigmoid(zz)
             y = tl.sum(hs * Ct[None, :, :], axis=1) + Dv[:, None] * u
             dz = dout * y * sz * (1.0 + zz * (1.0 - sz))
-            tl.store(dz_ptr + g_off, dz.to(dz_ptr.dtype.element_ty), mask=m2)
+            dz_off = b64 * sdz_b + kd * sdz_k + offs_d64 * sdz_d + idx[None, :] * sdz_l
+            tl.store(dz_ptr + dz_off, dz.to(dz_ptr.dtype.element_ty), mask=m2)
             dy = dout * zz * sz
         else:
             dy = dout
@@ -201,7 +202,7 @@ def triton_backward_walk(
         *grads.pointers(), p.scale,
         p.K, p.dim, p.L, p.N, p.dim_per_group, n_dblk, n_slices, n_chunks,
         *u.stride(), *delta.stride(), *strides(z, 4), *dout.stride(), *p.B.stride(), *p.C.stride(),
-        *grads.strides(),
+        *grads.strides(), *grads.dz_strides(),
         HAS_Z=z is not None, SOFTPLUS=softplus, GATHER=p.gather, IDX64=p.idx64,
         BLOCK_D=bd, NP=p.NP, T=T, num_warps=tiles.walk_warps,
     )

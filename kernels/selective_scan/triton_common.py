@@ -226,7 +226,7 @@ def new_grad(u: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 class Grads:
     """Gradient outputs of a backward and the fp32 partials its kernels write instead of atomics.
 
-    du/ddelta/dz are (batch, K, D, L) in u's layout, one per direction (autograd sums a shared input's);
+    du/ddelta are (batch, K, D, L) in u's layout and dz in z's, one per direction (autograd sums a shared input's);
     dA/dD/d(delta_bias) partials are (rows, parts, D[, N]) and dB/dC partials (rows, slices, G, N, L), in
     float32 where there are several slices to sum and in B's / C's dtype where there is one;
     `finish` reduces them with `torch.sum`, so results are bit-identical run to run.
@@ -237,7 +237,7 @@ class Grads:
         self.p = p
         self.du = new_grad(u, u.dtype)
         self.ddelta = new_grad(u, delta.dtype)
-        self.dz = new_grad(u, z.dtype) if z is not None else None
+        self.dz = new_grad(z, z.dtype) if z is not None else None  # in z's layout (the gate's consumer's)
         self.dA = torch.empty((p.rows, parts, p.dim, p.N), device=dev, dtype=f32)
         # dD and d(delta_bias) partials share one buffer, so `finish` reduces both with one sum
         # (the second starts 16-byte aligned, as the first: no kernel variant for an unaligned pointer)
@@ -256,8 +256,13 @@ class Grads:
                 self.dA, self.dB, self.dC, self.dD, self.dbias)
 
     def strides(self) -> tuple:
-        """(batch, K, D, L) strides shared by du, ddelta and dz (all in u's layout)."""
+        """(batch, K, D, L) strides shared by du and ddelta (u's layout)."""
         return tuple(self.du.stride())
+
+    def dz_strides(self) -> tuple:
+        """(batch, K, D, L) strides of dz (z's layout: token-major for a gate sliced from a Linear's output,
+        whose gradient then joins the other half's without a transposing copy)."""
+        return tuple(self.dz.stride()) if self.dz is not None else self.strides()
 
     def finish(self, D, delta_bias) -> list[torch.Tensor | None]:
         """Gradients for (u, delta, A, B, C, D, z, delta_bias) in normal form; None for absent inputs."""
