@@ -235,3 +235,26 @@ def test_triton_interpreter(triton_results, case):
 
 if __name__ == "__main__":
     print(json.dumps(_child()))
+
+
+def test_token_matrix_is_a_view_or_none(monkeypatch):
+    """`layout.token_matrix` gives the (M, batch x L) matrix as a view of the same memory (the projections
+    write through it with out=) and None wherever the strides do not allow one, never a copy."""
+    from vssm.kernels import layout
+
+    monkeypatch.setattr(layout, "PAD_TOKENS", 1)
+    t = layout.new_rows(torch.empty(0), (3, 2, 5, 7), batch_inner=True)  # (batch, K, M, L)
+    t.copy_(torch.arange(3 * 2 * 5 * 7, dtype=torch.float32).view(3, 2, 5, 7))
+    for k in range(2):
+        m = layout.token_matrix(t[:, k])
+        assert m is not None and m.shape == (5, 21) and m.data_ptr() == t[:, k].data_ptr()
+        torch.testing.assert_close(m, t[:, k].transpose(0, 1).reshape(5, 21), rtol=0, atol=0)
+        m.add_(1000.0)  # writes land in t
+        assert (t[:, k] >= 1000).all()
+    assert layout.token_matrix(t[:, 0, :2]) is not None  # a slice of the rows (x_dbl's dt rows) stays one matrix
+    assert layout.token_matrix(torch.empty(3, 5, 7)) is None  # batch-outer
+    assert layout.token_matrix(torch.empty(1, 5, 7)) is not None  # a batch of one is one matrix either way
+    assert layout.token_matrix(torch.empty(3, 7, 5).transpose(1, 2)) is None  # token-major
+    monkeypatch.setattr(layout, "PAD_TOKENS", 8)
+    padded = layout.new_rows(torch.empty(0), (3, 5, 7), batch_inner=True)
+    assert layout.is_batch_inner(padded) and layout.token_matrix(padded) is None  # rows of 8 tokens for 7
