@@ -52,6 +52,7 @@ CASES = [
     (1, 4, 5, 12, 1, 1, ["rows", "cols", "rows_reverse", "cols_reverse"], False, False, True, False),
     (3, 2, 7, 1, 16, 4, ["natural", "reverse"], True, True, True, True),
     (2, 1, 4, 31, 2, 2, None, True, False, False, False),
+    (2, 1, 6, 9, 4, 2, None, True, False, True, True),  # one direction, its gate shared (SiMBA's mixer)
 ]
 
 

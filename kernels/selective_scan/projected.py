@@ -132,6 +132,8 @@ def _sum_shared(dz: torch.Tensor) -> torch.Tensor:
     """The gradient of a gate shared by the K directions: dz (batch, K, D, L) summed over K. Two directions
     are one elementwise add, which keeps dz's layout (autograd's sum of an expand view ran a reduction
     kernel: 2.0 ms of Vim-S's training step at batch 128 on the H200)."""
+    if dz.shape[1] == 1:
+        return dz[:, 0]
     if dz.shape[1] == 2:
         return torch.add(dz[:, 0], dz[:, 1])
     return dz.sum(1)
@@ -145,7 +147,7 @@ class _ProjectedScan(torch.autograd.Function):
         if ctx.z_shared:  # one gate for every direction: its gradient is summed below, in the gate's layout
             z = z.unsqueeze(1).expand(z.shape[0], u.shape[1], *z.shape[1:])
         R, N = w_dt.shape[-1], A.shape[-1]
-        # one batched matmul per direction (the weight a stride-0 view over the batch), no autograd: nothing is kept;
+        # one matmul per direction (see `_bmm_into`), no autograd: nothing is kept;
         # in the inputs' dtype under autocast too, as the backward recomputes delta (outside autocast)
         with torch.autocast(u.device.type, enabled=False):
             x_dbl, delta = _project_into(u, w_x, w_dt)
