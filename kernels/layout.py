@@ -49,14 +49,21 @@ def new_rows(like: torch.Tensor, shape: tuple, dtype: torch.dtype | None = None,
     """An empty tensor of `shape` (..., L), its rows `padded_len(L)` elements apart (a view of the first L
     columns of the padded storage; contiguous when nothing is padded). ``batch_inner``: `shape` is
     (batch, ..., L) and the storage (..., batch, L): the first axis moves next to the tokens."""
-    L = shape[-1]
-    Lp = padded_len(L)
-    dtype = dtype if dtype is not None else like.dtype
-    if batch_inner and len(shape) >= 3:
-        t = like.new_empty((*shape[1:-1], shape[0], Lp), dtype=dtype).movedim(-2, 0)
-    else:
-        t = like.new_empty((*shape[:-1], Lp), dtype=dtype)
-    return t if Lp == L else t[..., :L]
+    return like.new_empty_strided(tuple(shape), row_strides(shape, batch_inner),
+                                  dtype=dtype if dtype is not None else like.dtype)
+
+
+def row_strides(shape: tuple, batch_inner: bool = False) -> tuple:
+    """The strides `new_rows` gives a tensor of `shape`: the axes stored in order (with ``batch_inner`` the
+    first one moved next to the last), the last one `padded_len(L)` elements per row."""
+    n = len(shape)
+    order = [*range(1, n - 1), 0, n - 1] if batch_inner and n >= 3 else list(range(n))
+    strides = [0] * n
+    step = 1
+    for axis in reversed(order):
+        strides[axis] = step
+        step *= padded_len(shape[-1]) if axis == n - 1 else shape[axis]
+    return tuple(strides)
 
 
 def is_batch_inner(t: torch.Tensor) -> bool:

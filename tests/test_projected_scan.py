@@ -162,16 +162,23 @@ def pad8(monkeypatch):
     monkeypatch.setattr(layout, "PAD_TOKENS", 8)
 
 
+@pytest.mark.parametrize("pad,batch_inner", [(8, False), (1, True), (8, True)],
+                         ids=["padded_rows", "batch_inner_rows", "padded_batch_inner_rows"])
 @pytest.mark.parametrize("backend", ["reference", "cpu"])
 @pytest.mark.parametrize("case", [c for c in CASES if not c[8]])  # channel-major u (token-major is not padded)
-def test_projected_padded_rows_equal_composed(pad8, backend, case):
-    """With padded rows the op's own tensors (x_dbl, delta, the gradients) are views of wider storage; the
+def test_projected_row_layouts_equal_composed(monkeypatch, pad, batch_inner, backend, case):
+    """u as the conv op may write it: rows padded (the op's own tensors, x_dbl, delta and the gradients, are
+    then views of wider storage) and / or the batch inside the rows, stored (K, D, batch, L), which x_dbl,
+    delta and the gradients follow (unpadded, the projections are 2-D matmuls over batch x L tokens). The
     results are the composed form's, whatever the backend does with such strides."""
-    from vssm.kernels.layout import new_rows
+    from vssm.kernels import layout
+    from vssm.kernels.selective_scan.op import _layout_strides
 
+    monkeypatch.setattr(layout, "PAD_TOKENS", pad)
     batch, K, dim, L, N, R, orders, shared, tm, gate, with_d = case
     tensors = _inputs(batch, K, dim, L, N, R, torch.float64, shared, tm, gate, with_d)
-    tensors[0] = new_rows(tensors[0], tuple(tensors[0].shape)).copy_(tensors[0])  # u as the conv op writes it
+    u = tensors[0]
+    tensors[0] = layout.new_rows(u, tuple(u.shape), batch_inner=batch_inner).copy_(u)
     kw = dict(orders=orders, combine="mean", backend=backend)
     if orders is not None and "rows" in orders:
         kw["grid"] = (3, 4)
@@ -184,7 +191,11 @@ def test_projected_padded_rows_equal_composed(pad8, backend, case):
     for a, b in zip(g, g_ref):
         assert a.shape == b.shape and rel_error(a, b) < 1e-11
     x_dbl = next(t for t in seen if t.dim() == 4 and t.shape[2] == R + 2 * N)
-    assert x_dbl.stride(2) == -(-L // 8) * 8 and x_dbl.stride(3) == 1  # saved as the padded view
+    if batch_inner:
+        assert batch == 1 or layout.is_batch_inner(x_dbl)
+        assert batch == 1 or g[0].stride() == _layout_strides(tensors[0])  # du in u's layout
+    else:
+        assert x_dbl.stride(2) == -(-L // 8) * 8 and x_dbl.stride(3) == 1  # saved as the padded view
 
 
 def _matmul_layouts(fn, tensors, tmp_path):
@@ -255,35 +266,6 @@ def test_projected_matmuls_aligned_with_padded_rows(monkeypatch, tmp_path, pad):
 
 # ----------------------------------------------------------------------------------------------
 # The batch inside the rows (`layout.new_rows(batch_inner=True)`, the conv op's channel-major output)
-
-
-@pytest.mark.parametrize("pad", [1, 8])
-@pytest.mark.parametrize("backend", ["reference", "cpu"])
-@pytest.mark.parametrize("case", [c for c in CASES if not c[8]])
-def test_projected_batch_inner_equals_composed(monkeypatch, pad, backend, case):
-    """u stored (K, D, batch, L): x_dbl, delta and the gradients follow that layout, and the results are
-    the composed form's (unpadded, the projections are 2-D matmuls over batch x L tokens)."""
-    from vssm.kernels import layout
-    from vssm.kernels.selective_scan.op import _layout_strides
-
-    monkeypatch.setattr(layout, "PAD_TOKENS", pad)
-    batch, K, dim, L, N, R, orders, shared, tm, gate, with_d = case
-    tensors = _inputs(batch, K, dim, L, N, R, torch.float64, shared, tm, gate, with_d)
-    tensors[0] = layout.new_rows(tensors[0], tuple(tensors[0].shape), batch_inner=True).copy_(tensors[0])
-    kw = dict(orders=orders, combine="mean", backend=backend)
-    if orders is not None and "rows" in orders:
-        kw["grid"] = (3, 4)
-    kw_c = dict(kw, orders=orders or ["natural"] * K)
-    seen = []
-    with torch.autograd.graph.saved_tensors_hooks(lambda t: seen.append(t) or t, lambda t: t):
-        y, g = _grads(lambda *t: projected_scan(*t, delta_softplus=True, **kw), tensors)
-    y_ref, g_ref = _grads(lambda *t: _composed(*t, **kw_c), tensors)
-    assert rel_error(y, y_ref) < 1e-12
-    for a, b in zip(g, g_ref):
-        assert a.shape == b.shape and rel_error(a, b) < 1e-11
-    x_dbl = next(t for t in seen if t.dim() == 4 and t.shape[2] == R + 2 * N)
-    assert batch == 1 or layout.is_batch_inner(x_dbl)
-    assert batch == 1 or g[0].stride() == _layout_strides(tensors[0])  # du in u's layout
 
 
 def test_projected_batch_inner_matmuls_are_2d(monkeypatch, tmp_path):

@@ -33,7 +33,7 @@ import torch
 
 from ..eager import plain_eager
 from ..launch import on_device_of
-from ..layout import is_batch_inner, new_rows, padded_len
+from ..layout import is_batch_inner, new_rows, row_strides
 from .orders import Order, order_index
 from .reference import compute_dtype, reference_backward, reference_forward
 
@@ -272,10 +272,7 @@ def _layout_strides(u: torch.Tensor) -> tuple:
     batch, K, dim, L = u.shape
     if token_major(u):
         return (K * L * dim, L * dim, 1, dim)
-    Lp = padded_len(L)
-    if is_batch_inner(u):
-        return (Lp, dim * batch * Lp, batch * Lp, 1)
-    return (K * dim * Lp, dim * Lp, Lp, 1)
+    return row_strides(u.shape, is_batch_inner(u))
 
 
 def new_out(u: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
@@ -284,6 +281,16 @@ def new_out(u: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
     if token_major(u) or (z is not None and token_major(z)):
         return u.new_empty((batch, L, dim)).transpose(1, 2)
     return u.new_empty((batch, dim, L))
+
+
+def sum_directions(dest: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """The sum over the directions (axis 1) of dest (batch, K, D, L), into out or (None) a new tensor in the
+    layout of dest's slices. Two directions: one elementwise add, the same rounding as torch.sum (one
+    float32 sum, rounded once), which ran a reduction kernel at a fraction of the copy speed on token-major
+    slices (Vim-Ti at 1248, batch 8, H200: 4.9 ms per step)."""
+    if dest.shape[1] == 2:
+        return torch.add(dest[:, 0], dest[:, 1], out=out)
+    return torch.sum(dest, dim=1, out=out)
 
 
 def new_like_layout(u: torch.Tensor, shape: tuple, dtype: torch.dtype) -> torch.Tensor:
@@ -375,13 +382,14 @@ def _scan_bwd_impl(
         grads = reference_backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale)
     ref = (u, delta, A, B, C, D, z, delta_bias)
     res = []
+    u_layout = _layout_strides(u)
     for i, (g, r) in enumerate(zip(grads, ref)):
         if g is None:
             res.append(_empty(u))
         elif r.dim() == 4:  # u, delta: in u's layout, z in z's, as the fake implementation says (`.to` would
             # not keep padded rows, being a dense copy)
             like = z if i == 6 else u
-            same = g.stride() == _layout_strides(like) and g.dtype == r.dtype
+            same = g.stride() == (_layout_strides(z) if i == 6 else u_layout) and g.dtype == r.dtype
             res.append(g if same else new_like_layout(like, tuple(g.shape), r.dtype).copy_(g))
         else:
             res.append(g.to(r.dtype).contiguous())

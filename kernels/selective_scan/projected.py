@@ -26,7 +26,15 @@ from torch.autograd.function import once_differentiable
 
 from ..eager import plain_eager
 from ..layout import token_matrix
-from .op import _per_direction, _scan_bwd_impl, _scan_fwd_impl, new_like_layout, prepare, selective_scan
+from .op import (
+    _per_direction,
+    _scan_bwd_impl,
+    _scan_fwd_impl,
+    new_like_layout,
+    prepare,
+    selective_scan,
+    sum_directions,
+)
 from .orders import Order
 from .reference import compute_dtype
 
@@ -129,14 +137,10 @@ def _weight_grad(dy: torch.Tensor, x: torch.Tensor, dtype: torch.dtype) -> torch
 
 
 def _sum_shared(dz: torch.Tensor) -> torch.Tensor:
-    """The gradient of a gate shared by the K directions: dz (batch, K, D, L) summed over K. Two directions
-    are one elementwise add, which keeps dz's layout (autograd's sum of an expand view ran a reduction
-    kernel: 2.0 ms of Vim-S's training step at batch 128 on the H200)."""
-    if dz.shape[1] == 1:
-        return dz[:, 0]
-    if dz.shape[1] == 2:
-        return torch.add(dz[:, 0], dz[:, 1])
-    return dz.sum(1)
+    """The gradient of a gate shared by the K directions: dz (batch, K, D, L) summed over K in dz's layout
+    (`op.sum_directions`; autograd's sum of an expand view ran a reduction kernel: 2.0 ms of Vim-S's
+    training step at batch 128 on the H200); one direction's is a view."""
+    return dz[:, 0] if dz.shape[1] == 1 else sum_directions(dz)
 
 
 class _ProjectedScan(torch.autograd.Function):
