@@ -89,7 +89,8 @@ def test_projected_low_precision(dtype, tol):
 
 
 def test_projected_keeps_no_delta():
-    """The eager path saves u, x_dbl and the weights; the composed one also keeps delta (batch, K, D, L)."""
+    """The eager path saves u, x_dbl, the weights and, with a gate shared by the directions, the ungated
+    output (batch, D, L); the composed one keeps delta (batch, K, D, L) and everything else."""
     tensors = _inputs(2, 2, 32, 40, 4, 2, torch.float32, True, False, True, True)
     leaves = [t.detach().requires_grad_(True) if t is not None else None for t in tensors]
 
@@ -108,7 +109,7 @@ def test_projected_keeps_no_delta():
     fused = saved_bytes(lambda *t: projected_scan(*t, delta_softplus=True, **kw))
     composed = saved_bytes(lambda *t: _composed(*t, **kw))
     delta_bytes = leaves[0].numel() * 4
-    assert fused <= composed - delta_bytes
+    assert fused <= composed - delta_bytes + delta_bytes // 2  # y: one direction's worth
 
 
 def test_projected_under_compile_matches_eager():

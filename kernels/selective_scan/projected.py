@@ -26,14 +26,15 @@ from torch.autograd.function import once_differentiable
 
 from ..eager import plain_eager
 from ..layout import token_matrix
+from .gate import gate_backward, gate_forward
 from .op import (
     _per_direction,
     _scan_bwd_impl,
     _scan_fwd_impl,
+    _use_triton,
     new_like_layout,
     prepare,
     selective_scan,
-    sum_directions,
 )
 from .orders import Order
 from .reference import compute_dtype
@@ -136,31 +137,30 @@ def _weight_grad(dy: torch.Tensor, x: torch.Tensor, dtype: torch.dtype) -> torch
     return torch.matmul(dy, x.transpose(-1, -2)).sum(0, dtype=compute_dtype(dy)).to(dtype)
 
 
-def _sum_shared(dz: torch.Tensor) -> torch.Tensor:
-    """The gradient of a gate shared by the K directions: dz (batch, K, D, L) summed over K in dz's layout
-    (`op.sum_directions`; autograd's sum of an expand view ran a reduction kernel: 2.0 ms of Vim-S's
-    training step at batch 128 on the H200); one direction's is a view."""
-    return dz[:, 0] if dz.shape[1] == 1 else sum_directions(dz)
-
-
 class _ProjectedScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, w_x, w_dt, A, D, z, delta_bias, spec):
         orders, grid, combine, delta_softplus, backend = spec
-        ctx.z_shared = z is not None and z.dim() == 3
-        if ctx.z_shared:  # one gate for every direction: its gradient is summed below, in the gate's layout
-            z = z.unsqueeze(1).expand(z.shape[0], u.shape[1], *z.shape[1:])
+        # one gate for every direction (z (batch, D, L), or K = 1): applied to the scan's output outside the
+        # kernels, which then run without z forward and backward (see `gate`)
+        shared = z is not None and (z.dim() == 3 or z.shape[1] == 1)
+        ctx.gate_dims = z.dim() if shared else 0
+        gate = (z if z.dim() == 3 else z[:, 0]) if shared else None
         R, N = w_dt.shape[-1], A.shape[-1]
         # one matmul per direction (see `_bmm_into`), no autograd: nothing is kept;
         # in the inputs' dtype under autocast too, as the backward recomputes delta (outside autocast)
         with torch.autocast(u.device.type, enabled=False):
             x_dbl, delta = _project_into(u, w_x, w_dt)
         B, C = _bc(x_dbl, R, N)
-        op_args = prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, orders, grid, combine, backend,
-                          grad=any(ctx.needs_input_grad))
+        op_args = prepare(u, delta, A, B, C, D, None if shared else z, delta_bias, delta_softplus, orders, grid,
+                          combine, backend, grad=any(ctx.needs_input_grad))
         out, _, states = _scan_fwd_impl(*op_args)
         A, D, z, delta_bias, index = op_args[2], op_args[5], op_args[6], op_args[7], op_args[8]
-        ctx.save_for_backward(u, x_dbl, w_x, w_dt, A, D, z, delta_bias, index, states)
+        y = None
+        if shared:
+            y = out  # the ungated sum over the directions, kept for the gate's gradient
+            out = gate_forward(y, gate, _use_triton(backend, u))
+        ctx.save_for_backward(u, x_dbl, w_x, w_dt, A, D, z, delta_bias, index, states, gate, y)
         ctx.op_flags = op_args[9:]  # delta_softplus, scale, keep_states, backend
         ctx.R, ctx.N = R, N
         return out
@@ -168,12 +168,17 @@ class _ProjectedScan(torch.autograd.Function):
     @staticmethod
     @once_differentiable  # its matmuls write into preallocated outputs (no graph of the gradient)
     def backward(ctx, dout):
-        u, x_dbl, w_x, w_dt, A, D, z, delta_bias, index, states = ctx.saved_tensors
+        u, x_dbl, w_x, w_dt, A, D, z, delta_bias, index, states, gate, y = ctx.saved_tensors
         delta_softplus, scale, _, backend = ctx.op_flags
         R, N = ctx.R, ctx.N
         batch, K, dim, L = u.shape
         need = ctx.needs_input_grad
         with torch.autocast(u.device.type, enabled=False):  # a backward called inside autocast too
+            dgate = None
+            if gate is not None:  # the scan's dout is the gradient of its ungated output
+                dout, dgate = gate_backward(dout, y, gate, need[5], _use_triton(backend, u))
+                if dgate is not None and ctx.gate_dims == 4:
+                    dgate = dgate.unsqueeze(1)
             dt = x_dbl[:, :, :R]
             delta = _delta_into(x_dbl, w_dt, u)  # recomputed, not kept
             dlast = u.new_zeros((batch, K, dim, N), dtype=compute_dtype(u))
@@ -192,7 +197,8 @@ class _ProjectedScan(torch.autograd.Function):
             dw_x = _weight_grad(dx_dbl, u, w_x.dtype) if need[1] else None
             # du += w_x[k]^T d x_dbl[:, k]
             du = _bmm_into(w_x.transpose(-1, -2), dx_dbl, du, accumulate=True) if need[0] else None
-            dz = _sum_shared(dz) if need[5] and ctx.z_shared else dz
+            if gate is not None:
+                dz = dgate
         return (du, dw_x, dw_dt, dA if need[3] else None, dD if need[4] else None, dz if need[5] else None,
                 ddelta_bias if need[6] else None, None)
 
@@ -234,7 +240,7 @@ def projected_scan(
     A = _per_direction("A", A, K, (dim, N), "(D, N)", "(K, D, N)", dev)
     D = _per_direction("D", D, K, (dim,), "(D,)", "(K, D)", dev)
     delta_bias = _per_direction("delta_bias", delta_bias, K, (dim,), "(D,)", "(K, D)", dev)
-    # z stays (batch, D, L) when shared: the Function expands it and sums its gradient itself
+    # z stays (batch, D, L) when shared: the Function gates the scan's output with it (see `gate`)
     _per_direction("z", z, K, (batch, dim, L), "(batch, D, L)", "(batch, K, D, L)", dev)
     spec = (orders, grid, combine, delta_softplus, backend)
     return _ProjectedScan.apply(u, x_proj_weight, dt_proj_weight, A, D, z, delta_bias, spec)

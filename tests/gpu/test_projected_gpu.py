@@ -88,4 +88,5 @@ def test_projected_forward_keeps_less_than_composed():
     fused = kept(lambda: projected_scan(*tensors, delta_softplus=True, orders=orders, combine="mean"))
     comp = kept(composed)
     delta_bytes = tensors[0].numel() * 2
-    assert fused <= comp - delta_bytes, (fused, comp)
+    # the fused path keeps the ungated output (batch, D, L) for its shared gate: one direction's worth
+    assert fused <= comp - delta_bytes // 2, (fused, comp)

@@ -1,0 +1,77 @@
+"""A gate shared by every direction, applied outside the scan: out = y * silu(z) and its gradients.
+
+With one gate z for all K directions, out = sum_k y_k * silu(z) = y * silu(z) where y is the ungated scan
+output (the directions already summed). `projected_scan` runs the scan without z and gates its output
+here, keeping y (in the scan's output dtype) for the backward, which then needs neither z nor a
+recomputation of y inside the scan's kernels:
+
+    dy = dout * silu(z)                          the scan backward's dout (float32 at least)
+    dz = dout * y * s * (1 + z (1 - s))          s = sigmoid(z), in z's layout and dtype
+
+mamba_ssm keeps its y the same way (its fused backward reads the saved forward output). Measured on
+one H200 at Vim-S's shape (batch 128, D 768, L 197, N 16, both directions, bf16; the
+`docs/bench/h200-2026-11-30-s20` records): the scan kernels with z took 1.436 ms forward and 3.747 ms
+backward (carry passes included), without it 1.055 and 3.205.
+
+The Triton kernels read and write through strides (y channel-major from the scan, z and out token-major
+slices of the Linears' tensors), one (channels x tokens) tile per program; elsewhere the same formulas
+run as torch ops.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .reference import compute_dtype
+
+__all__ = ["gate_forward", "gate_backward", "new_like_gate"]
+
+_BLOCK_D, _BLOCK_L, _WARPS = 64, 64, 4
+
+
+def new_like_gate(z: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """An empty (batch, D, L) tensor stored token-major when z is (channels innermost: a slice of a
+    Linear's output), else contiguous."""
+    batch, dim, L = z.shape
+    if z.stride(1) == 1 and dim > 1 and z.stride(2) != 1:
+        return z.new_empty((batch, L, dim), dtype=dtype).transpose(1, 2)
+    return z.new_empty((batch, dim, L), dtype=dtype)
+
+
+def _kernels():
+    from . import gate_triton
+
+    return gate_triton
+
+
+def gate_forward(y: torch.Tensor, z: torch.Tensor, use_triton: bool) -> torch.Tensor:
+    """out = y * silu(z) in y's dtype, laid out like z (`new_like_gate`); y, z (batch, D, L)."""
+    out = new_like_gate(z, y.dtype)
+    if out.numel() == 0:
+        return out
+    if use_triton:
+        _kernels().launch_forward(y, z, out, _BLOCK_D, _BLOCK_L, _WARPS)
+        return out
+    c = compute_dtype(y)
+    zc = z.to(c)
+    return out.copy_(y.to(c) * zc * torch.sigmoid(zc))
+
+
+def gate_backward(
+    dout: torch.Tensor, y: torch.Tensor, z: torch.Tensor, need_dz: bool, use_triton: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """dy (float32 at least, contiguous (batch, D, L)) and, with ``need_dz``, dz (z's dtype, laid out like z)."""
+    c = compute_dtype(y)
+    dy = y.new_empty(y.shape, dtype=c)
+    dz = new_like_gate(z, z.dtype) if need_dz else None
+    if dy.numel() == 0:
+        return dy, dz
+    if use_triton:
+        _kernels().launch_backward(dout, y, z, dy, dz, _BLOCK_D, _BLOCK_L, _WARPS)
+        return dy, dz
+    zc, dc = z.to(c), dout.to(c)
+    s = torch.sigmoid(zc)
+    torch.mul(dc, zc * s, out=dy)
+    if dz is not None:
+        dz.copy_(dc * y.to(c) * s * (1 + zc * (1 - s)))
+    return dy, dz
