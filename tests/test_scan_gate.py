@@ -118,8 +118,30 @@ def _poisoned_sample_stays() -> bool:
     return all(torch.equal(a[1:], b[1:]) for a, b in zip(clean, dirty)) and bool(dirty[0][0].isnan().any())
 
 
+def _default_backend_launches() -> dict:
+    """With the backend left to the op (None; $VSSM_SCAN_BACKEND=triton here, as CUDA would choose), the
+    gate runs on the Triton kernels forward and backward, not on the torch formulas."""
+    from vssm.kernels.selective_scan import gate_triton
+    from vssm.kernels.selective_scan.projected import projected_scan
+
+    calls = {"launch_forward": 0, "launch_backward": 0}
+    originals = {fn: getattr(gate_triton, fn) for fn in calls}
+    for fn in calls:
+        def spy(*a, _fn=fn, _orig=getattr(gate_triton, fn)):
+            calls[_fn] += 1
+            return _orig(*a)
+        setattr(gate_triton, fn, spy)
+    os.environ["VSSM_SCAN_BACKEND"] = "triton"
+    leaves = [t.detach().requires_grad_(True) for t in _projected_inputs(2, 8, 9, 4, 2, torch.float32)]
+    projected_scan(*leaves, delta_softplus=True, orders=["natural", "reverse"]).sum().backward()
+    del os.environ["VSSM_SCAN_BACKEND"]
+    for fn, orig in originals.items():
+        setattr(gate_triton, fn, orig)
+    return calls
+
+
 def _child() -> dict:
-    res = {}
+    res = {"default_backend_calls": _default_backend_launches()}
     for name, shape, dtype, zl, yl, need_dz in GATE_CASES:
         res[name] = _gate_errors(*_gate_inputs(shape, dtype, zl, yl), need_dz, True)
     res["poison"] = _poisoned_sample_stays()
@@ -155,6 +177,10 @@ def test_gate_triton_interpreter(interpreted, case):
     res = dict(interpreted[case[0]])
     assert res.pop("layout") and res.pop("no_dz")
     assert all(v <= TOL[case[2]] for v in res.values()), res
+
+
+def test_gate_kernels_run_on_the_default_backend(interpreted):
+    assert interpreted["default_backend_calls"] == {"launch_forward": 1, "launch_backward": 1}
 
 
 def test_gate_poisoned_sample_stays(interpreted):

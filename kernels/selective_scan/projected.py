@@ -159,7 +159,7 @@ class _ProjectedScan(torch.autograd.Function):
         y = None
         if shared:
             y = out  # the ungated sum over the directions, kept for the gate's gradient
-            out = gate_forward(y, gate, _use_triton(backend, u))
+            out = gate_forward(y, gate, _use_triton(op_args[12], u))  # the backend resolved by `prepare`
         ctx.save_for_backward(u, x_dbl, w_x, w_dt, A, D, z, delta_bias, index, states, gate, y)
         ctx.op_flags = op_args[9:]  # delta_softplus, scale, keep_states, backend
         ctx.R, ctx.N = R, N

@@ -90,3 +90,21 @@ def test_projected_forward_keeps_less_than_composed():
     delta_bytes = tensors[0].numel() * 2
     # the fused path keeps the ungated output (batch, D, L) for its shared gate: one direction's worth
     assert fused <= comp - delta_bytes // 2, (fused, comp)
+
+
+@pytest.mark.parametrize("shape", [(128, 768, 197), (8, 384, 6085), (3, 70, 33)])
+def test_gate_kernels_full_size(shape):
+    """The gate outside the scan (`selective_scan.gate`): Triton kernels against the torch formulas, bf16, y
+    channel-major as the scan writes it, z a token-major half of an in_proj output."""
+    from vssm.kernels.selective_scan.gate import gate_backward, gate_forward
+
+    b, dim, L = shape
+    g = torch.Generator(device="cuda").manual_seed(0)
+    y = torch.randn(b, dim, L, device="cuda", generator=g).bfloat16()
+    z = (torch.randn(b, L, 2 * dim, device="cuda", generator=g) * 2).bfloat16()[:, :, dim:].transpose(1, 2)
+    dout = torch.randn(b, L, dim, device="cuda", generator=g).bfloat16().transpose(1, 2)
+    got = (gate_forward(y, z, True), *gate_backward(dout, y, z, True, True))
+    want = (gate_forward(y, z, False), *gate_backward(dout, y, z, True, False))
+    for a, w in zip(got, want):
+        assert a.shape == w.shape and a.stride() == w.stride() and a.dtype == w.dtype
+        torch.testing.assert_close(a.float(), w.float(), rtol=1e-2, atol=1e-2)
