@@ -127,9 +127,9 @@ def _default_backend_launches() -> dict:
     calls = {"launch_forward": 0, "launch_backward": 0}
     originals = {fn: getattr(gate_triton, fn) for fn in calls}
     for fn in calls:
-        def spy(*a, _fn=fn, _orig=getattr(gate_triton, fn)):
+        def spy(*a, _fn=fn):
             calls[_fn] += 1
-            return _orig(*a)
+            return originals[_fn](*a)
         setattr(gate_triton, fn, spy)
     os.environ["VSSM_SCAN_BACKEND"] = "triton"
     leaves = [t.detach().requires_grad_(True) for t in _projected_inputs(2, 8, 9, 4, 2, torch.float32)]
