@@ -85,11 +85,14 @@ def test_projected_forward_keeps_less_than_composed():
         return selective_scan(tensors[0], delta, *tensors[3:4], B, C, *tensors[4:], True, orders=orders,
                               combine="mean")
 
-    fused = kept(lambda: projected_scan(*tensors, delta_softplus=True, orders=orders, combine="mean"))
-    comp = kept(composed)
+    def fused():
+        return projected_scan(*tensors, delta_softplus=True, orders=orders, combine="mean")
+
+    fused(), composed()  # warm: what the first call allocates lazily (cuBLAS workspaces) is not kept by either
+    kept_fused, kept_comp = kept(fused), kept(composed)
     delta_bytes = tensors[0].numel() * 2
-    # the fused path keeps the ungated output (batch, D, L) for its shared gate: one direction's worth
-    assert fused <= comp - delta_bytes // 2, (fused, comp)
+    y_bytes = delta_bytes // 2  # the fused path keeps the ungated output (batch, D, L) for its shared gate
+    assert kept_fused <= kept_comp - delta_bytes + y_bytes, (kept_fused, kept_comp, delta_bytes)
 
 
 @pytest.mark.parametrize("shape", [(128, 768, 197), (8, 384, 6085), (3, 70, 33)])
