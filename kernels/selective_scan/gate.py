@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import torch
 
+from .op import token_major
 from .reference import compute_dtype
 
 __all__ = ["gate_forward", "gate_backward", "new_like_gate"]
@@ -32,10 +33,10 @@ _BLOCK_D, _BLOCK_L, _WARPS = 128, 32, 4
 
 
 def new_like_gate(z: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """An empty (batch, D, L) tensor stored token-major when z is (channels innermost: a slice of a
-    Linear's output), else contiguous."""
+    """An empty (batch, D, L) tensor stored token-major when z is (`op.token_major`: channels innermost, a
+    slice of a Linear's output), else contiguous."""
     batch, dim, L = z.shape
-    if z.stride(1) == 1 and dim > 1 and z.stride(2) != 1:
+    if token_major(z.unsqueeze(1)):
         return z.new_empty((batch, L, dim), dtype=dtype).transpose(1, 2)
     return z.new_empty((batch, dim, L), dtype=dtype)
 
