@@ -14,8 +14,8 @@ is 78 MB + 31 MB per layer. In plain eager mode (`vssm.kernels.eager`) one autog
 same computation and keeps only u, x_dbl and the weights: its backward recomputes delta with one small
 batched matmul (2 R D L flops per row, against ~10 N D L for the scan), as mamba_ssm's fused mixer
 does. A gate z shared by the directions is applied outside the scan kernels (`gate`), which keeps the
-ungated output y (batch, D, L) for z's gradient instead of recomputing it inside the kernels. Under torch.compile, export, tracing and fake tensors it is the composed form (which is also the
-tests' oracle).
+ungated output y (batch, D, L) for z's gradient instead of recomputing it inside the kernels. Under
+torch.compile, export, tracing and fake tensors it is the composed form (which is also the tests' oracle).
 """
 
 from __future__ import annotations
