@@ -7,6 +7,8 @@
 - `cpu.py`: the compiled CPU loops (numba), the CPU default;
 - `triton_common.py` <- `triton_carry.py` <- `triton_fwd.py`, `triton_bwd.py`, `triton_bwd_n1.py`: the
   Triton kernels (imported lazily by the op).
+- `projected.py`: `projected_scan`, the scan with x_proj / dt_proj inside (the Mamba mixers' path on CUDA);
+- `gate.py` (Triton kernels in `gate_triton.py`): a gate shared by the directions, applied outside the scan.
 """
 
 from .naive import selective_scan_naive
