@@ -24,6 +24,8 @@ GATE_CASES = [
     ("L1", (4, 17, 1), "float32", "token_major_slice", "contiguous", True),
     ("D1", (2, 1, 33), "bfloat16", "contiguous", "contiguous", True),
     ("tm_slice_f16", (2, 33, 40), "float16", "token_major_slice", "contiguous", True),
+    # several channel tiles (the kernels' 128) and token tiles per sample
+    ("wide_f32", (2, 300, 70), "float32", "token_major_slice", "contiguous", True),
 ]
 
 
@@ -80,7 +82,7 @@ def _projected_inputs(K, dim, L, N, R, dtype, seed=1):
     return [u, w_x, w_dt, A, D, z, bias]
 
 
-def _projected_errors(K, dim, L, N, R) -> dict:
+def _projected_errors(K, dim, L, N, R, freeze_z=False) -> dict:
     """projected_scan on the Triton kernels (gate outside the scan) against the composed form on the
     reference backend (gate inside the scan), float32, output and every gradient."""
     from vssm.kernels import selective_scan
@@ -91,10 +93,10 @@ def _projected_errors(K, dim, L, N, R) -> dict:
     kw = dict(orders=orders, combine="mean")
 
     def run(fn):
-        leaves = [t.detach().requires_grad_(True) for t in tensors]
+        leaves = [t.detach().requires_grad_(not (freeze_z and i == 5)) for i, t in enumerate(tensors)]
         out = fn(*leaves)
         dy = torch.randn(out.shape, generator=torch.Generator().manual_seed(5))
-        return out, torch.autograd.grad(out, leaves, dy)
+        return out, torch.autograd.grad(out, [t for t in leaves if t.requires_grad], dy)
 
     def composed(u, w_x, w_dt, A, D, z, bias):
         delta, B, C = project(u, w_x, w_dt, N)
@@ -103,7 +105,9 @@ def _projected_errors(K, dim, L, N, R) -> dict:
     out, grads = run(lambda *t: projected_scan(*t, delta_softplus=True, backend="triton", **kw))
     ref, ref_grads = run(composed)
     res = {"out": float((out - ref).abs().max() / ref.abs().max())}
-    for name, a, b in zip(("u", "w_x", "w_dt", "A", "D", "z", "bias"), grads, ref_grads):
+    names = [n for n in ("u", "w_x", "w_dt", "A", "D", "z", "bias") if not (freeze_z and n == "z")]
+    assert len(grads) == len(names)
+    for name, a, b in zip(names, grads, ref_grads):
         res[name] = float((a - b).abs().max() / b.abs().max())
     res["out_token_major"] = out.stride(1) == 1
     return res
@@ -148,6 +152,7 @@ def _child() -> dict:
     res["poison"] = _poisoned_sample_stays()
     res["projected_K2"] = _projected_errors(2, 8, 37, 4, 2)
     res["projected_K1"] = _projected_errors(1, 6, 11, 16, 3)
+    res["projected_K2_frozen_z"] = _projected_errors(2, 8, 37, 4, 2, freeze_z=True)
     return res
 
 
@@ -188,8 +193,52 @@ def test_gate_poisoned_sample_stays(interpreted):
     assert interpreted["poison"]
 
 
-@pytest.mark.parametrize("K", [2, 1])
-def test_projected_triton_shared_gate_equals_composed(interpreted, K):
-    res = dict(interpreted[f"projected_K{K}"])
+@pytest.mark.parametrize("case", ["K2", "K1", "K2_frozen_z"])
+def test_projected_triton_shared_gate_equals_composed(interpreted, case):
+    res = dict(interpreted[f"projected_{case}"])
     assert res.pop("out_token_major")
     assert all(v < 1e-5 for v in res.values()), res
+
+
+def _saved_bytes(fn) -> int:
+    seen = {}
+
+    def pack(t):
+        seen[(t.untyped_storage().data_ptr(), t.dtype)] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(seen.values())
+
+
+@pytest.mark.parametrize("backend", ["reference", "cpu"])
+def test_projected_shared_gate_layouts_and_kept_output(backend):
+    """out is laid out as `selective_scan` lays it out (token-major when u or z is); the ungated output is
+    kept only when the gate needs a gradient, and a frozen gate still gives every other gradient."""
+    from vssm.kernels import selective_scan
+    from vssm.kernels.selective_scan.projected import project, projected_scan
+
+    u, w_x, w_dt, A, D, z, bias = _projected_inputs(2, 8, 13, 4, 2, torch.float64)
+    u = u.transpose(2, 3).contiguous().transpose(2, 3)  # token-major u
+    z = z.contiguous()  # channel-major gate
+    kw = dict(orders=["natural", "reverse"], combine="mean", backend=backend)
+    out = projected_scan(u, w_x, w_dt, A, D, z, bias, delta_softplus=True, **kw)
+    delta, B, C = project(u, w_x, w_dt, 4)
+    ref = selective_scan(u, delta, A, B, C, D, z, bias, True, **kw)
+    assert out.stride() == ref.stride() and out.stride(1) == 1
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+
+    leaves = [t.detach().requires_grad_(True) for t in (u, w_x, w_dt, A, D, z, bias)]
+    frozen = leaves[:5] + [z] + leaves[6:]
+    y_bytes = z.numel() * 8
+
+    def run(tensors):
+        return lambda: projected_scan(*tensors, delta_softplus=True, **kw)
+
+    assert _saved_bytes(run(frozen)) == _saved_bytes(run(leaves)) - y_bytes
+    g = torch.randn(ref.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    grads_frozen = torch.autograd.grad(run(frozen)(), [t for i, t in enumerate(frozen) if i != 5], g)
+    grads_all = torch.autograd.grad(run(leaves)(), [t for i, t in enumerate(leaves) if i != 5], g)
+    for a, b in zip(grads_frozen, grads_all):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

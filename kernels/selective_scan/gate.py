@@ -47,9 +47,11 @@ def _kernels():
     return gate_triton
 
 
-def gate_forward(y: torch.Tensor, z: torch.Tensor, use_triton: bool) -> torch.Tensor:
-    """out = y * silu(z) in y's dtype, laid out like z (`new_like_gate`); y, z (batch, D, L)."""
-    out = new_like_gate(z, y.dtype)
+def gate_forward(y: torch.Tensor, z: torch.Tensor, use_triton: bool, out: torch.Tensor | None = None) -> torch.Tensor:
+    """out = y * silu(z) in y's dtype, into `out` (any strides) or (None) a new tensor laid out like z
+    (`new_like_gate`); y, z (batch, D, L)."""
+    if out is None:
+        out = new_like_gate(z, y.dtype)
     if out.numel() == 0:
         return out
     if use_triton:
@@ -61,11 +63,12 @@ def gate_forward(y: torch.Tensor, z: torch.Tensor, use_triton: bool) -> torch.Te
 
 
 def gate_backward(
-    dout: torch.Tensor, y: torch.Tensor, z: torch.Tensor, need_dz: bool, use_triton: bool
+    dout: torch.Tensor, y: torch.Tensor | None, z: torch.Tensor, need_dz: bool, use_triton: bool
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """dy (float32 at least, contiguous (batch, D, L)) and, with ``need_dz``, dz (z's dtype, laid out like z)."""
-    c = compute_dtype(y)
-    dy = y.new_empty(y.shape, dtype=c)
+    """dy (float32 at least, contiguous (batch, D, L)) and, with ``need_dz``, dz (z's dtype, laid out like z);
+    y (the ungated output) is read for dz only and may be None without it."""
+    c = compute_dtype(dout)
+    dy = dout.new_empty(z.shape, dtype=c)
     dz = new_like_gate(z, z.dtype) if need_dz else None
     if dy.numel() == 0:
         return dy, dz

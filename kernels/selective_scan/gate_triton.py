@@ -74,9 +74,10 @@ def launch_forward(y, z, out, block_d: int, block_l: int, warps: int) -> None:
 
 def launch_backward(dout, y, z, dy, dz, block_d: int, block_l: int, warps: int) -> None:
     need_dz = dz is not None
-    dz_ = dz if need_dz else dy
-    _gate_bwd_kernel[_grid(y, block_d, block_l)](
-        dout, y, z, dy, dz_, y.shape[1], y.shape[2],
-        *dout.stride(), *y.stride(), *z.stride(), *dy.stride(), *dz_.stride(),
+    dz_ = dz if need_dz else dy  # placeholders of the unused pointers
+    y_ = y if need_dz else dout
+    _gate_bwd_kernel[_grid(z, block_d, block_l)](
+        dout, y_, z, dy, dz_, z.shape[1], z.shape[2],
+        *dout.stride(), *y_.stride(), *z.stride(), *dy.stride(), *dz_.stride(),
         NEED_DZ=need_dz, BLOCK_D=block_d, BLOCK_L=block_l, num_warps=warps,
     )

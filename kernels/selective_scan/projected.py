@@ -34,6 +34,7 @@ from .op import (
     _scan_fwd_impl,
     _use_triton,
     new_like_layout,
+    new_out,
     prepare,
     selective_scan,
 )
@@ -159,8 +160,11 @@ class _ProjectedScan(torch.autograd.Function):
         A, D, z, delta_bias, index = op_args[2], op_args[5], op_args[6], op_args[7], op_args[8]
         y = None
         if shared:
-            y = out  # the ungated sum over the directions, kept for the gate's gradient
-            out = gate_forward(y, gate, _use_triton(op_args[12], u))  # the backend resolved by `prepare`
+            y = out  # the ungated sum over the directions
+            # out token-major when u or z is, as the op lays it out; the backend is the one `prepare` resolved
+            out = gate_forward(y, gate, _use_triton(op_args[12], u), out=new_out(op_args[0], gate.unsqueeze(1)))
+            if not ctx.needs_input_grad[5]:
+                y = None  # kept only for the gate's own gradient
         ctx.save_for_backward(u, x_dbl, w_x, w_dt, A, D, z, delta_bias, index, states, gate, y)
         ctx.op_flags = op_args[9:]  # delta_softplus, scale, keep_states, backend
         ctx.R, ctx.N = R, N
