@@ -22,23 +22,21 @@ from __future__ import annotations
 
 import torch
 
-from .op import token_major
+from .op import new_like_layout
 from .reference import compute_dtype
 
-__all__ = ["gate_forward", "gate_backward", "new_like_gate"]
+__all__ = ["gate_forward", "gate_backward"]
 
 # H200, bf16, (128, 768, 197) and (8, 384, 6085), y channel-major, z token-major: of six tile shapes,
 # 128 channels x 32 tokens with 4 warps was the fastest forward and backward at both (91 / 159 us at Vim-S)
 _BLOCK_D, _BLOCK_L, _WARPS = 128, 32, 4
 
 
-def new_like_gate(z: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """An empty (batch, D, L) tensor stored token-major when z is (`op.token_major`: channels innermost, a
-    slice of a Linear's output), else contiguous."""
+def _like(z: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """An empty (batch, D, L) tensor laid out like z, by the op's rule (`op.new_like_layout`: token-major when
+    z is, as a slice of a Linear's output)."""
     batch, dim, L = z.shape
-    if token_major(z.unsqueeze(1)):
-        return z.new_empty((batch, L, dim), dtype=dtype).transpose(1, 2)
-    return z.new_empty((batch, dim, L), dtype=dtype)
+    return new_like_layout(z.unsqueeze(1), (batch, 1, dim, L), dtype)[:, 0]
 
 
 def _kernels():
@@ -49,9 +47,9 @@ def _kernels():
 
 def gate_forward(y: torch.Tensor, z: torch.Tensor, use_triton: bool, out: torch.Tensor | None = None) -> torch.Tensor:
     """out = y * silu(z) in y's dtype, into `out` (any strides) or (None) a new tensor laid out like z
-    (`new_like_gate`); y, z (batch, D, L)."""
+    (`op.new_like_layout`); y, z (batch, D, L)."""
     if out is None:
-        out = new_like_gate(z, y.dtype)
+        out = _like(z, y.dtype)
     if out.numel() == 0:
         return out
     if use_triton:
@@ -69,7 +67,7 @@ def gate_backward(
     y (the ungated output) is read for dz only and may be None without it."""
     c = compute_dtype(dout)
     dy = dout.new_empty(z.shape, dtype=c)
-    dz = new_like_gate(z, z.dtype) if need_dz else None
+    dz = _like(z, z.dtype) if need_dz else None
     if dy.numel() == 0:
         return dy, dz
     if use_triton:
