@@ -7,13 +7,11 @@ small enough that the backward runs several token blocks, chunks and channel blo
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
 import torch.nn.functional as F
+from interpreted import run_as_script
 
 from vssm.kernels import depthwise_conv1d, depthwise_conv1d_reference
 
@@ -213,11 +211,7 @@ def test_more_tap_sets_than_the_kernels_take():
 
 @pytest.fixture(scope="module")
 def triton_results():
-    pytest.importorskip("triton")
-    env = dict(os.environ, TRITON_INTERPRET="1")
-    proc = subprocess.run([sys.executable, __file__], env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_as_script(__file__, timeout=600)
 
 
 def test_triton_kernels_keep_no_tensor_between_calls(triton_results):

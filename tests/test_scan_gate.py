@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
+from interpreted import run_as_script
 
 from vssm.kernels.selective_scan.gate import gate_backward, gate_forward
 
@@ -171,11 +170,7 @@ def test_gate_torch_path(case):
 
 @pytest.fixture(scope="module")
 def interpreted():
-    pytest.importorskip("triton")
-    env = dict(os.environ, TRITON_INTERPRET="1")
-    proc = subprocess.run([sys.executable, __file__], env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_as_script(__file__, timeout=600)
 
 
 @pytest.mark.parametrize("case", GATE_CASES, ids=lambda c: c[0])

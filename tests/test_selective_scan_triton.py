@@ -27,6 +27,7 @@ import sys
 import time
 
 import pytest
+from interpreted import run_as_script
 
 TOL = {"float64": 1e-10, "float32": 1e-5, "float16": 5e-3, "bfloat16": 2e-2}
 NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
@@ -374,12 +375,7 @@ def _run_case(case) -> dict:
 
 @pytest.fixture(scope="module")
 def interpreted_results():
-    pytest.importorskip("triton")
-    env = dict(os.environ, TRITON_INTERPRET="1")
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__)], env=env, capture_output=True, text=True,
-                          timeout=900)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_as_script(__file__, timeout=900)
 
 
 def _param(case):

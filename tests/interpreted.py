@@ -1,0 +1,21 @@
+"""The Triton kernels' tests on the CPU: a test module run as a script in a child process under
+TRITON_INTERPRET=1 (read when `@triton.jit` decorates, and other test modules import vssm first), its
+results the JSON object on the last line of its output."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def run_as_script(path: str, timeout: int) -> dict:
+    pytest.importorskip("triton")
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    proc = subprocess.run([sys.executable, os.path.abspath(path)], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
