@@ -73,13 +73,23 @@ def is_batch_inner(t: torch.Tensor) -> bool:
 
 
 def token_matrix(t: torch.Tensor) -> torch.Tensor | None:
-    """A (batch, M, L) tensor as the row-major (M, batch x L) matrix it is stored as, or None when its
-    strides do not allow that view (batch-outer storage, padded rows, tokens not contiguous)."""
+    """A (batch, M, L) tensor as the (M, batch x L) matrix it is stored as (a view: outputs are written
+    through it), or None when its strides allow no such matrix for a matmul. Two storages give one:
+    channel-major rows with the batch inside them (row-major: each row batch x L contiguous tokens), and
+    token-major with the batch outside the tokens and next to them (column-major: each token's M values
+    contiguous, one token after the other, as `new_like_layout` stores token-major u of several directions).
+    Batch-outer channel-major storage and padded rows give None."""
     batch, M, L = t.shape
-    if t.stride(2) != 1 and L > 1:
+    s_b, s_m, s_l = t.stride()
+    if L == 1:
+        s_l = s_b
+    elif batch > 1 and s_b != L * s_l:
+        return None  # the batch's tokens are not one evenly spaced sequence
+    n = batch * L
+    if n == 1:
+        s_l = max(M, 1)
+    if M == 1:
+        s_m = max(n, 1)
+    if not ((s_l == 1 and s_m >= n) or (s_m == 1 and s_l >= M)):
         return None
-    if batch > 1 and t.stride(0) != L:
-        return None
-    if M > 1 and t.stride(1) < batch * L:
-        return None
-    return t.transpose(0, 1).view(M, batch * L)  # view, never a copy: outputs are written through it
+    return t.as_strided((M, n), (s_m, s_l))

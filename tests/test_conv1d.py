@@ -85,9 +85,12 @@ def test_channel_major_layout(monkeypatch):
     w = torch.randn(2, 5, 3, dtype=torch.float64)
     a = depthwise_conv1d(x, w, None, [-2, 0], silu=True)
     b = depthwise_conv1d(x, w, None, [-2, 0], silu=True, channel_major=True)
-    # stored (K, C, batch, L): each tap set's output one (C, batch x L) matrix
-    assert a.is_contiguous() and b.permute(1, 3, 0, 2).is_contiguous()
-    assert layout.token_matrix(b[:, 1].transpose(1, 2)) is not None
+    # stored (K, batch, L, C) and (K, C, batch, L): either way each tap set's output is one matrix over the batch
+    assert a.transpose(0, 1).is_contiguous() and b.permute(1, 3, 0, 2).is_contiguous()
+    for out in (a, b):
+        m = layout.token_matrix(out[:, 1].transpose(1, 2))
+        assert m is not None and m.data_ptr() == out[:, 1].data_ptr()
+        torch.testing.assert_close(m, out[:, 1].permute(2, 0, 1).reshape(5, 18), rtol=0, atol=0)
     torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
@@ -248,7 +251,18 @@ def test_token_matrix_is_a_view_or_none(monkeypatch):
     assert layout.token_matrix(t[:, 0, :2]) is not None  # a slice of the rows (x_dbl's dt rows) stays one matrix
     assert layout.token_matrix(torch.empty(3, 5, 7)) is None  # batch-outer
     assert layout.token_matrix(torch.empty(1, 5, 7)) is not None  # a batch of one is one matrix either way
-    assert layout.token_matrix(torch.empty(3, 7, 5).transpose(1, 2)) is None  # token-major
+    # token-major with the batch's tokens one after the other (a Linear's (batch, L, M) output): column-major
+    tm = torch.arange(3 * 7 * 5, dtype=torch.float32).view(3, 7, 5).transpose(1, 2)
+    m = layout.token_matrix(tm)
+    assert m is not None and m.stride() == (1, 5) and m.data_ptr() == tm.data_ptr()
+    torch.testing.assert_close(m, tm.transpose(0, 1).reshape(5, 21), rtol=0, atol=0)
+    # token-major, several directions stored (K, batch, L, M): each direction's slice is one matrix
+    tk = torch.empty(2, 3, 7, 5).permute(1, 0, 3, 2)  # (batch, K, M, L)
+    assert all(layout.token_matrix(tk[:, k]) is not None for k in range(2))
+    # token-major with the directions between the batch and the tokens: no matrix
+    assert layout.token_matrix(torch.empty(3, 2, 7, 5).permute(0, 1, 3, 2)[:, 0]) is None
+    assert layout.token_matrix(tm[:, :, :6]) is None  # a gap between samples: not one evenly spaced sequence
+    assert layout.token_matrix(tm[:, :3]) is not None  # fewer channels (x_dbl's dt rows): the same token steps
     monkeypatch.setattr(layout, "PAD_TOKENS", 8)
     padded = layout.new_rows(torch.empty(0), (3, 5, 7), batch_inner=True)
     assert layout.is_batch_inner(padded) and layout.token_matrix(padded) is None  # rows of 8 tokens for 7

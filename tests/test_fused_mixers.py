@@ -119,3 +119,32 @@ def test_mambavision_mixer_conv_op_path(monkeypatch, d_conv, conv_bias):
     xg = x.clone().requires_grad_(True)
     m(xg).sum().backward()
     assert len(calls) == 1  # training: F.conv1d
+
+
+@pytest.mark.parametrize("walks", [True, False])
+def test_mamba_inference_layout_follows_the_walking_forward(conv_op_path, monkeypatch, walks):
+    """Without a backward to follow, the mixer asks for the conv op's token-major output where the scan's
+    forward walks (`projected.scan_walks`), channel-major otherwise and whenever a gradient is needed; the
+    result is the composed one in every case."""
+    import vssm.mamba as mm
+
+    torch.manual_seed(0)
+    m = Mamba(16, d_state=8, bidirectional=True).double()
+    x = torch.randn(3, 11, 16, dtype=torch.float64)
+    asked, layouts = [], []
+
+    def conv_spy(*a, _orig=mm.depthwise_conv1d, **k):
+        layouts.append(k["channel_major"])
+        return _orig(*a, **k)
+
+    monkeypatch.setattr(mm, "scan_walks", lambda *a: asked.append(a) or walks)
+    monkeypatch.setattr(mm, "depthwise_conv1d", conv_spy)
+    with torch.no_grad():
+        y = m(x)
+        m.composed = True
+        y_ref = m(x)
+        m.composed = False
+    assert asked == [(3, m.d_inner, 8)] and layouts == [not walks]
+    assert rel_error(y, y_ref) < 1e-12
+    m(x).sum().backward()  # parameters need gradients: channel-major, scan_walks not asked
+    assert layouts == [not walks, True] and len(asked) == 1

@@ -292,6 +292,83 @@ def test_projected_batch_inner_matmuls_are_2d(monkeypatch, tmp_path):
             assert len(batched) >= 7 and not [c for c in flat if any(3 * 13 in shape for shape, _ in c[1])], calls
 
 
+def _directions_outer(u: torch.Tensor) -> torch.Tensor:
+    """u (batch, K, D, L) copied into token-major storage (K, batch, L, D): the conv op's token-major output."""
+    return u.permute(1, 0, 3, 2).contiguous().permute(1, 0, 3, 2)
+
+
+@pytest.mark.parametrize("backend", ["reference", "cpu"])
+@pytest.mark.parametrize("case", [c for c in CASES if c[0] > 1 and c[1] > 1], ids=str)
+def test_projected_token_major_directions_outer_equal_composed(backend, case):
+    """u token-major with the directions outside the batch, (K, batch, L, D) (what the conv op writes when
+    the mixer runs without a backward): the projected scan's x_dbl, delta and du follow that layout, and the
+    results are the composed form's."""
+    from vssm.kernels.selective_scan.op import _layout_strides
+
+    batch, K, dim, L, N, R, orders, shared, _, gate, with_d = case
+    tensors = _inputs(batch, K, dim, L, N, R, torch.float64, shared, False, gate, with_d)
+    tensors[0] = _directions_outer(tensors[0])
+    kw = dict(orders=orders, combine="mean", backend=backend)
+    if orders is not None and "rows" in orders:
+        kw["grid"] = (3, 4)
+    seen = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: seen.append(t) or t, lambda t: t):
+        y, g = _grads(lambda *t: projected_scan(*t, delta_softplus=True, **kw), tensors)
+    y_ref, g_ref = _grads(lambda *t: _composed(*t, **dict(kw, orders=orders or ["natural"] * K)), tensors)
+    assert rel_error(y, y_ref) < 1e-12
+    for a, b in zip(g, g_ref):
+        assert a.shape == b.shape and rel_error(a, b) < 1e-11
+    x_dbl = next(t for t in seen if t.dim() == 4 and t.shape[2] == R + 2 * N)
+    assert x_dbl.permute(1, 0, 3, 2).is_contiguous()  # (K, batch, L, R + 2N)
+    assert _layout_strides(tensors[0]) == (L * dim, batch * L * dim, 1, dim)
+    assert g[0].stride() == _layout_strides(tensors[0])  # du in u's layout
+
+
+def test_projected_token_major_matmuls_are_2d(tmp_path):
+    """Token-major u stored (K, batch, L, D): every projection, forward and backward, is one 2-D matmul per
+    direction over batch x L tokens (each direction's slice is a column-major matrix, `layout.token_matrix`);
+    token-major u with the batch outside the directions, (batch, K, L, D), keeps the batched matmuls."""
+    kw = dict(orders=["natural", "reverse"], combine="mean", backend="reference")
+    for outer in (True, False):
+        tensors = _inputs(3, 2, 16, 13, 8, 8, torch.float32, True, True, True, True)
+        if outer:
+            tensors[0] = _directions_outer(tensors[0])
+        calls = _matmul_layouts(lambda *t: projected_scan(*t, delta_softplus=True, **kw), tensors, tmp_path)
+        flat = [c for c in calls if c[0] in ("aten::mm", "aten::addmm", "aten::addmm_")]
+        batched = [c for c in calls if c[0] in ("aten::bmm", "aten::baddbmm_", "aten::baddbmm")]
+        assert not [c for c in calls if c[0].startswith("clone")], calls
+        if outer:
+            assert not batched, batched
+            assert len(flat) == 7 * 2
+            assert all(any(3 * 13 in shape for shape, _ in m) for _, m in flat), flat
+        else:
+            assert len(batched) >= 7
+
+
+def test_walking_forward_choice():
+    """Where the forward walks by default (`Tiles.fwd_walk` None): 2 <= N <= 16, u and delta token-major and
+    enough (batch row, channel block) programs; True / False force it on / off; `scan_walks` answers the
+    same for token-major inputs."""
+    import dataclasses
+
+    from vssm.kernels.selective_scan.projected import scan_walks
+    from vssm.kernels.selective_scan.triton_common import DEFAULT_TILES
+    from vssm.kernels.selective_scan.triton_fwd import _walks, forward_walks
+
+    auto = dataclasses.replace(DEFAULT_TILES, fwd_walk=None)
+    assert _walks(auto, 128, 768, 768, 16, True)  # Vim-S at 224, batch 128
+    assert _walks(auto, 64, 384, 384, 16, True)  # Vim-Ti at 224, batch 64
+    assert not _walks(auto, 128, 768, 768, 16, False)  # channel-major rows: a sector per channel per step
+    assert not _walks(auto, 8, 384, 384, 16, True)  # Vim-Ti at 1248, batch 8: too few programs
+    assert not _walks(auto, 128, 768, 768, 1, True) and not _walks(auto, 128, 768, 768, 32, True)
+    assert _walks(dataclasses.replace(auto, fwd_walk=True), 8, 384, 384, 16, False)
+    assert not _walks(dataclasses.replace(auto, fwd_walk=False), 128, 768, 768, 16, True)
+    assert forward_walks(128, 768, 16, tiles=auto) and not forward_walks(128, 768, 64, tiles=auto)
+    assert forward_walks(128, 768, 13, tiles=auto)  # N rounded up to a power of two
+    if DEFAULT_TILES.fwd_walk is None:  # VSSM_SCAN_FWD unset
+        assert scan_walks(128, 768, 16) and not scan_walks(2, 768, 16)
+
+
 _TRITON_PADDED = """
 import os, torch
 from vssm.kernels import layout, selective_scan

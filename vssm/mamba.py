@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from vssm.kernels import selective_scan
 from vssm.kernels.conv1d import depthwise_conv1d, has_fast_kernel
-from vssm.kernels.selective_scan.projected import projected_scan
+from vssm.kernels.selective_scan.projected import projected_scan, scan_walks
 from vssm.ssm_init import init_ssm_, positive_int, scan_param
 from vssm.timm_glue import fx_leaf
 
@@ -209,15 +209,18 @@ class Mamba(nn.Module):
         # u[b, k, e, t] = y[b, k E + e, 0, t + k (K_conv - 1)]
         return y.as_strided((y.shape[0], K, E, L), (Lp * K * E, E + (K_conv - 1) * K * E, 1, K * E))
 
-    def _conv_tokens(self, x: torch.Tensor) -> torch.Tensor:
+    def _conv_tokens(self, x: torch.Tensor, channel_major: bool = True) -> torch.Tensor:
         """The same as `_conv` through the depthwise conv op: x (batch, E, L) a view of the in_proj output ->
-        (batch, K, L, E) stored (K, E, batch, L) (one kernel reads x through its strides; the backward
-        recomputes the conv from x). The batch inside the rows makes x_proj / dt_proj one matmul per
-        direction over all tokens in the projected scan."""
+        (batch, K, L, E) stored (K, E, batch, L), or with ``channel_major=False`` (K, batch, L, E) (one kernel
+        reads x through its strides; the backward recomputes the conv from x). Either way each direction's
+        tokens over the batch are one matrix, so x_proj / dt_proj are one matmul per direction in the
+        projected scan."""
         weight, bias = self._conv_taps()
         offsets = [-(self.d_conv - 1), 0][: weight.shape[0]]
-        # stored channel-major: the scan's programs read a few channels over many steps at N > 1
-        return depthwise_conv1d(x.transpose(1, 2), weight, bias, offsets, silu=True, channel_major=True)
+        return depthwise_conv1d(x.transpose(1, 2), weight, bias, offsets, silu=True, channel_major=channel_major)
+
+    def _needs_grad(self, x: torch.Tensor) -> bool:
+        return torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.parameters()))
 
     def _projections(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """delta (batch, K, E, L) and B, C (batch, K, 1, N, L) of every direction, through the x_proj /
@@ -248,8 +251,12 @@ class Mamba(nn.Module):
         delta_bias = torch.stack([scan_param(b[2].bias) for b in branches])
         orders = ["natural", "reverse"] if self.bidirectional else ["natural"]
         if has_fast_kernel(x):
-            # x_proj / dt_proj inside the op, which recomputes delta in its backward instead of keeping it
-            u = self._conv_tokens(x).transpose(2, 3)  # (batch, K, E, L), stored (K, E, batch, L)
+            # x_proj / dt_proj inside the op, which recomputes delta in its backward instead of keeping it.
+            # Stored channel-major (the scan's chunk kernels read a few channels over many steps), except
+            # without a backward where the forward then walks the steps with a channel's states in registers
+            # (token-major: each step's channels are contiguous); see `scan_walks`.
+            tokens = not self._needs_grad(x) and scan_walks(x.shape[0], self.d_inner, self.d_state)
+            u = self._conv_tokens(x, channel_major=not tokens).transpose(2, 3)  # (batch, K, E, L)
             w_x = torch.stack([b[1].weight for b in branches]).to(u.dtype)  # (K, R + 2N, E)
             w_dt = torch.stack([b[2].weight for b in branches]).to(u.dtype)  # (K, E, R)
             return projected_scan(u, w_x, w_dt, A, D, z, delta_bias, delta_softplus=True, orders=orders,

@@ -96,13 +96,13 @@ def has_fast_kernel(x) -> bool:
 
 
 def _new_out(x, K: int, channel_major: bool) -> torch.Tensor:
-    """The empty (batch, K, L, C) output: stored (batch, K, L, C), or with ``channel_major`` (K, C, batch, L)
+    """The empty (batch, K, L, C) output: stored (K, batch, L, C), or with ``channel_major`` (K, C, batch, L)
     with rows of `layout.padded_len(L)` tokens (the batch inside the rows: each tap set's output is one
     (C, batch x L) matrix, see `layout.new_rows`)."""
     batch, L, C = x.shape
     if channel_major:
         return new_rows(x, (batch, K, C, L), batch_inner=True).transpose(2, 3)
-    return x.new_empty((batch, K, L, C))
+    return x.new_empty((K, batch, L, C)).transpose(0, 1)
 
 
 def _conv_fwd_impl(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], offsets: list[int],
@@ -185,7 +185,7 @@ def depthwise_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
 
     weight (K, C, W) (or (C, W) for K = 1), bias (K, C) / (C,) or None, offsets: K ints (default: causal,
     ``-(W - 1)`` for every k). x is read through its strides (a channel slice of a Linear's output needs
-    no copy); out is in x's dtype, stored (batch, K, L, C) or, with ``channel_major``, (K, C, batch, L)
+    no copy); out is in x's dtype, stored (K, batch, L, C) (each tap set one (batch x L, C) matrix) or, with ``channel_major``, (K, C, batch, L)
     (what a consumer reading channels along time wants, e.g. the selective scan at N > 1); the
     accumulation is float32 (float64 for float64 x).
     """

@@ -267,11 +267,23 @@ def token_major(u: torch.Tensor) -> bool:
     return u.stride(2) == 1 and u.shape[2] > 1 and u.stride(3) != 1
 
 
+def _directions_outer(u: torch.Tensor) -> bool:
+    """Token-major (batch, K, D, L) `u` stored (K, batch, L, D): the directions outside the batch, so that
+    each direction's tokens over the batch are one (batch x L, D) matrix (`layout.token_matrix`)."""
+    return u.shape[0] > 1 and u.shape[1] > 1 and u.stride(1) > u.stride(0)
+
+
+def _token_major_strides(shape: tuple, directions_outer: bool) -> tuple:
+    batch, K, dim, L = shape
+    if directions_outer:
+        return (L * dim, batch * L * dim, 1, dim)
+    return (K * L * dim, L * dim, 1, dim)
+
+
 def _layout_strides(u: torch.Tensor) -> tuple:
     """The strides of `new_like_layout(u, u.shape, .)`."""
-    batch, K, dim, L = u.shape
     if token_major(u):
-        return (K * L * dim, L * dim, 1, dim)
+        return _token_major_strides(tuple(u.shape), _directions_outer(u))
     return row_strides(u.shape, is_batch_inner(u))
 
 
@@ -294,10 +306,13 @@ def sum_directions(dest: torch.Tensor, out: torch.Tensor | None = None) -> torch
 
 
 def new_like_layout(u: torch.Tensor, shape: tuple, dtype: torch.dtype) -> torch.Tensor:
-    """An empty (..., D, L) tensor, token-major in memory when `u` is (see `token_major`), else channel-major
+    """An empty (..., D, L) tensor, token-major in memory when `u` is (see `token_major`; the directions outside
+    the batch when u has them there), else channel-major
     with rows of `layout.padded_len(L)` tokens, the batch between channels and tokens when u has it there
     (`layout.is_batch_inner`)."""
     if token_major(u):
+        if len(shape) == 4:  # stored (batch, K, L, D), or (K, batch, L, D) when u has its directions outside
+            return u.new_empty_strided(shape, _token_major_strides(shape, _directions_outer(u)), dtype=dtype)
         return u.new_empty((*shape[:-2], shape[-1], shape[-2]), dtype=dtype).transpose(-1, -2)
     return new_rows(u, shape, dtype, batch_inner=is_batch_inner(u))
 

@@ -41,7 +41,7 @@ from .op import (
 from .orders import Order
 from .reference import compute_dtype
 
-__all__ = ["projected_scan", "project"]
+__all__ = ["projected_scan", "project", "scan_walks"]
 
 
 def _check(u, x_proj_weight, dt_proj_weight, A) -> tuple[int, int]:
@@ -249,3 +249,11 @@ def projected_scan(
     _per_direction("z", z, K, (batch, dim, L), "(batch, D, L)", "(batch, K, D, L)", dev)
     spec = (orders, grid, combine, delta_softplus, backend)
     return _ProjectedScan.apply(u, x_proj_weight, dt_proj_weight, A, D, z, delta_bias, spec)
+
+
+def scan_walks(batch: int, dim: int, N: int) -> bool:
+    """Whether `projected_scan` on CUDA, with no gradient to compute, runs the walking forward when u is
+    token-major (`Tiles.fwd_walk`): callers that can produce u in either layout pick token-major then."""
+    from .triton_fwd import forward_walks
+
+    return forward_walks(batch, dim, N)

@@ -23,6 +23,13 @@ from .op import new_like_layout
 LOG2E = tl.constexpr(1.4426950408889634)  # jitted code reads module globals only as constexprs
 
 
+def _walk_from_env() -> bool | None:
+    raw = os.environ.get("VSSM_SCAN_FWD", "").strip().lower()
+    if raw not in ("", "walk", "chunk"):
+        raise ValueError(f"VSSM_SCAN_FWD={raw!r}: expected 'walk', 'chunk' or unset (the op picks)")
+    return {"walk": True, "chunk": False}.get(raw)
+
+
 @dataclasses.dataclass(frozen=True)
 class Tiles:
     """Tile sizes and launch thresholds (measured on the H100 and H200: kernels/selective_scan/NOTES.md).
@@ -45,11 +52,18 @@ class Tiles:
     fwd_warps_wide: int = 8
     # forward walking one step at a time with the states of a channel in one thread's registers (lanes over
     # channels only: no shuffles for the sums over states, see NOTES.md "States in registers"); for
-    # 2 <= N <= fwd_walk_max_np when no chunk-start states are kept. Off by default until measured on a GPU;
-    # VSSM_SCAN_FWD=walk turns it on.
-    fwd_walk: bool = os.environ.get("VSSM_SCAN_FWD", "").strip().lower() == "walk"
+    # 2 <= N <= fwd_walk_max_np when no chunk-start states are kept (no backward follows). None (default):
+    # where it was measured to pay, token-major u and delta with at least fwd_walk_min_programs programs;
+    # True: wherever it can run; False: never. VSSM_SCAN_FWD=walk / chunk sets True / False.
+    fwd_walk: bool | None = _walk_from_env()
     fwd_walk_bd: int = 128
     fwd_walk_warps: int = 4
+    # H200, bf16, two directions, (batch, D, L) = (128, 768, 197) / (128, 384, 197) / (64, 384, 197):
+    # 0.644 / 0.335 / 0.226 ms walking against 1.074 / 0.548 / 0.285 for the chunk kernel on channel-major
+    # rows; (32, 384, 1025) and (8, 384, 6085) (96 and 24 programs): 1.0 / 1.7 against 0.59 / 0.84 ms
+    fwd_walk_min_programs: int = 192
+    # K > 1: one program walks every direction from this many (1.2-1.3x faster at 384 and 768, 0.75x at 192)
+    fwd_walk_loop_min_programs: int = 384
     fwd_walk_max_np: int = 16  # NP = 32 spilled (ptxas, sm_90a: 255 registers + 348 bytes)
     bwd_T: int = 16
     bwd_T_n1: int = 8

@@ -21,7 +21,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ..intmath import cdiv
+from ..intmath import cdiv, next_pow2
 from ..launch import fast_launch
 from .op import new_out, sum_directions, token_major
 from .triton_carry import run_carry
@@ -40,7 +40,7 @@ from .triton_common import (
     strides,
 )
 
-__all__ = ["triton_forward"]
+__all__ = ["triton_forward", "forward_walks"]
 
 
 @triton.jit
@@ -329,6 +329,32 @@ def _fwd_walk_kernel(
                             HAS_Z, SOFTPLUS, HAS_H0, True, GATHER, IDX64, BLOCK_D, NP)
 
 
+def _walk_block(tiles: Tiles, dim_per_group: int) -> tuple[int, int]:
+    """The walking forward's channels per program and warps (lanes over channels only)."""
+    bd = pow2_divisor(dim_per_group, tiles.fwd_walk_bd)
+    return bd, max(1, min(tiles.fwd_walk_warps, bd // 32))
+
+
+def _walks(tiles: Tiles, batch: int, dim_per_group: int, dim: int, NP: int, tokens_inner: bool) -> bool:
+    """Whether a forward that keeps no states for a backward walks (`Tiles.fwd_walk`): 2 <= NP <= fwd_walk_max_np,
+    and by default only with u and delta token-major (a step then reads each tensor's channels contiguously;
+    channel-major rows cost a 32-byte sector per channel per step) and at least fwd_walk_min_programs
+    (batch row, channel block) programs: with fewer, time segments and their carry pass make it the slower
+    kernel (Vim-Ti at 1248, batch 8: NOTES.md)."""
+    if tiles.fwd_walk is False or not 2 <= NP <= tiles.fwd_walk_max_np:
+        return False
+    if tiles.fwd_walk:
+        return True
+    return tokens_inner and batch * (dim // _walk_block(tiles, dim_per_group)[0]) >= tiles.fwd_walk_min_programs
+
+
+def forward_walks(batch: int, dim: int, N: int, groups: int = 1, tiles: Tiles = DEFAULT_TILES) -> bool:
+    """Whether a forward without a backward walks when u and delta are token-major (models pick their layouts
+    by it); N is the state size, dim the channels."""
+    NP = next_pow2(N)
+    return dim % groups == 0 and _walks(tiles, batch, dim // groups, dim, NP, True)
+
+
 def _per_direction_out(out: torch.Tensor, K: int) -> torch.Tensor:
     """An empty (batch, K, D, L) whose K slices are each laid out as out (batch, D, L) and contiguous, so
     that summing them into out reads and writes memory in one order. In u's layout instead, a token-major
@@ -363,11 +389,11 @@ def triton_forward(
     p = Prep(u, delta, A, B, C, D, z, delta_bias, index, scale)
     out = new_out(u, z)
     last = torch.empty((p.batch, p.K, p.dim, p.N), device=u.device, dtype=torch.float32)
-    walk = tiles.fwd_walk and 2 <= p.NP <= tiles.fwd_walk_max_np and not states_T
+    walk = not states_T and _walks(tiles, p.batch, p.dim_per_group, p.dim, p.NP,
+                                   token_major(u) and token_major(delta))
     if walk:
         T = tiles.fwd_T  # the walk steps one token at a time; T sets the granularity of time segments only
-        bd = pow2_divisor(p.dim_per_group, tiles.fwd_walk_bd)
-        warps = max(1, min(tiles.fwd_walk_warps, bd // 32))
+        bd, warps = _walk_block(tiles, p.dim_per_group)
     elif p.NP >= 64:
         T, (bd, warps) = tiles.fwd_T_wide, p.block_d(tiles.fwd_dn_wide, tiles.fwd_warps_wide)
     else:
@@ -377,7 +403,7 @@ def triton_forward(
     # K > 1: one program runs all K directions of its batch row and adds them into out (no extra pass)
     # when batch x channel blocks fill the GPU; otherwise every direction gets its own programs and
     # writes its own (batch, K, D, L) slice, summed afterwards.
-    loop = p.K > 1 and p.batch * n_dblk >= tiles.fwd_loop_min_programs
+    loop = p.K > 1 and p.batch * n_dblk >= (tiles.fwd_walk_loop_min_programs if walk else tiles.fwd_loop_min_programs)
     dest = out if p.K == 1 or loop else _per_direction_out(out, p.K)
     programs = (p.batch if loop else p.rows) * n_dblk
     # Time segments when the programs cannot fill the GPU (not when directions add into one out)

@@ -417,7 +417,7 @@ def test_walking_forward(name, orders, token_major, loop, monkeypatch):
                                    delta_softplus=True, return_last_state=True, backend="reference", **multi)
     if K is None:
         last_r = last_r.unsqueeze(1)
-    tiles = dataclasses.replace(DEFAULT_TILES, fwd_walk=True, fwd_loop_min_programs=1 if loop else 1 << 30)
+    tiles = dataclasses.replace(DEFAULT_TILES, fwd_walk=True, fwd_walk_loop_min_programs=1 if loop else 1 << 30)
     for dtype in (torch.float32, torch.bfloat16):
         x = _cast(inp, dtype)
         args = prepare(*(x[n] for n in NAMES), True, orders, None, "mean" if K else "sum", "triton", grad=False)
