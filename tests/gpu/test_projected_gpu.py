@@ -69,6 +69,38 @@ def test_projected_full_size(dtype, tol, batch, K, dim, L, N, R, token_major, pa
         assert _l2(a, r) < tol, name
 
 
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-4), (torch.bfloat16, 2e-2)])
+@pytest.mark.parametrize("batch,dim,L", [(128, 768, 197), (64, 384, 197), (128, 384, 33)])
+def test_projected_inference_walks_token_major(dtype, tol, batch, dim, L, monkeypatch):
+    """Inference as the Vim mixer runs it: u token-major stored (K, batch, L, D) (the conv op's token-major
+    output), no gradient: the forward walks (the launch counted) and matches the float64 composed form."""
+    from vssm.kernels.selective_scan import triton_fwd
+
+    launches = []
+    kernel = triton_fwd._fwd_walk_kernel
+
+    class Spy:
+        def __getitem__(self, grid):
+            launches.append(grid)
+            return kernel[grid]
+
+    monkeypatch.setattr(triton_fwd, "_fwd_walk_kernel", Spy())
+    old = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        tensors = _make(batch, 2, dim, L, 16, dim // 16, dtype, False)
+        tensors[0] = tensors[0].permute(1, 0, 3, 2).contiguous().permute(1, 0, 3, 2)
+        with torch.no_grad():
+            y = projected_scan(*tensors, delta_softplus=True, orders=["natural", "reverse"], combine="mean")
+            u, w_x, w_dt, A, D, z, bias = (t.double() for t in tensors)
+            delta, B, C = project(u, w_x, w_dt, 16)
+            y_ref = selective_scan(u, delta, A, B, C, D, z, bias, True, orders=["natural", "reverse"], combine="mean")
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = old
+    assert len(launches) == 1 and y.dtype == dtype and y.transpose(1, 2).is_contiguous()
+    assert _l2(y, y_ref) < tol
+
+
 def test_projected_forward_keeps_less_than_composed():
     tensors = [t.detach().requires_grad_(True) for t in _make(64, 2, 768, 197, 16, 24, torch.bfloat16, False)]
     orders = ["natural", "reverse"]
