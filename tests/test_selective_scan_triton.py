@@ -75,7 +75,9 @@ CASES = [
     C("n1_3d_bc_walk_states", (2, 4, 11, 1, 1), B3=True, mode="walk_states"),
     C("n16_g1", (1, 8, 12, 16, 1), tiles=WIDE),
     C("n16_g4", (1, 4, 11, 16, 4), tiles=WIDE),
-    C("n64_g1", (1, 2, 9, 64, 1), tiles=WIDE),
+    C("n64_g1", (1, 2, 9, 64, 1), tiles=WIDE),  # short sequence: the backward's short tiles (Tiles.bwd_*_short)
+    C("n64_g1_short_chunks", (2, 4, 11, 64, 1), tiles={**WIDE, "bwd_T_short": 4}),  # three chunks, the last partial
+    C("n64_g1_long_tiles", (1, 2, 9, 64, 1), tiles={**WIDE, "bwd_short_max_L": 4}),  # the regular tiles at N = 64
     C("L1", (2, 4, 1, 4, 2)),
     C("L1_n1_walk_states", (2, 8, 1, 1, 2), mode="walk_states"),
     C("L_multiple_of_T", (1, 4, 16, 3, 1)),

@@ -234,14 +234,15 @@ def triton_backward_chunks(
     """Chunk-parallel backward in the op's normal form; gradients for (u, delta, A, B, C, D, z, delta_bias)."""
     check_device(u)
     p = Prep(u, delta, A, B, C, D, z, delta_bias, index, scale)
-    T = tiles.bwd_T_n1 if p.NP == 1 else tiles.bwd_T
+    short = p.G == 1 and p.NP >= tiles.bwd_short_min_np and p.L <= tiles.bwd_short_max_L
+    T = tiles.bwd_T_n1 if p.NP == 1 else tiles.bwd_T_short if short else tiles.bwd_T
     n_chunks = cdiv(p.L, T)
     softplus = bool(delta_softplus)
     dlast = dlast.to(torch.float32).contiguous()
     if p.G > 1:
         bd, warps = p.block_d(tiles.bwd_dn_grouped, tiles.bwd_warps_grouped)
     else:
-        bd, warps = p.block_d(tiles.bwd_dn, tiles.bwd_warps)
+        bd, warps = p.block_d(tiles.bwd_dn_short if short else tiles.bwd_dn, tiles.bwd_warps)
     n_slices = p.slices(bd, n_chunks, tiles.bwd_target_programs)
     hst, adj = run_carry_pair(p, u, dout, delta, z, dlast, n_chunks, T, softplus, tiles)
 

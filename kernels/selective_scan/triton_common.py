@@ -71,6 +71,14 @@ class Tiles:
     bwd_dn: int = 128
     bwd_dn_grouped: int = 64  # G > 1 (H100, G = 4: 6.6 vs 7.2 ms at 128 / 4 warps)
     bwd_warps_grouped: int = 2
+    # N >= bwd_short_min_np on sequences of at most bwd_short_max_L tokens: 4 channels x 64 states per program
+    # and chunks of 8 steps. H200, bf16, SiMBA-S's shapes (128, D, L, 64), backward with its carry pair:
+    # (640, 196) 11.46 / (896, 49) 4.49 ms against 12.15 / 5.18 with the settings above, while at (128, 3136)
+    # and (256, 784) they were 0.6-0.7% slower (NOTES.md)
+    bwd_dn_short: int = 256
+    bwd_T_short: int = 8
+    bwd_short_min_np: int = 64
+    bwd_short_max_L: int = 256
     bwd_target_programs: int = 1056  # ~8 programs per SM before channel slices are added
     carry_warps: int = 4
     carry_dn: int = 128
