@@ -428,6 +428,23 @@ def test_pad_tokens_env_is_checked():
     assert proc.returncode != 0 and "VSSM_PAD_TOKENS='eight'" in proc.stderr
 
 
+@pytest.mark.parametrize("value,expect", [("walk", True), ("CHUNK", False), ("", None), ("always", "error")])
+def test_scan_fwd_env(value, expect):
+    """VSSM_SCAN_FWD sets `Tiles.fwd_walk` (walk: True, chunk: False, unset: None = the op picks); anything
+    else stops the import with a message naming the variable."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, VSSM_SCAN_FWD=value)
+    code = "from vssm.kernels.selective_scan.triton_common import DEFAULT_TILES; print(DEFAULT_TILES.fwd_walk)"
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    if expect == "error":
+        assert proc.returncode != 0 and "VSSM_SCAN_FWD='always'" in proc.stderr
+    else:
+        assert proc.returncode == 0 and proc.stdout.strip() == str(expect), proc.stderr
+
+
 @pytest.mark.parametrize("wanted", ["u", "weights", "scan_params", "all"])
 def test_projected_padded_rows_partial_gradients(pad8, wanted):
     """Only some inputs requiring gradients (the backward skips the others' matmuls), on padded rows."""
