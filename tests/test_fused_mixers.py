@@ -144,7 +144,7 @@ def test_mamba_inference_layout_follows_the_walking_forward(conv_op_path, monkey
         m.composed = True
         y_ref = m(x)
         m.composed = False
-    assert asked == [(3, m.d_inner, 8)] and layouts == [not walks]
+    assert asked == [(3, m.d_inner, 8, 11)] and layouts == [not walks]
     assert rel_error(y, y_ref) < 1e-12
     m(x).sum().backward()  # parameters need gradients: channel-major, scan_walks not asked
     assert layouts == [not walks, True] and len(asked) == 1

@@ -346,9 +346,9 @@ def test_projected_token_major_matmuls_are_2d(tmp_path):
 
 
 def test_walking_forward_choice():
-    """Where the forward walks by default (`Tiles.fwd_walk` None): 2 <= N <= 16, u and delta token-major and
-    enough (batch row, channel block) programs; True / False force it on / off; `scan_walks` answers the
-    same for token-major inputs."""
+    """Where the forward walks by default (`Tiles.fwd_walk` None): 2 <= N <= 16, no backward to follow, u and
+    delta token-major, L <= 256 and enough (batch row, channel block) programs; True / False force it on / off;
+    `scan_walks` answers the same for token-major inputs without a backward."""
     import dataclasses
 
     from vssm.kernels.selective_scan.projected import scan_walks
@@ -356,17 +356,23 @@ def test_walking_forward_choice():
     from vssm.kernels.selective_scan.triton_fwd import _walks, forward_walks
 
     auto = dataclasses.replace(DEFAULT_TILES, fwd_walk=None)
-    assert _walks(auto, 128, 768, 768, 16, True)  # Vim-S at 224, batch 128
-    assert _walks(auto, 64, 384, 384, 16, True)  # Vim-Ti at 224, batch 64
-    assert not _walks(auto, 128, 768, 768, 16, False)  # channel-major rows: a sector per channel per step
-    assert not _walks(auto, 8, 384, 384, 16, True)  # Vim-Ti at 1248, batch 8: too few programs
-    assert not _walks(auto, 128, 768, 768, 1, True) and not _walks(auto, 128, 768, 768, 32, True)
-    assert _walks(dataclasses.replace(auto, fwd_walk=True), 8, 384, 384, 16, False)
-    assert not _walks(dataclasses.replace(auto, fwd_walk=False), 128, 768, 768, 16, True)
-    assert forward_walks(128, 768, 16, tiles=auto) and not forward_walks(128, 768, 64, tiles=auto)
-    assert forward_walks(128, 768, 13, tiles=auto)  # N rounded up to a power of two
+
+    def walks(batch, dim, N, L=197, tokens_inner=True, backward=False, tiles=auto):
+        return _walks(tiles, batch, dim, dim, N, L, tokens_inner, backward)
+
+    assert walks(128, 768, 16)  # Vim-S at 224, batch 128, inference
+    assert walks(64, 384, 16)  # Vim-Ti at 224, batch 64
+    assert not walks(128, 768, 16, backward=True)  # training: the chunk kernel (the walk was timed without one)
+    assert not walks(128, 768, 16, tokens_inner=False)  # channel-major rows: a sector per channel per step
+    assert not walks(8, 384, 16, L=6085)  # Vim-Ti at 1248, batch 8: too few programs
+    assert not walks(128, 768, 16, L=3136)  # long sequences: not timed with many programs
+    assert not walks(128, 768, 1) and not walks(128, 768, 32)
+    assert walks(8, 384, 16, L=6085, tokens_inner=False, backward=True, tiles=dataclasses.replace(auto, fwd_walk=True))
+    assert not walks(128, 768, 16, tiles=dataclasses.replace(auto, fwd_walk=False))
+    assert forward_walks(128, 768, 16, 197, tiles=auto) and not forward_walks(128, 768, 64, 197, tiles=auto)
+    assert forward_walks(128, 768, 13, 197, tiles=auto)  # N rounded up to a power of two
     if DEFAULT_TILES.fwd_walk is None:  # VSSM_SCAN_FWD unset
-        assert scan_walks(128, 768, 16) and not scan_walks(2, 768, 16)
+        assert scan_walks(128, 768, 16, 197) and not scan_walks(2, 768, 16, 197)
 
 
 _TRITON_PADDED = """
@@ -413,6 +419,69 @@ def test_projected_padded_rows_triton_interpreter(pad, batch_inner):
 
     env = dict(os.environ, TRITON_INTERPRET="1", VSSM_PAD_TOKENS=str(pad), BATCH_INNER=str(int(batch_inner)))
     proc = subprocess.run([sys.executable, "-c", _TRITON_PADDED], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
+
+
+_TRITON_WALK_CHOICE = """
+import dataclasses, torch
+from vssm.kernels.selective_scan import projected, triton_fwd
+from vssm.kernels.selective_scan.projected import project, projected_scan
+from vssm.kernels.selective_scan import selective_scan
+from vssm.kernels.selective_scan.triton_common import DEFAULT_TILES
+# the default rule with the program threshold lowered to this size (the op passes DEFAULT_TILES)
+triton_fwd.triton_forward.__kwdefaults__["tiles"] = dataclasses.replace(DEFAULT_TILES, fwd_walk=None,
+                                                                         fwd_walk_min_programs=2)
+ran = []
+for name in ("_fwd_walk_kernel", "_fwd_kernel"):
+    kernel = getattr(triton_fwd, name)
+
+    class Spy:
+        def __getitem__(self, grid, name=name, kernel=kernel):
+            ran.append(name)
+            return kernel[grid]
+
+    setattr(triton_fwd, name, Spy())
+g = torch.Generator().manual_seed(3)
+batch, K, dim, L, N, R = 3, 2, 4, 7, 2, 2
+u = torch.randn(K, batch, L, dim, generator=g).permute(1, 0, 3, 2)  # token-major, directions outside the batch
+w_x = torch.nn.Parameter(torch.randn(K, R + 2 * N, dim, generator=g) * dim ** -0.5)
+w_dt = torch.nn.Parameter(torch.randn(K, dim, R, generator=g) * R ** -0.5)
+A = torch.nn.Parameter(-torch.rand(dim, N, generator=g) - 0.5)
+D, bias = torch.nn.Parameter(torch.randn(dim, generator=g)), torch.nn.Parameter(torch.randn(dim, generator=g) * 0.5)
+z = torch.randn(batch, dim, L, generator=g)
+kw = dict(orders=["natural", "reverse"], combine="mean")
+args = (u, w_x, w_dt, A, D, z, bias)
+with torch.no_grad():  # parameters that require grad, no backward: the walk
+    y = projected_scan(*args, delta_softplus=True, backend="triton", **kw)
+walked = list(ran)
+ran.clear()
+y2 = projected_scan(*args, delta_softplus=True, backend="triton", **kw)  # a backward may follow: the chunks
+trained = list(ran)
+ud = u.double()
+delta, B, C = project(ud, w_x.double(), w_dt.double(), N)
+y_ref = selective_scan(ud, delta, A.double(), B, C, D.double(), z.double(), bias.double(), True,
+                       backend="reference", **kw)
+assert walked == ["_fwd_walk_kernel"], walked
+assert trained == ["_fwd_kernel"], trained
+for out in (y, y2):
+    assert (out.double() - y_ref).abs().max() <= 1e-5 * y_ref.abs().max()
+print("ok")
+"""
+
+
+def test_projected_walks_only_without_a_backward():
+    """Through `projected_scan` on the Triton path (interpreter): token-major u with the directions outside
+    the batch walks under no_grad even though its weights require grad, and takes the chunk kernel when a
+    backward may follow; both match the float64 composed form."""
+    pytest.importorskip("triton")
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    env.pop("VSSM_SCAN_FWD", None)
+    proc = subprocess.run([sys.executable, "-c", _TRITON_WALK_CHOICE], env=env, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
 

@@ -60,7 +60,7 @@ def C(name, shape, **kw):
 
 # multi-direction forward: one program loops over the K directions (else one program per direction
 # into a (batch, K, D, L) buffer summed afterwards)
-LOOP = dict(fwd_loop_min_programs=1)
+LOOP = dict(fwd_loop_min_programs=1, fwd_walk_loop_min_programs=1)  # the chunk kernel's threshold and the walk's
 # the walking forward (states of a channel in one thread), 4 channels per program
 WALK = dict(fwd_walk=True, fwd_walk_bd=4)
 
@@ -168,6 +168,16 @@ CASES = [
       combine="mean", tiles={**WIDE, **LOOP, **WALK}, poison=("u", (0, 1, 2, 4), float("inf"))),
     C("fwalk_poison_nan_delta_segments", (2, 16, 40, 2, 1), tiles=dict(fwd_min_programs=64, **WALK),
       poison=("delta", (0, 3, 7), float("nan"))),
+    # int64 direction offsets (IDX64, forced: the directions of a large tensor stored outside the batch)
+    C("idx64_vim_mean_loop", (2, 4, 13, 16, 1), orders=["natural", "reverse"], shared=("z",), combine="mean",
+      tiles={**WIDE, **LOOP}, idx64=True),
+    C("idx64_fwalk_vim_per_direction", (2, 4, 13, 16, 1), orders=["natural", "reverse"], shared=("z",),
+      combine="mean", tiles={**WIDE, **WALK}, idx64=True),
+    C("idx64_fwalk_loop", (1, 4, 11, 3, 1), orders=["natural", "reverse"], tiles={**LOOP, **WALK}, idx64=True),
+    C("idx64_vmamba_n1_walk", (1, 8, 15, 1, 1), orders=VMAMBA, grid=(3, 5), shared=("u",), z=False, mode="walk",
+      idx64=True),
+    C("idx64_multi_segments", (1, 4, 40, 2, 1), orders=["perm", "reverse"], shared=("u",),
+      tiles=dict(fwd_min_programs=64), idx64=True),
 ]
 
 
@@ -261,7 +271,7 @@ def _run_case(case) -> dict:
     ref = dict(zip([n for n in NAMES if leaves[n] is not None], ref))
     ref = {n: (torch.zeros_like(leaves[n]) if g is None else g) for n, g in ref.items()}
 
-    walks = []
+    walks, walk_modes = [], []
     dz_layouts = []  # kernels modes: whether the backward wrote dz token-major
     if mode == "op":
         cast = {n: (None if t is None else t.detach().clone().requires_grad_(True)) for n, t in inp.items()}
@@ -298,7 +308,13 @@ def _run_case(case) -> dict:
 
             def __getitem__(self, grid):
                 walks.append("fwd_walk")
-                return self.kernel[grid]
+                launch = self.kernel[grid]
+
+                def call(*a, **k):
+                    walk_modes.append(k["MODE"])
+                    return launch(*a, **k)
+
+                return call
 
         walk_kernel = triton_fwd._fwd_walk_kernel
         triton_fwd._fwd_walk_kernel = _Spy(walk_kernel)
@@ -333,10 +349,17 @@ def _run_case(case) -> dict:
                 last = last[:, 0]
             return out, last, grads
 
+        needs_idx64 = triton_common._needs_idx64
+        idx64_seen = []
+        if case.get("idx64"):  # every Prep asks for int64 offsets
+            triton_common._needs_idx64 = lambda *t: idx64_seen.append(True) or True
         try:
             out, last, grads = kernels(inp)
         finally:
             triton_fwd._fwd_walk_kernel = walk_kernel
+            triton_common._needs_idx64 = needs_idx64
+        if case.get("idx64"):
+            assert idx64_seen, "no Prep asked for int64 offsets"
         if "poison" in case:  # one bad value in sample 0: sample 1's results must not change by a bit
             name, index, value = case["poison"]
             bad = {n: (None if t is None else t.clone()) for n, t in inp.items()}
@@ -360,6 +383,7 @@ def _run_case(case) -> dict:
             "dz_token_major": bool(grads["z"] is not None and L > 1 and dim > 1
                                    and (dz_layouts[0] if dz_layouts else grads["z"].stride(-2) == 1)),
             "walks": walks,
+            "walk_modes": walk_modes,
         },
     }
     for n in NAMES:
@@ -406,6 +430,9 @@ def test_triton_interpreted_matches_naive(interpreted_results, case):
         NP = 1 << max(N - 1, 0).bit_length()
         walked = 2 <= NP <= 16 and case.get("tiles", {}).get("fwd_walk", False)
         assert meta["walks"] == (["fwd_walk"] if walked else []), meta["walks"]
+        if walked:  # one program walks every direction (MODE 1) where the case lowers the walk's loop threshold
+            loop = case.get("orders") is not None and case["tiles"].get("fwd_walk_loop_min_programs") == 1
+            assert meta["walk_modes"] == [1 if loop else 0], meta["walk_modes"]
     tol = TOL[dtype]
     bad = {k: v for k, v in res.items() if not (isinstance(v, float) and v <= tol)}
     assert not bad, f"{case['name']}: over {tol:g} (or malformed): {bad}"
@@ -565,8 +592,8 @@ def test_needs_idx64_storage_shortcut_is_exact():
 
     from vssm.kernels.selective_scan.triton_common import _needs_idx64
 
-    def by_strides(t):
-        return sum((s - 1) * st for s, st in zip(t.shape[2:], t.stride()[2:])) >= 2**31 - 1
+    def by_strides(t):  # offsets inside one batch row, over its directions
+        return sum((s - 1) * st for s, st in zip(t.shape[1:], t.stride()[1:])) >= 2**31 - 1
 
     big = torch.empty(2**31 + 64, device="meta", dtype=torch.bfloat16)
     cases = [
@@ -576,10 +603,13 @@ def test_needs_idx64_storage_shortcut_is_exact():
         big.as_strided((1, 1, 2**31), (0, 0, 1)),  # span 2**31 - 1: needs int64
         big.as_strided((1, 1, 3, 2), (0, 0, 2**30, 1)),  # span 2**31 + 1 through a stride
         big.as_strided((2, 1, 4, 8), (2**30, 0, 8, 1)),  # large batch stride only: int32 inside a row
+        big.as_strided((1, 2, 4, 8), (0, 2**30, 8, 1)),  # two directions stored outside the batch: int32 suffices
+        big.as_strided((1, 3, 4, 8), (0, 2**30, 8, 1)),  # three: the last direction starts at 2**31
     ]
     for t in cases:
         assert _needs_idx64(t) == by_strides(t), (t.shape, t.stride())
     assert _needs_idx64(None, cases[0], cases[3]) and not _needs_idx64(None, cases[0], cases[5])
+    assert not _needs_idx64(cases[6]) and _needs_idx64(cases[7])
 
 def test_fast_launch_key_and_switch(monkeypatch):
     """The fast launch's key separates what Triton specializes on; under the interpreter it is Triton's own

@@ -352,10 +352,11 @@ def bench_fwd_walk(dtype, shapes=None, device="cuda"):
     base = dataclasses.replace(DEFAULT_TILES, fwd_walk=False)
     variants = {"chunks": base}
     for bd, warps in ((128, 4), (64, 2), (32, 1), (256, 8)):
-        variants[f"walk bd{bd} w{warps}"] = dataclasses.replace(base, fwd_walk=True, fwd_walk_bd=bd, fwd_walk_warps=warps)
-        # directions: one program adding them all into out (the chunk kernel's choice at Vim-S) vs one each
+        variants[f"walk bd{bd} w{warps}"] = dataclasses.replace(base, fwd_walk=True, fwd_walk_bd=bd, fwd_walk_warps=warps,
+                                                                fwd_walk_loop_min_programs=1 << 30)
+        # directions: one program adding them all into out vs one program per direction
         variants[f"walk bd{bd} w{warps} loop"] = dataclasses.replace(
-            base, fwd_walk=True, fwd_walk_bd=bd, fwd_walk_warps=warps, fwd_loop_min_programs=1)
+            base, fwd_walk=True, fwd_walk_bd=bd, fwd_walk_warps=warps, fwd_walk_loop_min_programs=1)
     rows = []
     for name, ((batch, dim, L, N, G), orders, tm) in (shapes or WALK_SHAPES).items():
         K = None if orders is None else len(orders)

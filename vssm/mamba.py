@@ -255,7 +255,7 @@ class Mamba(nn.Module):
             # Stored channel-major (the scan's chunk kernels read a few channels over many steps), except
             # without a backward where the forward then walks the steps with a channel's states in registers
             # (token-major: each step's channels are contiguous); see `scan_walks`.
-            tokens = not self._needs_grad(x) and scan_walks(x.shape[0], self.d_inner, self.d_state)
+            tokens = not self._needs_grad(x) and scan_walks(x.shape[0], self.d_inner, self.d_state, x.shape[-1])
             u = self._conv_tokens(x, channel_major=not tokens).transpose(2, 3)  # (batch, K, E, L)
             w_x = torch.stack([b[1].weight for b in branches]).to(u.dtype)  # (K, R + 2N, E)
             w_dt = torch.stack([b[2].weight for b in branches]).to(u.dtype)  # (K, E, R)

@@ -80,8 +80,8 @@ def _gather_tokens(x, flat, rank: int, K: int, L: int):
 
 
 def selective_scan_onnx(u, delta, A, B, C, D, z, delta_bias, index, delta_softplus: bool, scale: float,
-                        keep_states: bool, backend: str):
-    """ONNX translation of ``vssm::selective_scan_fwd`` (same arguments; `keep_states` and `backend` choose
+                        keep_states: bool, backend: str, backward: bool = True):
+    """ONNX translation of ``vssm::selective_scan_fwd`` (same arguments; `keep_states`, `backend` and `backward` choose
     how the eager op runs and change nothing here). Returns out (batch, D, L) in u's dtype, the last states
     (batch, K, D, N) and an empty tensor (the states the eager op may keep for its backward).
 

@@ -62,7 +62,8 @@ def _conv_fwd(
     if SILU:
         acc = acc * tl.sigmoid(acc)
     m = (t < L)[:, None] & cmask[None, :]
-    dst = out + b.to(tl.int64) * sob + k * sok + t[:, None] * sol + c[None, :] * soc
+    # k in int64: with the tap sets stored outside the batch, k * sok passes 2**31 on large outputs
+    dst = out + b.to(tl.int64) * sob + k.to(tl.int64) * sok + t[:, None] * sol + c[None, :] * soc
     tl.store(dst, acc.to(out.dtype.element_ty), mask=m)
 
 
@@ -92,7 +93,7 @@ def _conv_bwd_g(
     for l0 in range(pid_l * CHUNK, tl.minimum(pid_l * CHUNK + CHUNK, L), BL):
         t = l0 + tl.arange(0, BL)
         m = (t < L)[:, None] & cmask[None, :]
-        gv = tl.load(dout + b64 * sdb + k * sdk + t[:, None] * sdl + c[None, :] * sdc, mask=m, other=0.0)
+        gv = tl.load(dout + b64 * sdb + k.to(tl.int64) * sdk + t[:, None] * sdl + c[None, :] * sdc, mask=m, other=0.0)
         gv = gv.to(tl.float32)
         if SILU:
             pre = _pre(x_row, sxl, sxc, w_k, swc, swj, bias + k * sbk, t, c, cmask, L, shift, W, HAS_BIAS)
@@ -181,7 +182,7 @@ def _pick(k, o0, o1, o2, o3, o4, o5, o6, o7):
 def triton_conv_forward(x, weight, bias, offsets, silu: bool, channel_major: bool = False,
                         tiles: ConvTiles = DEFAULT_TILES) -> torch.Tensor:
     """x (batch, L, C), weight (K, C, W), bias (K, C) or None -> out (batch, K, L, C) in x's dtype, stored
-    (batch, K, L, C) or, with ``channel_major``, (batch, K, C, L) (then tokens are the wide tile axis)."""
+    (K, batch, L, C) or, with ``channel_major``, (K, C, batch, L) (then tokens are the wide tile axis)."""
     batch, L, C = x.shape
     K, _, W = weight.shape
     out = _new_out(x, K, channel_major)

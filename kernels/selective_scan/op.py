@@ -335,14 +335,17 @@ def _scan_fwd_impl(
     scale: float,
     keep_states: bool,
     backend: str,
+    backward: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """out (batch, D, L), the last state of every direction (batch, K, D, N), and the chunk-start
-    states the backward would otherwise recompute (empty unless `_keeps_states`)."""
+    states the backward would otherwise recompute (empty unless `_keeps_states`). ``backward``: whether a
+    backward may follow (False lets the Triton forward pick the kernels only measured without one)."""
     if _use_triton(backend, u):
         states_T = _states_T() if keep_states else 0
         with on_device_of(u):
             out, last, states = _tk().fwd.triton_forward(u, delta, A, B, C, D, z, delta_bias, index,
-                                                         delta_softplus, scale, states_T=states_T)
+                                                         delta_softplus, scale, states_T=states_T,
+                                                         backward=backward)
         return out, last, states if states is not None else _empty(last)
     if backend == "cpu":
         from .cpu import cpu_forward
@@ -357,7 +360,8 @@ _scan_fwd = torch.library.custom_op("vssm::selective_scan_fwd", mutates_args=())
 
 
 @_scan_fwd.register_fake
-def _scan_fwd_fake(u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale, keep_states, backend):
+def _scan_fwd_fake(u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale, keep_states, backend,
+                   backward=True):
     batch, K, dim, L = u.shape
     last = u.new_empty((batch, K, dim, A.shape[-1]), dtype=compute_dtype(u))
     if keep_states and _use_triton(backend, u):
@@ -450,7 +454,7 @@ def _scan_bwd_fake(dout, dlast, u, delta, A, B, C, D, z, delta_bias, index, stat
 
 def _setup_context(ctx, inputs, output, extra=()):
     """Saves the normal-form tensors and the forward's states (then `extra` tensors) for `_backward`."""
-    u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale, keep_states, backend = inputs
+    u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale, keep_states, backend, _ = inputs
     ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, index, output[2], *extra)
     ctx.delta_softplus, ctx.scale, ctx.backend = delta_softplus, scale, backend
 
@@ -468,7 +472,7 @@ def _backward(ctx, dout, dlast, dstates, bwd=None, saved=None):
     )
     present = (True, True, True, True, True, D is not None, z is not None, delta_bias is not None)
     grads = [g if p else None for g, p in zip(grads, present)]
-    return (*grads, None, None, None, None, None)
+    return (*grads, None, None, None, None, None, None)
 
 
 torch.library.register_autograd("vssm::selective_scan_fwd", _backward, setup_context=_setup_context)
@@ -525,7 +529,7 @@ def prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, orders, grid, c
             grad: bool | None = None) -> tuple:
     """Checks the arguments of `selective_scan` and returns the ops' argument tuple (the normal form, see
     the module docstring): u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale, keep_states,
-    backend. ``grad``: whether a backward will follow (None: grad mode is on and an input requires grad)."""
+    backend, grad. ``grad``: whether a backward will follow (None: grad mode is on and an input requires grad)."""
     if orders is None:
         if grid is not None:
             raise ValueError("selective_scan: `grid` is only used with `orders`")
@@ -552,7 +556,7 @@ def prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, orders, grid, c
     if grad is None:
         grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in args)
     keep = backend == "triton" and grad and _walks(args[0], args[2], args[3])
-    return (*args, index, bool(delta_softplus), float(scale), keep, backend)
+    return (*args, index, bool(delta_softplus), float(scale), keep, backend, bool(grad))
 
 
 def selective_scan(

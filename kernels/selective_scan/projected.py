@@ -142,7 +142,9 @@ def _weight_grad(dy: torch.Tensor, x: torch.Tensor, dtype: torch.dtype) -> torch
 class _ProjectedScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, w_x, w_dt, A, D, z, delta_bias, spec):
-        orders, grid, combine, delta_softplus, backend = spec
+        orders, grid, combine, delta_softplus, backend, grad = spec
+        # needs_input_grad is True for a parameter under no_grad too: the caller's grad mode decides
+        grad = grad and any(ctx.needs_input_grad)
         # one gate for every direction (z (batch, D, L), or K = 1): applied to the scan's output outside the
         # kernels, which then run without z forward and backward (see `gate`)
         shared = z is not None and (z.dim() == 3 or z.shape[1] == 1)
@@ -155,7 +157,7 @@ class _ProjectedScan(torch.autograd.Function):
             x_dbl, delta = _project_into(u, w_x, w_dt)
         B, C = _bc(x_dbl, R, N)
         op_args = prepare(u, delta, A, B, C, D, None if shared else z, delta_bias, delta_softplus, orders, grid,
-                          combine, backend, grad=any(ctx.needs_input_grad))
+                          combine, backend, grad=grad)
         out, _, states = _scan_fwd_impl(*op_args)
         A, D, z, delta_bias, index = op_args[2], op_args[5], op_args[6], op_args[7], op_args[8]
         y = None
@@ -163,10 +165,10 @@ class _ProjectedScan(torch.autograd.Function):
             y = out  # the ungated sum over the directions
             # out token-major when u or z is, as the op lays it out; the backend is the one `prepare` resolved
             out = gate_forward(y, gate, _use_triton(op_args[12], u), out=new_out(op_args[0], gate.unsqueeze(1)))
-            if not ctx.needs_input_grad[5]:
+            if not (grad and ctx.needs_input_grad[5]):
                 y = None  # kept only for the gate's own gradient
         ctx.save_for_backward(u, x_dbl, w_x, w_dt, A, D, z, delta_bias, index, states, gate, y)
-        ctx.op_flags = op_args[9:]  # delta_softplus, scale, keep_states, backend
+        ctx.op_flags = op_args[9:13]  # delta_softplus, scale, keep_states, backend
         ctx.R, ctx.N = R, N
         return out
 
@@ -247,13 +249,14 @@ def projected_scan(
     delta_bias = _per_direction("delta_bias", delta_bias, K, (dim,), "(D,)", "(K, D)", dev)
     # z stays (batch, D, L) when shared: the Function gates the scan's output with it (see `gate`)
     _per_direction("z", z, K, (batch, dim, L), "(batch, D, L)", "(batch, K, D, L)", dev)
-    spec = (orders, grid, combine, delta_softplus, backend)
+    grad = torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad for t in tensors)
+    spec = (orders, grid, combine, delta_softplus, backend, grad)
     return _ProjectedScan.apply(u, x_proj_weight, dt_proj_weight, A, D, z, delta_bias, spec)
 
 
-def scan_walks(batch: int, dim: int, N: int) -> bool:
+def scan_walks(batch: int, dim: int, N: int, L: int) -> bool:
     """Whether `projected_scan` on CUDA, with no gradient to compute, runs the walking forward when u is
     token-major (`Tiles.fwd_walk`): callers that can produce u in either layout pick token-major then."""
     from .triton_fwd import forward_walks
 
-    return forward_walks(batch, dim, N)
+    return forward_walks(batch, dim, N, L)

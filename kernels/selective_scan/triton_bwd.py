@@ -28,6 +28,7 @@ from .triton_common import (
     Prep,
     Tiles,
     _combine,
+    _direction64,
     _load_tile,
     _reverse_scan,
     _step_size,
@@ -210,7 +211,7 @@ def _bwd_kernel(
     r = pid // (n_slices * n_groups)
     r64 = r.to(tl.int64)
     b64 = (r // K).to(tl.int64)
-    kd = r % K
+    kd = _direction64(r % K, IDX64)
     if k < L // T:
         _bwd_chunk(k, r64, b64, kd, g, sl, u_ptr, delta_ptr, z_ptr, dout_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr,
                    order_ptr, hst_ptr, adj_ptr, du_ptr, ddelta_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr,

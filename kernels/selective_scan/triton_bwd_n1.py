@@ -25,6 +25,7 @@ from .triton_common import (
     Tiles,
     _channel_block,
     _combine,
+    _direction64,
     _step_size,
     _token_index,
     check_device,
@@ -85,7 +86,7 @@ def _bwd_walk_kernel(
     r, d0, g, offs_d, offs_n, mask_n = _channel_block(tl.program_id(0), n_dblk, dim_per_group, N, BLOCK_D, NP)
     r64 = r.to(tl.int64)
     b64 = (r // K).to(tl.int64)
-    kd = r % K
+    kd = _direction64(r % K, IDX64)
     sl = (d0 % dim_per_group) // BLOCK_D
     offs_d64 = offs_d[:, None].to(tl.int64)
     offs_t = tl.arange(0, T)

@@ -15,7 +15,17 @@ import triton.language as tl
 
 from ..intmath import cdiv
 from ..launch import fast_launch
-from .triton_common import LOG2E, Prep, Tiles, _channel_block, _load_tile, _step_size, _token_index, strides
+from .triton_common import (
+    LOG2E,
+    Prep,
+    Tiles,
+    _channel_block,
+    _direction64,
+    _load_tile,
+    _step_size,
+    _token_index,
+    strides,
+)
 
 __all__ = ["run_carry", "run_carry_pair"]
 
@@ -80,7 +90,7 @@ def _carry_body(
     """
     r, _, g, offs_d, offs_n, mask_n = _channel_block(pid, n_dblk, dim_per_group, N, BLOCK_D, NP)
     b64 = (r // K).to(tl.int64)
-    kd = r % K
+    kd = _direction64(r % K, IDX64)
     offs_t = tl.arange(0, T)
     offs_d64 = offs_d[None, :].to(tl.int64)
 

@@ -52,9 +52,10 @@ class Tiles:
     fwd_warps_wide: int = 8
     # forward walking one step at a time with the states of a channel in one thread's registers (lanes over
     # channels only: no shuffles for the sums over states, see NOTES.md "States in registers"); for
-    # 2 <= N <= fwd_walk_max_np when no chunk-start states are kept (no backward follows). None (default):
-    # where it was measured to pay, token-major u and delta with at least fwd_walk_min_programs programs;
-    # True: wherever it can run; False: never. VSSM_SCAN_FWD=walk / chunk sets True / False.
+    # 2 <= N <= fwd_walk_max_np when no chunk-start states are kept. None (default): where it was measured
+    # to pay, no backward to follow, token-major u and delta, at most fwd_walk_max_L tokens and at least
+    # fwd_walk_min_programs programs; True: wherever it can run; False: never. VSSM_SCAN_FWD=walk / chunk
+    # sets True / False.
     fwd_walk: bool | None = _walk_from_env()
     fwd_walk_bd: int = 128
     fwd_walk_warps: int = 4
@@ -62,6 +63,7 @@ class Tiles:
     # 0.644 / 0.335 / 0.226 ms walking against 1.074 / 0.548 / 0.285 for the chunk kernel on channel-major
     # rows; (32, 384, 1025) and (8, 384, 6085) (96 and 24 programs): 1.0 / 1.7 against 0.59 / 0.84 ms
     fwd_walk_min_programs: int = 192
+    fwd_walk_max_L: int = 256  # measured faster at L = 197 only; longer sequences with many programs untimed
     # K > 1: one program walks every direction from this many (1.2-1.3x faster at 384 and 768, 0.75x at 192)
     fwd_walk_loop_min_programs: int = 384
     fwd_walk_max_np: int = 16  # NP = 32 spilled (ptxas, sm_90a: 255 registers + 348 bytes)
@@ -137,6 +139,15 @@ def _token_index(pos, L, order_ptr, GATHER: tl.constexpr, IDX64: tl.constexpr):
 
 
 @triton.jit
+def _direction64(kd, IDX64: tl.constexpr):
+    """The direction index, int64 where offsets need it (IDX64: a direction's stride times K - 1 may pass
+    2**31 elements when the directions are stored outside the batch)."""
+    if IDX64:  # tl.cast: a Python int under the interpreter (a loop index); one return (Triton's return types)
+        kd = tl.cast(kd, tl.int64)
+    return kd
+
+
+@triton.jit
 def _channel_block(pid, n_dblk, dim_per_group, N, BLOCK_D: tl.constexpr, NP: tl.constexpr):
     """Program `pid`'s row r (batch row x direction, or batch row), its first channel d0, the channels'
     group g, the channel offsets, the (padded) state offsets and their mask."""
@@ -180,7 +191,8 @@ def strides(t: torch.Tensor | None, ndim: int) -> tuple:
 
 
 def _needs_idx64(*tensors) -> bool:
-    """True where an offset inside one (batch row, direction) could pass 2**31 elements.
+    """True where an offset inside one batch row (over its directions) could pass 2**31 elements (the batch
+    offset is int64 in every kernel).
 
     No offset inside a tensor passes its storage's size, so tensors on storages of fewer elements are
     answered without looking at their strides (host time: this runs twice per scan call)."""
@@ -188,7 +200,7 @@ def _needs_idx64(*tensors) -> bool:
         if t is None or t.untyped_storage().nbytes() < (2**31 - 1) * t.element_size():
             continue
         span = 0
-        for size, stride in zip(t.shape[2:], t.stride()[2:]):
+        for size, stride in zip(t.shape[1:], t.stride()[1:]):
             span += (size - 1) * abs(stride)
         if span >= 2**31 - 1:
             return True

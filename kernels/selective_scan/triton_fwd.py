@@ -32,6 +32,7 @@ from .triton_common import (
     Tiles,
     _channel_block,
     _combine,
+    _direction64,
     _load_tile,
     _step_size,
     _token_index,
@@ -120,6 +121,7 @@ def _fwd_direction(
 ):
     """Direction kd of batch row b over the chunks of segment `seg`: writes out, the last state and
     (STORE) the states at every `store_every`-th chunk start."""
+    kd = _direction64(kd, IDX64)
     offs_d64 = offs_d[None, :].to(tl.int64)
     st_mask = mask_n[None, :]
     A2 = tl.load(A_ptr + (kd * dim + offs_d[:, None]) * N + offs_n[None, :], mask=st_mask, other=0.0) * LOG2E
@@ -191,7 +193,7 @@ def _fwd_kernel(
     if MODE == 0:
         r64 = r.to(tl.int64)
         b64 = (r // K).to(tl.int64)
-        kd = r % K
+        kd = _direction64(r % K, IDX64)
         o_base = out_ptr + b64 * so_b + kd * so_k + offs_d[None, :].to(tl.int64) * so_d
         _fwd_direction(kd, b64, r64, seg, g, offs_d, offs_n, mask_n, offs_t, o_base, False,
                        u_ptr, delta_ptr, z_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, order_ptr, h0_ptr, last_ptr,
@@ -248,6 +250,7 @@ def _walk_direction(
     lay the tiles out with lanes over channels and the NP states of a channel inside one thread, so
     the sum over states is a chain of register FMAs (A in (K, D, N) order gave lanes over states and
     shuffles)."""
+    kd = _direction64(kd, IDX64)
     offs_d64 = offs_d.to(tl.int64)
     n_mask2 = mask_n[:, None]
     A2 = tl.load(At_ptr + (kd * N + offs_n[:, None]) * dim + offs_d[None, :], mask=n_mask2, other=0.0) * LOG2E
@@ -308,7 +311,7 @@ def _fwd_walk_kernel(
     if MODE == 0:
         r64 = r.to(tl.int64)
         b64 = (r // K).to(tl.int64)
-        kd = r % K
+        kd = _direction64(r % K, IDX64)
         o_base = out_ptr + b64 * so_b + kd * so_k + offs_d.to(tl.int64) * so_d
         _walk_direction(kd, b64, r64, seg, g, offs_d, offs_n, mask_n, o_base, False,
                         u_ptr, delta_ptr, z_ptr, At_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, order_ptr, h0_ptr, last_ptr,
@@ -335,24 +338,27 @@ def _walk_block(tiles: Tiles, dim_per_group: int) -> tuple[int, int]:
     return bd, max(1, min(tiles.fwd_walk_warps, bd // 32))
 
 
-def _walks(tiles: Tiles, batch: int, dim_per_group: int, dim: int, NP: int, tokens_inner: bool) -> bool:
+def _walks(tiles: Tiles, batch: int, dim_per_group: int, dim: int, NP: int, L: int, tokens_inner: bool,
+           backward: bool) -> bool:
     """Whether a forward that keeps no states for a backward walks (`Tiles.fwd_walk`): 2 <= NP <= fwd_walk_max_np,
-    and by default only with u and delta token-major (a step then reads each tensor's channels contiguously;
-    channel-major rows cost a 32-byte sector per channel per step) and at least fwd_walk_min_programs
-    (batch row, channel block) programs: with fewer, time segments and their carry pass make it the slower
-    kernel (Vim-Ti at 1248, batch 8: NOTES.md)."""
+    and by default only where it was measured to pay: no backward to follow (inference), u and delta
+    token-major (a step then reads each tensor's channels contiguously; channel-major rows cost a 32-byte
+    sector per channel per step), at most fwd_walk_max_L tokens, and at least fwd_walk_min_programs (batch row,
+    channel block) programs: with fewer, time segments and their carry pass make it the slower kernel (Vim-Ti
+    at 1248, batch 8: NOTES.md)."""
     if tiles.fwd_walk is False or not 2 <= NP <= tiles.fwd_walk_max_np:
         return False
     if tiles.fwd_walk:
         return True
-    return tokens_inner and batch * (dim // _walk_block(tiles, dim_per_group)[0]) >= tiles.fwd_walk_min_programs
+    return (not backward and tokens_inner and L <= tiles.fwd_walk_max_L
+            and batch * (dim // _walk_block(tiles, dim_per_group)[0]) >= tiles.fwd_walk_min_programs)
 
 
-def forward_walks(batch: int, dim: int, N: int, groups: int = 1, tiles: Tiles = DEFAULT_TILES) -> bool:
+def forward_walks(batch: int, dim: int, N: int, L: int, groups: int = 1, tiles: Tiles = DEFAULT_TILES) -> bool:
     """Whether a forward without a backward walks when u and delta are token-major (models pick their layouts
-    by it); N is the state size, dim the channels."""
+    by it); N is the state size, dim the channels, L the tokens."""
     NP = next_pow2(N)
-    return dim % groups == 0 and _walks(tiles, batch, dim // groups, dim, NP, True)
+    return dim % groups == 0 and _walks(tiles, batch, dim // groups, dim, NP, L, True, False)
 
 
 def _per_direction_out(out: torch.Tensor, K: int) -> torch.Tensor:
@@ -380,17 +386,19 @@ def triton_forward(
     scale: float = 1.0,
     *,
     states_T: int = 0,
+    backward: bool = True,
     tiles: Tiles = DEFAULT_TILES,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Forward in the op's normal form (op.py): out (batch, D, L) in u's dtype (layout: `op.new_out`),
     last states (batch, K, D, N) float32, and with ``states_T`` (a multiple of the forward's chunk) the
-    state before every states_T-th token, (batch x K, D, cdiv(L, states_T), N) float32 (else None)."""
+    state before every states_T-th token, (batch x K, D, cdiv(L, states_T), N) float32 (else None).
+    ``backward``: whether a backward may follow (the walking forward is picked by default only without one)."""
     check_device(u)
     p = Prep(u, delta, A, B, C, D, z, delta_bias, index, scale)
     out = new_out(u, z)
     last = torch.empty((p.batch, p.K, p.dim, p.N), device=u.device, dtype=torch.float32)
-    walk = not states_T and _walks(tiles, p.batch, p.dim_per_group, p.dim, p.NP,
-                                   token_major(u) and token_major(delta))
+    walk = not states_T and _walks(tiles, p.batch, p.dim_per_group, p.dim, p.NP, p.L,
+                                   token_major(u) and token_major(delta), backward)
     if walk:
         T = tiles.fwd_T  # the walk steps one token at a time; T sets the granularity of time segments only
         bd, warps = _walk_block(tiles, p.dim_per_group)
