@@ -432,14 +432,20 @@ from vssm.kernels.selective_scan.triton_common import DEFAULT_TILES
 # the default rule with the program threshold lowered to this size (the op passes DEFAULT_TILES)
 triton_fwd.triton_forward.__kwdefaults__["tiles"] = dataclasses.replace(DEFAULT_TILES, fwd_walk=None,
                                                                          fwd_walk_min_programs=2)
-ran = []
+ran, a_args = [], []
 for name in ("_fwd_walk_kernel", "_fwd_kernel"):
     kernel = getattr(triton_fwd, name)
 
     class Spy:
         def __getitem__(self, grid, name=name, kernel=kernel):
             ran.append(name)
-            return kernel[grid]
+            launch = kernel[grid]
+
+            def call(*a, **k):
+                a_args.append(a[4])  # A as the kernel reads it
+                return launch(*a, **k)
+
+            return call
 
     setattr(triton_fwd, name, Spy())
 g = torch.Generator().manual_seed(3)
@@ -447,7 +453,8 @@ batch, K, dim, L, N, R = 3, 2, 4, 7, 2, 2
 u = torch.randn(K, batch, L, dim, generator=g).permute(1, 0, 3, 2)  # token-major, directions outside the batch
 w_x = torch.nn.Parameter(torch.randn(K, R + 2 * N, dim, generator=g) * dim ** -0.5)
 w_dt = torch.nn.Parameter(torch.randn(K, dim, R, generator=g) * R ** -0.5)
-A = torch.nn.Parameter(-torch.rand(dim, N, generator=g) - 0.5)
+A_store = torch.nn.Parameter(-torch.rand(K, N, dim, generator=g) - 0.5)
+A = A_store.transpose(1, 2)  # (K, D, N) with the channels contiguous, as the Vim mixer builds it when it walks
 D, bias = torch.nn.Parameter(torch.randn(dim, generator=g)), torch.nn.Parameter(torch.randn(dim, generator=g) * 0.5)
 z = torch.randn(batch, dim, L, generator=g)
 kw = dict(orders=["natural", "reverse"], combine="mean")
@@ -464,6 +471,9 @@ y_ref = selective_scan(ud, delta, A.double(), B, C, D.double(), z.double(), bias
                        backend="reference", **kw)
 assert walked == ["_fwd_walk_kernel"], walked
 assert trained == ["_fwd_kernel"], trained
+# the walk read the caller's A as it is (no transposed copy); the chunk kernel a (K, D, N) contiguous copy
+assert a_args[0].data_ptr() == A_store.data_ptr() and a_args[0].stride() == (N * dim, dim, 1), a_args[0].stride()
+assert a_args[1].is_contiguous() and torch.equal(a_args[1], A.detach())
 for out in (y, y2):
     assert (out.double() - y_ref).abs().max() <= 1e-5 * y_ref.abs().max()
 print("ok")

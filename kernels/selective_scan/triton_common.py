@@ -226,15 +226,28 @@ class Prep:
         self.G = B.shape[2]
         self.dim_per_group = self.dim // self.G
         self.NP = next_pow2(max(self.N, 1))
-        self.A = A.to(torch.float32).contiguous()  # (K, D, N)
+        self._A = A.to(torch.float32)  # (K, D, N), any strides: each kernel family takes the layout it reads
         if D is None or delta_bias is None:  # (a fill launch per call only where one is absent)
             zeros = torch.zeros((self.K, self.dim), device=u.device, dtype=torch.float32)
         self.D = zeros if D is None else D.to(torch.float32).contiguous()
         self.bias = zeros if delta_bias is None else delta_bias.to(torch.float32).contiguous()
         self.gather = index is not None
-        self.index = index if index is not None else self.A  # placeholder pointer when not gathering
+        self.index = index if index is not None else self._A  # placeholder pointer when not gathering
         self.scale = float(scale)
         self.idx64 = _needs_idx64(u, delta, z, B, C)
+
+    @property
+    def A(self) -> torch.Tensor:
+        """A (K, D, N) contiguous, as the chunk kernels read it (a copy only when the caller's is not)."""
+        if not self._A.is_contiguous():
+            self._A = self._A.contiguous()
+        return self._A
+
+    @property
+    def A_t(self) -> torch.Tensor:
+        """A as (K, N, D) contiguous, as the walking forward reads it (no copy when the caller's A (K, D, N) has
+        its channels contiguous, as the Vim mixer builds it when it walks)."""
+        return self._A.transpose(1, 2).contiguous()
 
     def block_d(self, dn: int, warps: int) -> tuple[int, int]:
         """Channels per program and warps: lanes cover (channels, states) so time stays in-thread."""

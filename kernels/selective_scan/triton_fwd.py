@@ -428,7 +428,7 @@ def triton_forward(
     so = dest.stride() if dest.dim() == 4 else (dest.stride(0), 0, dest.stride(1), dest.stride(2))
     if walk:
         _fwd_walk_kernel[(programs, n_seg)](
-            u, delta, z if z is not None else u, dest, p.A.transpose(1, 2).contiguous(), p.B, p.C, p.D, p.bias,
+            u, delta, z if z is not None else u, dest, p.A_t, p.B, p.C, p.D, p.bias,
             p.index, h0 if h0 is not None else last, last, p.scale,
             p.K, p.dim, p.L, p.N, p.dim_per_group, n_dblk, per_seg, n_seg, T,
             *u.stride(), *delta.stride(), *strides(z, 4), *so, *p.B.stride(), *p.C.stride(),
