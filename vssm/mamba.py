@@ -249,23 +249,25 @@ class Mamba(nn.Module):
         D = torch.stack([scan_param(b[4]) for b in branches])
         delta_bias = torch.stack([scan_param(b[2].bias) for b in branches])
         orders = ["natural", "reverse"] if self.bidirectional else ["natural"]
-        if has_fast_kernel(x):
-            # x_proj / dt_proj inside the op, which recomputes delta in its backward instead of keeping it.
-            # Stored channel-major (the scan's chunk kernels read a few channels over many steps), except
-            # without a backward where the forward then walks the steps with a channel's states in registers
-            # (token-major: each step's channels are contiguous); see `scan_walks`. The walk reads A with its
-            # channels contiguous: stacked so, the op needs no transposed copy of it.
-            tokens = not self._needs_grad(x) and scan_walks(x.shape[0], self.d_inner, self.d_state, x.shape[-1])
-            if tokens:
-                A = -torch.exp(torch.stack([scan_param(b[3]).t() for b in branches])).transpose(1, 2)
-            else:
-                A = -torch.exp(torch.stack([scan_param(b[3]) for b in branches]))
+        fast = has_fast_kernel(x)
+        # On CUDA without a backward, the scan's forward walks the steps with a channel's states in registers
+        # (`scan_walks`): u is then stored token-major (each step's channels contiguous), and A with its
+        # channels contiguous, as the walk reads it (the op then needs no transposed copy of it).
+        tokens = fast and not self._needs_grad(x) and scan_walks(x.shape[0], self.d_inner, self.d_state,
+                                                                 x.shape[-1])
+        A_logs = [scan_param(b[3]) for b in branches]
+        if tokens:
+            A = -torch.exp(torch.stack([a.t() for a in A_logs])).transpose(1, 2)  # (K, E, N), E contiguous
+        else:
+            A = -torch.exp(torch.stack(A_logs))
+        if fast:
+            # x_proj / dt_proj inside the op, which recomputes delta in its backward instead of keeping it;
+            # u stored channel-major (the scan's chunk kernels read a few channels over many steps) unless it walks
             u = self._conv_tokens(x, channel_major=not tokens).transpose(2, 3)  # (batch, K, E, L)
             w_x = torch.stack([b[1].weight for b in branches]).to(u.dtype)  # (K, R + 2N, E)
             w_dt = torch.stack([b[2].weight for b in branches]).to(u.dtype)  # (K, E, R)
             return projected_scan(u, w_x, w_dt, A, D, z, delta_bias, delta_softplus=True, orders=orders,
                                   combine="mean")
-        A = -torch.exp(torch.stack([scan_param(b[3]) for b in branches]))
         u = self._conv(x)
         delta, B, C = self._projections(u)
         return selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus=True, orders=orders,
