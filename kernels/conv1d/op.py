@@ -185,9 +185,9 @@ def depthwise_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
 
     weight (K, C, W) (or (C, W) for K = 1), bias (K, C) / (C,) or None, offsets: K ints (default: causal,
     ``-(W - 1)`` for every k). x is read through its strides (a channel slice of a Linear's output needs
-    no copy); out is in x's dtype, stored (K, batch, L, C) (each tap set one (batch x L, C) matrix) or, with ``channel_major``, (K, C, batch, L)
-    (what a consumer reading channels along time wants, e.g. the selective scan at N > 1); the
-    accumulation is float32 (float64 for float64 x).
+    no copy); out is in x's dtype, stored (K, batch, L, C) (each tap set one (batch x L, C) matrix) or,
+    with ``channel_major``, (K, C, batch, L) (what a consumer reading channels along time wants, e.g. the
+    selective scan at N > 1); the accumulation is float32 (float64 for float64 x).
     """
     if not isinstance(x, torch.Tensor) or x.dim() != 3:
         raise ValueError(f"depthwise_conv1d: `x` must be a (batch, L, C) tensor, got "
