@@ -234,6 +234,13 @@ def _tk() -> types.SimpleNamespace:
     return types.SimpleNamespace(fwd=triton_fwd, bwd=triton_bwd, n1=triton_bwd_n1, common=triton_common)
 
 
+def backward_follows(*tensors) -> bool:
+    """Whether a backward may follow a call on these inputs: grad mode is on and one of them requires grad
+    (decided by the caller of an autograd.Function: inside it grad mode is off, and its needs_input_grad is
+    True for a parameter under no_grad too). Non-tensors and None are ignored."""
+    return torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad for t in tensors)
+
+
 def _states_T() -> int:
     return _tk().common.DEFAULT_TILES.walk_T
 
@@ -554,7 +561,7 @@ def prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, orders, grid, c
     # N = 1 walking backward: the forward keeps its chunk-start states (L / 32 per channel) when a
     # backward will follow, sparing the backward a carry pass over u and delta
     if grad is None:
-        grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in args)
+        grad = backward_follows(*args)
     keep = backend == "triton" and grad and _walks(args[0], args[2], args[3])
     return (*args, index, bool(delta_softplus), float(scale), keep, backend, bool(grad))
 
@@ -600,10 +607,7 @@ def selective_scan(
     backend: ``"reference"``, ``"triton"``, ``"cpu"`` or None (see `default_backend`).
     """
     if plain_eager(u, delta, A, B, C, D, z, delta_bias):
-        # whether a backward will follow is decided here: inside the Function grad mode is off
-        grad = torch.is_grad_enabled() and any(
-            isinstance(t, torch.Tensor) and t.requires_grad for t in (u, delta, A, B, C, D, z, delta_bias)
-        )
+        grad = backward_follows(u, delta, A, B, C, D, z, delta_bias)  # decided here, outside the Function
         options = (delta_softplus, orders, grid, combine, backend, grad)
         out, last = _EagerScan.apply(u, delta, A, B, C, D, z, delta_bias, options)
     else:

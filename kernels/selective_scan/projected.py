@@ -33,6 +33,7 @@ from .op import (
     _scan_bwd_impl,
     _scan_fwd_impl,
     _use_triton,
+    backward_follows,
     new_like_layout,
     new_out,
     prepare,
@@ -142,9 +143,7 @@ def _weight_grad(dy: torch.Tensor, x: torch.Tensor, dtype: torch.dtype) -> torch
 class _ProjectedScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, w_x, w_dt, A, D, z, delta_bias, spec):
-        orders, grid, combine, delta_softplus, backend, grad = spec
-        # needs_input_grad is True for a parameter under no_grad too: the caller's grad mode decides
-        grad = grad and any(ctx.needs_input_grad)
+        orders, grid, combine, delta_softplus, backend, grad = spec  # grad: `backward_follows` at the call
         # one gate for every direction (z (batch, D, L), or K = 1): applied to the scan's output outside the
         # kernels, which then run without z forward and backward (see `gate`)
         shared = z is not None and (z.dim() == 3 or z.shape[1] == 1)
@@ -249,8 +248,7 @@ def projected_scan(
     delta_bias = _per_direction("delta_bias", delta_bias, K, (dim,), "(D,)", "(K, D)", dev)
     # z stays (batch, D, L) when shared: the Function gates the scan's output with it (see `gate`)
     _per_direction("z", z, K, (batch, dim, L), "(batch, D, L)", "(batch, K, D, L)", dev)
-    grad = torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad for t in tensors)
-    spec = (orders, grid, combine, delta_softplus, backend, grad)
+    spec = (orders, grid, combine, delta_softplus, backend, backward_follows(*tensors))
     return _ProjectedScan.apply(u, x_proj_weight, dt_proj_weight, A, D, z, delta_bias, spec)
 
 
