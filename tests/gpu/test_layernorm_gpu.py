@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from launch_spy import LaunchSpy
 
 from vssm.kernels.layernorm import has_fast_kernel, layer_norm
 
@@ -127,20 +128,6 @@ def test_backward_is_deterministic():
         assert torch.equal(a, c)
 
 
-class _Spy:
-    """Records the launches of a kernel (its launch arguments) and launches it."""
-
-    def __init__(self, kernel):
-        self.kernel, self.launches = kernel, []
-
-    def __getitem__(self, grid):
-        def launch(*args, **kwargs):
-            self.launches.append((grid, args, kwargs))
-            return self.kernel[grid](*args, **kwargs)
-
-        return launch
-
-
 def _workspace_key():
     from vssm.kernels.layernorm import triton_layernorm as tln
 
@@ -158,7 +145,7 @@ def test_single_launch_backward_is_deterministic(monkeypatch, M, C, dtype):
     from vssm.kernels.layernorm import triton_layernorm as tln
 
     assert not hasattr(tln, "_ln_finish")
-    spy = _Spy(tln._ln_bwd)
+    spy = LaunchSpy(tln._ln_bwd)
     monkeypatch.setattr(tln, "_ln_bwd", spy)
     x, w, b = _inputs(M, C, dtype, dtype)
     dys = [torch.randn(M, C, device="cuda").to(dtype) for _ in range(2)]
@@ -225,7 +212,7 @@ def test_backward_in_a_cuda_graph(monkeypatch):
         tln.triton_layer_norm_bwd(dy, x, w, b, stats)
         cached = tln._WORKSPACES[_workspace_key()]
     torch.cuda.current_stream().wait_stream(s)
-    spy = _Spy(tln._ln_bwd)
+    spy = LaunchSpy(tln._ln_bwd)
     monkeypatch.setattr(tln, "_ln_bwd", spy)
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph, stream=s):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from launch_spy import LaunchSpy
 
 from vssm.kernels import selective_scan
 from vssm.kernels.selective_scan.projected import project, projected_scan
@@ -76,15 +77,8 @@ def test_projected_inference_walks_token_major(dtype, tol, batch, dim, L, monkey
     output), no gradient: the forward walks (the launch counted) and matches the float64 composed form."""
     from vssm.kernels.selective_scan import triton_fwd
 
-    launches = []
-    kernel = triton_fwd._fwd_walk_kernel
-
-    class Spy:
-        def __getitem__(self, grid):
-            launches.append(grid)
-            return kernel[grid]
-
-    monkeypatch.setattr(triton_fwd, "_fwd_walk_kernel", Spy())
+    spy = LaunchSpy(triton_fwd._fwd_walk_kernel)
+    monkeypatch.setattr(triton_fwd, "_fwd_walk_kernel", spy)
     old = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = False
     try:
@@ -97,7 +91,7 @@ def test_projected_inference_walks_token_major(dtype, tol, batch, dim, L, monkey
             y_ref = selective_scan(u, delta, A, B, C, D, z, bias, True, orders=["natural", "reverse"], combine="mean")
     finally:
         torch.backends.cuda.matmul.allow_tf32 = old
-    assert len(launches) == 1 and y.dtype == dtype and y.transpose(1, 2).is_contiguous()
+    assert len(spy.launches) == 1 and y.dtype == dtype and y.transpose(1, 2).is_contiguous()
     assert _l2(y, y_ref) < tol
 
 

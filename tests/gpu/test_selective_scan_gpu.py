@@ -17,6 +17,7 @@ import math
 
 import pytest
 import torch
+from launch_spy import LaunchSpy
 
 from vssm.kernels.selective_scan import selective_scan
 from vssm.kernels.selective_scan.cases import make_inputs
@@ -399,15 +400,8 @@ def test_walking_forward(name, orders, token_major, loop, monkeypatch):
     from vssm.kernels.selective_scan.triton_common import DEFAULT_TILES
     from vssm.kernels.selective_scan.triton_fwd import triton_forward
 
-    launches = []
-    kernel = triton_fwd._fwd_walk_kernel
-
-    class Spy:
-        def __getitem__(self, grid):
-            launches.append(grid)
-            return kernel[grid]
-
-    monkeypatch.setattr(triton_fwd, "_fwd_walk_kernel", Spy())
+    spy = LaunchSpy(triton_fwd._fwd_walk_kernel)
+    monkeypatch.setattr(triton_fwd, "_fwd_walk_kernel", spy)
 
     _, dim, L, N, G = BENCH_SHAPES[name]  # batch cut to 4 for the float64 reference
     K = None if orders is None else len(orders)
@@ -426,4 +420,4 @@ def test_walking_forward(name, orders, token_major, loop, monkeypatch):
         assert torch.isfinite(out).all() and torch.isfinite(last).all()
         errs = {"out": _rel(out, out_r), "last": _rel(last, last_r)}
         assert all(e <= TOL[dtype] for e in errs.values()), f"{name} {orders} {dtype}: {errs}"
-    assert len(launches) == 2, "the walking kernel ran once per dtype"
+    assert len(spy.launches) == 2, "the walking kernel ran once per dtype"
