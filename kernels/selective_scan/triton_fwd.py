@@ -354,11 +354,10 @@ def _walks(tiles: Tiles, batch: int, dim_per_group: int, dim: int, NP: int, L: i
             and batch * (dim // _walk_block(tiles, dim_per_group)[0]) >= tiles.fwd_walk_min_programs)
 
 
-def forward_walks(batch: int, dim: int, N: int, L: int, groups: int = 1, tiles: Tiles = DEFAULT_TILES) -> bool:
+def forward_walks(batch: int, dim: int, N: int, L: int, tiles: Tiles = DEFAULT_TILES) -> bool:
     """Whether a forward without a backward walks when u and delta are token-major (models pick their layouts
-    by it); N is the state size, dim the channels, L the tokens."""
-    NP = next_pow2(N)
-    return dim % groups == 0 and _walks(tiles, batch, dim // groups, dim, NP, L, True, False)
+    by it); N is the state size, dim the channels (one group), L the tokens."""
+    return _walks(tiles, batch, dim, dim, next_pow2(N), L, True, False)
 
 
 def _per_direction_out(out: torch.Tensor, K: int) -> torch.Tensor:
