@@ -87,6 +87,16 @@ CASES = [
     # segments and kept states: every other forward chunk start is a walk chunk start (walk_T = 2 x T)
     C("segments_n1_walk_states_every2", (1, 8, 37, 1, 2), mode="walk_states",
       tiles=dict(fwd_min_programs=64, walk_T=16, walk_tile=64)),
+    # two segments of four chunks (the last partial): their start states from local segments of 4, 2 and 1
+    # chunks side by side, chained by the combine pass (Tiles.carry_min_programs)
+    C("segments_local_whole", (1, 16, 61, 2, 1), tiles=dict(fwd_min_programs=4, carry_min_programs=1)),
+    C("segments_local_halves", (1, 16, 61, 2, 1), tiles=dict(fwd_min_programs=4, carry_min_programs=4)),
+    C("segments_local_chunks", (1, 16, 61, 2, 1), tiles=dict(fwd_min_programs=4)),
+    C("multi_segments_local", (1, 4, 61, 2, 1), orders=["perm", "reverse"], shared=("u",),
+      tiles=dict(fwd_min_programs=4, carry_min_programs=4)),
+    C("idx64_multi_segments_local", (1, 4, 61, 2, 1), orders=["perm", "reverse"], shared=("u",),
+      tiles=dict(fwd_min_programs=4, carry_min_programs=4), idx64=True),
+    C("fwalk_segments_local", (1, 16, 61, 2, 1), tiles=dict(fwd_min_programs=8, carry_min_programs=4, **WALK)),
     C("reverse_single_order", (1, 4, 19, 3, 1), orders=["reverse"], tiles=dict(bwd_target_programs=64, bwd_dn=8)),
     C("strided", (2, 4, 14, 3, 2), strided=True),
     C("token_major", (2, 8, 13, 2, 1), token_major=True),

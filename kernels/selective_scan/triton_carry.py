@@ -70,7 +70,7 @@ def _carry_compute(
         expo = S[None, :] - cum
     wt = tl.exp2(A2[None, :, :] * expo[:, :, None])
     contrib = tl.sum(wt * x[:, :, None] * w[:, None, :], axis=0)
-    return tl.exp2(A2 * S[:, None]) * h + contrib
+    return tl.exp2(A2 * S[:, None]) * h + contrib, S
 
 
 @triton.jit
@@ -115,7 +115,7 @@ def _carry_body(
             tl.store(out_ptr + st_off + n_full * N, h, mask=st_mask)
             cd, cx, cw, cz = _carry_loads(n_full, L, offs_t, x_base, dt_base, z_base, w_base, order_row,
                                           sx_l, sdt_l, sz_l, sw_l, mask_n, ADJOINT, HAS_Z, GATHER, IDX64, True)
-            h = _carry_compute(h, n_full, L, offs_t, cd, cx, cw, cz, A2, bias, scale, ADJOINT, HAS_Z, SOFTPLUS, True)
+            h, _ = _carry_compute(h, n_full, L, offs_t, cd, cx, cw, cz, A2, bias, scale, ADJOINT, HAS_Z, SOFTPLUS, True)
         if n_full > 0:
             # the loads of the next chunk visited are issued before this chunk is reduced
             nd, nx, nw, nz = _carry_loads(n_full - 1, L, offs_t, x_base, dt_base, z_base, w_base, order_row,
@@ -127,7 +127,7 @@ def _carry_body(
                 nd, nx, nw, nz = _carry_loads(tl.maximum(k - 1, 0), L, offs_t, x_base, dt_base, z_base, w_base,
                                               order_row, sx_l, sdt_l, sz_l, sw_l, mask_n, ADJOINT, HAS_Z, GATHER,
                                               IDX64, False)
-                h = _carry_compute(h, k, L, offs_t, cd, cx, cw, cz, A2, bias, scale, ADJOINT, HAS_Z, SOFTPLUS, False)
+                h, _ = _carry_compute(h, k, L, offs_t, cd, cx, cw, cz, A2, bias, scale, ADJOINT, HAS_Z, SOFTPLUS, False)
     else:
         if n_full > 0:
             nd, nx, nw, nz = _carry_loads(0, L, offs_t, x_base, dt_base, z_base, w_base, order_row,
@@ -139,7 +139,7 @@ def _carry_body(
                 nd, nx, nw, nz = _carry_loads(tl.minimum(k + 1, n_full - 1), L, offs_t, x_base, dt_base, z_base,
                                               w_base, order_row, sx_l, sdt_l, sz_l, sw_l, mask_n, ADJOINT, HAS_Z,
                                               GATHER, IDX64, False)
-                h = _carry_compute(h, k, L, offs_t, cd, cx, cw, cz, A2, bias, scale, ADJOINT, HAS_Z, SOFTPLUS, False)
+                h, _ = _carry_compute(h, k, L, offs_t, cd, cx, cw, cz, A2, bias, scale, ADJOINT, HAS_Z, SOFTPLUS, False)
         # the state after the last chunk is never needed: only its start is stored
         if n_full < n_chunks:
             if n_full % store_every == 0:
@@ -147,21 +147,77 @@ def _carry_body(
 
 
 @fast_launch  # launched from the host: Triton's argument binding once per specialization
-@triton.jit(do_not_specialize=["K", "dim", "L", "N", "dim_per_group", "n_dblk", "n_chunks", "store_every", "n_slots"])
-def _carry_kernel(
-    x_ptr, delta_ptr, z_ptr, A_ptr, w_ptr, bias_ptr, order_ptr, init_ptr, out_ptr, scale,
-    K, dim, L, N, dim_per_group, n_dblk, n_chunks, store_every, n_slots,
-    sx_b, sx_k, sx_d, sx_l, sdt_b, sdt_k, sdt_d, sdt_l, sz_b, sz_k, sz_d, sz_l,
-    sw_b, sw_k, sw_g, sw_n, sw_l,
-    ADJOINT: tl.constexpr, HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_INIT: tl.constexpr,
-    GATHER: tl.constexpr, IDX64: tl.constexpr, BLOCK_D: tl.constexpr, NP: tl.constexpr, T: tl.constexpr,
+@triton.jit(do_not_specialize=["K", "dim", "L", "N", "dim_per_group", "n_dblk", "per_local", "n_local"])
+def _carry_local_kernel(
+    u_ptr, delta_ptr, A_ptr, B_ptr, bias_ptr, order_ptr, loc_ptr, ssum_ptr,
+    K, dim, L, N, dim_per_group, n_dblk, per_local, n_local,
+    su_b, su_k, su_d, su_l, sdt_b, sdt_k, sdt_d, sdt_l, sB_b, sB_k, sB_g, sB_n, sB_l,
+    SOFTPLUS: tl.constexpr, GATHER: tl.constexpr, IDX64: tl.constexpr,
+    BLOCK_D: tl.constexpr, NP: tl.constexpr, T: tl.constexpr,
 ):
-    """One carry pass (see `_carry_body`), one program per (row, channel block)."""
-    _carry_body(tl.program_id(0), x_ptr, delta_ptr, z_ptr, A_ptr, w_ptr, bias_ptr, order_ptr, init_ptr, out_ptr,
-                scale, K, dim, L, N, dim_per_group, n_dblk, n_chunks, store_every, n_slots,
-                sx_b, sx_k, sx_d, sx_l, sdt_b, sdt_k, sdt_d, sdt_l, sz_b, sz_k, sz_d, sz_l,
-                sw_b, sw_k, sw_g, sw_n, sw_l,
-                ADJOINT, HAS_Z, SOFTPLUS, HAS_INIT, GATHER, IDX64, BLOCK_D, NP, T)
+    """Program (row x channel block, j): the state at the end of local segment j (chunks j * per_local to
+    (j + 1) * per_local - 1, all full) started from zero, into loc (rows, n_local, D, N), and the segment's sum
+    of step sizes into ssum (rows, n_local, D). `_carry_combine_kernel` chains them."""
+    j = tl.program_id(1)
+    r, _, g, offs_d, offs_n, mask_n = _channel_block(tl.program_id(0), n_dblk, dim_per_group, N, BLOCK_D, NP)
+    b64 = (r // K).to(tl.int64)
+    kd = _direction64(r % K, IDX64)
+    offs_t = tl.arange(0, T)
+    offs_d64 = offs_d[None, :].to(tl.int64)
+    st_mask = mask_n[None, :]
+    A2 = tl.load(A_ptr + (kd * dim + offs_d[:, None]) * N + offs_n[None, :], mask=st_mask, other=0.0) * LOG2E
+    bias = tl.load(bias_ptr + kd * dim + offs_d)
+    order_row = order_ptr + kd * L
+    x_base = u_ptr + b64 * su_b + kd * su_k + offs_d64 * su_d
+    dt_base = delta_ptr + b64 * sdt_b + kd * sdt_k + offs_d64 * sdt_d
+    w_base = B_ptr + b64 * sB_b + kd * sB_k + g.to(tl.int64) * sB_g + offs_n[None, :] * sB_n
+    h = tl.zeros((BLOCK_D, NP), dtype=tl.float32)
+    S = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    k0 = j * per_local
+    k_hi = k0 + per_local
+    # the loads of the next chunk are issued before this chunk is reduced
+    nd, nx, nw, nz = _carry_loads(k0, L, offs_t, x_base, dt_base, x_base, w_base, order_row, su_l, sdt_l, su_l,
+                                  sB_l, mask_n, False, False, GATHER, IDX64, False)
+    for k in range(k0, k_hi):
+        cd, cx, cw, cz = nd, nx, nw, nz
+        nd, nx, nw, nz = _carry_loads(tl.minimum(k + 1, k_hi - 1), L, offs_t, x_base, dt_base, x_base, w_base,
+                                      order_row, su_l, sdt_l, su_l, sB_l, mask_n, False, False, GATHER, IDX64, False)
+        h, s = _carry_compute(h, k, L, offs_t, cd, cx, cw, cz, A2, bias, 1.0, False, False, SOFTPLUS, False)
+        S += s
+    at = (r.to(tl.int64) * n_local + j) * dim + offs_d
+    tl.store(loc_ptr + at[:, None] * N + offs_n[None, :], h, mask=st_mask)
+    tl.store(ssum_ptr + at, S)
+
+
+@fast_launch  # launched from the host: Triton's argument binding once per specialization
+@triton.jit(do_not_specialize=["K", "dim", "N", "dim_per_group", "n_dblk", "n_local", "every", "n_slots"])
+def _carry_combine_kernel(
+    A_ptr, loc_ptr, ssum_ptr, out_ptr, K, dim, N, dim_per_group, n_dblk, n_local, every, n_slots,
+    BLOCK_D: tl.constexpr, NP: tl.constexpr,
+):
+    """One program per (row, channel block) chains the local segments' end states in order,
+    h_{j+1} = exp(A S_j) h_j + loc_j from h_0 = 0, and stores the state at every `every`-th segment boundary:
+    out[r, d, i, n] = the state before slot i (rows, D, n_slots, N)."""
+    r, _, _, offs_d, offs_n, mask_n = _channel_block(tl.program_id(0), n_dblk, dim_per_group, N, BLOCK_D, NP)
+    st_mask = mask_n[None, :]
+    A2 = tl.load(A_ptr + ((r % K) * dim + offs_d[:, None]) * N + offs_n[None, :], mask=st_mask, other=0.0) * LOG2E
+    r64 = r.to(tl.int64)
+    out_at = (r64 * dim + offs_d[:, None]) * (n_slots * N) + offs_n[None, :]
+    h = tl.zeros((BLOCK_D, NP), dtype=tl.float32)
+    tl.store(out_ptr + out_at, h, mask=st_mask)
+    if n_local > 0:
+        at = r64 * n_local * dim + offs_d
+        # segment j + 1's loads are issued before segment j is chained
+        nxt_s = tl.load(ssum_ptr + at)
+        nxt_h = tl.load(loc_ptr + at[:, None] * N + offs_n[None, :], mask=st_mask, other=0.0)
+        for j in range(0, n_local):
+            s, hl = nxt_s, nxt_h
+            nat = at + tl.minimum(j + 1, n_local - 1) * dim
+            nxt_s = tl.load(ssum_ptr + nat)
+            nxt_h = tl.load(loc_ptr + nat[:, None] * N + offs_n[None, :], mask=st_mask, other=0.0)
+            h = tl.exp2(A2 * s[:, None]) * h + hl
+            if (j + 1) % every == 0:
+                tl.store(out_ptr + out_at + ((j + 1) // every) * N, h, mask=st_mask)
 
 
 @fast_launch  # launched from the host: Triton's argument binding once per specialization
@@ -193,18 +249,42 @@ def _carry_pair_kernel(
                     True, HAS_Z, SOFTPLUS, True, GATHER, IDX64, BLOCK_D, NP, T)
 
 
+def _local_split(base_programs: int, n_slots: int, store_every: int, target: int) -> int:
+    """Local segments per slot (a divisor of store_every): the fewest that give the local pass `target` programs."""
+    for m in range(1, store_every + 1):
+        if store_every % m == 0 and base_programs * (n_slots - 1) * m >= target:
+            return m
+    return store_every
+
+
 def run_carry(p: Prep, u, delta, n_chunks: int, T: int, store_every: int, softplus: bool, tiles: Tiles):
-    """Forward states at every `store_every`-th chunk start: (rows, D, slots, N) float32."""
+    """Forward states at every `store_every`-th chunk start: (rows, D, slots, N) float32.
+
+    Two launches instead of one walk over every chunk: the local pass computes each local segment's end state
+    from zero (and its sum of step sizes) with the segments side by side, the combine chains them per (row,
+    channel block), one multiply-add of (channels, states) per segment. Local segments are store_every / m chunks,
+    m the smallest divisor of store_every that gives the local pass `tiles.carry_min_programs` programs (a short
+    batch on a long sequence otherwise leaves the GPU mostly idle for the length of the sequence)."""
     bd, warps = p.block_d(tiles.carry_dn, tiles.carry_warps)
     n_dblk = p.dim // bd
     n_slots = cdiv(n_chunks, store_every)
     out = torch.empty((p.rows, p.dim, n_slots, p.N), device=u.device, dtype=torch.float32)
-    _carry_kernel[(p.rows * n_dblk,)](
-        u, delta, u, p.A, p.B, p.bias, p.index, out, out, p.scale,
-        p.K, p.dim, p.L, p.N, p.dim_per_group, n_dblk, n_chunks, store_every, n_slots,
-        *u.stride(), *delta.stride(), *u.stride(), *p.B.stride(),
-        ADJOINT=False, HAS_Z=False, SOFTPLUS=softplus, HAS_INIT=False,
-        GATHER=p.gather, IDX64=p.idx64, BLOCK_D=bd, NP=p.NP, T=T, num_warps=warps,
+    m = _local_split(p.rows * n_dblk, n_slots, store_every, tiles.carry_min_programs)
+    # only the segments before the last slot's start are needed; they hold full chunks only
+    n_local = (n_slots - 1) * m
+    f32 = torch.float32
+    loc = torch.empty((p.rows, n_local, p.dim, p.N), device=u.device, dtype=f32)
+    ssum = torch.empty((p.rows, n_local, p.dim), device=u.device, dtype=f32)
+    if n_local:
+        _carry_local_kernel[(p.rows * n_dblk, n_local)](
+            u, delta, p.A, p.B, p.bias, p.index, loc, ssum,
+            p.K, p.dim, p.L, p.N, p.dim_per_group, n_dblk, store_every // m, n_local,
+            *u.stride(), *delta.stride(), *p.B.stride(),
+            SOFTPLUS=softplus, GATHER=p.gather, IDX64=p.idx64, BLOCK_D=bd, NP=p.NP, T=T, num_warps=warps,
+        )
+    _carry_combine_kernel[(p.rows * n_dblk,)](
+        p.A, loc, ssum, out, p.K, p.dim, p.N, p.dim_per_group, n_dblk, n_local, m, n_slots,
+        BLOCK_D=bd, NP=p.NP, num_warps=warps,
     )
     return out
 

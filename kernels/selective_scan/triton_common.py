@@ -84,6 +84,8 @@ class Tiles:
     bwd_target_programs: int = 1056  # ~8 programs per SM before channel slices are added
     carry_warps: int = 4
     carry_dn: int = 128
+    # the forward's carry: local segments side by side until the local pass has this many programs
+    carry_min_programs: int = 1056
     walk_T: int = 32  # N = 1 backward: chunk-walking kernel, time across lanes
     walk_tile: int = 128
     walk_warps: int = 4
