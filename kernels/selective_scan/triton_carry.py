@@ -54,6 +54,17 @@ def _carry_compute(
     h, k, L, offs_t, delta, x, w, zz, A2, bias, scale,
     ADJOINT: tl.constexpr, HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr, MASK_T: tl.constexpr,
 ):
+    """h carried over chunk k."""
+    h, _S = _carry_step(h, k, L, offs_t, delta, x, w, zz, A2, bias, scale, ADJOINT, HAS_Z, SOFTPLUS, MASK_T)
+    return h
+
+
+@triton.jit
+def _carry_step(
+    h, k, L, offs_t, delta, x, w, zz, A2, bias, scale,
+    ADJOINT: tl.constexpr, HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr, MASK_T: tl.constexpr,
+):
+    """h carried over chunk k, and the chunk's sum of step sizes per channel."""
     T: tl.constexpr = offs_t.shape[0]
     pos = k * T + offs_t
     m2 = (pos < L)[:, None]
@@ -115,7 +126,7 @@ def _carry_body(
             tl.store(out_ptr + st_off + n_full * N, h, mask=st_mask)
             cd, cx, cw, cz = _carry_loads(n_full, L, offs_t, x_base, dt_base, z_base, w_base, order_row,
                                           sx_l, sdt_l, sz_l, sw_l, mask_n, ADJOINT, HAS_Z, GATHER, IDX64, True)
-            h, _ = _carry_compute(h, n_full, L, offs_t, cd, cx, cw, cz, A2, bias, scale, ADJOINT, HAS_Z, SOFTPLUS, True)
+            h = _carry_compute(h, n_full, L, offs_t, cd, cx, cw, cz, A2, bias, scale, ADJOINT, HAS_Z, SOFTPLUS, True)
         if n_full > 0:
             # the loads of the next chunk visited are issued before this chunk is reduced
             nd, nx, nw, nz = _carry_loads(n_full - 1, L, offs_t, x_base, dt_base, z_base, w_base, order_row,
@@ -127,7 +138,7 @@ def _carry_body(
                 nd, nx, nw, nz = _carry_loads(tl.maximum(k - 1, 0), L, offs_t, x_base, dt_base, z_base, w_base,
                                               order_row, sx_l, sdt_l, sz_l, sw_l, mask_n, ADJOINT, HAS_Z, GATHER,
                                               IDX64, False)
-                h, _ = _carry_compute(h, k, L, offs_t, cd, cx, cw, cz, A2, bias, scale, ADJOINT, HAS_Z, SOFTPLUS, False)
+                h = _carry_compute(h, k, L, offs_t, cd, cx, cw, cz, A2, bias, scale, ADJOINT, HAS_Z, SOFTPLUS, False)
     else:
         if n_full > 0:
             nd, nx, nw, nz = _carry_loads(0, L, offs_t, x_base, dt_base, z_base, w_base, order_row,
@@ -139,7 +150,7 @@ def _carry_body(
                 nd, nx, nw, nz = _carry_loads(tl.minimum(k + 1, n_full - 1), L, offs_t, x_base, dt_base, z_base,
                                               w_base, order_row, sx_l, sdt_l, sz_l, sw_l, mask_n, ADJOINT, HAS_Z,
                                               GATHER, IDX64, False)
-                h, _ = _carry_compute(h, k, L, offs_t, cd, cx, cw, cz, A2, bias, scale, ADJOINT, HAS_Z, SOFTPLUS, False)
+                h = _carry_compute(h, k, L, offs_t, cd, cx, cw, cz, A2, bias, scale, ADJOINT, HAS_Z, SOFTPLUS, False)
         # the state after the last chunk is never needed: only its start is stored
         if n_full < n_chunks:
             if n_full % store_every == 0:
@@ -182,7 +193,7 @@ def _carry_local_kernel(
         cd, cx, cw, cz = nd, nx, nw, nz
         nd, nx, nw, nz = _carry_loads(tl.minimum(k + 1, k_hi - 1), L, offs_t, x_base, dt_base, x_base, w_base,
                                       order_row, su_l, sdt_l, su_l, sB_l, mask_n, False, False, GATHER, IDX64, False)
-        h, s = _carry_compute(h, k, L, offs_t, cd, cx, cw, cz, A2, bias, 1.0, False, False, SOFTPLUS, False)
+        h, s = _carry_step(h, k, L, offs_t, cd, cx, cw, cz, A2, bias, 1.0, False, False, SOFTPLUS, False)
         S += s
     at = (r.to(tl.int64) * n_local + j) * dim + offs_d
     tl.store(loc_ptr + at[:, None] * N + offs_n[None, :], h, mask=st_mask)
