@@ -421,3 +421,28 @@ def test_walking_forward(name, orders, token_major, loop, monkeypatch):
         errs = {"out": _rel(out, out_r), "last": _rel(last, last_r)}
         assert all(e <= TOL[dtype] for e in errs.values()), f"{name} {orders} {dtype}: {errs}"
     assert len(spy.launches) == 2, "the walking kernel ran once per dtype"
+
+
+@pytest.mark.parametrize("batch,dim,L,N,orders", [(1, 384, 6085, 16, ["natural", "reverse"]), (2, 192, 12544, 1, None)],
+                         ids=["vim_ti_1248_batch1", "n1_long"])
+def test_forward_segments_two_pass_carry(batch, dim, L, N, orders, monkeypatch):
+    # a short batch on a long sequence: time segments whose start states come from the local pass (several local
+    # segments per time segment) and the combine, with the default tiles, against float64
+    from vssm.kernels.selective_scan import triton_carry
+
+    local = LaunchSpy(triton_carry._carry_local_kernel)
+    monkeypatch.setattr(triton_carry, "_carry_local_kernel", local)
+    K = None if orders is None else len(orders)
+    multi = dict(orders=orders, combine="mean") if orders else {}
+    inp = _inputs(batch, dim, L, N, 1, K=K, shared=("z",) if K else (), seed=L + N)
+    out_r, last_r = selective_scan(**{n: None if t is None else t.double() for n, t in inp.items()},
+                                   delta_softplus=True, return_last_state=True, backend="reference", **multi)
+    for dtype in (torch.float32, torch.bfloat16):
+        with torch.no_grad():
+            out, last = selective_scan(**_cast(inp, dtype), delta_softplus=True, return_last_state=True,
+                                       backend="triton", **multi)
+        errs = {"out": _rel(out, out_r), "last": _rel(last, last_r)}
+        assert all(e <= TOL[dtype] for e in errs.values()), f"{dtype}: {errs}"
+    assert len(local.launches) == 2, "the local pass ran once per dtype"
+    (_, n_local), _, _ = local.launches[0]
+    assert n_local >= 8, f"{n_local} local segments: expected several per time segment"
