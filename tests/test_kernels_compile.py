@@ -43,7 +43,10 @@ COMBOS = [
     ("_bwd_kernel", dict(HAS_Z=False, BLOCK_D=8, NP=16, T=16, SOFTPLUS=True, GATHER=True, IDX64=True), 4),
     ("_bwd_walk_kernel", dict(HAS_Z=False, BLOCK_D=128, NP=1, T=32, SOFTPLUS=True, GATHER=True, IDX64=False), 4),
     ("_bwd_walk_kernel", dict(HAS_Z=True, BLOCK_D=128, NP=1, T=32, SOFTPLUS=False, GATHER=False, IDX64=True), 4),
-    # carries: the forward's two passes, the backward's pair
+    # carries: the forward's walk and two passes, the backward's pair
+    ("_carry_kernel", dict(ADJOINT=False, HAS_Z=False, HAS_INIT=False, BLOCK_D=8, NP=16, T=32, **SCAN), 4),
+    ("_carry_kernel", dict(ADJOINT=False, HAS_Z=False, HAS_INIT=False, BLOCK_D=64, NP=1, T=16, SOFTPLUS=True,
+                           GATHER=True, IDX64=True), 2),
     ("_carry_local_kernel", dict(BLOCK_D=8, NP=16, T=32, **SCAN), 4),
     ("_carry_local_kernel", dict(BLOCK_D=64, NP=1, T=16, SOFTPLUS=False, GATHER=True, IDX64=True), 2),
     ("_carry_combine_kernel", dict(BLOCK_D=8, NP=16), 4),

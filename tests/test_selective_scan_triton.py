@@ -63,6 +63,7 @@ def C(name, shape, **kw):
 LOOP = dict(fwd_loop_min_programs=1, fwd_walk_loop_min_programs=1)  # the chunk kernel's threshold and the walk's
 # the walking forward (states of a channel in one thread), 4 channels per program
 WALK = dict(fwd_walk=True, fwd_walk_bd=4)
+TWO_PASS = dict(carry_two_pass_min_chunks=1)  # the forward's carry in two passes from one chunk on
 
 CASES = [
     # ---- one direction: options, groups, states, lengths
@@ -87,16 +88,19 @@ CASES = [
     # segments and kept states: every other forward chunk start is a walk chunk start (walk_T = 2 x T)
     C("segments_n1_walk_states_every2", (1, 8, 37, 1, 2), mode="walk_states",
       tiles=dict(fwd_min_programs=64, walk_T=16, walk_tile=64)),
-    # two segments of four chunks (the last partial): their start states from local segments of 4, 2 and 1
-    # chunks side by side, chained by the combine pass (Tiles.carry_min_programs)
-    C("segments_local_whole", (1, 16, 61, 2, 1), tiles=dict(fwd_min_programs=4, carry_min_programs=1)),
-    C("segments_local_halves", (1, 16, 61, 2, 1), tiles=dict(fwd_min_programs=4, carry_min_programs=4)),
-    C("segments_local_chunks", (1, 16, 61, 2, 1), tiles=dict(fwd_min_programs=4)),
+    # two segments of four chunks (the last partial): their start states from the carry's two passes, local
+    # segments of 4, 2 and 1 chunks side by side chained by the combine (Tiles.carry_two_pass_min_chunks,
+    # carry_min_programs; the other segment cases walk the chunks in one pass)
+    C("segments_local_whole", (1, 16, 61, 2, 1), tiles=dict(fwd_min_programs=4, carry_min_programs=1, **TWO_PASS)),
+    C("segments_local_halves", (1, 16, 61, 2, 1), tiles=dict(fwd_min_programs=4, carry_min_programs=4, **TWO_PASS)),
+    C("segments_local_chunks", (1, 16, 61, 2, 1), tiles=dict(fwd_min_programs=4, **TWO_PASS)),
     C("multi_segments_local", (1, 4, 61, 2, 1), orders=["perm", "reverse"], shared=("u",),
-      tiles=dict(fwd_min_programs=4, carry_min_programs=4)),
+      tiles=dict(fwd_min_programs=4, carry_min_programs=4, **TWO_PASS)),
     C("idx64_multi_segments_local", (1, 4, 61, 2, 1), orders=["perm", "reverse"], shared=("u",),
-      tiles=dict(fwd_min_programs=4, carry_min_programs=4), idx64=True),
-    C("fwalk_segments_local", (1, 16, 61, 2, 1), tiles=dict(fwd_min_programs=8, carry_min_programs=4, **WALK)),
+      tiles=dict(fwd_min_programs=4, carry_min_programs=4, **TWO_PASS), idx64=True),
+    C("fwalk_segments_local", (1, 16, 61, 2, 1),
+      tiles=dict(fwd_min_programs=8, carry_min_programs=4, **TWO_PASS, **WALK)),
+    C("n1_walk_states_two_pass", (1, 8, 37, 1, 2), mode="walk", tiles=TWO_PASS),  # the N = 1 backward's states
     C("reverse_single_order", (1, 4, 19, 3, 1), orders=["reverse"], tiles=dict(bwd_target_programs=64, bwd_dn=8)),
     C("strided", (2, 4, 14, 3, 2), strided=True),
     C("token_major", (2, 8, 13, 2, 1), token_major=True),

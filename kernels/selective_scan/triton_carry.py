@@ -158,6 +158,24 @@ def _carry_body(
 
 
 @fast_launch  # launched from the host: Triton's argument binding once per specialization
+@triton.jit(do_not_specialize=["K", "dim", "L", "N", "dim_per_group", "n_dblk", "n_chunks", "store_every", "n_slots"])
+def _carry_kernel(
+    x_ptr, delta_ptr, z_ptr, A_ptr, w_ptr, bias_ptr, order_ptr, init_ptr, out_ptr, scale,
+    K, dim, L, N, dim_per_group, n_dblk, n_chunks, store_every, n_slots,
+    sx_b, sx_k, sx_d, sx_l, sdt_b, sdt_k, sdt_d, sdt_l, sz_b, sz_k, sz_d, sz_l,
+    sw_b, sw_k, sw_g, sw_n, sw_l,
+    ADJOINT: tl.constexpr, HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_INIT: tl.constexpr,
+    GATHER: tl.constexpr, IDX64: tl.constexpr, BLOCK_D: tl.constexpr, NP: tl.constexpr, T: tl.constexpr,
+):
+    """One carry pass (see `_carry_body`), one program per (row, channel block)."""
+    _carry_body(tl.program_id(0), x_ptr, delta_ptr, z_ptr, A_ptr, w_ptr, bias_ptr, order_ptr, init_ptr, out_ptr,
+                scale, K, dim, L, N, dim_per_group, n_dblk, n_chunks, store_every, n_slots,
+                sx_b, sx_k, sx_d, sx_l, sdt_b, sdt_k, sdt_d, sdt_l, sz_b, sz_k, sz_d, sz_l,
+                sw_b, sw_k, sw_g, sw_n, sw_l,
+                ADJOINT, HAS_Z, SOFTPLUS, HAS_INIT, GATHER, IDX64, BLOCK_D, NP, T)
+
+
+@fast_launch  # launched from the host: Triton's argument binding once per specialization
 @triton.jit(do_not_specialize=["K", "dim", "L", "N", "dim_per_group", "n_dblk", "per_local", "n_local"])
 def _carry_local_kernel(
     u_ptr, delta_ptr, A_ptr, B_ptr, bias_ptr, order_ptr, loc_ptr, ssum_ptr,
@@ -271,21 +289,33 @@ def _local_split(base_programs: int, n_slots: int, store_every: int, target: int
 def run_carry(p: Prep, u, delta, n_chunks: int, T: int, store_every: int, softplus: bool, tiles: Tiles):
     """Forward states at every `store_every`-th chunk start: (rows, D, slots, N) float32.
 
-    Two launches instead of one walk over every chunk: the local pass computes each local segment's end state
-    from zero (and its sum of step sizes) with the segments side by side, the combine chains them per (row,
-    channel block), one multiply-add of (channels, states) per segment. Local segments are store_every / m chunks,
-    m the smallest divisor of store_every that gives the local pass `tiles.carry_min_programs` programs (a short
-    batch on a long sequence otherwise leaves the GPU mostly idle for the length of the sequence)."""
+    Up to `tiles.carry_two_pass_min_chunks` chunks, one program per (row, channel block) walks them all
+    (`_carry_kernel`, one launch). From there, two launches: the local pass computes each local segment's end
+    state from zero (and its sum of step sizes) with the segments side by side, and the combine chains them per
+    (row, channel block), one multiply-add of (channels, states) per segment. Local segments are store_every / m
+    chunks, m the smallest divisor of store_every that gives the local pass `tiles.carry_min_programs` programs.
+    The serial walk leaves a short batch's GPU mostly idle for the length of the sequence; the two passes cost
+    a launch and two allocations more, which the host-bound small-batch steps that segment feel (NOTES.md)."""
     bd, warps = p.block_d(tiles.carry_dn, tiles.carry_warps)
     n_dblk = p.dim // bd
     n_slots = cdiv(n_chunks, store_every)
     out = torch.empty((p.rows, p.dim, n_slots, p.N), device=u.device, dtype=torch.float32)
+    if n_chunks < tiles.carry_two_pass_min_chunks:
+        _carry_kernel[(p.rows * n_dblk,)](
+            u, delta, u, p.A, p.B, p.bias, p.index, out, out, p.scale,
+            p.K, p.dim, p.L, p.N, p.dim_per_group, n_dblk, n_chunks, store_every, n_slots,
+            *u.stride(), *delta.stride(), *u.stride(), *p.B.stride(),
+            ADJOINT=False, HAS_Z=False, SOFTPLUS=softplus, HAS_INIT=False,
+            GATHER=p.gather, IDX64=p.idx64, BLOCK_D=bd, NP=p.NP, T=T, num_warps=warps,
+        )
+        return out
     m = _local_split(p.rows * n_dblk, n_slots, store_every, tiles.carry_min_programs)
     # only the segments before the last slot's start are needed; they hold full chunks only
     n_local = (n_slots - 1) * m
-    f32 = torch.float32
-    loc = torch.empty((p.rows, n_local, p.dim, p.N), device=u.device, dtype=f32)
-    ssum = torch.empty((p.rows, n_local, p.dim), device=u.device, dtype=f32)
+    # the local end states and the sums of step sizes in one allocation
+    buf = torch.empty((p.rows * n_local * p.dim * (p.N + 1),), device=u.device, dtype=torch.float32)
+    loc = buf[: p.rows * n_local * p.dim * p.N].view(p.rows, n_local, p.dim, p.N)
+    ssum = buf[p.rows * n_local * p.dim * p.N:].view(p.rows, n_local, p.dim)
     if n_local:
         _carry_local_kernel[(p.rows * n_dblk, n_local)](
             u, delta, p.A, p.B, p.bias, p.index, loc, ssum,

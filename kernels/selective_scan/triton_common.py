@@ -42,10 +42,7 @@ class Tiles:
     fwd_T_n1: int = 16  # N = 1: one state per thread leaves room for fewer steps only (no spills)
     fwd_warps: int = 4
     fwd_dn: int = 128
-    # below this many programs the forward splits time into segments (their start states from the two-pass
-    # carry). H200, bf16, both directions, (batch, D, L, 16): (1, 384, 6085) / (2, 384, 6085) / (1, 768, 3137) /
-    # (1, 384, 4097): 0.190 / 0.276 / 0.152 / 0.163 ms at 528 against 0.211 / 0.328 / 0.175 / 0.147 at 264
-    fwd_min_programs: int = 528
+    fwd_min_programs: int = 264  # below this many programs the forward splits time into segments
     fwd_loop_min_programs: int = 1056  # K > 1: one program loops over the directions from this many
     # N >= 64 (SiMBA's d_state): shorter chunks, two channels more per program, 8 warps. H200, bf16, SiMBA-S
     # shapes (128, D, L, 64): 9.13 / 4.33 / 3.20 ms against 10.25 / 5.11 / 4.57 with the settings above
@@ -87,9 +84,14 @@ class Tiles:
     bwd_target_programs: int = 1056  # ~8 programs per SM before channel slices are added
     carry_warps: int = 4
     carry_dn: int = 128
-    # the forward's carry: local segments side by side until the local pass has this many programs. H200, bf16:
-    # (1, 384, 6085, 16) two directions 0.211 ms at 1056 against 0.268 with one local segment per time segment
-    # and 0.346 for the serial carry it replaced; (2, 192, 12544, 1): 0.167 against 0.095 and 0.813 (NOTES.md)
+    # the forward's carry walks its chunks in one program per (row, channel block) below this many chunks, and
+    # from there runs two passes (local segments side by side, then a combine). H200, bf16, the whole forward of
+    # (2, 192, 12544, 1), 784 chunks: 0.167 ms against 0.813; (1, 768, 3136, 1), 196 chunks: 0.196 against 0.220;
+    # but Vim-Ti at 1248 batch 1 (191 chunks, host-bound) took 25-41 ms per image with two passes against 25-28
+    # serial (their extra launch and allocations), so short walks stay serial (NOTES.md)
+    carry_two_pass_min_chunks: int = 384
+    # two passes: local segments side by side until the local pass has this many programs. (1, 384, 6085, 16) two
+    # directions: 0.211 ms at 1056 against 0.268 with one local segment per time segment
     carry_min_programs: int = 1056
     walk_T: int = 32  # N = 1 backward: chunk-walking kernel, time across lanes
     walk_tile: int = 128

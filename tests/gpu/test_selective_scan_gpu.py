@@ -423,15 +423,19 @@ def test_walking_forward(name, orders, token_major, loop, monkeypatch):
     assert len(spy.launches) == 2, "the walking kernel ran once per dtype"
 
 
-@pytest.mark.parametrize("batch,dim,L,N,orders", [(1, 384, 6085, 16, ["natural", "reverse"]), (2, 192, 12544, 1, None)],
-                         ids=["vim_ti_1248_batch1", "n1_long"])
-def test_forward_segments_two_pass_carry(batch, dim, L, N, orders, monkeypatch):
-    # a short batch on a long sequence: time segments whose start states come from the local pass (several local
-    # segments per time segment) and the combine, with the default tiles, against float64
+@pytest.mark.parametrize("batch,dim,L,N,orders,two_pass", [(1, 384, 6085, 16, ["natural", "reverse"], False),
+                                                          (2, 192, 12544, 1, None, True)],
+                         ids=["vim_ti_1248_batch1_serial_carry", "n1_long_two_pass_carry"])
+def test_forward_segments_carry(batch, dim, L, N, orders, two_pass, monkeypatch):
+    # a short batch on a long sequence: time segments whose start states come from the carry, with the default
+    # tiles, against float64: 191 chunks walked in one pass; 784 in two (several local segments per time segment
+    # side by side, then the combine)
     from vssm.kernels.selective_scan import triton_carry
 
     local = LaunchSpy(triton_carry._carry_local_kernel)
+    serial = LaunchSpy(triton_carry._carry_kernel)
     monkeypatch.setattr(triton_carry, "_carry_local_kernel", local)
+    monkeypatch.setattr(triton_carry, "_carry_kernel", serial)
     K = None if orders is None else len(orders)
     multi = dict(orders=orders, combine="mean") if orders else {}
     inp = _inputs(batch, dim, L, N, 1, K=K, shared=("z",) if K else (), seed=L + N)
@@ -443,6 +447,9 @@ def test_forward_segments_two_pass_carry(batch, dim, L, N, orders, monkeypatch):
                                        backend="triton", **multi)
         errs = {"out": _rel(out, out_r), "last": _rel(last, last_r)}
         assert all(e <= TOL[dtype] for e in errs.values()), f"{dtype}: {errs}"
-    assert len(local.launches) == 2, "the local pass ran once per dtype"
+    if not two_pass:
+        assert len(serial.launches) == 2 and not local.launches, "the carry walked its chunks once per dtype"
+        return
+    assert len(local.launches) == 2 and not serial.launches, "the local pass ran once per dtype"
     (_, n_local), _, _ = local.launches[0]
     assert n_local >= 8, f"{n_local} local segments: expected several per time segment"
