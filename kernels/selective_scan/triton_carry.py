@@ -184,11 +184,13 @@ def _carry_local_kernel(
     SOFTPLUS: tl.constexpr, GATHER: tl.constexpr, IDX64: tl.constexpr,
     BLOCK_D: tl.constexpr, NP: tl.constexpr, T: tl.constexpr,
 ):
-    """Program (row x channel block, j): the state at the end of local segment j (chunks j * per_local to
-    (j + 1) * per_local - 1, all full) started from zero, into loc (rows, n_local, D, N), and the segment's sum
-    of step sizes into ssum (rows, n_local, D). `_carry_combine_kernel` chains them."""
-    j = tl.program_id(1)
-    r, _, g, offs_d, offs_n, mask_n = _channel_block(tl.program_id(0), n_dblk, dim_per_group, N, BLOCK_D, NP)
+    """Program j x (rows x channel blocks) + (row x channel block): the state at the end of local segment j
+    (chunks j * per_local to (j + 1) * per_local - 1, all full) started from zero, into loc (rows, n_local, D, N),
+    and the segment's sum of step sizes into ssum (rows, n_local, D). `_carry_combine_kernel` chains them. The
+    segments share grid axis 0 with the blocks (axis 1 stops at 65535: a sequence of ~1M tokens has more)."""
+    blocks = tl.num_programs(0) // n_local
+    j = tl.program_id(0) // blocks
+    r, _, g, offs_d, offs_n, mask_n = _channel_block(tl.program_id(0) % blocks, n_dblk, dim_per_group, N, BLOCK_D, NP)
     b64 = (r // K).to(tl.int64)
     kd = _direction64(r % K, IDX64)
     offs_t = tl.arange(0, T)
@@ -279,11 +281,12 @@ def _carry_pair_kernel(
 
 
 def _local_split(base_programs: int, n_slots: int, store_every: int, target: int) -> int:
-    """Local segments per slot (a divisor of store_every): the fewest that give the local pass `target` programs."""
-    for m in range(1, store_every + 1):
-        if store_every % m == 0 and base_programs * (n_slots - 1) * m >= target:
-            return m
-    return store_every
+    """Local segments per slot: the divisor of store_every nearest the count that gives the local pass `target`
+    programs (the smaller on a tie). Nearest, not the next above: a prime store_every would otherwise cut every
+    chunk apart, and the combine's chain (one step per local segment) would grow with it."""
+    need = cdiv(target, max(1, base_programs * (n_slots - 1)))
+    divisors = [m for m in range(1, store_every + 1) if store_every % m == 0]
+    return min(divisors, key=lambda m: (abs(m - need), m))
 
 
 def run_carry(p: Prep, u, delta, n_chunks: int, T: int, store_every: int, softplus: bool, tiles: Tiles):
@@ -293,7 +296,8 @@ def run_carry(p: Prep, u, delta, n_chunks: int, T: int, store_every: int, softpl
     (`_carry_kernel`, one launch). From there, two launches: the local pass computes each local segment's end
     state from zero (and its sum of step sizes) with the segments side by side, and the combine chains them per
     (row, channel block), one multiply-add of (channels, states) per segment. Local segments are store_every / m
-    chunks, m the smallest divisor of store_every that gives the local pass `tiles.carry_min_programs` programs.
+    chunks, m the divisor of store_every nearest the count that gives the local pass `tiles.carry_min_programs`
+    programs.
     The serial walk leaves a short batch's GPU mostly idle for the length of the sequence; the two passes cost
     a launch and two allocations more, which the host-bound small-batch steps that segment feel (NOTES.md)."""
     bd, warps = p.block_d(tiles.carry_dn, tiles.carry_warps)
@@ -317,7 +321,7 @@ def run_carry(p: Prep, u, delta, n_chunks: int, T: int, store_every: int, softpl
     loc = buf[: p.rows * n_local * p.dim * p.N].view(p.rows, n_local, p.dim, p.N)
     ssum = buf[p.rows * n_local * p.dim * p.N:].view(p.rows, n_local, p.dim)
     if n_local:
-        _carry_local_kernel[(p.rows * n_dblk, n_local)](
+        _carry_local_kernel[(n_local * p.rows * n_dblk,)](
             u, delta, p.A, p.B, p.bias, p.index, loc, ssum,
             p.K, p.dim, p.L, p.N, p.dim_per_group, n_dblk, store_every // m, n_local,
             *u.stride(), *delta.stride(), *p.B.stride(),

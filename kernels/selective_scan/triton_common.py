@@ -88,7 +88,8 @@ class Tiles:
     # from there runs two passes (local segments side by side, then a combine). H200, bf16, the whole forward of
     # (2, 192, 12544, 1), 784 chunks: 0.167 ms against 0.813; (1, 768, 3136, 1), 196 chunks: 0.196 against 0.220;
     # but Vim-Ti at 1248 batch 1 (191 chunks, host-bound) took 30-41 ms per batch with two passes against 25-28
-    # serial (their extra launch and allocations), so short walks stay serial (NOTES.md)
+    # serial (their extra launch and allocations), so short walks stay serial (NOTES.md). The N = 1 backward's
+    # recomputed states take the same carry (one chunk per slot; not timed)
     carry_two_pass_min_chunks: int = 384
     # two passes: local segments side by side until the local pass has this many programs. (1, 384, 6085, 16) two
     # directions: 0.211 ms at 1056 against 0.268 with one local segment per time segment
