@@ -58,6 +58,7 @@ from timm.models._features import feature_take_indices
 
 from vssm.kernels import selective_scan
 from vssm.kernels.conv1d import depthwise_conv1d, has_fast_kernel
+from vssm.kernels.selective_scan.op import backward_follows
 from vssm.ssm_init import init_ssm_, positive_int, scan_param
 from vssm.timm_glue import (
     TimmModel,
@@ -287,7 +288,7 @@ class MambaVisionMixer(nn.Module):
             )
         half = self.d_inner // 2
         xz = self.in_proj(x)  # (batch, L, E)
-        grad = torch.is_grad_enabled() and xz.requires_grad
+        grad = backward_follows(xz)
         if has_fast_kernel(xz) and not grad:
             # inference: one kernel over the token-major in_proj output, stored channel-major (the scan
             # reads few channels over many steps). With a backward to follow, cuDNN's grouped conv measured

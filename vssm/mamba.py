@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from vssm.kernels import selective_scan
 from vssm.kernels.conv1d import depthwise_conv1d, has_fast_kernel
+from vssm.kernels.selective_scan.op import backward_follows
 from vssm.kernels.selective_scan.projected import projected_scan, scan_walks
 from vssm.ssm_init import init_ssm_, positive_int, scan_param
 from vssm.timm_glue import fx_leaf
@@ -219,9 +220,6 @@ class Mamba(nn.Module):
         offsets = [-(self.d_conv - 1), 0][: weight.shape[0]]
         return depthwise_conv1d(x.transpose(1, 2), weight, bias, offsets, silu=True, channel_major=channel_major)
 
-    def _needs_grad(self, x: torch.Tensor) -> bool:
-        return torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.parameters()))
-
     def _projections(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """delta (batch, K, E, L) and B, C (batch, K, 1, N, L) of every direction, through the x_proj /
         dt_proj Linears over token-major views of u (module-layer FLOP counters, SiMBA's paper convention,
@@ -253,8 +251,8 @@ class Mamba(nn.Module):
         # On CUDA without a backward, the scan's forward walks the steps with a channel's states in registers
         # (`scan_walks`): u is then stored token-major (each step's channels contiguous), and A with its
         # channels contiguous, as the walk reads it (the op then needs no transposed copy of it).
-        tokens = fast and not self._needs_grad(x) and scan_walks(x.shape[0], self.d_inner, self.d_state,
-                                                                 x.shape[-1])
+        tokens = (fast and not backward_follows(x, *self.parameters())
+                  and scan_walks(x.shape[0], self.d_inner, self.d_state, x.shape[-1]))
         A_logs = [scan_param(b[3]) for b in branches]
         if tokens:
             A = -torch.exp(torch.stack([a.t() for a in A_logs])).transpose(1, 2)  # (K, E, N), E contiguous
