@@ -73,26 +73,26 @@ def _split(args: tuple) -> tuple[tuple, list]:
     ``data_ptr()`` and asks the driver whether the address is a device pointer (one driver call per
     pointer argument on every launch). Any other tensor keeps Triton's own path and its error. The key is
     None for an argument of any other type (tuples, tensor descriptors): those launches keep Triton's path."""
-    key, vals = [], list(args)
+    # the ints (most of a launch's arguments) stay in place in both lists; only the other positions are rewritten
+    # (a key built element by element took twice the host time)
+    key, vals = list(args), list(args)
     for i, a in enumerate(args):
         t = type(a)
-        if t is int:
-            key.append(a)
-        elif t in _TENSORS:
+        if t is int or a is None:
+            continue
+        if t in _TENSORS:
             ptr = a.data_ptr()
             if a.is_cuda:
-                key.append((a.dtype, ptr & 15))
+                key[i] = (a.dtype, ptr & 15)
                 vals[i] = ptr
             else:
-                key.append((a.dtype, ptr & 15, a.device.type))
-        elif a is None:
-            key.append(None)
+                key[i] = (a.dtype, ptr & 15, a.device.type)
         elif t is bool:  # True == 1 as a key: kept apart from the ints
-            key.append((bool, a))
+            key[i] = (bool, a)
         elif t is float:  # Triton passes every float as fp32
-            key.append(float)
+            key[i] = float
         elif hasattr(a, "data_ptr"):  # tensor subclasses, triton.reinterpret's wrappers: pointers as well
-            key.append((t, a.dtype, a.data_ptr() & 15))
+            key[i] = (t, a.dtype, a.data_ptr() & 15)
         else:  # tuples, descriptors, ...: Triton specializes on their contents; its own path decides
             return None, vals
     return tuple(key), vals

@@ -25,6 +25,7 @@ float64 inputs and empty tensors take the reference (the kernels accumulate in f
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import types
 from typing import Optional, Sequence
@@ -343,27 +344,39 @@ def _scan_fwd_impl(
     keep_states: bool,
     backend: str,
     backward: bool = True,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
     """out (batch, D, L), the last state of every direction (batch, K, D, N), and the chunk-start
-    states the backward would otherwise recompute (empty unless `_keeps_states`). ``backward``: whether a
-    backward may follow (False lets the Triton forward pick the kernels only measured without one)."""
+    states the backward would otherwise recompute (None unless `_keeps_states`; the registered op returns an
+    empty tensor instead). ``backward``: whether a backward may follow (False lets the Triton forward pick the
+    kernels only measured without one)."""
     if _use_triton(backend, u):
         states_T = _states_T() if keep_states else 0
         with on_device_of(u):
             out, last, states = _tk().fwd.triton_forward(u, delta, A, B, C, D, z, delta_bias, index,
                                                          delta_softplus, scale, states_T=states_T,
                                                          backward=backward)
-        return out, last, states if states is not None else _empty(last)
+        return out, last, states
     if backend == "cpu":
         from .cpu import cpu_forward
 
         out, last = cpu_forward(u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale)
-        return out, last, _empty(last)
+        return out, last, None
     out, last = reference_forward(u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale)
-    return new_out(u, z).copy_(out), last.contiguous(), _empty(last)
+    return new_out(u, z).copy_(out), last.contiguous(), None
 
 
-_scan_fwd = torch.library.custom_op("vssm::selective_scan_fwd", mutates_args=())(_scan_fwd_impl)
+@functools.wraps(_scan_fwd_impl)  # the op's schema is read from _scan_fwd_impl's signature
+def _scan_fwd_op(*args, **kwargs):
+    out, last, states = _scan_fwd_impl(*args, **kwargs)
+    return out, last, states if states is not None else _empty(last)  # a custom op returns tensors only
+
+
+# the schema is read from the signature: the op's outputs are all tensors
+_scan_fwd_op.__signature__ = inspect.signature(_scan_fwd_impl).replace(
+    return_annotation=tuple[torch.Tensor, torch.Tensor, torch.Tensor])
+
+
+_scan_fwd = torch.library.custom_op("vssm::selective_scan_fwd", mutates_args=())(_scan_fwd_op)
 
 
 @_scan_fwd.register_fake
@@ -380,7 +393,7 @@ def _scan_fwd_fake(u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, s
 
 def _scan_bwd_impl(
     dout: torch.Tensor,
-    dlast: torch.Tensor,
+    dlast: Optional[torch.Tensor],
     u: torch.Tensor,
     delta: torch.Tensor,
     A: torch.Tensor,
@@ -390,16 +403,20 @@ def _scan_bwd_impl(
     z: Optional[torch.Tensor],
     delta_bias: Optional[torch.Tensor],
     index: Optional[torch.Tensor],
-    states: torch.Tensor,
+    states: Optional[torch.Tensor],
     delta_softplus: bool,
     scale: float,
     backend: str,
-) -> list[torch.Tensor]:
-    """Gradients for (u, delta, A, B, C, D, z, delta_bias); an empty tensor stands for an absent input."""
+) -> list[Optional[torch.Tensor]]:
+    """Gradients for (u, delta, A, B, C, D, z, delta_bias); None for an absent input (the registered op returns an
+    empty tensor instead). states: the forward's kept states, None or empty where it kept none. dlast None:
+    no gradient reached the last states (the Triton kernels then skip reading one)."""
+    if dlast is None and not _use_triton(backend, u):
+        dlast = u.new_zeros((u.shape[0], u.shape[1], u.shape[2], A.shape[-1]), dtype=compute_dtype(u))
     if _use_triton(backend, u):
         with on_device_of(u):
             grads = _triton_backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, index, delta_softplus,
-                                     scale, states=states if states.numel() else None)
+                                     scale, states=states if states is not None and states.numel() else None)
     elif backend == "cpu":
         from .cpu import cpu_backward
 
@@ -411,14 +428,14 @@ def _scan_bwd_impl(
     u_layout = _layout_strides(u)
     for i, (g, r) in enumerate(zip(grads, ref)):
         if g is None:
-            res.append(_empty(u))
+            res.append(None)
         elif r.dim() == 4:  # u, delta: in u's layout, z in z's, as the fake implementation says (`.to` would
             # not keep padded rows, being a dense copy)
             like = z if i == 6 else u
             same = g.stride() == (_layout_strides(z) if i == 6 else u_layout) and g.dtype == r.dtype
             res.append(g if same else new_like_layout(like, tuple(g.shape), r.dtype).copy_(g))
-        else:
-            res.append(g.to(r.dtype).contiguous())
+        else:  # (a dtype check here costs less host time than a `.to` that returns its input)
+            res.append((g if g.dtype == r.dtype else g.to(r.dtype)).contiguous())
     return res
 
 
@@ -439,7 +456,12 @@ def _distinct(grads: list[torch.Tensor]) -> list[torch.Tensor]:
 
 @functools.wraps(_scan_bwd_impl)  # the op's schema is read from _scan_bwd_impl's signature
 def _scan_bwd_op(*args, **kwargs):
-    return _distinct(_scan_bwd_impl(*args, **kwargs))
+    u = args[2] if len(args) > 2 else kwargs["u"]
+    grads = [_empty(u) if g is None else g for g in _scan_bwd_impl(*args, **kwargs)]  # a custom op returns tensors
+    return _distinct(grads)
+
+
+_scan_bwd_op.__signature__ = inspect.signature(_scan_bwd_impl).replace(return_annotation=list[torch.Tensor])
 
 
 _scan_bwd = torch.library.custom_op("vssm::selective_scan_bwd", mutates_args=())(_scan_bwd_op)
@@ -472,8 +494,7 @@ def _backward(ctx, dout, dlast, dstates, bwd=None, saved=None):
     batch, K, dim, L = u.shape
     if dout is None:
         dout = u.new_zeros((batch, dim, L))
-    if dlast is None:
-        dlast = u.new_zeros((batch, K, dim, A.shape[-1]), dtype=compute_dtype(u))
+    # dlast None (no gradient reached the last states: the usual case) stays None down to the kernels
     grads = (bwd or _scan_bwd)(
         dout, dlast, u, delta, A, B, C, D, z, delta_bias, index, states, ctx.delta_softplus, ctx.scale, ctx.backend
     )
@@ -506,6 +527,9 @@ class _EagerScan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, options):
+        # an output no gradient reached comes to the backward as None, not as a tensor of zeros autograd would
+        # allocate and fill (the last states, unless the caller uses them)
+        ctx.set_materialize_grads(False)
         inputs = (u, delta, A, B, C, D, z, delta_bias)
         op_args = prepare(*inputs, *options)
         out, last, states = _scan_fwd_impl(*op_args)
@@ -613,6 +637,6 @@ def selective_scan(
     else:
         op_args = prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, orders, grid, combine, backend)
         out, last, _ = torch.ops.vssm.selective_scan_fwd(*op_args)
-    if orders is None:
-        last = last[:, 0]
-    return (out, last) if return_last_state else out
+    if not return_last_state:
+        return out
+    return out, (last[:, 0] if orders is None else last)

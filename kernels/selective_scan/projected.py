@@ -187,9 +187,8 @@ class _ProjectedScan(torch.autograd.Function):
                     dgate = dgate.unsqueeze(1)
             dt = x_dbl[:, :, :R]
             delta = _delta_into(x_dbl, w_dt, u)  # recomputed, not kept
-            dlast = u.new_zeros((batch, K, dim, N), dtype=compute_dtype(u))
             du, ddelta, dA, dB, dC, dD, dz, ddelta_bias = _scan_bwd_impl(
-                dout, dlast, u, delta, A, *_bc(x_dbl, R, N), D, z, delta_bias, index, states, delta_softplus,
+                dout, None, u, delta, A, *_bc(x_dbl, R, N), D, z, delta_bias, index, states, delta_softplus,
                 scale, backend
             )
             del delta

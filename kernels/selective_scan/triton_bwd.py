@@ -232,14 +232,16 @@ def triton_backward_chunks(
     dout, dlast, u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale=1.0, *,
     tiles: Tiles = DEFAULT_TILES,
 ) -> list[torch.Tensor | None]:
-    """Chunk-parallel backward in the op's normal form; gradients for (u, delta, A, B, C, D, z, delta_bias)."""
+    """Chunk-parallel backward in the op's normal form; gradients for (u, delta, A, B, C, D, z, delta_bias).
+    dlast: the last states' gradient (batch, K, D, N), or None where none reached them (zero, not read)."""
     check_device(u)
     p = Prep(u, delta, A, B, C, D, z, delta_bias, index, scale)
     short = p.G == 1 and p.NP >= tiles.bwd_short_min_np and p.L <= tiles.bwd_short_max_L
     T = tiles.bwd_T_n1 if p.NP == 1 else tiles.bwd_T_short if short else tiles.bwd_T
     n_chunks = cdiv(p.L, T)
     softplus = bool(delta_softplus)
-    dlast = dlast.to(torch.float32).contiguous()
+    if dlast is not None:
+        dlast = dlast.to(torch.float32).contiguous()
     if p.G > 1:
         bd, warps = p.block_d(tiles.bwd_dn_grouped, tiles.bwd_warps_grouped)
     else:

@@ -80,7 +80,7 @@ def _bwd_walk_kernel(
     K, dim, L, N, dim_per_group, n_dblk, n_slices, n_chunks,
     su_b, su_k, su_d, su_l, sdt_b, sdt_k, sdt_d, sdt_l, sz_b, sz_k, sz_d, sz_l, sdo_b, sdo_d, sdo_l,
     sB_b, sB_k, sB_g, sB_n, sB_l, sC_b, sC_k, sC_g, sC_n, sC_l, sg_b, sg_k, sg_d, sg_l, sdz_b, sdz_k, sdz_d, sdz_l,
-    HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr,
+    HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_DLAST: tl.constexpr,
     GATHER: tl.constexpr, IDX64: tl.constexpr, BLOCK_D: tl.constexpr, NP: tl.constexpr, T: tl.constexpr,
 ):
     r, d0, g, offs_d, offs_n, mask_n = _channel_block(tl.program_id(0), n_dblk, dim_per_group, N, BLOCK_D, NP)
@@ -99,7 +99,10 @@ def _bwd_walk_kernel(
     Dv = tl.load(D_ptr + kd * dim + offs_d)
     bias = tl.load(bias_ptr + kd * dim + offs_d)
     st = (r64 * dim + offs_d64) * N + offs_n[None, :]
-    R = tl.load(dlast_ptr + st, mask=mask_n[None, :], other=0.0)
+    if HAS_DLAST:
+        R = tl.load(dlast_ptr + st, mask=mask_n[None, :], other=0.0)
+    else:  # no gradient reached the last states
+        R = tl.zeros((BLOCK_D, NP), dtype=tl.float32)
     dA_acc = tl.zeros((BLOCK_D, NP), dtype=tl.float32)
     dD_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
     db_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
@@ -186,25 +189,28 @@ def triton_backward_walk(
     """N = 1 backward in the op's normal form; gradients for (u, delta, A, B, C, D, z, delta_bias).
 
     ``states``: the states before every walk_T-th token kept by the forward (`triton_forward`'s
-    ``states_T``); without them a carry pass recomputes them."""
+    ``states_T``); without them a carry pass recomputes them. dlast: the last states' gradient (batch, K, D, N), or
+    None where none reached them (zero, not read)."""
     check_device(u)
     p = Prep(u, delta, A, B, C, D, z, delta_bias, index, scale)
     T = tiles.walk_T
     n_chunks = cdiv(p.L, T)
     softplus = bool(delta_softplus)
-    dlast = dlast.to(torch.float32).contiguous()
+    if dlast is not None:
+        dlast = dlast.to(torch.float32).contiguous()
     hst = states if states is not None else run_carry(p, u, delta, n_chunks, T, 1, softplus, tiles)
     bd = walk_block_d(p.dim_per_group, p.NP, tiles)
     n_dblk = p.dim // bd
     n_slices = p.dim_per_group // bd
     grads = Grads(p, u, delta, z, 1, n_slices)  # dA/dD/d(delta_bias): one partial per row
     _bwd_walk_kernel[(p.rows * n_dblk,)](
-        u, delta, z if z is not None else u, dout, p.A, p.B, p.C, p.D, p.bias, p.index, hst, dlast,
+        u, delta, z if z is not None else u, dout, p.A, p.B, p.C, p.D, p.bias, p.index, hst,
+        dlast if dlast is not None else hst,
         *grads.pointers(), p.scale,
         p.K, p.dim, p.L, p.N, p.dim_per_group, n_dblk, n_slices, n_chunks,
         *u.stride(), *delta.stride(), *strides(z, 4), *dout.stride(), *p.B.stride(), *p.C.stride(),
         *grads.strides(), *grads.dz_strides(),
-        HAS_Z=z is not None, SOFTPLUS=softplus, GATHER=p.gather, IDX64=p.idx64,
+        HAS_Z=z is not None, SOFTPLUS=softplus, HAS_DLAST=dlast is not None, GATHER=p.gather, IDX64=p.idx64,
         BLOCK_D=bd, NP=p.NP, T=T, num_warps=tiles.walk_warps,
     )
     return grads.finish(D, delta_bias)

@@ -258,13 +258,14 @@ def _carry_pair_kernel(
     K, dim, L, N, dim_per_group, n_dblk, n_chunks,
     su_b, su_k, su_d, su_l, sdo_b, sdo_d, sdo_l, sdt_b, sdt_k, sdt_d, sdt_l, sz_b, sz_k, sz_d, sz_l,
     sB_b, sB_k, sB_g, sB_n, sB_l, sC_b, sC_k, sC_g, sC_n, sC_l,
-    HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr,
+    HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_DLAST: tl.constexpr,
     GATHER: tl.constexpr, IDX64: tl.constexpr, BLOCK_D: tl.constexpr, NP: tl.constexpr, T: tl.constexpr,
 ):
     """Both carry passes of the backward in one launch: grid axis 1 picks states (0) or adjoint (1).
 
     The two passes are independent; side by side they give a short batch twice the programs.
-    dout is (batch, D, L), shared by the directions (stride 0 over K).
+    dout is (batch, D, L), shared by the directions (stride 0 over K). HAS_DLAST=False: no gradient reached the
+    last states (dlast_ptr is not read; the adjoint starts from zero).
     """
     if tl.program_id(1) == 0:
         _carry_body(tl.program_id(0), u_ptr, delta_ptr, z_ptr, A_ptr, B_ptr, bias_ptr, order_ptr, hst_ptr, hst_ptr,
@@ -277,7 +278,7 @@ def _carry_pair_kernel(
                     adj_ptr, scale, K, dim, L, N, dim_per_group, n_dblk, n_chunks, 1, n_chunks,
                     sdo_b, 0, sdo_d, sdo_l, sdt_b, sdt_k, sdt_d, sdt_l, sz_b, sz_k, sz_d, sz_l,
                     sC_b, sC_k, sC_g, sC_n, sC_l,
-                    True, HAS_Z, SOFTPLUS, True, GATHER, IDX64, BLOCK_D, NP, T)
+                    True, HAS_Z, SOFTPLUS, HAS_DLAST, GATHER, IDX64, BLOCK_D, NP, T)
 
 
 def _local_split(base_programs: int, n_slots: int, store_every: int, target: int) -> int:
@@ -335,16 +336,18 @@ def run_carry(p: Prep, u, delta, n_chunks: int, T: int, store_every: int, softpl
 
 
 def run_carry_pair(p: Prep, u, dout, delta, z, dlast, n_chunks: int, T: int, softplus: bool, tiles: Tiles):
-    """States and adjoint carries at every chunk start, both (rows, D, n_chunks, N), in one launch."""
+    """States and adjoint carries at every chunk start, both (rows, D, n_chunks, N), in one launch; dlast: the
+    last states' gradient (rows, D, N) float32 contiguous, or None (zero)."""
     bd, warps = p.block_d(tiles.carry_dn, tiles.carry_warps)
     n_dblk = p.dim // bd
     hst = torch.empty((p.rows, p.dim, n_chunks, p.N), device=u.device, dtype=torch.float32)
     adj = torch.empty_like(hst)
     _carry_pair_kernel[(p.rows * n_dblk, 2)](
-        u, dout, delta, z if z is not None else u, p.A, p.B, p.C, p.bias, p.index, dlast, hst, adj, p.scale,
+        u, dout, delta, z if z is not None else u, p.A, p.B, p.C, p.bias, p.index, dlast if dlast is not None else hst,
+        hst, adj, p.scale,
         p.K, p.dim, p.L, p.N, p.dim_per_group, n_dblk, n_chunks,
         *u.stride(), *dout.stride(), *delta.stride(), *strides(z, 4), *p.B.stride(), *p.C.stride(),
-        HAS_Z=z is not None, SOFTPLUS=softplus, GATHER=p.gather, IDX64=p.idx64,
+        HAS_Z=z is not None, SOFTPLUS=softplus, HAS_DLAST=dlast is not None, GATHER=p.gather, IDX64=p.idx64,
         BLOCK_D=bd, NP=p.NP, T=T, num_warps=warps,
     )
     return hst, adj

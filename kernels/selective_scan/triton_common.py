@@ -225,6 +225,11 @@ def check_device(u: torch.Tensor) -> None:
         )
 
 
+def _f32(t: torch.Tensor) -> torch.Tensor:
+    """t in float32: a dtype check first, as a `.to` that returns its input still costs a dispatch of host time."""
+    return t if t.dtype == torch.float32 else t.to(torch.float32)
+
+
 class Prep:
     """Shapes, parameter vectors and the order table of one call in the op's normal form."""
 
@@ -236,11 +241,11 @@ class Prep:
         self.G = B.shape[2]
         self.dim_per_group = self.dim // self.G
         self.NP = next_pow2(max(self.N, 1))
-        self._A = A.to(torch.float32)  # (K, D, N), any strides: each kernel family takes the layout it reads
+        self._A = _f32(A)  # (K, D, N), any strides: each kernel family takes the layout it reads
         if D is None or delta_bias is None:  # (a fill launch per call only where one is absent)
             zeros = torch.zeros((self.K, self.dim), device=u.device, dtype=torch.float32)
-        self.D = zeros if D is None else D.to(torch.float32).contiguous()
-        self.bias = zeros if delta_bias is None else delta_bias.to(torch.float32).contiguous()
+        self.D = zeros if D is None else _f32(D).contiguous()
+        self.bias = zeros if delta_bias is None else _f32(delta_bias).contiguous()
         self.gather = index is not None
         self.index = index if index is not None else self._A  # placeholder pointer when not gathering
         self.scale = float(scale)
@@ -296,12 +301,16 @@ class Grads:
         self.ddelta = new_grad(u, delta.dtype)
         self.dz = new_grad(z, z.dtype) if z is not None else None  # in z's layout (the gate's consumer's)
         self.dA = torch.empty((p.rows, parts, p.dim, p.N), device=dev, dtype=f32)
-        # dD and d(delta_bias) partials share one buffer, so `finish` reduces both with one sum
-        # (the second starts 16-byte aligned, as the first: no kernel variant for an unaligned pointer)
+        # dD and d(delta_bias) partials share one buffer, so `finish` reduces both with one sum; the kernels read
+        # each as (rows, parts, D) contiguous. The second starts 16-byte aligned, as the first (no kernel variant for
+        # an unaligned pointer): padded where rows x parts x D is not a multiple of 4
         n = p.rows * parts * p.dim
-        flat = torch.empty((2, cdiv(n, 4) * 4), device=dev, dtype=f32)
-        self.dD_dbias = flat[:, :n].view(2, p.batch, p.K, parts, p.dim)
-        self.dD, self.dbias = (t.view(p.rows, parts, p.dim) for t in self.dD_dbias)
+        if n % 4 == 0:
+            self.dD_dbias = torch.empty((2, p.batch, p.K, parts, p.dim), device=dev, dtype=f32)
+        else:
+            flat = torch.empty((2, cdiv(n, 4) * 4), device=dev, dtype=f32)
+            self.dD_dbias = flat[:, :n].view(2, p.batch, p.K, parts, p.dim)
+        self.dD, self.dbias = self.dD_dbias.unbind(0)
         # one slice: every element of dB / dC is written once, so the kernel stores it in B's / C's dtype
         # (rounded as `.to` would round the float32 value) and no conversion follows
         self.dB = torch.empty((p.rows, n_slices, p.G, p.N, p.L), device=dev, dtype=p.B.dtype if n_slices == 1 else f32)
