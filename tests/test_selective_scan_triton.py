@@ -109,6 +109,15 @@ CASES = [
     C("fp16_groups", (1, 4, 21, 3, 2), dtype="float16"),
     C("n1_bf16_walk_strided", (2, 8, 19, 1, 2), dtype="bfloat16", strided=True, mode="walk"),
     C("op_autograd", (2, 4, 10, 3, 1), mode="op"),
+    # no gradient reaches the last states (the usual call): dlast None down to the kernels (HAS_DLAST=False)
+    C("no_dlast_op", (2, 4, 10, 3, 1), mode="op", no_dlast=True),
+    C("no_dlast_chunks_vim", (1, 4, 13, 16, 1), orders=["natural", "reverse"], shared=("z",), combine="mean",
+      tiles=WIDE, no_dlast=True),
+    C("no_dlast_n1_walk", (1, 8, 19, 1, 2), mode="walk", no_dlast=True),
+    C("no_dlast_vmamba_walk_states", (1, 8, 21, 1, 1), orders=VMAMBA, grid=(7, 3), shared=("u",), z=False,
+      mode="walk_states", no_dlast=True),
+    C("no_dlast_vmamba_op_keep_states", (1, 4, 70, 1, 1), orders=VMAMBA, grid=(7, 10), shared=("u",), z=False,
+      mode="op", default_tiles=dict(walk_min_programs=1), expect_walk=True, no_dlast=True),
     C("op_n1_walk_keep_states", (1, 8, 70, 1, 2), mode="op", default_tiles=dict(walk_min_programs=1),
       expect_walk=True),
     C("float64_reference_path", (1, 4, 9, 3, 1), dtype="float64", mode="op"),
@@ -273,14 +282,16 @@ def _run_case(case) -> dict:
     gen = torch.Generator().manual_seed(7)
     dout = torch.randn(batch, dim, L, generator=gen, dtype=torch.float64)
     dlast = torch.randn(batch, K, dim, N, generator=gen, dtype=torch.float64)
-    dlast_user = dlast[:, 0] if orders is None else dlast
+    if case.get("no_dlast"):  # only out's gradient: the op's backward gets no dlast at all
+        dlast = None
+    dlast_user = None if dlast is None else dlast[:, 0] if orders is None else dlast
     multi = dict(orders=orders, grid=grid, combine=combine) if orders is not None else {}
 
     # oracle: the step loop in float64 on the same (rounded) values
     leaves = {n: (None if t is None else t.detach().double().requires_grad_(True)) for n, t in inp.items()}
     out_r, last_r = selective_scan_naive(**leaves, delta_softplus=softplus, return_last_state=True, **multi)
     wrt = [leaves[n] for n in NAMES if leaves[n] is not None]
-    pairs = [(o, g) for o, g in ((out_r, dout), (last_r, dlast_user)) if o.requires_grad]
+    pairs = [(o, g) for o, g in ((out_r, dout), (last_r, dlast_user)) if o.requires_grad and g is not None]
     ref = torch.autograd.grad([o for o, _ in pairs], wrt, [g for _, g in pairs], allow_unused=True) if pairs else []
     ref = dict(zip([n for n in NAMES if leaves[n] is not None], ref))
     ref = {n: (torch.zeros_like(leaves[n]) if g is None else g) for n, g in ref.items()}
@@ -304,7 +315,7 @@ def _run_case(case) -> dict:
             out, last = selective_scan(**cast, delta_softplus=softplus, return_last_state=True, backend="triton",
                                        **multi)
             wrt2 = [cast[n] for n in NAMES if cast[n] is not None]
-            pairs = [(o, g) for o, g in ((out, dout), (last, dlast_user)) if o.requires_grad]
+            pairs = [(o, g) for o, g in ((out, dout), (last, dlast_user)) if o.requires_grad and g is not None]
             grads = torch.autograd.grad([o for o, _ in pairs], wrt2, [g.to(o.dtype) for o, g in pairs],
                                         allow_unused=True) if pairs else []
         finally:
@@ -344,10 +355,11 @@ def _run_case(case) -> dict:
             out, last, states = triton_forward(*args, index, softplus, scale, states_T=keep, tiles=tiles)
             assert (states is not None) == bool(keep)
             dout_k = op.new_like_layout(args[0], tuple(dout.shape), inp["u"].dtype).copy_(dout)
+            dlast_k = None if dlast is None else dlast.float()
             if mode == "kernels":
-                normal = triton_backward_chunks(dout_k, dlast.float(), *args, index, softplus, scale, tiles=tiles)
+                normal = triton_backward_chunks(dout_k, dlast_k, *args, index, softplus, scale, tiles=tiles)
             else:
-                normal = triton_backward_walk(dout_k, dlast.float(), *args, index, softplus, scale, states=states,
+                normal = triton_backward_walk(dout_k, dlast_k, *args, index, softplus, scale, states=states,
                                               tiles=tiles)
             dz_layouts.append(normal[6] is not None and normal[6].stride(2) == 1)  # before any sum over K
             grads = {}
