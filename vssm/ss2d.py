@@ -22,12 +22,16 @@ state_dicts load unchanged: ``x_proj_weight (K, R+2N, d_inner)``, ``dt_projs_wei
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 from vssm.kernels import selective_scan
+from vssm.kernels.eager import plain_eager
+from vssm.kernels.selective_scan.op import _scan_bwd_impl, _scan_fwd_impl, backward_follows, prepare
 from vssm.norm import LayerNorm
 from vssm.ssm_init import init_ssm_, positive_int
 from vssm.timm_glue import fx_leaf
@@ -95,6 +99,83 @@ def cross_selective_scan_2d(
     return cross_merge_2d(ys.view(batch, K, dim, L), height, width)
 
 
+def _core_tensors(tokens, w_x, w_dt, A_logs, Ds, dt_bias, K: int, R: int, N: int):
+    """The scan's arguments of `SS2D.core` from the tokens (batch, L, D): x_dbl (batch, L, K, R + 2N) from one
+    matmul over the stacked x_proj weights (K * (R + 2N), D), delta (batch, K, D, L) token-major from a batched
+    matmul per direction, A = -exp(A_logs) (K, D, N), B and C views (batch, K, 1, N, L) of x_dbl."""
+    batch, L, D = tokens.shape
+    x_dbl = F.linear(tokens, w_x).view(batch, L, K, R + 2 * N)
+    dts, B, C = torch.split(x_dbl, [R, N, N], dim=-1)
+    # (batch, K, L, R) @ (K, R, D): delta of direction k, token-major (a matmul that fvcore counts exactly)
+    delta = torch.matmul(dts.transpose(1, 2), w_dt.transpose(1, 2)).transpose(2, 3)
+    A = -torch.exp(A_logs.float()).view(K, D, N)
+    return (tokens.transpose(1, 2), delta, A, B.permute(0, 2, 3, 1).unsqueeze(2), C.permute(0, 2, 3, 1).unsqueeze(2),
+            Ds.float().view(K, D), dt_bias.float(), x_dbl)
+
+
+class _Core(torch.autograd.Function):
+    """`SS2D.core`'s computation as one autograd node (plain eager mode, `SS2D.function_core`): the projections,
+    A = -exp(A_logs) and the views between them run without autograd, so the backward runs one node instead of
+    ~20 (the split, transposes, permutes, views, exp and neg of the composed graph), each a few tens of us of
+    host time in a training step bound by the host. The same tensors reach the scan (and delta is kept, as the
+    composed graph keeps it); the backward does the matmuls autograd would: d x_dbl from the scan's dB / dC and
+    d delta, then the x_proj and dt_proj products. Weights come in the tokens' dtype (the caller casts them, as
+    autocast would); inside, autocast is off."""
+
+    @staticmethod
+    def forward(ctx, tokens, w_x, w_dt, A_logs, Ds, dt_bias, spec):
+        K, R, N, grid, grad = spec
+        with torch.autocast(tokens.device.type, enabled=False):
+            u, delta, A, B, C, Dv, bias, x_dbl = _core_tensors(tokens, w_x, w_dt, A_logs, Ds, dt_bias, K, R, N)
+            op_args = prepare(u, delta, A, B, C, Dv, None, bias, True, ORDERS, grid, "sum", None, grad=grad)
+            out, _, states = _scan_fwd_impl(*op_args)
+        ctx.save_for_backward(tokens, w_x, w_dt, x_dbl, *op_args[:9], states)
+        ctx.op_flags = op_args[9:13]  # delta_softplus, scale, keep_states, backend
+        ctx.spec = spec
+        return out  # (batch, D, L), token-major
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dout):
+        tokens, w_x, w_dt, x_dbl, u, delta, A, B, C, Dv, _, bias, index, states = ctx.saved_tensors
+        softplus, scale, _, backend = ctx.op_flags
+        K, R, N, _, _ = ctx.spec
+        batch, L, D = tokens.shape
+        need = ctx.needs_input_grad
+        with torch.autocast(tokens.device.type, enabled=False):
+            du, ddelta, dA, dB, dC, dD, _, dbias = _scan_bwd_impl(
+                dout, None, u, delta, A, B, C, Dv, None, bias, index, states, softplus, scale, backend)
+            # d x_dbl (batch, L, K, R + 2N): the dt columns from d delta, then dB and dC
+            dx = x_dbl.new_empty(x_dbl.shape)
+            dts = x_dbl[..., :R].transpose(1, 2)  # (batch, K, L, R)
+            g = ddelta.transpose(2, 3)  # (batch, K, L, D): the gradient of dts @ w_dt^T
+            dx[..., :R].copy_(torch.matmul(g, w_dt).transpose(1, 2))
+            dx[..., R:R + N].copy_(dB.squeeze(2).permute(0, 3, 1, 2))
+            dx[..., R + N:].copy_(dC.squeeze(2).permute(0, 3, 1, 2))
+            dw_dt = torch.matmul(g.transpose(2, 3), dts).sum(0) if need[2] else None  # (K, D, R)
+            dx2 = dx.view(batch * L, K * (R + 2 * N))
+            dw_x = dx2.t().mm(tokens.reshape(batch * L, D)) if need[1] else None
+            dtok = None
+            if need[0]:
+                dtok = dx2.mm(w_x).view(batch, L, D)
+                dtok += du.sum(1).transpose(1, 2)  # the scan's u: the tokens shared by the four directions
+            dA_logs = (dA * A).view(K * D, N) if need[3] else None  # d(-exp(A_logs)) = dA * A
+            dDs = dD.reshape(K * D) if need[4] and dD is not None else None
+            dbias_ = dbias if need[5] else None
+        return dtok, dw_x, dw_dt, dA_logs, dDs, dbias_, None
+
+
+def _function_core(module) -> bool:
+    own = getattr(module, "function_core", None)  # modules pickled before the attribute existed: None
+    if own is not None:
+        return bool(own)
+    value = os.environ.get("VSSM_SS2D_FUNCTION", "0").strip()
+    if value not in ("0", "1"):
+        raise ValueError(f"VSSM_SS2D_FUNCTION={value!r}: expected 0 (the composed core, default) or 1 (one "
+                         "autograd node)")
+    return value == "1"
+
+
 @fx_leaf
 class SS2D(nn.Module):
     """VMamba's four-direction 2-D selective-scan mixer on channel-last maps (batch, H, W, d_model).
@@ -151,6 +232,9 @@ class SS2D(nn.Module):
             raise TypeError(f"SS2D: `gate` must be a bool, got {type(gate).__name__}")
         self.gate = gate
         self.composed = False  # True: cross_scan_2d / one call / cross_merge_2d copies (the test oracle)
+        # True: `core` runs as one autograd node in plain eager mode (`_Core`); None: $VSSM_SS2D_FUNCTION (0 / 1,
+        # default 0: not yet timed on a GPU against the composed graph)
+        self.function_core: bool | None = None
         self.dt_min, self.dt_max, self.dt_init_floor, self.dt_scale = dt_min, dt_max, dt_init_floor, dt_scale
         K, D, R, N = DIRECTIONS, self.d_inner, self.dt_rank, self.d_state
 
@@ -189,22 +273,26 @@ class SS2D(nn.Module):
         """The SSM part on channel-last (batch, H, W, D) -> (batch, H, W, D), all four directions in one
         `selective_scan` call: x_proj / dt_projs run once over the tokens in natural order (a per-token
         map commutes with any visiting order), the kernel visits each direction's order, and its
-        output is already summed in natural order. Nothing is transposed or copied."""
+        output is already summed in natural order. Nothing is transposed or copied.
+        With `function_core` (plain eager mode only) the same computation runs as one autograd node (`_Core`)."""
         batch, H, W, D = x.shape
         K, R, N, L = DIRECTIONS, self.dt_rank, self.d_state, H * W
         tokens = x.reshape(batch, L, D)
-        x_dbl = F.linear(tokens, self.x_proj_weight.reshape(K * (R + 2 * N), D)).view(batch, L, K, R + 2 * N)
-        dts, B, C = torch.split(x_dbl, [R, N, N], dim=-1)
-        # (batch, K, L, R) @ (K, R, D): delta of direction k, token-major (a matmul that fvcore counts exactly)
-        delta = torch.matmul(dts.transpose(1, 2), self.dt_projs_weight.transpose(1, 2)).transpose(2, 3)
+        w_x = self.x_proj_weight.reshape(K * (R + 2 * N), D)
+        params = (w_x, self.dt_projs_weight, self.A_logs, self.Ds, self.dt_projs_bias)
+        if _function_core(self) and plain_eager(tokens, *params):
+            w_dt = self.dt_projs_weight
+            if torch.is_autocast_enabled(x.device.type):  # what autocast gives the two matmuls
+                dtype = torch.get_autocast_dtype(x.device.type)
+                tokens, w_x, w_dt = tokens.to(dtype), w_x.to(dtype), w_dt.to(dtype)
+            spec = (K, R, N, (int(H), int(W)), backward_follows(tokens, *params))
+            y = _Core.apply(tokens, w_x, w_dt, self.A_logs, self.Ds, self.dt_projs_bias, spec)
+            return y.transpose(1, 2).reshape(batch, H, W, D)
+        u, delta, A, B, C, Dv, bias, _ = _core_tensors(tokens, w_x, self.dt_projs_weight, self.A_logs, self.Ds,
+                                                       self.dt_projs_bias, K, R, N)
         y = selective_scan(
-            tokens.transpose(1, 2),
-            delta,
-            -torch.exp(self.A_logs.float()).view(K, D, N),
-            B.permute(0, 2, 3, 1).unsqueeze(2),
-            C.permute(0, 2, 3, 1).unsqueeze(2),
-            self.Ds.float().view(K, D),
-            delta_bias=self.dt_projs_bias.float(),
+            u, delta, A, B, C, Dv,
+            delta_bias=bias,
             delta_softplus=True,
             orders=ORDERS,
             grid=(int(H), int(W)),  # plain ints under torch.jit.trace (fvcore) too
