@@ -1,7 +1,8 @@
 """Training step time (the harness's bench_one, bf16, batch 128 at 224, 10 + 30) of one model in this process; run
 once per tree (PYTHONPATH) in fresh processes, alternating. argv: model."""
 import sys
-sys.path.insert(0, "/tmp/src/.official")
+sys.path.insert(0, "/tmp/src/.official")  # stop 23 ran it from the staged copy
+sys.path.insert(0, ".official")  # or from the checkout root
 import _env
 import vssm  # noqa
 name = sys.argv[1]
