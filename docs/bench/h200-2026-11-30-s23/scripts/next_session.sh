@@ -1,7 +1,7 @@
 # Prepared for the next GPU session (not run). From the checkout root with .official carried (and .gpu for 2-3).
 # 1. run.sh straight on the checkout (0ac2ca2 made `import vssm` work from a source checkout; stop 23's call 5
 #    failed there), with the GPU tests that stop 23's call 4 did not reach (cut by its 200 s timeout):
-export PYTHONWARNINGS=ignore
+export PYTHONWARNINGS=ignore OFFICIAL_DIR=/tmp/official PYTHONPATH=$PWD  # the scripts below import vssm from here
 ( time timeout 240 python -m pytest -q tests/gpu/test_selective_scan_gpu.py -k "not 16384 and not 6085" 2>&1 | tail -4 ) 2>&1 \
     | tee $OUT/gputest.txt
 timeout 330 bash .official/run.sh e2e --quick 2>&1 | grep -A12 "### e2e" | tee $OUT/e2e_quick.txt
