@@ -160,7 +160,7 @@ class _Core(torch.autograd.Function):
                 dtok = dx2.mm(w_x).view(batch, L, D)
                 dtok += du.sum(1).transpose(1, 2)  # the scan's u: the tokens shared by the four directions
             dA_logs = (dA * A).view(K * D, N) if need[3] else None  # d(-exp(A_logs)) = dA * A
-            dDs = dD.reshape(K * D) if need[4] and dD is not None else None
+            dDs = dD.reshape(K * D) if need[4] else None
             dbias_ = dbias if need[5] else None
         return dtok, dw_x, dw_dt, dA_logs, dDs, dbias_, None
 

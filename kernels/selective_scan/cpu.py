@@ -678,7 +678,8 @@ def cpu_forward(u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scal
 
 def cpu_backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale):
     """Gradients of `cpu_forward` for (u, delta, A, B, C, D, z, delta_bias) in normal form, in the
-    compute dtype (None for an absent input); du, ddelta laid out like u, dz like z (see `op.new_like_layout`)."""
+    compute dtype (None for an absent input); du, ddelta laid out like u, dz like z (see `op.new_like_layout`).
+    dlast None: no gradient reached the last states (the compiled loop reads zeros)."""
     from .op import new_like_layout
 
     cd = compute_dtype(u)
@@ -693,7 +694,8 @@ def cpu_backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, index, delta_
     dC_parts = torch.zeros_like(dB_parts)
     if u.numel() and N:
         T = max(1, L if L * N * _CB <= _STORE else _STORE // (N * _CB))  # steps whose states are kept at once
-        _run("backward", batch * K * G * nb, *_flat(dout, cd), dlast.to(cd).contiguous().view(-1).numpy(),
+        dlast = torch.zeros((batch, K, dim, N), dtype=cd) if dlast is None else dlast.to(cd).contiguous()
+        _run("backward", batch * K * G * nb, *_flat(dout, cd), dlast.view(-1).numpy(),
              *_common(u, delta, A, B, C, D, z, delta_bias, index, cd),
              *(x for g in grads for x in _flat(g, cd)), *(t.view(-1).numpy() for t in (dA_rows, dD_rows, dbias_rows)),
              dB_parts.view(-1).numpy(), dC_parts.view(-1).numpy(),

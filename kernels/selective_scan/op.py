@@ -410,9 +410,7 @@ def _scan_bwd_impl(
 ) -> list[Optional[torch.Tensor]]:
     """Gradients for (u, delta, A, B, C, D, z, delta_bias); None for an absent input (the registered op returns an
     empty tensor instead). states: the forward's kept states, None or empty where it kept none. dlast None:
-    no gradient reached the last states (the Triton kernels then skip reading one)."""
-    if dlast is None and not _use_triton(backend, u):
-        dlast = u.new_zeros((u.shape[0], u.shape[1], u.shape[2], A.shape[-1]), dtype=compute_dtype(u))
+    no gradient reached the last states (every backend takes None; the Triton kernels then read none)."""
     if _use_triton(backend, u):
         with on_device_of(u):
             grads = _triton_backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, index, delta_softplus,

@@ -496,14 +496,15 @@ def reference_forward(u, delta, A, B, C, D, z, delta_bias, index, delta_softplus
 
 
 def reference_backward(dout, dlast, u, delta, A, B, C, D, z, delta_bias, index, delta_softplus, scale):
-    """Gradients of `reference_forward` for (u, delta, A, B, C, D, z, delta_bias) in normal form."""
+    """Gradients of `reference_forward` for (u, delta, A, B, C, D, z, delta_bias) in normal form; dlast None: no
+    gradient reached the last states."""
     batch, K, dim, L = u.shape
     cd = compute_dtype(u)
     dout = dout.to(cd) * scale
     per_k = []
     for k, idx in enumerate(_orders(index, K)):
         g = selective_scan_reference_backward(
-            _k(dout.unsqueeze(1), 0, 1, idx), dlast[:, k], _k(u, k, 1, idx), _k(delta, k, 1, idx), A[k],
+            _k(dout.unsqueeze(1), 0, 1, idx), None if dlast is None else dlast[:, k], _k(u, k, 1, idx), _k(delta, k, 1, idx), A[k],
             _k(B, k, 1, idx), _k(C, k, 1, idx), None if D is None else D[k], _k(z, k, 1, idx),
             None if delta_bias is None else delta_bias[k], delta_softplus,
         )

@@ -36,6 +36,7 @@ from .triton_common import (
     _token_index,
     check_device,
     strides,
+    to_f32,
 )
 
 __all__ = ["triton_backward_chunks"]
@@ -241,7 +242,7 @@ def triton_backward_chunks(
     n_chunks = cdiv(p.L, T)
     softplus = bool(delta_softplus)
     if dlast is not None:
-        dlast = dlast.to(torch.float32).contiguous()
+        dlast = to_f32(dlast).contiguous()
     if p.G > 1:
         bd, warps = p.block_d(tiles.bwd_dn_grouped, tiles.bwd_warps_grouped)
     else:

@@ -31,6 +31,7 @@ from .triton_common import (
     check_device,
     pow2_divisor,
     strides,
+    to_f32,
 )
 
 __all__ = ["triton_backward_walk", "walk_block_d"]
@@ -197,7 +198,7 @@ def triton_backward_walk(
     n_chunks = cdiv(p.L, T)
     softplus = bool(delta_softplus)
     if dlast is not None:
-        dlast = dlast.to(torch.float32).contiguous()
+        dlast = to_f32(dlast).contiguous()
     hst = states if states is not None else run_carry(p, u, delta, n_chunks, T, 1, softplus, tiles)
     bd = walk_block_d(p.dim_per_group, p.NP, tiles)
     n_dblk = p.dim // bd

@@ -225,7 +225,7 @@ def check_device(u: torch.Tensor) -> None:
         )
 
 
-def _f32(t: torch.Tensor) -> torch.Tensor:
+def to_f32(t: torch.Tensor) -> torch.Tensor:
     """t in float32: a dtype check first, as a `.to` that returns its input still costs a dispatch of host time."""
     return t if t.dtype == torch.float32 else t.to(torch.float32)
 
@@ -241,11 +241,11 @@ class Prep:
         self.G = B.shape[2]
         self.dim_per_group = self.dim // self.G
         self.NP = next_pow2(max(self.N, 1))
-        self._A = _f32(A)  # (K, D, N), any strides: each kernel family takes the layout it reads
+        self._A = to_f32(A)  # (K, D, N), any strides: each kernel family takes the layout it reads
         if D is None or delta_bias is None:  # (a fill launch per call only where one is absent)
             zeros = torch.zeros((self.K, self.dim), device=u.device, dtype=torch.float32)
-        self.D = zeros if D is None else _f32(D).contiguous()
-        self.bias = zeros if delta_bias is None else _f32(delta_bias).contiguous()
+        self.D = zeros if D is None else to_f32(D).contiguous()
+        self.bias = zeros if delta_bias is None else to_f32(delta_bias).contiguous()
         self.gather = index is not None
         self.index = index if index is not None else self._A  # placeholder pointer when not gathering
         self.scale = float(scale)
