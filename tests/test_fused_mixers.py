@@ -70,8 +70,18 @@ def test_fused_paths_call_the_op_once(monkeypatch):
 
         monkeypatch.setattr(mod, "selective_scan", spy)
     Mamba(8, bidirectional=True)(torch.randn(1, 5, 8))
-    SS2D(8, d_state=1)(torch.randn(1, 3, 4, 8))
+    ss2d = SS2D(8, d_state=1)
+    ss2d.function_core = False
+    ss2d(torch.randn(1, 3, 4, 8))
     assert calls == [["natural", "reverse"], ["rows", "cols", "rows_reverse", "cols_reverse"]]
+    # SS2D's one-node core (the default) prepares one call of the op's forward with the four orders
+    prepared, ran = [], []
+    monkeypatch.setattr(vssm.ss2d, "prepare", lambda *a, _orig=vssm.ss2d.prepare, **k: prepared.append(a[9]) or _orig(*a, **k))
+    monkeypatch.setattr(vssm.ss2d, "_scan_fwd_impl",
+                        lambda *a, _orig=vssm.ss2d._scan_fwd_impl: ran.append(1) or _orig(*a))
+    ss2d.function_core = None
+    ss2d(torch.randn(1, 3, 4, 8, requires_grad=True))
+    assert len(calls) == 2 and ran == [1] and [list(o) for o in prepared] == [calls[1]]
 
 
 @pytest.fixture

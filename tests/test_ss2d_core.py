@@ -85,12 +85,15 @@ def test_function_core_is_one_node():
 
 
 def test_switch(monkeypatch):
-    """None follows $VSSM_SS2D_FUNCTION (default 0); a bad value names the variable; traced calls keep the graph."""
+    """None follows $VSSM_SS2D_FUNCTION (default 1); a bad value names the variable; traced calls keep the graph."""
     from vssm import ss2d
 
     m = SS2D(8, d_state=1)
     x = torch.randn(1, 3, 4, 8, requires_grad=True)
-    assert m.function_core is None and "_CoreBackward" not in _nodes(m(x))
+    monkeypatch.delenv("VSSM_SS2D_FUNCTION", raising=False)
+    assert m.function_core is None and "_CoreBackward" in _nodes(m(x))
+    monkeypatch.setenv("VSSM_SS2D_FUNCTION", "0")
+    assert "_CoreBackward" not in _nodes(m(x))
     monkeypatch.setenv("VSSM_SS2D_FUNCTION", "1")
     assert "_CoreBackward" in _nodes(m(x))
     m.function_core = False
