@@ -59,6 +59,7 @@ from timm.models._features import feature_take_indices
 from vssm.kernels import selective_scan
 from vssm.kernels.conv1d import depthwise_conv1d, has_fast_kernel
 from vssm.kernels.selective_scan.op import backward_follows
+from vssm.param_cache import derived
 from vssm.ssm_init import init_ssm_, positive_int, scan_param
 from vssm.timm_glue import (
     TimmModel,
@@ -258,12 +259,16 @@ class MambaVisionMixer(nn.Module):
         )
 
     def _conv_params(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Both convs' weights as one (E, 1, d_conv) depthwise weight (x half, then z half), and the bias."""
-        weight = torch.cat([self.conv1d_x.weight, self.conv1d_z.weight], dim=0)
-        bias = None
-        if self.conv1d_x.bias is not None:
-            bias = torch.cat([self.conv1d_x.bias, self.conv1d_z.bias], dim=0)
-        return weight, bias
+        """Both convs' weights as one (E, 1, d_conv) depthwise weight (x half, then z half), and the bias
+        (built once for inference, `vssm.param_cache`)."""
+        convs = (self.conv1d_x, self.conv1d_z)
+
+        def build():
+            weight = torch.cat([c.weight for c in convs], dim=0)
+            bias = torch.cat([c.bias for c in convs], dim=0) if convs[0].bias is not None else None
+            return weight, bias
+
+        return derived(self, "conv", [t for c in convs for t in (c.weight, c.bias) if t is not None], build)
 
     def _conv(self, xz: torch.Tensor) -> torch.Tensor:
         """silu of both depthwise convs as one grouped conv over (batch, E, L), "same" padded."""
@@ -310,7 +315,7 @@ class MambaVisionMixer(nn.Module):
         y = selective_scan(
             u,
             delta.transpose(1, 2),
-            -torch.exp(scan_param(self.A_log)),
+            derived(self, "A", [self.A_log], lambda: -torch.exp(scan_param(self.A_log))),
             B.transpose(1, 2),
             C.transpose(1, 2),
             scan_param(self.D),

@@ -27,6 +27,7 @@ from vssm.kernels import selective_scan
 from vssm.kernels.conv1d import depthwise_conv1d, has_fast_kernel
 from vssm.kernels.selective_scan.op import backward_follows
 from vssm.kernels.selective_scan.projected import projected_scan, scan_walks
+from vssm.param_cache import derived
 from vssm.ssm_init import init_ssm_, positive_int, scan_param
 from vssm.timm_glue import fx_leaf
 
@@ -167,9 +168,13 @@ class Mamba(nn.Module):
         direction 1 (Vim's backward branch) runs a causal conv over the reversed sequence, which in natural
         order is the anti-causal conv with mirrored taps."""
         convs = [b[0] for b in self._branches()]
-        weight = torch.stack([c.weight[:, 0] if k == 0 else c.weight[:, 0].flip(-1) for k, c in enumerate(convs)])
-        bias = torch.stack([c.bias for c in convs]) if convs[0].bias is not None else None
-        return weight, bias
+
+        def build():
+            weight = torch.stack([c.weight[:, 0] if k == 0 else c.weight[:, 0].flip(-1) for k, c in enumerate(convs)])
+            bias = torch.stack([c.bias for c in convs]) if convs[0].bias is not None else None
+            return weight, bias
+
+        return derived(self, "conv_taps", [t for c in convs for t in (c.weight, c.bias) if t is not None], build)
 
     def _conv(self, x: torch.Tensor) -> torch.Tensor:
         """silu(depthwise conv) of every direction, in natural token order: (batch, K, E, L) (a view, token-major
@@ -240,12 +245,32 @@ class Mamba(nn.Module):
         C = stack(Cs).permute(0, 2, 3, 1).unsqueeze(2)
         return delta, B, C
 
+    def _scan_params(self, tokens: bool, proj_dtype: torch.dtype | None):
+        """Every direction's A (K, E, N) (stored with E contiguous for the walking forward when ``tokens``),
+        D and delta_bias (K, E) in the scan's dtype and, with ``proj_dtype``, the stacked x_proj (K, R + 2N, E)
+        and dt_proj (K, E, R) weights in it (else None): built once for inference (`vssm.param_cache`)."""
+        branches = self._branches()
+
+        def build():
+            D = torch.stack([scan_param(b[4]) for b in branches])
+            delta_bias = torch.stack([scan_param(b[2].bias) for b in branches])
+            A_logs = [scan_param(b[3]) for b in branches]
+            if tokens:
+                A = -torch.exp(torch.stack([a.t() for a in A_logs])).transpose(1, 2)  # (K, E, N), E contiguous
+            else:
+                A = -torch.exp(torch.stack(A_logs))
+            if proj_dtype is None:
+                return A, D, delta_bias, None, None
+            w_x = torch.stack([b[1].weight for b in branches]).to(proj_dtype)  # (K, R + 2N, E)
+            w_dt = torch.stack([b[2].weight for b in branches]).to(proj_dtype)  # (K, E, R)
+            return A, D, delta_bias, w_x, w_dt
+
+        params = [t for b in branches for t in (b[1].weight, b[2].weight, b[2].bias, b[3], b[4])]
+        return derived(self, ("scan", tokens, proj_dtype), params, build)
+
     def mix(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """All directions in one selective_scan call (no flip or transpose copies): x, z (batch, E, L)
         views of the in_proj output -> (batch, E, L), token-major in memory."""
-        branches = self._branches()
-        D = torch.stack([scan_param(b[4]) for b in branches])
-        delta_bias = torch.stack([scan_param(b[2].bias) for b in branches])
         orders = ["natural", "reverse"] if self.bidirectional else ["natural"]
         fast = has_fast_kernel(x)
         # On CUDA without a backward, the scan's forward walks the steps with a channel's states in registers
@@ -253,17 +278,11 @@ class Mamba(nn.Module):
         # channels contiguous, as the walk reads it (the op then needs no transposed copy of it).
         tokens = (fast and not backward_follows(x, *self.parameters())
                   and scan_walks(x.shape[0], self.d_inner, self.d_state, x.shape[-1]))
-        A_logs = [scan_param(b[3]) for b in branches]
-        if tokens:
-            A = -torch.exp(torch.stack([a.t() for a in A_logs])).transpose(1, 2)  # (K, E, N), E contiguous
-        else:
-            A = -torch.exp(torch.stack(A_logs))
+        A, D, delta_bias, w_x, w_dt = self._scan_params(tokens, x.dtype if fast else None)
         if fast:
             # x_proj / dt_proj inside the op, which recomputes delta in its backward instead of keeping it;
             # u stored channel-major (the scan's chunk kernels read a few channels over many steps) unless it walks
             u = self._conv_tokens(x, channel_major=not tokens).transpose(2, 3)  # (batch, K, E, L)
-            w_x = torch.stack([b[1].weight for b in branches]).to(u.dtype)  # (K, R + 2N, E)
-            w_dt = torch.stack([b[2].weight for b in branches]).to(u.dtype)  # (K, E, R)
             return projected_scan(u, w_x, w_dt, A, D, z, delta_bias, delta_softplus=True, orders=orders,
                                   combine="mean")
         u = self._conv(x)

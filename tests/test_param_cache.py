@@ -1,0 +1,144 @@
+"""`vssm.param_cache.derived`: tensors built from parameters are reused between calls that record no gradient,
+and rebuilt whenever a parameter they come from changed (in place, replaced, reloaded, converted) or a graph,
+a trace or a dispatch mode needs the build."""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+
+import pytest
+import torch
+
+import vssm.mamba as mm
+import vssm.models.mambavision as mv
+from vssm import param_cache
+from vssm.mamba import Mamba
+
+
+@pytest.fixture
+def builds(monkeypatch):
+    """Counts the builds `derived` runs for the mixers (not the reuses)."""
+    count = Counter()
+
+    def counting(module, key, params, build, _orig=param_cache.derived):
+        def counted():
+            count["n"] += 1
+            return build()
+
+        return _orig(module, key, params, counted)
+
+    for mod in (mm, mv):
+        monkeypatch.setattr(mod, "derived", counting)
+    return count
+
+
+def _fresh_copy(m):
+    """The same weights in a module that has never run (so nothing of it is reused)."""
+    other = copy.deepcopy(m)
+    param_cache.clear(other)
+    return other
+
+
+def _modules():
+    torch.manual_seed(0)
+    return [
+        (Mamba(16, d_state=4, bidirectional=True), torch.randn(2, 9, 16)),
+        (Mamba(16, d_state=4, bidirectional=False, conv_bias=False), torch.randn(1, 5, 16)),
+        (mv.MambaVisionMixer(16, d_state=4, conv_bias=True), torch.randn(2, 7, 16)),
+    ]
+
+
+@pytest.mark.parametrize("fast", [False, True], ids=["cpu_path", "cuda_path"])
+@pytest.mark.parametrize("index", [0, 1, 2])
+def test_reused_without_gradients_and_rebuilt_after_changes(builds, monkeypatch, fast, index):
+    if fast:  # the CUDA path on the CPU: the conv op, the stacked projection weights of the projected scan
+        for mod in (mm, mv):
+            monkeypatch.setattr(mod, "has_fast_kernel", lambda t: isinstance(t, torch.Tensor))
+    m, x = _modules()[index]
+    m.eval()
+    with torch.no_grad():
+        y0 = m(x)
+        first = builds["n"]
+        assert first >= 1
+        assert torch.equal(m(x), y0) and builds["n"] == first  # reused
+
+        # in place (an optimizer step, torch.nn.init): the version counter moves
+        name, p = next((n, p) for n, p in m.named_parameters() if "A" in n and "log" in n)
+        p.add_(0.5)
+        y1 = m(x)
+        assert builds["n"] > first and not torch.allclose(y1, y0)
+        torch.testing.assert_close(y1, _fresh_copy(m)(x), rtol=0, atol=0)
+        for n, q in m.named_parameters():  # the other parameters the built tensors come from
+            if "bias" in n or "weight" in n and "proj" in n and "out" not in n and "in_" not in n:
+                q.mul_(0.9)
+                torch.testing.assert_close(m(x), _fresh_copy(m)(x), rtol=0, atol=0, msg=n)
+
+        # reloaded
+        other = _modules()[index][0].eval()
+        m.load_state_dict(other.state_dict())
+        torch.testing.assert_close(m(x), other(x), rtol=0, atol=0)
+
+        # replaced: another dtype, then assigned data
+        m.double()
+        y64 = m(x.double())
+        assert y64.dtype == torch.float64
+        torch.testing.assert_close(y64, other.double()(x.double()), rtol=0, atol=0)
+        p = dict(m.named_parameters())[name]
+        p.data = p.data * 2
+        torch.testing.assert_close(m(x.double()), _fresh_copy(m)(x.double()), rtol=0, atol=0)
+
+
+def test_gradients_build_every_call_and_reach_the_parameters(builds):
+    m, x = _modules()[0]
+    A_log = m.A_log
+    for i in (1, 2):
+        m(x).sum().backward()
+        assert builds["n"] == 2 * i  # the scan's parameters and the conv taps, every call
+    assert A_log.grad is not None and A_log.grad.abs().sum() > 0
+    # frozen parameters: nothing to record, so reused; the input still gets its gradient
+    for p in m.parameters():
+        p.requires_grad_(False)
+    xg = x.clone().requires_grad_(True)
+    m(xg).sum().backward()
+    n = builds["n"]
+    m(xg).sum().backward()
+    assert builds["n"] == n and xg.grad is not None
+
+
+def test_tracing_and_dispatch_modes_build(builds):
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Passthrough(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            return func(*args, **(kwargs or {}))
+
+    m, x = _modules()[0]
+    m.eval()
+    with torch.no_grad():
+        ref = m(x)
+        n = builds["n"]
+        with Passthrough():
+            torch.testing.assert_close(m(x), ref)
+        assert builds["n"] > n
+        n = builds["n"]
+        traced = torch.jit.trace(m, x, check_trace=False)
+        assert builds["n"] > n  # the trace records the build: later parameter changes reach it
+        torch.testing.assert_close(traced(x), ref)
+
+
+def test_inference_mode_then_no_grad_and_copies_keep_their_own():
+    m, x = _modules()[0]
+    m.eval()
+    with torch.inference_mode():
+        y = m(x)
+    with torch.no_grad():
+        torch.testing.assert_close(m(x), y, rtol=0, atol=0)
+        twin = copy.deepcopy(m)
+        with torch.no_grad():
+            twin.A_log.zero_()
+        assert not torch.allclose(twin(x), m(x))
+        torch.testing.assert_close(m(x), y, rtol=0, atol=0)
+    param_cache.clear()
+    with torch.no_grad():
+        torch.testing.assert_close(m(x), y, rtol=0, atol=0)

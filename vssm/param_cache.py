@@ -1,0 +1,61 @@
+"""Tensors computed from parameters alone, reused between forward calls that record no gradient.
+
+The mixers build a few tensors from their parameters on every call: A = -exp(A_log), the per-direction
+weights stacked for the fused scan, the conv taps mirrored for Vim's backward direction. In training these
+are graph nodes and must be rebuilt. In inference they are the same tensors call after call, and building
+them is a large share of the host's work in steps bound by the host: in Vim-S's inference forward 240 of the
+562 non-view ops (168 `stack`, 24 each of `exp`, `neg` and `flip`).
+
+`derived` reuses what it built while every parameter it came from is unchanged: the same storage (the
+entry holds the parameters' storages, so no other tensor can take their addresses) and the same version
+counter (bumped by every in-place write: optimizer steps, `load_state_dict`, `torch.nn.init`). Replaced
+parameters (`.to()`, `.cuda()`, `.half()`, assigning `.data`) have new storage. It rebuilds whenever autograd
+would record the build, and under tracing, compiling or a dispatch mode (`vssm.kernels.eager.plain_eager`).
+Entries live in a weak map keyed by the module, so they are not part of its state, copies or pickles.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Callable, Hashable, Sequence, TypeVar
+
+import torch
+import torch.nn as nn
+
+from vssm.kernels.eager import plain_eager
+
+__all__ = ["derived", "clear"]
+
+T = TypeVar("T")
+_ENTRIES: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictionary()
+
+
+def _stamp(params: Sequence[torch.Tensor]) -> tuple:
+    return tuple((p.data_ptr(), p._version) for p in params)
+
+
+def derived(module: nn.Module, key: Hashable, params: Sequence[torch.Tensor], build: Callable[[], T]) -> T:
+    """``build()``, or what it returned before for this module and key if no parameter in ``params`` (every
+    tensor the result is computed from) has changed since and nothing would record or trace the build.
+    The result must not be written in place by the caller."""
+    if (torch.is_grad_enabled() and any(p.requires_grad for p in params)) or not plain_eager(*params):
+        return build()
+    stamp = _stamp(params)
+    entries = _ENTRIES.get(module)
+    if entries is None:
+        entries = _ENTRIES[module] = {}
+    hit = entries.get(key)
+    if hit is not None and hit[0] == stamp:
+        return hit[2]
+    value = build()
+    # the detached views keep the storages alive: a later tensor cannot reuse their addresses
+    entries[key] = (stamp, [p.detach() for p in params], value)
+    return value
+
+
+def clear(module: nn.Module | None = None) -> None:
+    """Drop the reused tensors of one module (every module's with None)."""
+    if module is None:
+        _ENTRIES.clear()
+    else:
+        _ENTRIES.pop(module, None)
