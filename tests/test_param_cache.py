@@ -12,8 +12,10 @@ import torch
 
 import vssm.mamba as mm
 import vssm.models.mambavision as mv
+import vssm.ss2d as ss
 from vssm import param_cache
 from vssm.mamba import Mamba
+from vssm.ss2d import SS2D
 
 
 @pytest.fixture
@@ -28,7 +30,7 @@ def builds(monkeypatch):
 
         return _orig(module, key, params, counted)
 
-    for mod in (mm, mv):
+    for mod in (mm, mv, ss):
         monkeypatch.setattr(mod, "derived", counting)
     return count
 
@@ -46,11 +48,12 @@ def _modules():
         (Mamba(16, d_state=4, bidirectional=True), torch.randn(2, 9, 16)),
         (Mamba(16, d_state=4, bidirectional=False, conv_bias=False), torch.randn(1, 5, 16)),
         (mv.MambaVisionMixer(16, d_state=4, conv_bias=True), torch.randn(2, 7, 16)),
+        (SS2D(8, d_state=2), torch.randn(2, 3, 5, 8)),
     ]
 
 
 @pytest.mark.parametrize("fast", [False, True], ids=["cpu_path", "cuda_path"])
-@pytest.mark.parametrize("index", [0, 1, 2])
+@pytest.mark.parametrize("index", [0, 1, 2, 3])
 def test_reused_without_gradients_and_rebuilt_after_changes(builds, monkeypatch, fast, index):
     if fast:  # the CUDA path on the CPU: the conv op, the stacked projection weights of the projected scan
         for mod in (mm, mv):
@@ -142,3 +145,35 @@ def test_inference_mode_then_no_grad_and_copies_keep_their_own():
     param_cache.clear()
     with torch.no_grad():
         torch.testing.assert_close(m(x), y, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("function_core", [True, False])
+def test_ss2d_under_autocast_reuses_its_cast_weights(builds, function_core):
+    """SS2D's one-node core takes its weights cast to the autocast dtype: kept per dtype, rebuilt after a change."""
+    m, x = _modules()[3]
+    m.eval().function_core = function_core
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        y0 = m(x)
+        n = builds["n"]
+        assert torch.equal(m(x), y0) and builds["n"] == n
+        m.x_proj_weight.mul_(0.5)
+        y1 = m(x)
+        # the composed core leaves the weights' casts to autocast: nothing of it comes from x_proj_weight
+        assert not torch.equal(y1, y0) and (builds["n"] > n) == function_core
+        torch.testing.assert_close(y1, _fresh_copy(m)(x), rtol=0, atol=0)
+    with torch.no_grad():  # float32 again: its own entry
+        torch.testing.assert_close(m(x), _fresh_copy(m)(x), rtol=0, atol=0)
+
+
+def test_built_in_inference_mode_then_frozen_training():
+    """Frozen parameters after an inference_mode evaluation: the tensors built there are inference tensors, which
+    autograd cannot save; a step whose input needs a gradient must not receive them."""
+    m, x = _modules()[0]
+    for p in m.parameters():
+        p.requires_grad_(False)
+    with torch.inference_mode():
+        y = m(x)
+    xg = x.clone().requires_grad_(True)
+    out = m(xg)
+    out.sum().backward()
+    assert xg.grad is not None and torch.equal(out.detach(), y)

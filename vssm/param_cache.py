@@ -9,8 +9,10 @@ them is a large share of the host's work in steps bound by the host: in Vim-S's 
 `derived` reuses what it built while every parameter it came from is unchanged: the same storage (the
 entry holds the parameters' storages, so no other tensor can take their addresses) and the same version
 counter (bumped by every in-place write: optimizer steps, `load_state_dict`, `torch.nn.init`). Replaced
-parameters (`.to()`, `.cuda()`, `.half()`, assigning `.data`) have new storage. It rebuilds whenever autograd
-would record the build, and under tracing, compiling or a dispatch mode (`vssm.kernels.eager.plain_eager`).
+parameters (`.to()`, `.cuda()`, `.half()`, assigning `.data`) have new storage. What is built under
+`torch.inference_mode` (inference tensors, which autograd cannot save) is reused only there. It rebuilds
+whenever autograd would record the build, and under tracing, compiling or a dispatch mode
+(`vssm.kernels.eager.plain_eager`).
 Entries live in a weak map keyed by the module, so they are not part of its state, copies or pickles.
 """
 
@@ -41,6 +43,8 @@ def derived(module: nn.Module, key: Hashable, params: Sequence[torch.Tensor], bu
     if (torch.is_grad_enabled() and any(p.requires_grad for p in params)) or not plain_eager(*params):
         return build()
     stamp = _stamp(params)
+    # what inference mode builds are inference tensors, which autograd may not save: kept apart
+    key = (key, torch.is_inference_mode_enabled())
     entries = _ENTRIES.get(module)
     if entries is None:
         entries = _ENTRIES[module] = {}

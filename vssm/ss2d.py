@@ -33,6 +33,7 @@ from vssm.kernels import selective_scan
 from vssm.kernels.eager import plain_eager
 from vssm.kernels.selective_scan.op import _scan_bwd_impl, _scan_fwd_impl, backward_follows, prepare
 from vssm.norm import LayerNorm
+from vssm.param_cache import derived
 from vssm.ssm_init import init_ssm_, positive_int
 from vssm.timm_glue import fx_leaf
 
@@ -99,16 +100,22 @@ def cross_selective_scan_2d(
     return cross_merge_2d(ys.view(batch, K, dim, L), height, width)
 
 
-def _core_tensors(tokens, w_x, w_dt, A_logs, Ds, dt_bias, K: int, R: int, N: int):
+def _decay(A_logs: torch.Tensor, K: int, N: int) -> torch.Tensor:
+    """A = -exp(A_logs) as the scan takes it, (K, D, N) in float32."""
+    return -torch.exp(A_logs.float()).view(K, -1, N)
+
+
+def _core_tensors(tokens, w_x, w_dt, A_logs, Ds, dt_bias, K: int, R: int, N: int, A=None):
     """The scan's arguments of `SS2D.core` from the tokens (batch, L, D): x_dbl (batch, L, K, R + 2N) from one
     matmul over the stacked x_proj weights (K * (R + 2N), D), delta (batch, K, D, L) token-major from a batched
-    matmul per direction, A = -exp(A_logs) (K, D, N), B and C views (batch, K, 1, N, L) of x_dbl."""
+    matmul per direction, A = -exp(A_logs) (K, D, N) unless given, B and C views (batch, K, 1, N, L) of x_dbl."""
     batch, L, D = tokens.shape
     x_dbl = F.linear(tokens, w_x).view(batch, L, K, R + 2 * N)
     dts, B, C = torch.split(x_dbl, [R, N, N], dim=-1)
     # (batch, K, L, R) @ (K, R, D): delta of direction k, token-major (a matmul that fvcore counts exactly)
     delta = torch.matmul(dts.transpose(1, 2), w_dt.transpose(1, 2)).transpose(2, 3)
-    A = -torch.exp(A_logs.float()).view(K, D, N)
+    if A is None:
+        A = _decay(A_logs, K, N)
     return (tokens.transpose(1, 2), delta, A, B.permute(0, 2, 3, 1).unsqueeze(2), C.permute(0, 2, 3, 1).unsqueeze(2),
             Ds.float().view(K, D), dt_bias.float(), x_dbl)
 
@@ -123,10 +130,11 @@ class _Core(torch.autograd.Function):
     autocast would); inside, autocast is off."""
 
     @staticmethod
-    def forward(ctx, tokens, w_x, w_dt, A_logs, Ds, dt_bias, spec):
+    def forward(ctx, tokens, w_x, w_dt, A_logs, Ds, dt_bias, spec, A=None):
+        # A: -exp(A_logs) built by the caller (reused between inference calls, `vssm.param_cache`), or None
         K, R, N, grid, grad = spec
         with torch.autocast(tokens.device.type, enabled=False):
-            u, delta, A, B, C, Dv, bias, x_dbl = _core_tensors(tokens, w_x, w_dt, A_logs, Ds, dt_bias, K, R, N)
+            u, delta, A, B, C, Dv, bias, x_dbl = _core_tensors(tokens, w_x, w_dt, A_logs, Ds, dt_bias, K, R, N, A)
             op_args = prepare(u, delta, A, B, C, Dv, None, bias, True, ORDERS, grid, "sum", None, grad=grad)
             out, _, states = _scan_fwd_impl(*op_args)
         ctx.save_for_backward(tokens, w_x, w_dt, x_dbl, *op_args[:9], states)
@@ -162,7 +170,7 @@ class _Core(torch.autograd.Function):
             dA_logs = (dA * A).view(K * D, N) if need[3] else None  # d(-exp(A_logs)) = dA * A
             dDs = dD.reshape(K * D) if need[4] else None
             dbias_ = dbias if need[5] else None
-        return dtok, dw_x, dw_dt, dA_logs, dDs, dbias_, None
+        return dtok, dw_x, dw_dt, dA_logs, dDs, dbias_, None, None
 
 
 def _function_core(module) -> bool:
@@ -280,16 +288,25 @@ class SS2D(nn.Module):
         tokens = x.reshape(batch, L, D)
         w_x = self.x_proj_weight.reshape(K * (R + 2 * N), D)
         params = (w_x, self.dt_projs_weight, self.A_logs, self.Ds, self.dt_projs_bias)
+        # A and, under autocast, the weights as the matmuls take them: built once for inference (`vssm.param_cache`)
+        def decay():
+            return derived(self, "A", [self.A_logs], lambda: _decay(self.A_logs, K, N))
+
         if _function_core(self) and plain_eager(tokens, *params):
             w_dt = self.dt_projs_weight
             if torch.is_autocast_enabled(x.device.type):  # what autocast gives the two matmuls
                 dtype = torch.get_autocast_dtype(x.device.type)
-                tokens, w_x, w_dt = tokens.to(dtype), w_x.to(dtype), w_dt.to(dtype)
-            spec = (K, R, N, (int(H), int(W)), backward_follows(tokens, *params))
-            y = _Core.apply(tokens, w_x, w_dt, self.A_logs, self.Ds, self.dt_projs_bias, spec)
+                tokens = tokens.to(dtype)
+                w_x, w_dt = derived(self, ("weights", dtype), [self.x_proj_weight, w_dt],
+                                    lambda: (w_x.to(dtype), w_dt.to(dtype)))
+            grad = backward_follows(tokens, *params)
+            spec = (K, R, N, (int(H), int(W)), grad)
+            # with a backward to follow, A is built inside the node (no exp / neg nodes in the graph)
+            y = _Core.apply(tokens, w_x, w_dt, self.A_logs, self.Ds, self.dt_projs_bias, spec,
+                            None if grad else decay())
             return y.transpose(1, 2).reshape(batch, H, W, D)
         u, delta, A, B, C, Dv, bias, _ = _core_tensors(tokens, w_x, self.dt_projs_weight, self.A_logs, self.Ds,
-                                                       self.dt_projs_bias, K, R, N)
+                                                       self.dt_projs_bias, K, R, N, decay())
         y = selective_scan(
             u, delta, A, B, C, Dv,
             delta_bias=bias,

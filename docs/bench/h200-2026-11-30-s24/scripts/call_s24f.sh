@@ -1,0 +1,1 @@
+export PYTHONWARNINGS=ignore OFFICIAL_DIR=/tmp/official PYTHONPATH=$PWD; for a in "1024:8" "512:32 1024:8 1248:8" "1024:8"; do timeout 50 python .gpu/vim_order.py $a 2>&1 | grep -v Warn | tee -a $OUT/vim_order.txt; done
