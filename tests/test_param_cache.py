@@ -177,3 +177,29 @@ def test_built_in_inference_mode_then_frozen_training():
     out = m(xg)
     out.sum().backward()
     assert xg.grad is not None and torch.equal(out.detach(), y)
+
+
+def test_writes_through_data(builds, monkeypatch):
+    """``p.data`` writes leave the version counter alone: a training forward drops the entries (so an optimizer
+    written that way leaves nothing stale for the next evaluation); otherwise `clear()` or VSSM_PARAM_CACHE=0."""
+    m, x = _modules()[0]
+    with torch.no_grad():
+        y0 = m(x)
+    m(x).sum().backward()  # a training step ...
+    m.A_log.data.add_(0.5)  # ... whose optimizer writes through .data
+    with torch.no_grad():
+        y1 = m(x)
+        assert not torch.equal(y1, y0)
+        torch.testing.assert_close(y1, _fresh_copy(m)(x), rtol=0, atol=0)
+        m.A_log.data.add_(0.5)  # between two evaluations: the documented case, for clear()
+        param_cache.clear(m)
+        y2 = m(x)
+        torch.testing.assert_close(y2, _fresh_copy(m)(x), rtol=0, atol=0)
+        monkeypatch.setenv("VSSM_PARAM_CACHE", "0")
+        n = builds["n"]
+        m.A_log.data.add_(0.5)
+        torch.testing.assert_close(m(x), _fresh_copy(m)(x), rtol=0, atol=0)
+        assert builds["n"] > n
+        monkeypatch.setenv("VSSM_PARAM_CACHE", "yes")
+        with pytest.raises(ValueError, match="VSSM_PARAM_CACHE"):
+            m(x)

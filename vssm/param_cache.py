@@ -14,10 +14,16 @@ parameters (`.to()`, `.cuda()`, `.half()`, assigning `.data`) have new storage. 
 whenever autograd would record the build, and under tracing, compiling or a dispatch mode
 (`vssm.kernels.eager.plain_eager`).
 Entries live in a weak map keyed by the module, so they are not part of its state, copies or pickles.
+
+Writes through ``param.data`` (``p.data.copy_(w)``, optimizers written that way) bypass the version counter.
+A forward that records a gradient drops the module's entries, so training steps, whatever their optimizer,
+never leave stale ones behind for the next evaluation. A write through ``.data`` between two calls without
+gradients is the case left: call `clear()` after it, or set ``VSSM_PARAM_CACHE=0`` to build every call.
 """
 
 from __future__ import annotations
 
+import os
 import weakref
 from typing import Callable, Hashable, Sequence, TypeVar
 
@@ -32,6 +38,13 @@ T = TypeVar("T")
 _ENTRIES: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictionary()
 
 
+def _enabled() -> bool:
+    value = os.environ.get("VSSM_PARAM_CACHE", "1").strip()
+    if value not in ("0", "1"):
+        raise ValueError(f"VSSM_PARAM_CACHE={value!r}: expected 1 (reuse, default) or 0 (build every call)")
+    return value == "1"
+
+
 def _stamp(params: Sequence[torch.Tensor]) -> tuple:
     return tuple((p.data_ptr(), p._version) for p in params)
 
@@ -40,7 +53,10 @@ def derived(module: nn.Module, key: Hashable, params: Sequence[torch.Tensor], bu
     """``build()``, or what it returned before for this module and key if no parameter in ``params`` (every
     tensor the result is computed from) has changed since and nothing would record or trace the build.
     The result must not be written in place by the caller."""
-    if (torch.is_grad_enabled() and any(p.requires_grad for p in params)) or not plain_eager(*params):
+    if torch.is_grad_enabled() and any(p.requires_grad for p in params):
+        _ENTRIES.pop(module, None)  # a training step: its optimizer may write through .data (see above)
+        return build()
+    if not plain_eager(*params) or not _enabled():
         return build()
     stamp = _stamp(params)
     # what inference mode builds are inference tensors, which autograd may not save: kept apart
