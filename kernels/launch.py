@@ -31,11 +31,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-import os
 import warnings
 from typing import Any
 
 import torch
+
+from .env import switch
 
 __all__ = ["fast_launch", "FastLaunch", "on_device_of"]
 
@@ -44,10 +45,7 @@ _MAX_ENTRIES = 1024  # cached launches per kernel
 
 
 def _enabled() -> bool:
-    value = os.environ.get("VSSM_FAST_LAUNCH", "1").strip()
-    if value not in ("0", "1"):
-        raise ValueError(f"VSSM_FAST_LAUNCH={value!r}: expected 0 (Triton's launch path) or 1 (default)")
-    return value == "1"
+    return switch("VSSM_FAST_LAUNCH", "the cached launch", "Triton's launch path")
 
 
 def _hook_set(hook) -> bool:

@@ -23,7 +23,6 @@ gradients is the case left: call `clear()` after it, or set ``VSSM_PARAM_CACHE=0
 
 from __future__ import annotations
 
-import os
 import weakref
 from typing import Callable, Hashable, Sequence, TypeVar
 
@@ -31,6 +30,7 @@ import torch
 import torch.nn as nn
 
 from vssm.kernels.eager import plain_eager
+from vssm.kernels.env import switch
 
 __all__ = ["derived", "clear"]
 
@@ -39,10 +39,7 @@ _ENTRIES: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictionary
 
 
 def _enabled() -> bool:
-    value = os.environ.get("VSSM_PARAM_CACHE", "1").strip()
-    if value not in ("0", "1"):
-        raise ValueError(f"VSSM_PARAM_CACHE={value!r}: expected 1 (reuse, default) or 0 (build every call)")
-    return value == "1"
+    return switch("VSSM_PARAM_CACHE", "reuse", "build every call")
 
 
 def _stamp(params: Sequence[torch.Tensor]) -> tuple:

@@ -22,7 +22,6 @@ state_dicts load unchanged: ``x_proj_weight (K, R+2N, d_inner)``, ``dt_projs_wei
 from __future__ import annotations
 
 import math
-import os
 
 import torch
 import torch.nn as nn
@@ -31,6 +30,7 @@ from torch.autograd.function import once_differentiable
 
 from vssm.kernels import selective_scan
 from vssm.kernels.eager import plain_eager
+from vssm.kernels.env import switch
 from vssm.kernels.selective_scan.op import _scan_bwd_impl, _scan_fwd_impl, backward_follows, prepare
 from vssm.norm import LayerNorm
 from vssm.param_cache import derived
@@ -177,11 +177,7 @@ def _function_core(module) -> bool:
     own = getattr(module, "function_core", None)  # modules pickled before the attribute existed: None
     if own is not None:
         return bool(own)
-    value = os.environ.get("VSSM_SS2D_FUNCTION", "1").strip()
-    if value not in ("0", "1"):
-        raise ValueError(f"VSSM_SS2D_FUNCTION={value!r}: expected 1 (one autograd node, default) or 0 (the "
-                         "composed core)")
-    return value == "1"
+    return switch("VSSM_SS2D_FUNCTION", "one autograd node", "the composed core")
 
 
 @fx_leaf

@@ -365,13 +365,13 @@ def _scan_fwd_impl(
     return new_out(u, z).copy_(out), last.contiguous(), None
 
 
-@functools.wraps(_scan_fwd_impl)  # the op's schema is read from _scan_fwd_impl's signature
+@functools.wraps(_scan_fwd_impl)  # its arguments; the schema is read from __signature__ (below)
 def _scan_fwd_op(*args, **kwargs):
     out, last, states = _scan_fwd_impl(*args, **kwargs)
     return out, last, states if states is not None else _empty(last)  # a custom op returns tensors only
 
 
-# the schema is read from the signature: the op's outputs are all tensors
+# _scan_fwd_impl's signature with the op's outputs all tensors (its third may be None)
 _scan_fwd_op.__signature__ = inspect.signature(_scan_fwd_impl).replace(
     return_annotation=tuple[torch.Tensor, torch.Tensor, torch.Tensor])
 
@@ -452,7 +452,7 @@ def _distinct(grads: list[torch.Tensor]) -> list[torch.Tensor]:
     return res
 
 
-@functools.wraps(_scan_bwd_impl)  # the op's schema is read from _scan_bwd_impl's signature
+@functools.wraps(_scan_bwd_impl)  # its arguments; the schema is read from __signature__ (below)
 def _scan_bwd_op(*args, **kwargs):
     u = args[2] if len(args) > 2 else kwargs["u"]
     grads = [_empty(u) if g is None else g for g in _scan_bwd_impl(*args, **kwargs)]  # a custom op returns tensors
