@@ -5,7 +5,7 @@ arXiv:2407.08083. Official code and weights: https://github.com/NVlabs/MambaVisi
 Code License-NC; weights: CC-BY-NC-SA-4.0; both non-commercial). This file is written from the paper and a
 reading of the official model; it holds none of the official code.
 
-The network (strides 4 / 8 / 16 / 32, widths C, 2C, 4C, 8C; every map NCHW):
+The network (strides 4 / 8 / 16 / 32, widths C, 2C, 4C, 8C; maps (B, C, H, W), stored channels_last on CUDA):
 
 - stem: conv3x3/2 -> BN -> ReLU -> conv3x3/2 -> BN -> ReLU (widths ``stem_dim``, C);
 - stages 1-2: residual conv blocks ``x + DropPath(BN(conv3x3(GELU(BN(conv3x3(x))))))``;
@@ -102,11 +102,37 @@ def pad_to_windows(x: torch.Tensor, window_size: int) -> torch.Tensor:
 torch.fx.wrap("pad_to_windows")
 
 
-def window_reverse(windows: torch.Tensor, window_size: int, height: int, width: int) -> torch.Tensor:
-    """Inverse of `window_partition`: (B * windows, window_size**2, C) -> (B, C, height, width)."""
+def window_reverse(
+    windows: torch.Tensor, window_size: int, height: int, width: int, channels_last: bool = False
+) -> torch.Tensor:
+    """Inverse of `window_partition`: (B * windows, window_size**2, C) -> (B, C, height, width), contiguous,
+    or with ``channels_last`` stored (B, height, width, C) (a view of the windows when there is one per map)."""
     ws, C = window_size, windows.shape[-1]
-    x = windows.reshape(-1, height // ws, width // ws, ws, ws, C).permute(0, 5, 1, 3, 2, 4)
-    return x.reshape(-1, C, height, width)
+    x = windows.reshape(-1, height // ws, width // ws, ws, ws, C)
+    if channels_last:
+        x = x.permute(0, 1, 3, 2, 4, 5).reshape(-1, height, width, C).permute(0, 3, 1, 2)
+        return x.contiguous(memory_format=torch.channels_last)  # a no-op on windows of contiguous tokens
+    return x.permute(0, 5, 1, 3, 2, 4).reshape(-1, C, height, width).contiguous()  # (reshape may give a view)
+
+
+def is_channels_last(x: torch.Tensor) -> bool:
+    """Whether the (B, C, H, W) map `x` is stored (B, H, W, C) with C > 1 (a 1-channel map is both layouts)."""
+    return x.shape[1] > 1 and x.stride(1) == 1
+
+
+def crop_map(x: torch.Tensor, height: int, width: int, channels_last: bool = False) -> torch.Tensor:
+    """``x[:, :, :height, :width]`` made dense, stored (B, H, W, C) with ``channels_last``, else contiguous; x itself
+    when nothing is cut."""
+    if x.shape[-2] == height and x.shape[-1] == width:
+        return x
+    return x[:, :, :height, :width].contiguous(memory_format=torch.channels_last if channels_last else
+                                               torch.contiguous_format)
+
+
+# leaves of torch.fx graphs: they branch on sizes and strides
+torch.fx.wrap("window_reverse")
+torch.fx.wrap("is_channels_last")
+torch.fx.wrap("crop_map")
 
 
 class MambaVisionStem(nn.Module):
@@ -408,10 +434,11 @@ class MambaVisionStage(nn.Module):
             return self._run_blocks(x)
         H, W = x.shape[-2:]
         ws = self.window_size
+        nhwc = is_channels_last(x)  # the map's layout is kept (see `MambaVision.channels_last`)
         x = pad_to_windows(x, ws)
         Hp, Wp = x.shape[-2:]
-        x = window_reverse(self._run_blocks(window_partition(x, ws)), ws, Hp, Wp)
-        return x[:, :, :H, :W].contiguous()  # the padding cropped (a no-op view without it)
+        x = window_reverse(self._run_blocks(window_partition(x, ws)), ws, Hp, Wp, channels_last=nhwc)
+        return crop_map(x, H, W, channels_last=nhwc)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.downsample(self.forward_blocks(x))
@@ -448,6 +475,10 @@ class MambaVision(TimmModel, nn.Module):
     # as the official model, no_weight_decay() is empty: its trainer (timm's optimizer factory) exempts only
     # 1-D parameters and biases, so the 2-D A_log is decayed and D, the layer-scales and the norms are not
     decay_marked_parameters = True
+    # on CUDA the maps run stored (B, H, W, C): cuDNN's convolutions take that layout as it is, where NCHW
+    # maps cost them a transpose in and out of every call, and a single window is then a view of the map;
+    # parameters, outputs' shapes and the state_dict do not change. False keeps NCHW maps
+    channels_last: bool = True
 
     def __init__(
         self,
@@ -594,6 +625,12 @@ class MambaVision(TimmModel, nn.Module):
                 f"MambaVision: input must be (batch, {self.in_chans}, H, W) with H, W >= 1, got {got}"
             )
 
+    def _map_layout(self, x: torch.Tensor) -> torch.Tensor:
+        """The input in the maps' layout (`channels_last`: on CUDA, outside torch.fx tracing)."""
+        if self.channels_last and not is_symbolic(x) and x.is_cuda:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
+
     def _norm_intermediate(self, index: int, x: torch.Tensor) -> torch.Tensor:
         norm = getattr(self, f"outnorm{index}", None)
         if norm is not None:
@@ -626,7 +663,7 @@ class MambaVision(TimmModel, nn.Module):
         take_indices, max_index = feature_take_indices(len(self.levels), indices)
         stages = self.levels[: max_index + 1] if stop_early else self.levels
         intermediates = []
-        x = self.patch_embed(x)
+        x = self.patch_embed(self._map_layout(x))
         for i, stage in enumerate(stages):
             x = stage.forward_blocks(x)
             if i in take_indices:
@@ -662,7 +699,7 @@ class MambaVision(TimmModel, nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, in_chans, H, W) -> normalized last-stage map (batch, num_features, ~H/32, ~W/32)."""
         self._check_input(x)
-        x = self.patch_embed(x)
+        x = self.patch_embed(self._map_layout(x))
         for stage in self.levels:
             x = stage(x)
         return self.norm(x)

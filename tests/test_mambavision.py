@@ -24,6 +24,8 @@ from vssm.models.mambavision import (
     MambaVision,
     MambaVisionMixer,
     checkpoint_filter_fn,
+    crop_map,
+    is_channels_last,
     window_partition,
     window_reverse,
 )
@@ -251,6 +253,50 @@ def test_window_partition_order_and_roundtrip():
     # window (row 0, col 1) of image 0: pixels (0,2), (0,3), (1,2), (1,3), row-major
     assert w[1, :, 0].tolist() == [x[0, 0, 0, 2], x[0, 0, 0, 3], x[0, 0, 1, 2], x[0, 0, 1, 3]]
     torch.testing.assert_close(window_reverse(w, 2, 4, 6), x)
+
+
+def test_window_reverse_channels_last_layout():
+    x = torch.randn(2, 3, 4, 6)
+    for ws in (2, 4, 6):
+        H, W = -(-4 // ws) * ws, -(-6 // ws) * ws
+        xp = torch.nn.functional.pad(x, (0, W - 6, 0, H - 4))
+        back = window_reverse(window_partition(xp, ws), ws, H, W, channels_last=True)
+        assert back.shape == xp.shape and is_channels_last(back)
+        torch.testing.assert_close(back, xp, rtol=0, atol=0)
+        torch.testing.assert_close(crop_map(back, 4, 6, channels_last=True), x, rtol=0, atol=0)
+        assert is_channels_last(crop_map(back, 4, 6, channels_last=True))
+        assert crop_map(back.contiguous(), 4, 6).is_contiguous()
+    # NCHW maps come back contiguous, also where the reshape alone would give a channels_last view
+    for shape, ws in (((2, 3, 4, 6), 2), ((2, 3, 8, 4), 4)):
+        y = torch.randn(shape)
+        assert window_reverse(window_partition(y, ws).contiguous(), ws, *shape[2:]).is_contiguous()
+    # one window per map: the reversed map is a view of the tokens, no copy
+    w1 = torch.randn(2, 16, 5)
+    assert window_reverse(w1, 4, 4, 4, channels_last=True).data_ptr() == w1.data_ptr()
+
+
+@pytest.mark.parametrize("size", [(64, 64), (64, 96), (80, 48)])
+def test_channels_last_maps_give_the_nchw_results(size):
+    """The maps stored (B, H, W, C), as CUDA runs them (`MambaVision.channels_last`), against NCHW maps: one
+    window per map (64 x 64), several with padding (64 x 96, 80 x 48); outputs and every gradient, float64."""
+    model = _hash_fill(_tiny()).to(torch.float64).train()
+    x = _hash_image(2, 3, *size).to(torch.float64)
+    outs, grads = [], []
+    for layout in (torch.contiguous_format, torch.channels_last):
+        model.zero_grad()
+        xi = x.contiguous(memory_format=layout).detach().requires_grad_(True)
+        out = model(xi)
+        (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum().backward()
+        outs.append(out)
+        grads.append({"input": xi.grad.clone(), **{n: p.grad.clone() for n, p in model.named_parameters()}})
+        # the layout reached every stage's output
+        with torch.no_grad():
+            maps = model.forward_intermediates(xi, intermediates_only=True)
+        assert [is_channels_last(m) for m in maps] == [layout == torch.channels_last] * 4
+    torch.testing.assert_close(outs[1], outs[0], rtol=1e-10, atol=1e-12)
+    assert grads[1].keys() == grads[0].keys()
+    for n in grads[0]:
+        torch.testing.assert_close(grads[1][n], grads[0][n], rtol=1e-9, atol=1e-12, msg=n)
 
 
 # ------------------------------------------------------------------------------------ architecture
