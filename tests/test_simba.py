@@ -311,6 +311,27 @@ def test_grad_checkpointing_and_dtype():
     assert m64(x.double()).dtype == torch.float64
 
 
+def test_channels_last_stem_gives_the_nchw_results():
+    """The stem's maps stored channels_last, as CUDA runs them (`Stem.channels_last`), against NCHW maps: outputs
+    and every gradient in float64; the tokens leave the stem dense either way."""
+    torch.manual_seed(0)
+    model = SiMBA(**TINY, dtype=torch.float64).train()
+    x = torch.randn(2, 3, 32, 48, dtype=torch.float64)
+    outs, grads = [], []
+    for layout in (torch.contiguous_format, torch.channels_last):
+        model.zero_grad()
+        xi = x.contiguous(memory_format=layout).detach().requires_grad_(True)
+        tokens = model.stem(xi)
+        assert tokens.is_contiguous()
+        out = model(xi)
+        (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum().backward()
+        outs.append(out)
+        grads.append({"input": xi.grad.clone(), **{n: p.grad.clone() for n, p in model.named_parameters()}})
+    torch.testing.assert_close(outs[1], outs[0], rtol=1e-10, atol=1e-12)
+    for n in grads[0]:
+        torch.testing.assert_close(grads[1][n], grads[0][n], rtol=1e-9, atol=1e-12, msg=n)
+
+
 def test_bf16_autocast_forward_finite():
     torch.manual_seed(0)
     model = SiMBA(**TINY).eval()
