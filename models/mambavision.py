@@ -59,6 +59,7 @@ from timm.models._features import feature_take_indices
 from vssm.kernels import selective_scan
 from vssm.kernels.conv1d import depthwise_conv1d, has_fast_kernel
 from vssm.kernels.selective_scan.op import backward_follows
+from vssm.memory_format import run_in_maps_layout
 from vssm.param_cache import derived
 from vssm.ssm_init import init_ssm_, positive_int, scan_param
 from vssm.timm_glue import (
@@ -150,8 +151,9 @@ class MambaVisionStem(nn.Module):
             nn.ReLU(),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv_down(x)
+    def forward(self, x: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+        """``channels_last``: the maps stored channels_last where `vssm.memory_format` says so."""
+        return run_in_maps_layout(self.conv_down, x, channels_last)
 
 
 class Downsample(nn.Module):
@@ -475,9 +477,8 @@ class MambaVision(TimmModel, nn.Module):
     # as the official model, no_weight_decay() is empty: its trainer (timm's optimizer factory) exempts only
     # 1-D parameters and biases, so the 2-D A_log is decayed and D, the layer-scales and the norms are not
     decay_marked_parameters = True
-    # on CUDA the maps run stored (B, H, W, C): cuDNN's convolutions take that layout as it is, where NCHW
-    # maps cost them a transpose in and out of every call, and a single window is then a view of the map;
-    # parameters, outputs' shapes and the state_dict do not change. False keeps NCHW maps
+    # on CUDA the maps are stored (B, H, W, C) (`vssm.memory_format`); a single window is then a view of its map.
+    # False keeps the input's layout
     channels_last: bool = True
 
     def __init__(
@@ -625,12 +626,6 @@ class MambaVision(TimmModel, nn.Module):
                 f"MambaVision: input must be (batch, {self.in_chans}, H, W) with H, W >= 1, got {got}"
             )
 
-    def _map_layout(self, x: torch.Tensor) -> torch.Tensor:
-        """The input in the maps' layout (`channels_last`: on CUDA, outside torch.fx tracing)."""
-        if self.channels_last and not is_symbolic(x) and x.is_cuda:
-            return x.contiguous(memory_format=torch.channels_last)
-        return x
-
     def _norm_intermediate(self, index: int, x: torch.Tensor) -> torch.Tensor:
         norm = getattr(self, f"outnorm{index}", None)
         if norm is not None:
@@ -663,7 +658,7 @@ class MambaVision(TimmModel, nn.Module):
         take_indices, max_index = feature_take_indices(len(self.levels), indices)
         stages = self.levels[: max_index + 1] if stop_early else self.levels
         intermediates = []
-        x = self.patch_embed(self._map_layout(x))
+        x = self.patch_embed(x, channels_last=self.channels_last)
         for i, stage in enumerate(stages):
             x = stage.forward_blocks(x)
             if i in take_indices:
@@ -699,7 +694,7 @@ class MambaVision(TimmModel, nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, in_chans, H, W) -> normalized last-stage map (batch, num_features, ~H/32, ~W/32)."""
         self._check_input(x)
-        x = self.patch_embed(self._map_layout(x))
+        x = self.patch_embed(x, channels_last=self.channels_last)
         for stage in self.levels:
             x = stage(x)
         return self.norm(x)

@@ -84,6 +84,7 @@ from timm.models.pvt_v2 import MlpWithDepthwiseConv
 
 from vssm.einfft import EinFFT
 from vssm.mamba import Mamba
+from vssm.memory_format import run_in_maps_layout
 from vssm.norm import LayerNorm
 from vssm.timm_glue import (
     TimmModel,
@@ -122,9 +123,8 @@ def _check_pool(global_pool: str, has_class_token: bool) -> None:
 class Stem(nn.Module):
     """conv7x7/s2-BN-ReLU, 2x (conv3x3-BN-ReLU), conv3x3/s2, LayerNorm: NCHW image -> NHWC tokens at stride 4."""
 
-    # on CUDA the convs run on maps stored channels_last: cuDNN takes that layout as it is (NCHW maps cost a
-    # transpose in and out of every conv, at stride 2 with the stem's width), and proj's output is then the NHWC
-    # tokens without a copy. Parameters and results' shapes do not change; False keeps NCHW maps
+    # on CUDA the convs run on maps stored channels_last (`vssm.memory_format`), and proj's output is then the NHWC
+    # tokens without a copy. False keeps the input's layout
     channels_last: bool = True
 
     def __init__(self, in_chans: int, hidden_dim: int, out_dim: int, device=None, dtype=None) -> None:
@@ -145,9 +145,7 @@ class Stem(nn.Module):
         self.norm = _simba_norm(out_dim, **dd)  # eps 1e-5 here (released), 1e-6 in the blocks
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.channels_last and not is_symbolic(x) and x.is_cuda:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return self.norm(self.proj(self.conv(x)).permute(0, 2, 3, 1))
+        return self.norm(self.proj(run_in_maps_layout(self.conv, x, self.channels_last)).permute(0, 2, 3, 1))
 
 
 class Downsample(nn.Module):

@@ -299,6 +299,24 @@ def test_channels_last_maps_give_the_nchw_results(size):
         torch.testing.assert_close(grads[1][n], grads[0][n], rtol=1e-9, atol=1e-12, msg=n)
 
 
+@pytest.mark.parametrize("in_chans", [3, 1])
+def test_maps_take_the_device_layout(monkeypatch, in_chans):
+    """On a device of `vssm.memory_format.CHANNELS_LAST_DEVICES` (CUDA; the CPU added here) every stage's map is
+    stored channels_last, a 1-channel input's too; `channels_last = False` keeps NCHW; same results either way."""
+    from vssm import memory_format
+
+    model = _hash_fill(_tiny(in_chans=in_chans)).to(torch.float64).eval()
+    x = _hash_image(2, in_chans, 64, 96).to(torch.float64)
+    with torch.no_grad():
+        ref = model(x)
+        assert not any(is_channels_last(m) for m in model.forward_intermediates(x, intermediates_only=True))
+        monkeypatch.setattr(memory_format, "CHANNELS_LAST_DEVICES", frozenset({"cpu", "cuda"}))
+        assert all(is_channels_last(m) for m in model.forward_intermediates(x, intermediates_only=True))
+        torch.testing.assert_close(model(x), ref, rtol=1e-10, atol=1e-12)
+        model.channels_last = False
+        assert not any(is_channels_last(m) for m in model.forward_intermediates(x, intermediates_only=True))
+
+
 # ------------------------------------------------------------------------------------ architecture
 
 

@@ -332,6 +332,33 @@ def test_channels_last_stem_gives_the_nchw_results():
         torch.testing.assert_close(grads[1][n], grads[0][n], rtol=1e-9, atol=1e-12, msg=n)
 
 
+@pytest.mark.parametrize("in_chans", [3, 1])
+def test_stem_maps_take_the_device_layout(monkeypatch, in_chans):
+    """On a device of `vssm.memory_format.CHANNELS_LAST_DEVICES` (CUDA; the CPU added here) the stem's convs see
+    channels_last maps (a 1-channel input's from the first conv's output on); `Stem.channels_last = False` keeps
+    NCHW; same tokens either way."""
+    from vssm import memory_format
+
+    torch.manual_seed(0)
+    model = SiMBA(**{**TINY, "in_chans": in_chans}, dtype=torch.float64).eval()
+    seen = []
+    for conv in (model.stem.conv[3], model.stem.proj):  # the second conv, and proj
+        conv.register_forward_pre_hook(lambda mod, args: seen.append(args[0].is_contiguous()))
+    x = torch.randn(2, in_chans, 32, 48, dtype=torch.float64)
+    with torch.no_grad():
+        ref = model.stem(x)
+        assert seen == [True, True]
+        monkeypatch.setattr(memory_format, "CHANNELS_LAST_DEVICES", frozenset({"cpu", "cuda"}))
+        seen.clear()
+        out = model.stem(x)
+        assert seen == [False, False] and out.is_contiguous()
+        torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-12)
+        model.stem.channels_last = False
+        seen.clear()
+        model.stem(x)
+        assert seen == [True, True]
+
+
 def test_bf16_autocast_forward_finite():
     torch.manual_seed(0)
     model = SiMBA(**TINY).eval()

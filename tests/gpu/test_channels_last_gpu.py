@@ -70,7 +70,11 @@ def test_simba_channels_last_stem_matches_nchw(autocast):
     nchw.stem.channels_last = False
     nhwc = copy.deepcopy(nchw)
     nhwc.stem.channels_last = True
+    seen = []
+    nhwc.stem.proj.register_forward_pre_hook(lambda mod, args: seen.append(is_channels_last(args[0])))
+    nchw.stem.proj.register_forward_pre_hook(lambda mod, args: seen.append(is_channels_last(args[0])))
     # the stem's parameters: further in, EinFFT's soft-shrink turns rounding differences into gradient differences of
     # up to 8e-3 in float32 whatever the layout, and the stem's gradients pass through it (CPU, float32: 6e-4)
     _compare(nchw, nhwc, torch.randn(2, 3, 224, 224, device="cuda"), autocast, prefix="stem.",
              grad_tol=0.3 if autocast else 5e-3)
+    assert seen == [False, True]  # nchw's step ran first
