@@ -10,7 +10,8 @@ graph runs whatever layout it is given) the maps keep the caller's layout.
 from __future__ import annotations
 
 import torch
-import torch.fx
+
+from vssm.timm_glue import is_symbolic
 
 __all__ = ["CHANNELS_LAST_DEVICES", "maps_layout", "run_in_maps_layout"]
 
@@ -20,7 +21,7 @@ CHANNELS_LAST_DEVICES = frozenset({"cuda"})  # device types whose maps are store
 def maps_layout(x: torch.Tensor, enabled: bool = True) -> torch.Tensor:
     """The (B, C, H, W) map `x` stored channels_last when `enabled` and x is on one of `CHANNELS_LAST_DEVICES`;
     else x itself. A 1-channel map is both layouts at once (PyTorch keeps its strides): see `run_in_maps_layout`."""
-    if enabled and not isinstance(x, torch.fx.Proxy) and x.device.type in CHANNELS_LAST_DEVICES:
+    if enabled and not is_symbolic(x) and x.device.type in CHANNELS_LAST_DEVICES:
         return x.contiguous(memory_format=torch.channels_last)
     return x
 
