@@ -191,14 +191,17 @@ class FastLaunch:
         return compiled
 
 
-_LAUNCHER_PARAMS = 9  # grid x, y, z, stream, function, packed metadata, launch metadata, enter / exit hooks
+# the runner's call: grid x, y, z, stream, function, packed metadata, launch metadata, enter / exit hooks, then the
+# kernel's arguments. Triton 3.7+ launchers name all nine; 3.5-3.6's CudaLauncher names the first five and takes
+# the other four in its *args, in the same positions (its C launcher parses them from there)
+_LAUNCHER_PARAMS = (9, 5)
 _direct_ok: dict = {}
 
 
 def _direct(compiled: Any) -> bool:
     """Whether the compiled kernel's launcher can be called directly: it has the attributes Triton's runner
-    passes and takes nine leading parameters before the kernel's arguments (Triton 3.x's CudaLauncher /
-    HIPLauncher). Decided once per launcher class; anything else keeps the runner."""
+    passes and takes the runner's positional call (`_LAUNCHER_PARAMS` named parameters, then *args; Triton
+    3.x's CudaLauncher / HIPLauncher). Decided once per launcher class; anything else keeps the runner."""
     run = getattr(compiled, "run", None)
     if run is None or not hasattr(compiled, "function") or not hasattr(compiled, "packed_metadata"):
         return False
@@ -210,7 +213,7 @@ def _direct(compiled: Any) -> bool:
         except (TypeError, ValueError):
             params = []
         lead = [p for p in params if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
-        ok = len(lead) == _LAUNCHER_PARAMS and params[-1].kind is inspect.Parameter.VAR_POSITIONAL
+        ok = len(lead) in _LAUNCHER_PARAMS and bool(params) and params[-1].kind is inspect.Parameter.VAR_POSITIONAL
         _direct_ok[cls] = ok
     return ok
 

@@ -742,9 +742,10 @@ def test_fast_launch_caches_by_key_and_keeps_tritons_path_where_it_must(monkeypa
 
 
 def test_fast_launch_calls_the_launcher_directly_where_its_signature_is_known(monkeypatch):
-    """A compiled kernel whose launcher takes Triton 3.x's nine leading parameters is launched through it
-    directly (grid, the current stream, function, packed metadata, no launch metadata or hooks, then every
-    argument); one with another signature keeps the compiled kernel's runner."""
+    """A compiled kernel whose launcher takes the runner's call (Triton 3.7+'s nine named leading parameters,
+    or 3.5-3.6's five and *args) is launched through it directly (grid, the current stream, function, packed
+    metadata, no launch metadata or hooks, then every argument); one with another signature keeps the
+    compiled kernel's runner."""
     pytest.importorskip("triton")
     import torch
     from triton.runtime.jit import JITFunction
@@ -760,6 +761,10 @@ def test_fast_launch_calls_the_launcher_directly_where_its_signature_is_known(mo
         def __call__(self, gx, gy, gz, stream, function, packed, meta, enter, exit_, *args):
             direct.append((gx, gy, gz, stream, function, packed, meta, enter, exit_, args))
 
+    class Launcher36:  # Triton 3.5-3.6's CudaLauncher: five named, the metadata and hooks in *args
+        def __call__(self, gx, gy, gz, stream, function, *args):
+            direct.append((gx, gy, gz, stream, function, *args[:4], args[4:]))
+
     class OtherLauncher:  # a signature the wrapper does not know
         def __call__(self, grid, stream, *args):
             raise AssertionError("must not be called")
@@ -769,7 +774,8 @@ def test_fast_launch_calls_the_launcher_directly_where_its_signature_is_known(mo
                                      "__getitem__": lambda self, g: lambda *a: runner.append((g, a))})()
 
     x = torch.zeros(64)
-    for run, expect_direct in ((Launcher(), True), (OtherLauncher(), False)):
+    for run, expect_direct in ((Launcher(), True), (Launcher36(), True), (OtherLauncher(), False)):
+        direct.clear()
         launcher = FastLaunch(JITFunction(_toy))
         made = compiled(run)
         launcher.kernel = type("Jit", (), {"__getitem__": lambda self, g, made=made: lambda *a, **k: made})()
