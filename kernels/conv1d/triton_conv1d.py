@@ -156,6 +156,8 @@ class ConvTiles:
     bwd_BL: int = 16
     bwd_BC: int = 128
     bwd_warps: int = 4
+    # bwd_chunk 256 against 128 / 64 / 32 (H200, bf16, stop 26): 301.5 / 322.8 / 356.4 / 409.8 us at Vim-S, the
+    # others within 3% or slower at every shape tried (kernels/selective_scan/NOTES.md, "Stop 26")
     bwd_chunk: int = 256
 
 
