@@ -35,6 +35,50 @@ def _check(module, x):
 
 
 @pytest.mark.parametrize("bidirectional", [True, False])
+@pytest.mark.parametrize("conv_bias", [True, False])
+@pytest.mark.parametrize("tokens", [False, True])
+@pytest.mark.parametrize("proj_dtype", [None, torch.float64, torch.float32])
+def test_direction_params_one_node_same_gradients(bidirectional, conv_bias, tokens, proj_dtype):
+    """The stacked parameters of the fused path in training are one autograd node (`_DirectionParams`) whose
+    outputs and every parameter's gradient equal those of the same stacking recorded op by op
+    (`stack_directions` under autograd), bit for bit; parameters that do not require grad get none."""
+    from vssm.mamba import _DirectionParams, stack_directions
+
+    torch.manual_seed(0)
+    m = Mamba(8, d_state=3, d_conv=4, bidirectional=bidirectional, conv_bias=conv_bias, dtype=torch.float64)
+    m.dt_proj.weight.requires_grad_(False)  # a frozen one: no gradient computed for it
+    params = m._direction_inputs()
+    outs = m._direction_params(tokens, proj_dtype)
+    nodes = {type(o.grad_fn) for o in outs if o is not None and o.requires_grad}
+    assert nodes == {_DirectionParams._backward_cls}, nodes
+    ref = stack_directions(params, tokens, proj_dtype)
+    assert [o is None for o in outs] == [r is None for r in ref]
+    assert len({r.grad_fn for r in ref if r is not None}) > 1  # the composed recording: a node per output
+    pairs = [(o, r) for o, r in zip(outs, ref) if o is not None]
+    for o, r in pairs:
+        assert o.dtype == r.dtype and o.shape == r.shape and o.stride() == r.stride()
+        assert o.requires_grad == r.requires_grad  # the frozen dt_proj weight's stack is a constant either way
+        torch.testing.assert_close(o, r, rtol=0, atol=0)
+    if proj_dtype is not None:  # w_dt is a constant when every direction's dt_proj weight is frozen
+        assert outs[6].requires_grad == bidirectional and outs[5].requires_grad
+    pairs = [(o, r) for o, r in pairs if r.requires_grad]
+    grads_out = [torch.randn_like(o) for o, _ in pairs]
+    wanted = [p for p in params if p is not None and p.requires_grad]
+    got = torch.autograd.grad([o for o, _ in pairs], wanted, grads_out, allow_unused=True)
+    want = torch.autograd.grad([r for _, r in pairs], wanted, grads_out, allow_unused=True)
+    for p, a, b in zip(wanted, got, want):
+        if b is None:
+            assert a is None
+            continue
+        assert a.dtype == p.dtype and a.shape == p.shape
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    # one output used downstream, the others not (None gradients reach the node): d(sum A)/d(A_log) = A
+    A = m._direction_params(tokens, proj_dtype)[2]
+    got = torch.autograd.grad(A.sum(), [m.A_log])[0]
+    torch.testing.assert_close(got, A[0].detach(), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("bidirectional", [True, False])
 @pytest.mark.parametrize("batch,L", [(1, 1), (1, 13), (2, 29)])
 def test_mamba_fused_equals_composed(bidirectional, batch, L):
     torch.manual_seed(0)

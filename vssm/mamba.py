@@ -18,13 +18,16 @@ match the official implementations, so their state_dicts load unchanged.
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 from vssm.kernels import selective_scan
 from vssm.kernels.conv1d import depthwise_conv1d, has_fast_kernel
+from vssm.kernels.eager import plain_eager
 from vssm.kernels.selective_scan.op import backward_follows
 from vssm.kernels.selective_scan.projected import projected_scan, scan_walks
 from vssm.param_cache import derived
@@ -32,6 +35,82 @@ from vssm.ssm_init import init_ssm_, positive_int, scan_param
 from vssm.timm_glue import fx_leaf
 
 __all__ = ["Mamba"]
+
+
+_PER_DIRECTION = 7  # conv weight, conv bias, x_proj weight, dt_proj weight, dt_proj bias, A_log, D
+_SOURCE = (0, 1, 5, 6, 4, 2, 3)  # per `stack_directions` result (taps, conv bias, A, D, delta_bias, w_x, w_dt): its input
+
+
+def stack_directions(params: Sequence[torch.Tensor | None], tokens: bool, proj_dtype: torch.dtype | None) -> tuple:
+    """The fused path's stacked parameters from each direction's (`Mamba._direction_inputs`): conv taps (K, E, W)
+    with direction 1's mirrored (Vim's backward branch is a causal conv over the reversed sequence), conv bias
+    (K, E) or None, A = -exp(A_log) (K, E, N) (stored with E contiguous when ``tokens``), D and delta_bias (K, E) in
+    the scan's dtype (`scan_param`), and with ``proj_dtype`` the x_proj (K, R + 2N, E) and dt_proj (K, E, R)
+    weights cast to it (else None). Plain torch ops: autograd records each one where it records."""
+    groups = [params[i:i + _PER_DIRECTION] for i in range(0, len(params), _PER_DIRECTION)]
+    taps = torch.stack([g[0][:, 0] if k == 0 else g[0][:, 0].flip(-1) for k, g in enumerate(groups)])
+    conv_bias = torch.stack([g[1] for g in groups]) if groups[0][1] is not None else None
+    D = torch.stack([scan_param(g[6]) for g in groups])
+    delta_bias = torch.stack([scan_param(g[4]) for g in groups])
+    A_logs = [scan_param(g[5]) for g in groups]
+    if tokens:
+        A = -torch.exp(torch.stack([a.t() for a in A_logs])).transpose(1, 2)  # (K, E, N), E contiguous
+    else:
+        A = -torch.exp(torch.stack(A_logs))
+    if proj_dtype is None:
+        return taps, conv_bias, A, D, delta_bias, None, None
+    w_x = torch.stack([g[2] for g in groups]).to(proj_dtype)
+    w_dt = torch.stack([g[3] for g in groups]).to(proj_dtype)
+    return taps, conv_bias, A, D, delta_bias, w_x, w_dt
+
+
+def _present(params: Sequence[torch.Tensor | None], proj_dtype: torch.dtype | None) -> tuple[bool, ...]:
+    """Which of `stack_directions`' seven results are tensors (the others are None)."""
+    return True, params[1] is not None, True, True, True, proj_dtype is not None, proj_dtype is not None
+
+
+class _DirectionParams(torch.autograd.Function):
+    """`stack_directions` as one autograd node. Recorded op by op it is 12-14 nodes per Vim layer (seven stacks, the
+    taps' selects and mirror, exp, neg, the weights' casts), each made in the forward and run in the backward of
+    every training step, several with a kernel of their own; here the backward hands each parameter its slice of the
+    stacked gradients (mirrored back, times A for A_log as d(-exp(a))/da = -exp(a), cast to the parameter's dtype)."""
+
+    @staticmethod
+    def forward(ctx, K, tokens, proj_dtype, *params):
+        outs = stack_directions(params, tokens, proj_dtype)
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(outs[2])
+        ctx.present = _present(params, proj_dtype)
+        ctx.dtypes = [p.dtype if p is not None else None for p in params]
+        ctx.K = K
+        # an output whose parameters all have requires_grad off (frozen) is a constant, as when recorded op by op:
+        # its consumers then compute no gradient for it
+        need = ctx.needs_input_grad[3:]
+        frozen = [o for j, o in zip(_SOURCE, outs)
+                  if o is not None and not any(need[i] for i in range(j, len(params), _PER_DIRECTION))]
+        ctx.mark_non_differentiable(*frozen)
+        return tuple(o for o in outs if o is not None)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, *grads):
+        (A,) = ctx.saved_tensors
+        it = iter(grads)
+        d_taps, d_conv_bias, dA, dD, d_delta_bias, d_wx, d_wdt = (next(it) if want else None for want in ctx.present)
+        d_alog = dA * A if dA is not None else None
+        need = ctx.needs_input_grad[3:]
+        out: list[torch.Tensor | None] = [None] * len(need)
+        for j, g in ((0, d_taps), (1, d_conv_bias), (2, d_wx), (3, d_wdt), (4, d_delta_bias), (5, d_alog), (6, dD)):
+            if g is None:
+                continue
+            g = g.to(ctx.dtypes[j])  # once for every direction (a no-op per slice below when they share dtypes)
+            for k in range(ctx.K):
+                i = k * _PER_DIRECTION + j
+                if need[i]:
+                    # the taps' slice of the (E, 1, W) weight; direction 1's mirrored back
+                    gk = (g[k] if k == 0 else g[k].flip(-1)).unsqueeze(1) if j == 0 else g[k]
+                    out[i] = gk.to(ctx.dtypes[i])
+        return (None, None, None, *out)
 
 
 @fx_leaf
@@ -163,22 +242,9 @@ class Mamba(nn.Module):
             y = (y + y_b) / 2
         return y
 
-    def _conv_taps(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Every direction's conv taps (K, E, d_conv) and biases (K, E) or None, in natural token order:
-        direction 1 (Vim's backward branch) runs a causal conv over the reversed sequence, which in natural
-        order is the anti-causal conv with mirrored taps."""
-        convs = [b[0] for b in self._branches()]
-
-        def build():
-            weight = torch.stack([c.weight[:, 0] if k == 0 else c.weight[:, 0].flip(-1) for k, c in enumerate(convs)])
-            bias = torch.stack([c.bias for c in convs]) if convs[0].bias is not None else None
-            return weight, bias
-
-        return derived(self, "conv_taps", [t for c in convs for t in (c.weight, c.bias) if t is not None], build)
-
-    def _conv(self, x: torch.Tensor) -> torch.Tensor:
+    def _conv(self, x: torch.Tensor, taps: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         """silu(depthwise conv) of every direction, in natural token order: (batch, K, E, L) (a view, token-major
-        in memory).
+        in memory); taps (K, E, d_conv) and bias (K, E) or None as `_direction_params` gives them.
 
         The backward branch's causal conv over the reversed sequence is an anti-causal conv with mirrored
         taps over the natural one, so both run as one depthwise conv over x stacked twice along channels
@@ -188,7 +254,6 @@ class Mamba(nn.Module):
         input channel, on a CPU.
         """
         E, K_conv, L = self.d_inner, self.d_conv, x.shape[-1]
-        taps, bias = self._conv_taps()  # (K, E, K_conv), (K, E) or None
         K = taps.shape[0]
         if torch.compiler.is_compiling():  # tracing (torch.compile, torch.export, ONNX): channel-major 1-D convs,
             # which the ONNX exporter translates correctly (it mistranslates the channels-last views below)
@@ -215,15 +280,15 @@ class Mamba(nn.Module):
         # u[b, k, e, t] = y[b, k E + e, 0, t + k (K_conv - 1)]
         return y.as_strided((y.shape[0], K, E, L), (Lp * K * E, E + (K_conv - 1) * K * E, 1, K * E))
 
-    def _conv_tokens(self, x: torch.Tensor, channel_major: bool = True) -> torch.Tensor:
+    def _conv_tokens(self, x: torch.Tensor, taps: torch.Tensor, bias: torch.Tensor | None,
+                     channel_major: bool = True) -> torch.Tensor:
         """The same as `_conv` through the depthwise conv op: x (batch, E, L) a view of the in_proj output ->
         (batch, K, L, E) stored (K, E, batch, L), or with ``channel_major=False`` (K, batch, L, E) (one kernel
         reads x through its strides; the backward recomputes the conv from x). Either way each direction's
         tokens over the batch are one matrix, so x_proj / dt_proj are one matmul per direction in the
         projected scan."""
-        weight, bias = self._conv_taps()
-        offsets = [-(self.d_conv - 1), 0][: weight.shape[0]]
-        return depthwise_conv1d(x.transpose(1, 2), weight, bias, offsets, silu=True, channel_major=channel_major)
+        offsets = [-(self.d_conv - 1), 0][: taps.shape[0]]
+        return depthwise_conv1d(x.transpose(1, 2), taps, bias, offsets, silu=True, channel_major=channel_major)
 
     def _projections(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """delta (batch, K, E, L) and B, C (batch, K, 1, N, L) of every direction, through the x_proj /
@@ -245,28 +310,29 @@ class Mamba(nn.Module):
         C = stack(Cs).permute(0, 2, 3, 1).unsqueeze(2)
         return delta, B, C
 
-    def _scan_params(self, tokens: bool, proj_dtype: torch.dtype | None):
-        """Every direction's A (K, E, N) (stored with E contiguous for the walking forward when ``tokens``),
-        D and delta_bias (K, E) in the scan's dtype and, with ``proj_dtype``, the stacked x_proj (K, R + 2N, E)
-        and dt_proj (K, E, R) weights in it (else None): built once for inference (`vssm.param_cache`)."""
-        branches = self._branches()
+    def _direction_params(self, tokens: bool, proj_dtype: torch.dtype | None) -> tuple:
+        """Every direction's parameters stacked as the fused path takes them (`stack_directions`): conv taps
+        (K, E, d_conv) in natural token order, conv bias (K, E) or None, A (K, E, N) (stored with E contiguous for
+        the walking forward when ``tokens``), D and delta_bias (K, E) in the scan's dtype and, with ``proj_dtype``,
+        x_proj (K, R + 2N, E) and dt_proj (K, E, R) weights in it (else None). Built once for inference
+        (`vssm.param_cache`); in training one autograd node (`_DirectionParams`)."""
+        params = self._direction_inputs()
 
         def build():
-            D = torch.stack([scan_param(b[4]) for b in branches])
-            delta_bias = torch.stack([scan_param(b[2].bias) for b in branches])
-            A_logs = [scan_param(b[3]) for b in branches]
-            if tokens:
-                A = -torch.exp(torch.stack([a.t() for a in A_logs])).transpose(1, 2)  # (K, E, N), E contiguous
-            else:
-                A = -torch.exp(torch.stack(A_logs))
-            if proj_dtype is None:
-                return A, D, delta_bias, None, None
-            w_x = torch.stack([b[1].weight for b in branches]).to(proj_dtype)  # (K, R + 2N, E)
-            w_dt = torch.stack([b[2].weight for b in branches]).to(proj_dtype)  # (K, E, R)
-            return A, D, delta_bias, w_x, w_dt
+            if torch.is_grad_enabled() and any(p.requires_grad for p in params if p is not None) and plain_eager(
+                    *params):
+                flat = _DirectionParams.apply(len(params) // _PER_DIRECTION, tokens, proj_dtype, *params)
+                it = iter(flat)
+                return tuple(next(it) if want else None for want in _present(params, proj_dtype))
+            return stack_directions(params, tokens, proj_dtype)
 
-        params = [t for b in branches for t in (b[1].weight, b[2].weight, b[2].bias, b[3], b[4])]
-        return derived(self, ("scan", tokens, proj_dtype), params, build)
+        return derived(self, ("params", tokens, proj_dtype), [p for p in params if p is not None], build)
+
+    def _direction_inputs(self) -> list[torch.Tensor | None]:
+        """Per direction k: conv weight (E, 1, d_conv), conv bias or None, x_proj weight, dt_proj weight, dt_proj
+        bias, A_log, D (the layout `stack_directions` reads)."""
+        return [t for conv, x_proj, dt_proj, A_log, D in self._branches()
+                for t in (conv.weight, conv.bias, x_proj.weight, dt_proj.weight, dt_proj.bias, A_log, D)]
 
     def mix(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """All directions in one selective_scan call (no flip or transpose copies): x, z (batch, E, L)
@@ -278,14 +344,14 @@ class Mamba(nn.Module):
         # channels contiguous, as the walk reads it (the op then needs no transposed copy of it).
         tokens = (fast and not backward_follows(x, *self.parameters())
                   and scan_walks(x.shape[0], self.d_inner, self.d_state, x.shape[-1]))
-        A, D, delta_bias, w_x, w_dt = self._scan_params(tokens, x.dtype if fast else None)
+        taps, conv_bias, A, D, delta_bias, w_x, w_dt = self._direction_params(tokens, x.dtype if fast else None)
         if fast:
             # x_proj / dt_proj inside the op, which recomputes delta in its backward instead of keeping it;
             # u stored channel-major (the scan's chunk kernels read a few channels over many steps) unless it walks
-            u = self._conv_tokens(x, channel_major=not tokens).transpose(2, 3)  # (batch, K, E, L)
+            u = self._conv_tokens(x, taps, conv_bias, channel_major=not tokens).transpose(2, 3)  # (batch, K, E, L)
             return projected_scan(u, w_x, w_dt, A, D, z, delta_bias, delta_softplus=True, orders=orders,
                                   combine="mean")
-        u = self._conv(x)
+        u = self._conv(x, taps, conv_bias)
         delta, B, C = self._projections(u)
         return selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus=True, orders=orders,
                               combine="mean")
