@@ -78,6 +78,61 @@ def test_direction_params_one_node_same_gradients(bidirectional, conv_bias, toke
     torch.testing.assert_close(got, A[0].detach(), rtol=0, atol=0)
 
 
+_KINDS = ("conv weight", "conv bias", "x_proj weight", "dt_proj weight", "dt_proj bias", "A_log", "D")
+
+
+@pytest.mark.parametrize("bidirectional", [True, False])
+@pytest.mark.parametrize("frozen", [f"only {k}" for k in _KINDS] + [f"all but {k}" for k in _KINDS])
+def test_direction_params_frozen_parameters(bidirectional, frozen):
+    """Each kind of parameter frozen in every direction, or every kind but one: the stacked results that come only
+    from frozen parameters are constants and every trainable parameter gets the recorded stacking's gradient, so a
+    wrong output-to-parameter map in `_DirectionParams` cannot drop a gradient silently."""
+    from vssm.mamba import stack_directions
+
+    torch.manual_seed(0)
+    m = Mamba(8, d_state=3, bidirectional=bidirectional, dtype=torch.float64)
+    params = m._direction_inputs()
+    how, kind = frozen.split(" ", 1)
+    j = _KINDS.index(kind.removeprefix("but "))
+    for i, p in enumerate(params):
+        if (i % 7 == j) == (how == "only"):
+            p.requires_grad_(False)
+    outs = m._direction_params(False, torch.float32)
+    ref = stack_directions(params, False, torch.float32)
+    assert [o.requires_grad for o in outs] == [r.requires_grad for r in ref]
+    pairs = [(o, r) for o, r in zip(outs, ref) if r.requires_grad]
+    grads_out = [torch.randn_like(o) for o, _ in pairs]
+    wanted = [p for p in params if p.requires_grad]
+    got = torch.autograd.grad([o for o, _ in pairs], wanted, grads_out)
+    want = torch.autograd.grad([r for _, r in pairs], wanted, grads_out)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_direction_params_values_and_second_derivatives():
+    """The stacked values against their definition (direction 1's taps mirrored, A = -exp(A_log) with E contiguous
+    in the walking layout), and second derivatives through the node (gradgradcheck, float64)."""
+    from vssm.mamba import _DirectionParams
+
+    torch.manual_seed(0)
+    m = Mamba(4, d_state=2, d_conv=3, bidirectional=True).double()
+    taps, conv_bias, A, D, delta_bias, w_x, w_dt = m._direction_params(True, torch.float64)
+    torch.testing.assert_close(taps[0], m.conv1d.weight[:, 0], rtol=0, atol=0)
+    torch.testing.assert_close(taps[1], m.conv1d_b.weight[:, 0].flip(-1), rtol=0, atol=0)
+    torch.testing.assert_close(A, -torch.exp(torch.stack([m.A_log, m.A_b_log])), rtol=0, atol=0)
+    assert A.stride(1) == 1  # tokens: channels contiguous
+    torch.testing.assert_close(D, torch.stack([m.D, m.D_b]), rtol=0, atol=0)
+    torch.testing.assert_close(delta_bias, torch.stack([m.dt_proj.bias, m.dt_proj_b.bias]), rtol=0, atol=0)
+    torch.testing.assert_close(w_dt, torch.stack([m.dt_proj.weight, m.dt_proj_b.weight]), rtol=0, atol=0)
+    params = tuple(p.detach().clone().requires_grad_(True) for p in m._direction_inputs())
+
+    def f(*ps):
+        return _DirectionParams.apply(2, False, torch.float64, *ps)
+
+    assert torch.autograd.gradcheck(f, params)
+    assert torch.autograd.gradgradcheck(f, params)
+
+
 @pytest.mark.parametrize("bidirectional", [True, False])
 @pytest.mark.parametrize("batch,L", [(1, 1), (1, 13), (2, 29)])
 def test_mamba_fused_equals_composed(bidirectional, batch, L):

@@ -23,7 +23,6 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.autograd.function import once_differentiable
 
 from vssm.kernels import selective_scan
 from vssm.kernels.conv1d import depthwise_conv1d, has_fast_kernel
@@ -92,8 +91,9 @@ class _DirectionParams(torch.autograd.Function):
         return tuple(o for o in outs if o is not None)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, *grads):
+        # differentiable ops only (slices, flip, the product with A, casts): with create_graph the second derivatives
+        # go through them, as through the recorded stacking
         (A,) = ctx.saved_tensors
         it = iter(grads)
         d_taps, d_conv_bias, dA, dD, d_delta_bias, d_wx, d_wdt = (next(it) if want else None for want in ctx.present)
