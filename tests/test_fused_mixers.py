@@ -127,7 +127,7 @@ def test_direction_params_values_and_second_derivatives():
     params = tuple(p.detach().clone().requires_grad_(True) for p in m._direction_inputs())
 
     def f(*ps):
-        return _DirectionParams.apply(2, False, torch.float64, *ps)
+        return _DirectionParams.apply(False, torch.float64, *ps)
 
     assert torch.autograd.gradcheck(f, params)
     assert torch.autograd.gradgradcheck(f, params)

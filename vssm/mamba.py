@@ -38,6 +38,7 @@ __all__ = ["Mamba"]
 
 _PER_DIRECTION = 7  # conv weight, conv bias, x_proj weight, dt_proj weight, dt_proj bias, A_log, D
 _SOURCE = (0, 1, 5, 6, 4, 2, 3)  # per `stack_directions` result (taps, conv bias, A, D, delta_bias, w_x, w_dt): its input
+_TAPS, _A_LOG = 0, 5  # the inputs whose results are more than a stack (the taps' mirror, A = -exp(A_log))
 
 
 def stack_directions(params: Sequence[torch.Tensor | None], tokens: bool, proj_dtype: torch.dtype | None) -> tuple:
@@ -63,11 +64,6 @@ def stack_directions(params: Sequence[torch.Tensor | None], tokens: bool, proj_d
     return taps, conv_bias, A, D, delta_bias, w_x, w_dt
 
 
-def _present(params: Sequence[torch.Tensor | None], proj_dtype: torch.dtype | None) -> tuple[bool, ...]:
-    """Which of `stack_directions`' seven results are tensors (the others are None)."""
-    return True, params[1] is not None, True, True, True, proj_dtype is not None, proj_dtype is not None
-
-
 class _DirectionParams(torch.autograd.Function):
     """`stack_directions` as one autograd node. Recorded op by op it is 12-14 nodes per Vim layer (seven stacks, the
     taps' selects and mirror, exp, neg, the weights' casts), each made in the forward and run in the backward of
@@ -75,42 +71,36 @@ class _DirectionParams(torch.autograd.Function):
     stacked gradients (mirrored back, times A for A_log as d(-exp(a))/da = -exp(a), cast to the parameter's dtype)."""
 
     @staticmethod
-    def forward(ctx, K, tokens, proj_dtype, *params):
+    def forward(ctx, tokens, proj_dtype, *params):
         outs = stack_directions(params, tokens, proj_dtype)
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(outs[2])
-        ctx.present = _present(params, proj_dtype)
-        ctx.dtypes = [p.dtype if p is not None else None for p in params]
-        ctx.K = K
-        # an output whose parameters all have requires_grad off (frozen) is a constant, as when recorded op by op:
+        ctx.dtypes = [params[j].dtype if params[j] is not None else None for j in _SOURCE]  # per result
+        # a result whose parameters all have requires_grad off (frozen) is a constant, as when recorded op by op:
         # its consumers then compute no gradient for it
-        need = ctx.needs_input_grad[3:]
-        frozen = [o for j, o in zip(_SOURCE, outs)
-                  if o is not None and not any(need[i] for i in range(j, len(params), _PER_DIRECTION))]
-        ctx.mark_non_differentiable(*frozen)
-        return tuple(o for o in outs if o is not None)
+        need = ctx.needs_input_grad[2:]
+        ctx.mark_non_differentiable(*[o for j, o in zip(_SOURCE, outs)
+                                      if o is not None and not any(need[j::_PER_DIRECTION])])
+        return outs
 
     @staticmethod
     def backward(ctx, *grads):
         # differentiable ops only (slices, flip, the product with A, casts): with create_graph the second derivatives
         # go through them, as through the recorded stacking
         (A,) = ctx.saved_tensors
-        it = iter(grads)
-        d_taps, d_conv_bias, dA, dD, d_delta_bias, d_wx, d_wdt = (next(it) if want else None for want in ctx.present)
-        d_alog = dA * A if dA is not None else None
-        need = ctx.needs_input_grad[3:]
+        need = ctx.needs_input_grad[2:]
         out: list[torch.Tensor | None] = [None] * len(need)
-        for j, g in ((0, d_taps), (1, d_conv_bias), (2, d_wx), (3, d_wdt), (4, d_delta_bias), (5, d_alog), (6, dD)):
+        for j, g, dtype in zip(_SOURCE, grads, ctx.dtypes):
             if g is None:
                 continue
-            g = g.to(ctx.dtypes[j])  # once for every direction (a no-op per slice below when they share dtypes)
-            for k in range(ctx.K):
-                i = k * _PER_DIRECTION + j
+            if j == _A_LOG:
+                g = g * A
+            g = g.to(dtype)  # once for every direction (autograd casts a slice whose parameter differs)
+            for k, i in enumerate(range(j, len(need), _PER_DIRECTION)):
                 if need[i]:
-                    # the taps' slice of the (E, 1, W) weight; direction 1's mirrored back
-                    gk = (g[k] if k == 0 else g[k].flip(-1)).unsqueeze(1) if j == 0 else g[k]
-                    out[i] = gk.to(ctx.dtypes[i])
-        return (None, None, None, *out)
+                    # the taps: the (E, 1, W) weight's slice, direction 1's mirrored back
+                    out[i] = (g[k] if k == 0 else g[k].flip(-1)).unsqueeze(1) if j == _TAPS else g[k]
+        return (None, None, *out)
 
 
 @fx_leaf
@@ -321,9 +311,7 @@ class Mamba(nn.Module):
         def build():
             if torch.is_grad_enabled() and any(p.requires_grad for p in params if p is not None) and plain_eager(
                     *params):
-                flat = _DirectionParams.apply(len(params) // _PER_DIRECTION, tokens, proj_dtype, *params)
-                it = iter(flat)
-                return tuple(next(it) if want else None for want in _present(params, proj_dtype))
+                return _DirectionParams.apply(tokens, proj_dtype, *params)
             return stack_directions(params, tokens, proj_dtype)
 
         return derived(self, ("params", tokens, proj_dtype), [p for p in params if p is not None], build)
