@@ -93,3 +93,13 @@ def token_matrix(t: torch.Tensor) -> torch.Tensor | None:
     if not ((s_l == 1 and s_m >= n) or (s_m == 1 and s_l >= M)):
         return None
     return t.as_strided((M, n), (s_m, s_l))
+
+
+def direction_matrices(t: torch.Tensor) -> torch.Tensor | None:
+    """A (batch, K, M, L) tensor as the K (M, batch x L) matrices of its directions, one (K, M, batch x L) view
+    (`token_matrix` of each direction's slice; the slices lie a fixed stride apart, so one batched matmul takes
+    them all), or None where `token_matrix` gives none."""
+    first = token_matrix(t[:, 0])
+    if first is None:
+        return None
+    return first.as_strided((t.shape[1], *first.shape), (t.stride(1), *first.stride()))

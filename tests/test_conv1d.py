@@ -266,3 +266,24 @@ def test_token_matrix_is_a_view_or_none(monkeypatch):
     monkeypatch.setattr(layout, "PAD_TOKENS", 8)
     padded = layout.new_rows(torch.empty(0), (3, 5, 7), batch_inner=True)
     assert layout.is_batch_inner(padded) and layout.token_matrix(padded) is None  # rows of 8 tokens for 7
+
+
+def test_direction_matrices_are_views_or_none(monkeypatch):
+    """`layout.direction_matrices`: the K directions' (M, batch x L) matrices as one (K, M, batch x L) view whose
+    slice k is `token_matrix` of direction k (same memory: batched matmuls write through it), and None where
+    `token_matrix` gives none."""
+    from vssm.kernels import layout
+
+    monkeypatch.setattr(layout, "PAD_TOKENS", 1)
+    channel_major = layout.new_rows(torch.empty(0), (3, 2, 5, 7), batch_inner=True)  # stored (K, M, batch, L)
+    token_major = torch.empty(2, 3, 7, 5).permute(1, 0, 3, 2)  # (batch, K, M, L) stored (K, batch, L, M)
+    for t in (channel_major, token_major, channel_major[:, :, :2], token_major[:, 1:]):
+        t.copy_(torch.randn(t.shape))
+        mats = layout.direction_matrices(t)
+        assert mats is not None and mats.shape == (t.shape[1], t.shape[2], 3 * 7)
+        for k in range(t.shape[1]):
+            one = layout.token_matrix(t[:, k])
+            assert mats[k].data_ptr() == one.data_ptr() and mats[k].stride() == one.stride()
+            torch.testing.assert_close(mats[k], t[:, k].transpose(0, 1).reshape(t.shape[2], 21), rtol=0, atol=0)
+    assert layout.direction_matrices(torch.empty(3, 2, 5, 7)) is None  # batch-outer rows
+    assert layout.direction_matrices(torch.empty(3, 2, 7, 5).permute(0, 1, 3, 2)) is None  # directions inside the batch

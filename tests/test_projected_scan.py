@@ -269,10 +269,10 @@ def test_projected_matmuls_aligned_with_padded_rows(monkeypatch, tmp_path, pad):
 # The batch inside the rows (`layout.new_rows(batch_inner=True)`, the conv op's channel-major output)
 
 
-def test_projected_batch_inner_matmuls_are_2d(monkeypatch, tmp_path):
+def test_projected_batch_inner_matmuls_span_directions(monkeypatch, tmp_path):
     """With the batch inside the rows every projection of the fused path, forward and backward (x_dbl,
-    delta and its recomputation, d dt, du, both weight gradients), is one 2-D matmul per direction over
-    batch x L tokens; batch-outer u keeps the batched matmuls (the test of the fallback)."""
+    delta and its recomputation, d dt, du, both weight gradients), is one batched matmul of every direction's
+    (., batch x L) matrix; batch-outer u keeps a batched matmul per direction (the test of the fallback)."""
     from vssm.kernels import layout
 
     monkeypatch.setattr(layout, "PAD_TOKENS", 1)
@@ -284,12 +284,16 @@ def test_projected_batch_inner_matmuls_are_2d(monkeypatch, tmp_path):
         flat = [c for c in calls if c[0] in ("aten::mm", "aten::addmm", "aten::addmm_")]
         batched = [c for c in calls if c[0] in ("aten::bmm", "aten::baddbmm_", "aten::baddbmm")]
         if batch_inner:
-            assert not batched, batched
-            assert len(flat) == 7 * 2  # seven projections, two directions
-            assert all(any(3 * 13 in shape for shape, _ in m) for _, m in flat), flat  # over batch x L tokens
+            # seven projections, each one batched matmul over both directions' (., batch x L) matrices
+            assert len(batched) == 7 and all(_over_directions(m, 2, 3 * 13) for _, m in batched), calls
         else:
             # (on the CPU baddbmm_ runs addmm_ per sample: those are (., L) matrices)
             assert len(batched) >= 7 and not [c for c in flat if any(3 * 13 in shape for shape, _ in c[1])], calls
+
+
+def _over_directions(mats, K: int, tokens: int) -> bool:
+    """Whether a batched matmul's operands are the K directions' matrices, the product over all batch x L tokens."""
+    return all(shape[0] == K for shape, _ in mats) and any(tokens in shape[1:] for shape, _ in mats)
 
 
 def _directions_outer(u: torch.Tensor) -> torch.Tensor:
@@ -324,23 +328,21 @@ def test_projected_token_major_directions_outer_equal_composed(backend, case):
     assert g[0].stride() == _layout_strides(tensors[0])  # du in u's layout
 
 
-def test_projected_token_major_matmuls_are_2d(tmp_path):
-    """Token-major u stored (K, batch, L, D): every projection, forward and backward, is one 2-D matmul per
-    direction over batch x L tokens (each direction's slice is a column-major matrix, `layout.token_matrix`);
-    token-major u with the batch outside the directions, (batch, K, L, D), keeps the batched matmuls."""
+def test_projected_token_major_matmuls_span_directions(tmp_path):
+    """Token-major u stored (K, batch, L, D): every projection, forward and backward, is one batched matmul of
+    every direction's (., batch x L) matrix (each direction's slice is a column-major matrix,
+    `layout.direction_matrices`); token-major u with the batch outside the directions, (batch, K, L, D), keeps
+    a batched matmul per direction."""
     kw = dict(orders=["natural", "reverse"], combine="mean", backend="reference")
     for outer in (True, False):
         tensors = _inputs(3, 2, 16, 13, 8, 8, torch.float32, True, True, True, True)
         if outer:
             tensors[0] = _directions_outer(tensors[0])
         calls = _matmul_layouts(lambda *t: projected_scan(*t, delta_softplus=True, **kw), tensors, tmp_path)
-        flat = [c for c in calls if c[0] in ("aten::mm", "aten::addmm", "aten::addmm_")]
         batched = [c for c in calls if c[0] in ("aten::bmm", "aten::baddbmm_", "aten::baddbmm")]
         assert not [c for c in calls if c[0].startswith("clone")], calls
         if outer:
-            assert not batched, batched
-            assert len(flat) == 7 * 2
-            assert all(any(3 * 13 in shape for shape, _ in m) for _, m in flat), flat
+            assert len(batched) == 7 and all(_over_directions(m, 2, 3 * 13) for _, m in batched), calls
         else:
             assert len(batched) >= 7
 

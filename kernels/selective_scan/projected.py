@@ -26,7 +26,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from ..eager import plain_eager
-from ..layout import token_matrix
+from ..layout import direction_matrices
 from .gate import gate_backward, gate_forward
 from .op import (
     _per_direction,
@@ -81,19 +81,21 @@ def _project(u: torch.Tensor, x_proj_weight: torch.Tensor, dt_proj_weight: torch
 def _bmm_into(w: torch.Tensor, x: torch.Tensor, out: torch.Tensor, accumulate: bool = False) -> torch.Tensor:
     """out[:, k] = w[k] @ x[:, k] (``accumulate``: +=, inside the matmul, one rounding) for every direction k:
     w (K, M, P), x (batch, K, P, L), out (batch, K, M, L) in whatever layout it was allocated
-    (`op.new_like_layout`). With the batch stored inside the rows (`layout.is_batch_inner`) one 2-D matmul
-    per direction over all batch x L tokens; otherwise one batched matmul per direction with the weight
-    broadcast over the batch as a stride-0 view (torch.matmul's broadcasting copies the weight batch times
-    first, a (batch x K, M, P) clone per call, and allocates its own contiguous output)."""
+    (`op.new_like_layout`). With each direction's tokens over the batch stored as one matrix (the batch inside
+    the rows, `layout.is_batch_inner`, or token-major with the directions outside the batch) one batched
+    matmul of K (M, P) @ (P, batch x L) products (`layout.direction_matrices`); otherwise one batched matmul
+    per direction with the weight broadcast over the batch as a stride-0 view (torch.matmul's broadcasting
+    copies the weight batch times first, a (batch x K, M, P) clone per call, and allocates its own contiguous
+    output)."""
+    xs, outs = direction_matrices(x), direction_matrices(out)
+    if xs is not None and outs is not None and (outs.shape[0] == 1 or outs.stride(0) != 0):
+        if accumulate:
+            outs.baddbmm_(w, xs)
+        else:
+            torch.bmm(w, xs, out=outs)
+        return out
     batch = x.shape[0]
     for k in range(w.shape[0]):
-        x2, out2 = token_matrix(x[:, k]), token_matrix(out[:, k])
-        if x2 is not None and out2 is not None:
-            if accumulate:
-                out2.addmm_(w[k], x2)
-            else:
-                torch.mm(w[k], x2, out=out2)
-            continue
         wk = w[k].expand(batch, *w.shape[1:])
         if accumulate:
             out[:, k].baddbmm_(wk, x[:, k])
@@ -128,15 +130,13 @@ def project(u: torch.Tensor, x_proj_weight: torch.Tensor, dt_proj_weight: torch.
 
 
 def _weight_grad(dy: torch.Tensor, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """sum over the batch of dy[:, k] @ x[:, k]^T, per direction (K, ., .), summed in float32 at least: with
-    the batch inside the rows one matmul per direction reducing over all batch x L tokens (accumulated in
-    float32 by the matmul, rounded once), otherwise batched products summed in float32."""
-    mats = [(token_matrix(dy[:, k]), token_matrix(x[:, k])) for k in range(dy.shape[1])]
-    if all(a is not None and b is not None for a, b in mats):
-        res = dy.new_empty((dy.shape[1], dy.shape[2], x.shape[2]))
-        for k, (a, b) in enumerate(mats):
-            torch.mm(a, b.t(), out=res[k])
-        return res.to(dtype)
+    """sum over the batch of dy[:, k] @ x[:, k]^T, per direction (K, ., .), summed in float32 at least: where
+    each direction's tokens are one matrix (`layout.direction_matrices`) one batched matmul reducing over all
+    batch x L tokens (accumulated in float32 by the matmul, rounded once), otherwise batched products summed in
+    float32."""
+    a, b = direction_matrices(dy), direction_matrices(x)
+    if a is not None and b is not None:
+        return torch.bmm(a, b.transpose(1, 2)).to(dtype)
     return torch.matmul(dy, x.transpose(-1, -2)).sum(0, dtype=compute_dtype(dy)).to(dtype)
 
 
