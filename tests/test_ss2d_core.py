@@ -4,6 +4,7 @@ child process), far fewer autograd nodes, and the switch's checks."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import sys
@@ -65,9 +66,14 @@ def test_function_core_equals_the_graph_under_autocast():
     y, g, _ = _run(m, x, True, dy, autocast=torch.bfloat16)
     assert y.dtype == y_ref.dtype == torch.bfloat16
     assert rel_error(y, y_ref) < 1e-3
-    for (name, p), a, b in zip([("input", x), *m.named_parameters()], g, g_ref):
+    _, g64, _ = _run(copy.deepcopy(m).double(), x.double(), False, dy.double())
+    for (name, p), a, b, c in zip([("input", x), *m.named_parameters()], g, g_ref, g64):
         assert a.dtype == b.dtype == p.dtype, name
-        assert rel_error(a, b) < 1e-3, name
+        # the tokens' gradient (and those before them): the four directions' parts are added in float32 and rounded
+        # once into the x_proj product (`add_direction_sum`), where the graph rounds their sum to bf16, then the add;
+        # both as far from the float64 gradient (bf16 rounding)
+        assert rel_error(a, b) < 3e-3, name
+        assert rel_error(a.double(), c) < 1.1 * rel_error(b.double(), c) + 1e-4, name
 
 
 def test_function_core_is_one_node():

@@ -31,7 +31,14 @@ from torch.autograd.function import once_differentiable
 from vssm.kernels import selective_scan
 from vssm.kernels.eager import plain_eager
 from vssm.kernels.env import switch
-from vssm.kernels.selective_scan.op import _scan_bwd_impl, _scan_fwd_impl, backward_follows, prepare
+from vssm.kernels.selective_scan.direction_sum import add_direction_sum
+from vssm.kernels.selective_scan.op import (
+    _scan_bwd_impl,
+    _scan_fwd_impl,
+    _use_triton,
+    backward_follows,
+    prepare,
+)
 from vssm.norm import LayerNorm
 from vssm.param_cache import derived
 from vssm.ssm_init import init_ssm_, positive_int
@@ -166,7 +173,8 @@ class _Core(torch.autograd.Function):
             dtok = None
             if need[0]:
                 dtok = dx2.mm(w_x).view(batch, L, D)
-                dtok += du.sum(1).transpose(1, 2)  # the scan's u: the tokens shared by the four directions
+                # the scan's u: the tokens shared by the four directions, their gradients added in one pass
+                add_direction_sum(dtok.transpose(1, 2), du, _use_triton(backend, du))
             dA_logs = (dA * A).view(K * D, N) if need[3] else None  # d(-exp(A_logs)) = dA * A
             dDs = dD.reshape(K * D) if need[4] else None
             dbias_ = dbias if need[5] else None
