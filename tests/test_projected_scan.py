@@ -272,7 +272,8 @@ def test_projected_matmuls_aligned_with_padded_rows(monkeypatch, tmp_path, pad):
 def test_projected_batch_inner_matmuls_span_directions(monkeypatch, tmp_path):
     """With the batch inside the rows every projection of the fused path, forward and backward (x_dbl,
     delta and its recomputation, d dt, du, both weight gradients), is one batched matmul of every direction's
-    (., batch x L) matrix; batch-outer u keeps a batched matmul per direction (the test of the fallback)."""
+    (., batch x L) matrix, each weight gradient one 2-D matmul per direction over batch x L tokens; batch-outer u
+    keeps a batched matmul per direction (the test of the fallback)."""
     from vssm.kernels import layout
 
     monkeypatch.setattr(layout, "PAD_TOKENS", 1)
@@ -284,16 +285,23 @@ def test_projected_batch_inner_matmuls_span_directions(monkeypatch, tmp_path):
         flat = [c for c in calls if c[0] in ("aten::mm", "aten::addmm", "aten::addmm_")]
         batched = [c for c in calls if c[0] in ("aten::bmm", "aten::baddbmm_", "aten::baddbmm")]
         if batch_inner:
-            # seven projections, each one batched matmul over both directions' (., batch x L) matrices
-            assert len(batched) == 7 and all(_over_directions(m, 2, 3 * 13) for _, m in batched), calls
+            _assert_over_directions(batched, flat, 2, 3 * 13)
         else:
             # (on the CPU baddbmm_ runs addmm_ per sample: those are (., L) matrices)
             assert len(batched) >= 7 and not [c for c in flat if any(3 * 13 in shape for shape, _ in c[1])], calls
 
 
-def _over_directions(mats, K: int, tokens: int) -> bool:
-    """Whether a batched matmul's operands are the K directions' matrices, the product over all batch x L tokens."""
-    return all(shape[0] == K for shape, _ in mats) and any(tokens in shape[1:] for shape, _ in mats)
+def _assert_over_directions(batched, flat, K: int, tokens: int) -> None:
+    """Five projections (x_dbl, delta and its recomputation, d dt, du) as one batched matmul of the K directions'
+    (., batch x L) matrices each, and the two weight gradients as one 2-D matmul per direction over the batch x L
+    tokens (on the CPU an in-place baddbmm_ on strided memory runs addmm_ per direction inside it: not counted)."""
+    assert len(batched) == 5, batched
+    for _, mats in batched:
+        assert all(shape[0] == K for shape, _ in mats) and any(tokens in shape[1:] for shape, _ in mats), mats
+    weight_grads = [c for c in flat if c[0] == "aten::mm"]
+    assert len(weight_grads) == 2 * K, flat
+    assert all(any(tokens in shape for shape, _ in m) and all(len(shape) == 2 for shape, _ in m)
+               for _, m in weight_grads), weight_grads
 
 
 def _directions_outer(u: torch.Tensor) -> torch.Tensor:
@@ -331,8 +339,8 @@ def test_projected_token_major_directions_outer_equal_composed(backend, case):
 def test_projected_token_major_matmuls_span_directions(tmp_path):
     """Token-major u stored (K, batch, L, D): every projection, forward and backward, is one batched matmul of
     every direction's (., batch x L) matrix (each direction's slice is a column-major matrix,
-    `layout.direction_matrices`); token-major u with the batch outside the directions, (batch, K, L, D), keeps
-    a batched matmul per direction."""
+    `layout.direction_matrices`), each weight gradient one 2-D matmul per direction; token-major u with the batch
+    outside the directions, (batch, K, L, D), keeps a batched matmul per direction."""
     kw = dict(orders=["natural", "reverse"], combine="mean", backend="reference")
     for outer in (True, False):
         tensors = _inputs(3, 2, 16, 13, 8, 8, torch.float32, True, True, True, True)
@@ -342,7 +350,8 @@ def test_projected_token_major_matmuls_span_directions(tmp_path):
         batched = [c for c in calls if c[0] in ("aten::bmm", "aten::baddbmm_", "aten::baddbmm")]
         assert not [c for c in calls if c[0].startswith("clone")], calls
         if outer:
-            assert len(batched) == 7 and all(_over_directions(m, 2, 3 * 13) for _, m in batched), calls
+            flat = [c for c in calls if c[0] in ("aten::mm", "aten::addmm", "aten::addmm_")]
+            _assert_over_directions(batched, flat, 2, 3 * 13)
         else:
             assert len(batched) >= 7
 
