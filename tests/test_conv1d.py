@@ -1,6 +1,6 @@
 """The depthwise conv1d op (kernels/conv1d): reference against F.conv1d, the op's gradients, and the
 Triton kernels under TRITON_INTERPRET=1 (in a child process, as in test_selective_scan_triton.py)
-against the float64 reference, outputs and every gradient, over kernel sizes 1-4, causal /
+against the float64 reference, outputs and every gradient, over kernel sizes 1-5 and 7, causal /
 anti-causal / "same" offsets, with and without bias and SiLU, odd lengths, L = 1, strided x, tiles
 small enough that the backward runs several token blocks, chunks and channel blocks."""
 
@@ -124,6 +124,9 @@ CASES = [
     ("w1", (2, 8, 5), 1, [0], True, True, "float32", False),
     ("L1", (3, 1, 7), 4, [-3, 0], True, True, "float32", False),
     ("bf16", (2, 29, 16), 4, [-3, 0], True, True, "bfloat16", True),
+    # wider than four taps: the backward's general form (the tap tiles reloaded for dw, one (WP, BL, BC) accumulator)
+    ("w5_same", (2, 19, 6), 5, [-2], True, True, "float32", True),
+    ("w7_pair_noact", (1, 15, 5), 7, [-6, 0], False, False, "float32", False),
     # the most tap sets the kernels take (offsets as scalar arguments), each with its own offset
     ("eight_sets", (2, 11, 6), 3, [-2, 0, -1, 1, 2, -3, 4, -13], True, True, "float32", True),
 ]
