@@ -28,16 +28,22 @@ _OFFS = [f"o{i}" for i in range(MAX_TAP_SETS)]  # the offsets as scalar argument
 
 
 @triton.jit
+def _tap(x_row, sxl, sxc, w_k, swc, swj, t, c, cmask, L, s0, j: tl.constexpr):
+    """The x tile at tokens t + s0 + j (float32, zero outside [0, L)) and tap j's weights."""
+    s = t + s0 + j
+    m = ((s >= 0) & (s < L))[:, None] & cmask[None, :]
+    xv = tl.load(x_row + s[:, None] * sxl + c[None, :] * sxc, mask=m, other=0.0).to(tl.float32)
+    return xv, tl.load(w_k + c * swc + j * swj, mask=cmask, other=0.0).to(tl.float32)
+
+
+@triton.jit
 def _pre(x_row, sxl, sxc, w_k, swc, swj, bias_k, t, c, cmask, L, shift, W: tl.constexpr, HAS_BIAS: tl.constexpr):
     """bias + sum_j w[j] x[t + shift + j] for the tile (t, c), float32, zero-padded outside [0, L)."""
     acc = tl.zeros((t.shape[0], c.shape[0]), dtype=tl.float32)
     if HAS_BIAS:
         acc += tl.load(bias_k + c, mask=cmask, other=0.0).to(tl.float32)[None, :]
     for j in tl.static_range(W):
-        s = t + shift + j
-        m = ((s >= 0) & (s < L))[:, None] & cmask[None, :]
-        xv = tl.load(x_row + s[:, None] * sxl + c[None, :] * sxc, mask=m, other=0.0).to(tl.float32)
-        wv = tl.load(w_k + c * swc + j * swj, mask=cmask, other=0.0).to(tl.float32)
+        xv, wv = _tap(x_row, sxl, sxc, w_k, swc, swj, t, c, cmask, L, shift, j)
         acc += xv * wv[None, :]
     return acc
 
@@ -65,15 +71,6 @@ def _conv_fwd(
     # k in int64: with the tap sets stored outside the batch, k * sok passes 2**31 on large outputs
     dst = out + b.to(tl.int64) * sob + k.to(tl.int64) * sok + t[:, None] * sol + c[None, :] * soc
     tl.store(dst, acc.to(out.dtype.element_ty), mask=m)
-
-
-@triton.jit
-def _tap(x_row, sxl, sxc, w_k, swc, swj, t, c, cmask, L, s0, j: tl.constexpr):
-    """The x tile at tokens t + s0 + j (float32, zero outside [0, L)) and tap j's weights."""
-    s = t + s0 + j
-    m = ((s >= 0) & (s < L))[:, None] & cmask[None, :]
-    xv = tl.load(x_row + s[:, None] * sxl + c[None, :] * sxc, mask=m, other=0.0).to(tl.float32)
-    return xv, tl.load(w_k + c * swc + j * swj, mask=cmask, other=0.0).to(tl.float32)
 
 
 @fast_launch  # launched from the host: Triton's argument binding once per specialization
