@@ -330,16 +330,23 @@ class MambaVisionMixer(nn.Module):
             xz = self._conv_tokens(xz).transpose(1, 2)  # (batch, E, L), stored (E, batch, L)
         else:
             xz = self._conv(xz.transpose(1, 2))  # (batch, E, L)
-        u, z = xz[:, :half], xz[:, half:]
+        # one split node: its backward writes both halves' gradients into one tensor (slices zero-fill a tensor
+        # each and add them)
+        u, z = torch.split(xz, half, dim=1)
         if grad:
             # the x half copied token-major once, as x_proj's input (F.linear would copy the channel-major view
             # itself) and the scan's u: autograd keeps this one copy for both, and the z half of the conv
             # output is freed after the concatenation (as the storage of a saved u it stayed alive: one
             # (batch, L, E / 2) tensor per mixer more than the official mixer keeps)
-            u = u.transpose(1, 2).contiguous().transpose(1, 2)
-        x_dbl = F.linear(u.transpose(1, 2), self.x_proj.weight)  # (batch, L, R + 2N)
+            tokens = u.transpose(1, 2).contiguous()  # (batch, L, E / 2)
+            u = tokens.transpose(1, 2)
+        else:
+            tokens = u.transpose(1, 2)
+        x_dbl = F.linear(tokens, self.x_proj.weight)  # (batch, L, R + 2N)
         dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
-        delta = self.dt_proj(dt)  # its bias here, and once more as delta_bias: the official mixer's sum
+        # its bias here, and once more as delta_bias: the official mixer's sum. dt (a strided view) as the 2-D
+        # matrix it is: one addmm with the bias (a 3-D strided input takes a matmul, then an add)
+        delta = F.linear(dt.flatten(0, 1), self.dt_proj.weight, self.dt_proj.bias).view(*dt.shape[:2], -1)
         y = selective_scan(
             u,
             delta.transpose(1, 2),
