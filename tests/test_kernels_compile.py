@@ -34,9 +34,9 @@ COMBOS = [
                          SOFTPLUS=True, GATHER=True, IDX64=False), 2),
     ("_fwd_kernel", dict(HAS_Z=False, HAS_H0=False, PREFETCH=False, MODE=0, STORE=False, BLOCK_D=4, NP=64, T=16, **SCAN), 8),
     # walking forward: directions in turn, segments, gathered, int64
-    ("_fwd_walk_kernel", dict(HAS_Z=False, HAS_H0=False, MODE=1, BLOCK_D=128, NP=16, **SCAN), 4),
+    ("_fwd_walk_kernel", dict(HAS_Z=False, HAS_H0=False, MODE=1, BLOCK_D=128, NP=16, EVEN_N=True, **SCAN), 4),
     ("_fwd_walk_kernel", dict(HAS_Z=True, HAS_H0=True, MODE=0, BLOCK_D=128, NP=8, SOFTPLUS=False, GATHER=True,
-                              IDX64=True), 4),
+                              IDX64=True, EVEN_N=False), 4),
     # backward chunks: N 16 (Vim), N 64 short tiles (SiMBA), gathered int64
     ("_bwd_kernel", dict(HAS_Z=True, BLOCK_D=8, NP=16, T=16, **SCAN), 4),
     ("_bwd_kernel", dict(HAS_Z=False, BLOCK_D=4, NP=64, T=8, **SCAN), 4),

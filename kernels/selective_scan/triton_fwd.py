@@ -220,13 +220,18 @@ def _fwd_kernel(
 
 @triton.jit
 def _walk_loads(t, L, order_row, u_base, dt_base, z_base, B_base, C_base, su_l, sdt_l, sz_l, sB_l, sC_l, mask_n,
-                HAS_Z: tl.constexpr, GATHER: tl.constexpr, IDX64: tl.constexpr):
-    """Step t's inputs: u, delta (and z) of the program's channels, B and C of its group (every state)."""
+                HAS_Z: tl.constexpr, GATHER: tl.constexpr, IDX64: tl.constexpr, EVEN_N: tl.constexpr = False):
+    """Step t's inputs: u, delta (and z) of the program's channels, B and C of its group (every state).
+    EVEN_N: N is the padded state count (no state mask: B and C load as vectors where their states are contiguous)."""
     idx = _token_index(t, L, order_row, GATHER, IDX64)
     u = tl.load(u_base + idx * su_l).to(tl.float32)
     delta = tl.load(dt_base + idx * sdt_l).to(tl.float32)
-    Bt = tl.load(B_base + idx * sB_l, mask=mask_n, other=0.0).to(tl.float32)
-    Ct = tl.load(C_base + idx * sC_l, mask=mask_n, other=0.0).to(tl.float32)
+    if EVEN_N:
+        Bt = tl.load(B_base + idx * sB_l).to(tl.float32)
+        Ct = tl.load(C_base + idx * sC_l).to(tl.float32)
+    else:
+        Bt = tl.load(B_base + idx * sB_l, mask=mask_n, other=0.0).to(tl.float32)
+        Ct = tl.load(C_base + idx * sC_l, mask=mask_n, other=0.0).to(tl.float32)
     if HAS_Z:
         zz = tl.load(z_base + idx * sz_l).to(tl.float32)
     else:
@@ -243,17 +248,23 @@ def _walk_direction(
     sB_b, sB_k, sB_g, sB_n, sB_l, sC_b, sC_k, sC_g, sC_n, sC_l,
     HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_H0: tl.constexpr, ACCUMULATE: tl.constexpr,
     GATHER: tl.constexpr, IDX64: tl.constexpr, BLOCK_D: tl.constexpr, NP: tl.constexpr,
+    EVEN_N: tl.constexpr = False,
 ):
     """Direction kd of batch row b over the steps of segment `seg`, states-major (NP, BLOCK_D) tiles.
 
     A arrives transposed, (K, N, D) with channels contiguous: loads contiguous along channels make Triton
     lay the tiles out with lanes over channels and the NP states of a channel inside one thread, so
     the sum over states is a chain of register FMAs (A in (K, D, N) order gave lanes over states and
-    shuffles)."""
+    shuffles). EVEN_N: N = NP, no state masks (sm_90a, Vim-S's walk: 215 instead of 273 instructions per
+    step and thread)."""
     kd = _direction64(kd, IDX64)
     offs_d64 = offs_d.to(tl.int64)
     n_mask2 = mask_n[:, None]
-    A2 = tl.load(At_ptr + (kd * N + offs_n[:, None]) * dim + offs_d[None, :], mask=n_mask2, other=0.0) * LOG2E
+    a_ptrs = At_ptr + (kd * N + offs_n[:, None]) * dim + offs_d[None, :]
+    if EVEN_N:
+        A2 = tl.load(a_ptrs) * LOG2E
+    else:
+        A2 = tl.load(a_ptrs, mask=n_mask2, other=0.0) * LOG2E
     Dv = tl.load(D_ptr + kd * dim + offs_d)
     bias = tl.load(bias_ptr + kd * dim + offs_d)
     order_row = order_ptr + kd * L
@@ -272,11 +283,11 @@ def _walk_direction(
     if t_start < t_stop:
         # the next step's loads are issued before this step is computed
         nxt = _walk_loads(t_start, L, order_row, u_base, dt_base, z_base, B_base, C_base, su_l, sdt_l, sz_l, sB_l,
-                          sC_l, mask_n, HAS_Z, GATHER, IDX64)
+                          sC_l, mask_n, HAS_Z, GATHER, IDX64, EVEN_N)
         for t in range(t_start, t_stop):
             u, delta, Bt, Ct, zz, idx = nxt
             nxt = _walk_loads(tl.minimum(t + 1, t_stop - 1), L, order_row, u_base, dt_base, z_base, B_base, C_base,
-                              su_l, sdt_l, sz_l, sB_l, sC_l, mask_n, HAS_Z, GATHER, IDX64)
+                              su_l, sdt_l, sz_l, sB_l, sC_l, mask_n, HAS_Z, GATHER, IDX64, EVEN_N)
             dt = delta + bias
             if SOFTPLUS:
                 dt = tl.where(dt > 20.0, dt, tl.log(1.0 + tl.exp(dt)))
@@ -302,7 +313,7 @@ def _fwd_walk_kernel(
     su_b, su_k, su_d, su_l, sdt_b, sdt_k, sdt_d, sdt_l, sz_b, sz_k, sz_d, sz_l, so_b, so_k, so_d, so_l,
     sB_b, sB_k, sB_g, sB_n, sB_l, sC_b, sC_k, sC_g, sC_n, sC_l,
     HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_H0: tl.constexpr, MODE: tl.constexpr, GATHER: tl.constexpr,
-    IDX64: tl.constexpr, BLOCK_D: tl.constexpr, NP: tl.constexpr,
+    IDX64: tl.constexpr, BLOCK_D: tl.constexpr, NP: tl.constexpr, EVEN_N: tl.constexpr = False,
 ):
     """`_fwd_kernel`'s grid and modes (MODE 0: a direction per program; 1: the K directions in turn, added
     into out), walking the steps one by one (no kept chunk-start states)."""
@@ -318,7 +329,7 @@ def _fwd_walk_kernel(
                         scale, dim, L, N, chunks_per_seg, n_seg, T,
                         su_b, su_k, su_d, su_l, sdt_b, sdt_k, sdt_d, sdt_l, sz_b, sz_k, sz_d, sz_l, so_l,
                         sB_b, sB_k, sB_g, sB_n, sB_l, sC_b, sC_k, sC_g, sC_n, sC_l,
-                        HAS_Z, SOFTPLUS, HAS_H0, False, GATHER, IDX64, BLOCK_D, NP)
+                        HAS_Z, SOFTPLUS, HAS_H0, False, GATHER, IDX64, BLOCK_D, NP, EVEN_N)
     else:
         b64 = r.to(tl.int64)
         o_base = out_ptr + b64 * so_b + offs_d.to(tl.int64) * so_d
@@ -329,7 +340,7 @@ def _fwd_walk_kernel(
                             last_ptr, scale, dim, L, N, chunks_per_seg, n_seg, T,
                             su_b, su_k, su_d, su_l, sdt_b, sdt_k, sdt_d, sdt_l, sz_b, sz_k, sz_d, sz_l, so_l,
                             sB_b, sB_k, sB_g, sB_n, sB_l, sC_b, sC_k, sC_g, sC_n, sC_l,
-                            HAS_Z, SOFTPLUS, HAS_H0, True, GATHER, IDX64, BLOCK_D, NP)
+                            HAS_Z, SOFTPLUS, HAS_H0, True, GATHER, IDX64, BLOCK_D, NP, EVEN_N)
 
 
 def _walk_block(tiles: Tiles, dim_per_group: int) -> tuple[int, int]:
@@ -432,7 +443,7 @@ def triton_forward(
             p.K, p.dim, p.L, p.N, p.dim_per_group, n_dblk, per_seg, n_seg, T,
             *u.stride(), *delta.stride(), *strides(z, 4), *so, *p.B.stride(), *p.C.stride(),
             HAS_Z=z is not None, SOFTPLUS=bool(delta_softplus), HAS_H0=h0 is not None, MODE=1 if loop else 0,
-            GATHER=p.gather, IDX64=p.idx64, BLOCK_D=bd, NP=p.NP, num_warps=warps,
+            GATHER=p.gather, IDX64=p.idx64, BLOCK_D=bd, NP=p.NP, EVEN_N=p.N == p.NP, num_warps=warps,
         )
         if dest is not out:
             sum_directions(dest, out)
