@@ -336,7 +336,7 @@ def _run_case(case) -> dict:
                 launch = self.kernel[grid]
 
                 def call(*a, **k):
-                    walk_modes.append(k["MODE"])
+                    walk_modes.append((k["MODE"], k["EVEN_N"]))
                     return launch(*a, **k)
 
                 return call
@@ -458,7 +458,11 @@ def test_triton_interpreted_matches_naive(interpreted_results, case):
         assert meta["walks"] == (["fwd_walk"] if walked else []), meta["walks"]
         if walked:  # one program walks every direction (MODE 1) where the case lowers the walk's loop threshold
             loop = case.get("orders") is not None and case["tiles"].get("fwd_walk_loop_min_programs") == 1
-            assert meta["walk_modes"] == [1 if loop else 0], meta["walk_modes"]
+            # unmasked state loads where N is the padded count, from `fwd_walk_even_min_np` states
+            from vssm.kernels.selective_scan.triton_common import Tiles
+
+            even = N == NP >= Tiles(**{**TINY, **case["tiles"]}).fwd_walk_even_min_np
+            assert meta["walk_modes"] == [[1 if loop else 0, even]], meta["walk_modes"]
     tol = TOL[dtype]
     bad = {k: v for k, v in res.items() if not (isinstance(v, float) and v <= tol)}
     assert not bad, f"{case['name']}: over {tol:g} (or malformed): {bad}"

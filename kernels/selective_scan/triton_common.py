@@ -67,6 +67,10 @@ class Tiles:
     # K > 1: one program walks every direction from this many (1.2-1.3x faster at 384 and 768, 0.75x at 192)
     fwd_walk_loop_min_programs: int = 384
     fwd_walk_max_np: int = 16  # NP = 32 spilled (ptxas, sm_90a: 255 registers + 348 bytes)
+    # the walk's B / C / A loads without state masks (`EVEN_N`) where N = NP from this many states: H200, bf16, two
+    # directions, 16 states at (128, 768, 197) / (128, 384, 197) / (64, 384, 197): 545.9 / 277.9 / 150.1 us against
+    # 643.7 / 333.6 / 210.2 masked; 8 states at (128, 384, 197): 295.1 against 282.1, so N = 8 keeps the masks
+    fwd_walk_even_min_np: int = 16
     bwd_T: int = 16
     bwd_T_n1: int = 8
     bwd_warps: int = 4
