@@ -1,6 +1,8 @@
-"""Stop 28 A/B: MambaVision's mixer forward, new (HEAD) against old (fcd15fd's, from .gpu/mv_old.py), alternating
-in one process, the harness's protocol (bf16 autocast, batch 128 at 224, AdamW, a sync per step).
-argv: train|infer model... ; env ROUNDS."""
+"""Stop 28 A/B, alternating in one process, the harness's protocol (bf16 autocast, batch 128 at 224, AdamW, a sync per
+step). argv: train|infer model... ; env ROUNDS, AB.
+AB unset (call 4): MambaVision's mixer forward, new (the tree's) against old (fcd15fd's, from .gpu/mv_old.py).
+AB=projected (call 3, on a tree not kept): the mixer's `projected` attribute, None (x_proj / dt_proj inside
+`projected_scan`, that tree's default on CUDA) against False (the Linears + the plain op)."""
 import ast, os, sys, time, statistics
 sys.path.insert(0, os.path.join(os.getcwd(), ".official"))
 import _env
@@ -10,16 +12,22 @@ import vssm  # noqa
 import vssm.models.mambavision as mvmod
 from vssm.models.mambavision import MambaVisionMixer
 
-src = open(".gpu/mv_old.py").read()
-tree = ast.parse(src)
-cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "MambaVisionMixer")
-fn = next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "forward")
-ns = {}
-exec(compile(ast.Module(body=[fn], type_ignores=[]), "mv_old", "exec"), vars(mvmod), ns)
-OLD, NEW = ns["forward"], MambaVisionMixer.forward
+if os.environ.get("AB") == "projected":
+    def use(m, mode):
+        for mod in m.modules():
+            if isinstance(mod, MambaVisionMixer):
+                mod.projected = None if mode == "new" else False
+else:
+    src = open(".gpu/mv_old.py").read()
+    tree = ast.parse(src)
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "MambaVisionMixer")
+    fn = next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "forward")
+    ns = {}
+    exec(compile(ast.Module(body=[fn], type_ignores=[]), "mv_old", "exec"), vars(mvmod), ns)
+    OLD, NEW = ns["forward"], MambaVisionMixer.forward
 
-def use(m, mode):
-    MambaVisionMixer.forward = NEW if mode == "new" else OLD
+    def use(m, mode):
+        MambaVisionMixer.forward = NEW if mode == "new" else OLD
 
 mode_arg = sys.argv[1]
 rounds = int(os.environ.get("ROUNDS", 6))
