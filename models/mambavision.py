@@ -346,7 +346,9 @@ class MambaVisionMixer(nn.Module):
         dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
         # its bias here, and once more as delta_bias: the official mixer's sum. dt (a strided view) as the 2-D
         # matrix it is: one addmm with the bias (a 3-D strided input takes a matmul, then an add)
-        delta = F.linear(dt.flatten(0, 1), self.dt_proj.weight, self.dt_proj.bias).view(*dt.shape[:2], -1)
+        delta = F.linear(dt.flatten(0, 1), self.dt_proj.weight, self.dt_proj.bias).view(
+            *dt.shape[:2], self.dt_proj.out_features
+        )
         y = selective_scan(
             u,
             delta.transpose(1, 2),

@@ -188,6 +188,14 @@ def test_mixer_matches_the_stepwise_definition(d_conv):
     assert torch.all(dt >= 1e-4) and torch.all(dt <= 0.1 + 1e-6)
 
 
+def test_mixer_empty_batch_and_single_token():
+    m = MambaVisionMixer(20, d_state=3)
+    assert m(torch.randn(0, 9, 20)).shape == (0, 9, 20)  # dt_proj's output reshaped with its width, not -1
+    x = torch.randn(1, 1, 20, requires_grad=True)
+    m(x).sum().backward()
+    assert x.grad.shape == (1, 1, 20) and torch.isfinite(x.grad).all()
+
+
 def _saved_activation_bytes(fn, params) -> int:
     """Bytes of the distinct storages autograd keeps for the backward of fn(), parameters left out."""
     kept, skip = {}, {p.untyped_storage().data_ptr() for p in params}

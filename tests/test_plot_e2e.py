@@ -41,6 +41,8 @@ def test_ratios_pair_the_sides_and_use_the_baseline(tmp_path):
         _row("project", "VMamba-T", "train", 224, 128, 1000.0),
         _row("official_vmamba", "VMamba-T", "train", 224, 128, 0.0, status="error"),  # a failed side: no ratio
         _row("timm", "DeiT-Ti", "infer", 224, 128, 20000.0),
+        _row("project", "Vim-Ti", "train", 224, 128, float("nan")),  # not finite: no ratio
+        _row("official_vim", "Vim-Ti", "train", 224, 128, 1000.0),
     ])
     got = tool.ratios(path)
     assert got == pytest.approx({("Vim-S", "train", 224, 128): 1.5, ("Vim-Ti", "infer", 1248, 8): 1.25,
@@ -70,3 +72,11 @@ def test_bad_arguments_are_named(tmp_path, capsys):
     with pytest.raises(SystemExit):
         tool.main([f"x={empty}", "--out", str(tmp_path / "x.png")])
     assert "no row with both sides" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        tool.main([f"x={tmp_path / 'missing.json'}"])
+    assert "missing.json: not a run.sh e2e.json (FileNotFoundError" in capsys.readouterr().err
+    listed = tmp_path / "list.json"
+    listed.write_text("[1, 2]")
+    with pytest.raises(SystemExit):
+        tool.main([f"x={listed}"])
+    assert "list.json: not a run.sh e2e.json (TypeError" in capsys.readouterr().err

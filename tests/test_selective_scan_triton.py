@@ -173,6 +173,7 @@ CASES = [
     C("fwalk_groups", (1, 8, 19, 4, 2), tiles=WALK),
     C("fwalk_n16", (1, 8, 12, 16, 1), tiles={**WIDE, **WALK}),
     C("fwalk_n16_token_major", (2, 8, 13, 16, 1), token_major=True, tiles={**WIDE, **WALK}),
+    C("fwalk_n12_masked", (1, 8, 12, 12, 1), tiles={**WIDE, **WALK}),  # padded to 16 states: the masked loads
     C("fwalk_n32_takes_the_chunks", (1, 4, 9, 32, 1), tiles={**WIDE, **WALK}),  # past fwd_walk_max_np
     C("fwalk_L1", (2, 4, 1, 4, 2), tiles=WALK),
     C("fwalk_segments", (1, 16, 40, 2, 1), tiles=dict(fwd_min_programs=64, **WALK)),

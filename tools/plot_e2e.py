@@ -13,6 +13,7 @@ the issues' (``TARGETS``; 1.0 for rows without one). Only runs of one call compa
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import sys
@@ -33,19 +34,34 @@ TARGETS = {
 BASELINES = {("SiMBA-S", "train", 224, 128): 221.0}
 
 
+class E2EFileError(ValueError):
+    """An e2e.json that cannot be read as run.sh writes it."""
+
+
+def _rows(path: str) -> list[dict]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            rows = json.load(f)["rows"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise E2EFileError(f"{path}: not a run.sh e2e.json ({type(e).__name__}: {e})") from None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise E2EFileError(f"{path}: its 'rows' must be a list of objects")
+    return rows
+
+
 def ratios(path: str) -> dict[tuple, float]:
-    """{(label, mode, img_size, batch): project / official img/s} of one run (or over the baseline)."""
-    with open(path, encoding="utf-8") as f:
-        rows = json.load(f)["rows"]
+    """{(label, mode, img_size, batch): project / official img/s} of one run (or over the baseline). Rows that did
+    not run (status other than "ok", img/s missing, not finite or not positive) have no ratio."""
     project, official = {}, {}
-    for r in rows:
-        if r.get("status") != "ok" or not r.get("img_per_s"):
+    for r in _rows(path):
+        ips = r.get("img_per_s")
+        if r.get("status") != "ok" or not isinstance(ips, (int, float)) or not math.isfinite(ips) or ips <= 0:
             continue
         key = (r["label"], r["mode"], r["img_size"], r["batch_size"])
         if r["side"] == "project":
-            project[key] = r["img_per_s"]
+            project[key] = ips
         elif r["side"].startswith("official"):
-            official[key] = r["img_per_s"]
+            official[key] = ips
     out = {}
     for key, ips in project.items():
         base = official.get(key, BASELINES.get(key))
@@ -74,7 +90,7 @@ def plot(runs: list[tuple[str, dict]], out: str) -> list[str]:
     x = list(range(len(keys)))
     fig, ax = plt.subplots(figsize=(max(8.0, 0.75 * len(keys) + 2), 5.5))
     ax.bar(x, now, color=["tab:green" if r >= t else "tab:red" for r, t in zip(now, targets)], label=first_label)
-    for (label, run), marker in zip(rest, "D^vso"):
+    for (label, run), marker in zip(rest, itertools.cycle("D^vso<>")):
         ax.scatter(x, [run.get(k, math.nan) for k in keys], color="black", marker=marker, zorder=3, label=label)
     ax.hlines(targets, [i - 0.4 for i in x], [i + 0.4 for i in x], colors="tab:blue", linestyles="--", label="target")
     ax.axhline(1.0, color="grey", linewidth=0.8)
@@ -105,7 +121,10 @@ def main(argv: list[str] | None = None) -> int:
         label, sep, path = spec.partition("=")
         if not sep or not label or not path:
             ap.error(f"runs: expected LABEL=PATH, got {spec!r}")
-        runs.append((label, ratios(path)))
+        try:
+            runs.append((label, ratios(path)))
+        except E2EFileError as e:
+            ap.error(f"runs: {e}")
     if not runs[0][1]:
         ap.error(f"runs: {args.runs[0]!r} has no row with both sides (or a baseline)")
     for line in plot(runs, args.out):

@@ -443,7 +443,8 @@ def triton_forward(
             p.K, p.dim, p.L, p.N, p.dim_per_group, n_dblk, per_seg, n_seg, T,
             *u.stride(), *delta.stride(), *strides(z, 4), *so, *p.B.stride(), *p.C.stride(),
             HAS_Z=z is not None, SOFTPLUS=bool(delta_softplus), HAS_H0=h0 is not None, MODE=1 if loop else 0,
-            GATHER=p.gather, IDX64=p.idx64, BLOCK_D=bd, NP=p.NP, EVEN_N=p.N == p.NP >= tiles.fwd_walk_even_min_np, num_warps=warps,
+            GATHER=p.gather, IDX64=p.idx64, BLOCK_D=bd, NP=p.NP,
+            EVEN_N=p.N == p.NP and p.NP >= tiles.fwd_walk_even_min_np, num_warps=warps,
         )
         if dest is not out:
             sum_directions(dest, out)
