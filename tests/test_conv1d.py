@@ -112,7 +112,7 @@ def test_channel_major_rows_padded(monkeypatch):
 # Triton under the interpreter
 
 CASES = [
-    # name, (batch, L, C), W, offsets, bias, silu, dtype, strided (name ending in _cm: channel-major out)
+    # name, (batch, L, C), W, offsets, bias, silu, dtype, strided x and bias (name ending in _cm: channel-major out)
     ("vim_pair", (2, 37, 24), 4, [-3, 0], True, True, "float32", True),
     ("vim_pair_cm", (2, 37, 24), 4, [-3, 0], True, True, "float32", True),
     # channel-major rows padded to a multiple of 8 tokens (vssm.kernels.layout), the gradient arriving so
@@ -161,7 +161,9 @@ def _child() -> dict:
         wide = torch.randn(batch, L, 2 * C if strided else C, generator=g).to(dt)
         x = wide[:, :, :C] if strided else wide  # a channel slice of a wider token-major tensor
         w = torch.randn(K, C, W, generator=g) * 0.5
-        b = torch.randn(K, C, generator=g) if has_bias else None
+        b = torch.randn(K, 2 * C if strided else C, generator=g) if has_bias else None
+        if b is not None and strided:
+            b = b[:, ::2]  # a bias read through its channel stride too
         dout = torch.randn(batch, K, L, C, generator=g).to(dt)
         tiles = ConvTiles(**TINY)
         cm = "_cm" in name

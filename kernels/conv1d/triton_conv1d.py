@@ -37,11 +37,13 @@ def _tap(x_row, sxl, sxc, w_k, swc, swj, t, c, cmask, L, s0, j: tl.constexpr):
 
 
 @triton.jit
-def _pre(x_row, sxl, sxc, w_k, swc, swj, bias_k, t, c, cmask, L, shift, W: tl.constexpr, HAS_BIAS: tl.constexpr):
-    """bias + sum_j w[j] x[t + shift + j] for the tile (t, c), float32, zero-padded outside [0, L)."""
+def _pre(x_row, sxl, sxc, w_k, swc, swj, bias_k, sbc, t, c, cmask, L, shift, W: tl.constexpr,
+         HAS_BIAS: tl.constexpr):
+    """bias + sum_j w[j] x[t + shift + j] for the tile (t, c), float32, zero-padded outside [0, L); the bias read
+    through its channel stride sbc."""
     acc = tl.zeros((t.shape[0], c.shape[0]), dtype=tl.float32)
     if HAS_BIAS:
-        acc += tl.load(bias_k + c, mask=cmask, other=0.0).to(tl.float32)[None, :]
+        acc += tl.load(bias_k + c * sbc, mask=cmask, other=0.0).to(tl.float32)[None, :]
     for j in tl.static_range(W):
         xv, wv = _tap(x_row, sxl, sxc, w_k, swc, swj, t, c, cmask, L, shift, j)
         acc += xv * wv[None, :]
@@ -63,7 +65,7 @@ def _conv_fwd(
     c = pid_c * BC + tl.arange(0, BC)
     cmask = c < C
     shift = _pick(k, o0, o1, o2, o3, o4, o5, o6, o7)
-    acc = _pre(x + b.to(tl.int64) * sxb, sxl, sxc, w + k * swk, swc, swj, bias + k * sbk, t, c, cmask, L, shift,
+    acc = _pre(x + b.to(tl.int64) * sxb, sxl, sxc, w + k * swk, swc, swj, bias + k * sbk, sbc, t, c, cmask, L, shift,
                W, HAS_BIAS)
     if SILU:
         acc = acc * tl.sigmoid(acc)
@@ -104,11 +106,11 @@ def _conv_bwd_g(
         a1 = tl.zeros((BL, BC), dtype=tl.float32)
         a2 = tl.zeros((BL, BC), dtype=tl.float32)
         a3 = tl.zeros((BL, BC), dtype=tl.float32)
+        if HAS_BIAS:  # the pre-activation's bias, loaded once (wider kernels add it inside `_pre`)
+            bk = tl.load(bias + k * sbk + c * sbc, mask=cmask, other=0.0).to(tl.float32)
     else:
         dw_acc = tl.zeros((WP, BL, BC), dtype=tl.float32)
     db_acc = tl.zeros((BL, BC), dtype=tl.float32)
-    if HAS_BIAS:
-        bk = tl.load(bias + k * sbk + c * sbc, mask=cmask, other=0.0).to(tl.float32)
     for l0 in range(pid_l * CHUNK, tl.minimum(pid_l * CHUNK + CHUNK, L), BL):
         t = l0 + tl.arange(0, BL)
         m = (t < L)[:, None] & cmask[None, :]
@@ -141,7 +143,7 @@ def _conv_bwd_g(
                 a3 += gv * x3
         else:
             if SILU:
-                pre = _pre(x_row, sxl, sxc, w_k, swc, swj, bias + k * sbk, t, c, cmask, L, shift, W, HAS_BIAS)
+                pre = _pre(x_row, sxl, sxc, w_k, swc, swj, bias + k * sbk, sbc, t, c, cmask, L, shift, W, HAS_BIAS)
                 sig = tl.sigmoid(pre)
                 gv = gv * sig * (1.0 + pre * (1.0 - sig))
             tl.store(g + (pid_bk.to(tl.int64) * L + t[:, None]) * C + c[None, :], gv, mask=m)
