@@ -71,6 +71,17 @@ class Tiles:
     # directions, 16 states at (128, 768, 197) / (128, 384, 197) / (64, 384, 197): 545.9 / 277.9 / 150.1 us against
     # 643.7 / 333.6 / 210.2 masked; 8 states at (128, 384, 197): 295.1 against 282.1, so N = 8 keeps the masks
     fwd_walk_even_min_np: int = 16
+    # the chunk kernel with the states as its tiles' middle dim (`SMID`): 8 channels x 4 lanes of states per warp,
+    # NP / 4 states in each thread, so the sum over states is mostly in-thread adds and two shuffles (the states-last
+    # tiles lay the states over 16 lanes: four shuffles per step and state). For fwd_smid_min_np <= NP <=
+    # fwd_smid_max_np; None (default): where measured to pay; True: wherever it can run; False: never.
+    fwd_smid: bool | None = True
+    fwd_smid_min_np: int = 4
+    fwd_smid_max_np: int = 16
+    fwd_smid_bd: int = 8
+    fwd_smid_warps: int = 1
+    fwd_smid_T: int = 8
+    fwd_smid_min_programs: int = 1056  # below this many programs (of fwd_smid_warps warps) time is cut into segments
     bwd_T: int = 16
     bwd_T_n1: int = 8
     bwd_warps: int = 4

@@ -69,7 +69,7 @@ def _fwd_loads(
 def _fwd_compute(
     h, k, L, offs_t, cur, order_row, o_base, so_l, A2, Dv, bias, scale, add,
     HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr, ACCUMULATE: tl.constexpr, GATHER: tl.constexpr,
-    IDX64: tl.constexpr, MASK_T: tl.constexpr,
+    IDX64: tl.constexpr, MASK_T: tl.constexpr, SMID: tl.constexpr = False,
 ):
     """Chunk k: scan, write `scale` x the output (ACCUMULATE: add it to what is there when `add`);
     returns the state at the chunk's end."""
@@ -80,11 +80,20 @@ def _fwd_compute(
     # recomputed rather than carried from the prefetch: T more registers per thread otherwise
     idx = _token_index(pos, L, order_row, GATHER, IDX64)
     dt = _step_size(delta, bias[None, :], m2, SOFTPLUS, MASK_T)
-    a = tl.exp2(A2[None, :, :] * dt[:, :, None])
-    x = (dt * u)[:, :, None] * Bt[:, None, :]
-    a_cum, x_cum = tl.associative_scan((a, x), 0, _combine)
-    hs = a_cum * h[None, :, :] + x_cum
-    y = tl.sum(hs * Ct[:, None, :], axis=2) + Dv[None, :] * u
+    if SMID:
+        a = tl.exp2(A2[None, :, :] * dt[:, None, :])
+        x = (dt * u)[:, None, :] * Bt[:, :, None]
+        # the carried state enters as part of the first step's input, so the scan's x is the state itself
+        # (its products of a are then unused); -0.0 adds nothing, and the compiler drops the adds
+        x += tl.where((offs_t == 0)[:, None, None], a * h[None, :, :], -0.0)
+        _, hs = tl.associative_scan((a, x), 0, _combine)
+        y = tl.sum(hs * Ct[:, :, None], axis=1) + Dv[None, :] * u
+    else:
+        a = tl.exp2(A2[None, :, :] * dt[:, :, None])
+        x = (dt * u)[:, :, None] * Bt[:, None, :]
+        a_cum, x_cum = tl.associative_scan((a, x), 0, _combine)
+        hs = a_cum * h[None, :, :] + x_cum
+        y = tl.sum(hs * Ct[:, None, :], axis=2) + Dv[None, :] * u
     if HAS_Z:
         y = y * zz * tl.sigmoid(zz)
     o_ptrs = o_base + idx[:, None] * so_l
@@ -97,7 +106,7 @@ def _fwd_compute(
     else:
         tl.store(o_ptrs, y.to(o_base.dtype.element_ty))
     # the padded steps of a partial chunk decay by 1 and add 0, so the last row is the chunk's end state
-    return tl.sum(tl.where((offs_t == T - 1)[:, None, None], hs, 0.0), axis=0)
+    return tl.sum(tl.where((offs_t == T - 1)[:, None, None], hs, -0.0), axis=0)
 
 
 @triton.jit
@@ -117,14 +126,22 @@ def _fwd_direction(
     sB_b, sB_k, sB_g, sB_n, sB_l, sC_b, sC_k, sC_g, sC_n, sC_l,
     HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_H0: tl.constexpr, PREFETCH: tl.constexpr,
     ACCUMULATE: tl.constexpr, STORE: tl.constexpr, GATHER: tl.constexpr, IDX64: tl.constexpr,
-    BLOCK_D: tl.constexpr, NP: tl.constexpr, T: tl.constexpr,
+    BLOCK_D: tl.constexpr, NP: tl.constexpr, T: tl.constexpr, SMID: tl.constexpr,
 ):
     """Direction kd of batch row b over the chunks of segment `seg`: writes out, the last state and
     (STORE) the states at every `store_every`-th chunk start."""
     kd = _direction64(kd, IDX64)
     offs_d64 = offs_d[None, :].to(tl.int64)
-    st_mask = mask_n[None, :]
-    A2 = tl.load(A_ptr + (kd * dim + offs_d[:, None]) * N + offs_n[None, :], mask=st_mask, other=0.0) * LOG2E
+    # the state tiles: (BLOCK_D, NP), or (NP, BLOCK_D) with SMID (states the middle dim of the chunk's tiles)
+    if SMID:
+        d2 = offs_d[None, :]
+        n2 = offs_n[:, None]
+        st_mask = mask_n[:, None]
+    else:
+        d2 = offs_d[:, None]
+        n2 = offs_n[None, :]
+        st_mask = mask_n[None, :]
+    A2 = tl.load(A_ptr + (kd * dim + d2) * N + n2, mask=st_mask, other=0.0) * LOG2E
     Dv = tl.load(D_ptr + kd * dim + offs_d)
     bias = tl.load(bias_ptr + kd * dim + offs_d)
     order_row = order_ptr + kd * L
@@ -134,12 +151,13 @@ def _fwd_direction(
     B_base = B_ptr + b64 * sB_b + kd * sB_k + g.to(tl.int64) * sB_g + offs_n[None, :] * sB_n
     C_base = C_ptr + b64 * sC_b + kd * sC_k + g.to(tl.int64) * sC_g + offs_n[None, :] * sC_n
     if HAS_H0:
-        h = tl.load(h0_ptr + ((r64 * dim + offs_d[:, None]) * n_seg + seg) * N + offs_n[None, :],
-                    mask=st_mask, other=0.0)
+        h = tl.load(h0_ptr + ((r64 * dim + d2) * n_seg + seg) * N + n2, mask=st_mask, other=0.0)
+    elif SMID:
+        h = tl.zeros((NP, BLOCK_D), dtype=tl.float32)
     else:
         h = tl.zeros((BLOCK_D, NP), dtype=tl.float32)
 
-    st_base = st_ptr + (r64 * dim + offs_d[:, None]) * (n_slots * N) + offs_n[None, :]
+    st_base = st_ptr + (r64 * dim + d2) * (n_slots * N) + n2
     k_start = seg * chunks_per_seg
     k_stop = tl.minimum(k_start + chunks_per_seg, n_chunks)
     n_full = L // T
@@ -156,22 +174,22 @@ def _fwd_direction(
                                  C_base, order_row, su_l, sdt_l, sz_l, sB_l, sC_l, mask_n,
                                  HAS_Z, GATHER, IDX64, False)
                 h = _fwd_compute(h, k, L, offs_t, cur, order_row, o_base, so_l, A2, Dv, bias, scale, add,
-                                 HAS_Z, SOFTPLUS, ACCUMULATE, GATHER, IDX64, False)
+                                 HAS_Z, SOFTPLUS, ACCUMULATE, GATHER, IDX64, False, SMID)
     else:
         for k in range(k_start, k_hi):
             _store_state(h, k, st_base, store_every, N, st_mask, STORE)
             cur = _fwd_loads(k, L, offs_t, u_base, dt_base, z_base, B_base, C_base, order_row,
                              su_l, sdt_l, sz_l, sB_l, sC_l, mask_n, HAS_Z, GATHER, IDX64, False)
             h = _fwd_compute(h, k, L, offs_t, cur, order_row, o_base, so_l, A2, Dv, bias, scale, add,
-                             HAS_Z, SOFTPLUS, ACCUMULATE, GATHER, IDX64, False)
+                             HAS_Z, SOFTPLUS, ACCUMULATE, GATHER, IDX64, False, SMID)
     if k_stop > n_full:
         _store_state(h, n_full, st_base, store_every, N, st_mask, STORE)
         cur = _fwd_loads(n_full, L, offs_t, u_base, dt_base, z_base, B_base, C_base, order_row,
                          su_l, sdt_l, sz_l, sB_l, sC_l, mask_n, HAS_Z, GATHER, IDX64, True)
         h = _fwd_compute(h, n_full, L, offs_t, cur, order_row, o_base, so_l, A2, Dv, bias, scale, add,
-                         HAS_Z, SOFTPLUS, ACCUMULATE, GATHER, IDX64, True)
+                         HAS_Z, SOFTPLUS, ACCUMULATE, GATHER, IDX64, True, SMID)
     if seg == n_seg - 1:
-        tl.store(last_ptr + (r64 * dim + offs_d[:, None]) * N + offs_n[None, :], h, mask=st_mask)
+        tl.store(last_ptr + (r64 * dim + d2) * N + n2, h, mask=st_mask)
 
 
 @fast_launch  # launched from the host: Triton's argument binding once per specialization
@@ -183,7 +201,7 @@ def _fwd_kernel(
     sB_b, sB_k, sB_g, sB_n, sB_l, sC_b, sC_k, sC_g, sC_n, sC_l,
     HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_H0: tl.constexpr, PREFETCH: tl.constexpr,
     MODE: tl.constexpr, STORE: tl.constexpr, GATHER: tl.constexpr, IDX64: tl.constexpr,
-    BLOCK_D: tl.constexpr, NP: tl.constexpr, T: tl.constexpr,
+    BLOCK_D: tl.constexpr, NP: tl.constexpr, T: tl.constexpr, SMID: tl.constexpr = False,
 ):
     """MODE 0: one direction per program, out (batch, K, D, L) per direction (K = 1: the op's out).
     MODE 1: one program runs the K directions of its batch row in turn and adds them into out (batch, D, L)."""
@@ -200,7 +218,7 @@ def _fwd_kernel(
                        st_ptr, scale, dim, L, N, n_chunks, chunks_per_seg, n_seg, store_every, n_slots,
                        su_b, su_k, su_d, su_l, sdt_b, sdt_k, sdt_d, sdt_l, sz_b, sz_k, sz_d, sz_l, so_l,
                        sB_b, sB_k, sB_g, sB_n, sB_l, sC_b, sC_k, sC_g, sC_n, sC_l,
-                       HAS_Z, SOFTPLUS, HAS_H0, PREFETCH, False, STORE, GATHER, IDX64, BLOCK_D, NP, T)
+                       HAS_Z, SOFTPLUS, HAS_H0, PREFETCH, False, STORE, GATHER, IDX64, BLOCK_D, NP, T, SMID)
     else:
         b64 = r.to(tl.int64)
         o_base = out_ptr + b64 * so_b + offs_d[None, :].to(tl.int64) * so_d
@@ -211,7 +229,7 @@ def _fwd_kernel(
                            st_ptr, scale, dim, L, N, n_chunks, chunks_per_seg, n_seg, store_every, n_slots,
                            su_b, su_k, su_d, su_l, sdt_b, sdt_k, sdt_d, sdt_l, sz_b, sz_k, sz_d, sz_l, so_l,
                            sB_b, sB_k, sB_g, sB_n, sB_l, sC_b, sC_k, sC_g, sC_n, sC_l,
-                           HAS_Z, SOFTPLUS, HAS_H0, PREFETCH, True, STORE, GATHER, IDX64, BLOCK_D, NP, T)
+                           HAS_Z, SOFTPLUS, HAS_H0, PREFETCH, True, STORE, GATHER, IDX64, BLOCK_D, NP, T, SMID)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -365,6 +383,11 @@ def _walks(tiles: Tiles, batch: int, dim_per_group: int, dim: int, NP: int, L: i
             and batch * (dim // _walk_block(tiles, dim_per_group)[0]) >= tiles.fwd_walk_min_programs)
 
 
+def _smid(tiles: Tiles, NP: int) -> bool:
+    """Whether the chunk kernel lays its tiles (T, states, channels) (`Tiles.fwd_smid`)."""
+    return tiles.fwd_smid is not False and tiles.fwd_smid_min_np <= NP <= tiles.fwd_smid_max_np
+
+
 def forward_walks(batch: int, dim: int, N: int, L: int, tiles: Tiles = DEFAULT_TILES) -> bool:
     """Whether a forward without a backward walks when u and delta are token-major (models pick their layouts
     by it); N is the state size, dim the channels (one group), L the tokens."""
@@ -412,6 +435,12 @@ def triton_forward(
     if walk:
         T = tiles.fwd_T  # the walk steps one token at a time; T sets the granularity of time segments only
         bd, warps = _walk_block(tiles, p.dim_per_group)
+    smid = not walk and _smid(tiles, p.NP)
+    min_programs = tiles.fwd_min_programs
+    if smid:
+        T, bd = tiles.fwd_smid_T, pow2_divisor(p.dim_per_group, tiles.fwd_smid_bd)
+        warps = max(1, min(tiles.fwd_smid_warps, bd * p.NP // 32))
+        min_programs = tiles.fwd_smid_min_programs
     elif p.NP >= 64:
         T, (bd, warps) = tiles.fwd_T_wide, p.block_d(tiles.fwd_dn_wide, tiles.fwd_warps_wide)
     else:
@@ -425,7 +454,7 @@ def triton_forward(
     dest = out if p.K == 1 or loop else _per_direction_out(out, p.K)
     programs = (p.batch if loop else p.rows) * n_dblk
     # Time segments when the programs cannot fill the GPU (not when directions add into one out)
-    n_seg = 1 if loop else max(1, min(n_chunks, tiles.fwd_min_programs // max(1, programs)))
+    n_seg = 1 if loop else max(1, min(n_chunks, min_programs // max(1, programs)))
     per_seg = cdiv(n_chunks, n_seg)
     n_seg = cdiv(n_chunks, per_seg)
     h0 = run_carry(p, u, delta, n_chunks, T, per_seg, bool(delta_softplus), tiles) if n_seg > 1 else None
@@ -456,7 +485,8 @@ def triton_forward(
         *u.stride(), *delta.stride(), *strides(z, 4), *so, *p.B.stride(), *p.C.stride(),
         HAS_Z=z is not None, SOFTPLUS=bool(delta_softplus), HAS_H0=h0 is not None,
         PREFETCH=2 <= p.NP <= 16,  # N = 1 and N >= 32 measured no gain (register pressure)
-        MODE=1 if loop else 0, STORE=states is not None, GATHER=p.gather, IDX64=p.idx64, BLOCK_D=bd, NP=p.NP, T=T, num_warps=warps,
+        MODE=1 if loop else 0, STORE=states is not None, GATHER=p.gather, IDX64=p.idx64, BLOCK_D=bd, NP=p.NP, T=T,
+        SMID=smid, num_warps=warps,
     )
     if dest is not out:
         sum_directions(dest, out)
