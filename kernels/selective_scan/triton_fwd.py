@@ -383,9 +383,11 @@ def _walks(tiles: Tiles, batch: int, dim_per_group: int, dim: int, NP: int, L: i
             and batch * (dim // _walk_block(tiles, dim_per_group)[0]) >= tiles.fwd_walk_min_programs)
 
 
-def _smid(tiles: Tiles, NP: int) -> bool:
-    """Whether the chunk kernel lays its tiles (T, states, channels) (`Tiles.fwd_smid`)."""
-    return tiles.fwd_smid is not False and tiles.fwd_smid_min_np <= NP <= tiles.fwd_smid_max_np
+def _smid(tiles: Tiles, NP: int, dim_per_group: int) -> bool:
+    """Whether the chunk kernel lays its tiles (T, states, channels) (`Tiles.fwd_smid`): for fwd_smid_min_np <= NP
+    <= fwd_smid_max_np, where a warp's lanes fit in (states, channels) (else time would cross lanes)."""
+    return (tiles.fwd_smid is not False and tiles.fwd_smid_min_np <= NP <= tiles.fwd_smid_max_np
+            and NP * pow2_divisor(dim_per_group, tiles.fwd_smid_bd) >= 32)
 
 
 def forward_walks(batch: int, dim: int, N: int, L: int, tiles: Tiles = DEFAULT_TILES) -> bool:
@@ -435,17 +437,17 @@ def triton_forward(
     if walk:
         T = tiles.fwd_T  # the walk steps one token at a time; T sets the granularity of time segments only
         bd, warps = _walk_block(tiles, p.dim_per_group)
-    smid = not walk and _smid(tiles, p.NP)
+    smid = not walk and _smid(tiles, p.NP, p.dim_per_group)
     min_programs = tiles.fwd_min_programs
     if smid:
-        T, bd = tiles.fwd_smid_T, pow2_divisor(p.dim_per_group, tiles.fwd_smid_bd)
+        bd = pow2_divisor(p.dim_per_group, tiles.fwd_smid_bd)
         warps = max(1, min(tiles.fwd_smid_warps, bd * p.NP // 32))
+        T = tiles.fwd_smid_T * max(1, 16 // p.NP)  # about 32 values of a tile per thread
         min_programs = tiles.fwd_smid_min_programs
     elif p.NP >= 64:
         T, (bd, warps) = tiles.fwd_T_wide, p.block_d(tiles.fwd_dn_wide, tiles.fwd_warps_wide)
-    else:
+    elif not walk:
         T, (bd, warps) = tiles.fwd_T_n1 if p.NP == 1 else tiles.fwd_T, p.block_d(tiles.fwd_dn, tiles.fwd_warps)
-    n_chunks = cdiv(p.L, T)
     n_dblk = p.dim // bd
     # K > 1: one program runs all K directions of its batch row and adds them into out (no extra pass)
     # when batch x channel blocks fill the GPU; otherwise every direction gets its own programs and
@@ -453,6 +455,9 @@ def triton_forward(
     loop = p.K > 1 and p.batch * n_dblk >= (tiles.fwd_walk_loop_min_programs if walk else tiles.fwd_loop_min_programs)
     dest = out if p.K == 1 or loop else _per_direction_out(out, p.K)
     programs = (p.batch if loop else p.rows) * n_dblk
+    if smid and programs <= tiles.fwd_smid_long_max_programs:
+        T *= 2  # every warp is resident: longer chunks give each more independent work
+    n_chunks = cdiv(p.L, T)
     # Time segments when the programs cannot fill the GPU (not when directions add into one out)
     n_seg = 1 if loop else max(1, min(n_chunks, min_programs // max(1, programs)))
     per_seg = cdiv(n_chunks, n_seg)
