@@ -75,14 +75,14 @@ class Tiles:
     # NP / 4 states in each thread, so the sum over states is mostly in-thread adds and two shuffles (the states-last
     # tiles lay the states over 16 lanes: four shuffles per step and state). For fwd_smid_min_np <= NP <=
     # fwd_smid_max_np; None (default): where measured to pay; True: wherever it can run; False: never.
-    fwd_smid: bool | None = True
-    fwd_smid_min_np: int = 4
+    fwd_smid: bool | None = None
+    fwd_smid_min_np: int = 8
     fwd_smid_max_np: int = 16
     fwd_smid_bd: int = 8
     fwd_smid_warps: int = 1
     fwd_smid_T: int = 8  # steps per chunk at 16 states (NP / 4 per thread); 8 and 4 states take 2x and 4x
     fwd_smid_long_max_programs: int = 1056  # at most this many programs: chunks twice as long (more work per warp)
-    fwd_smid_min_programs: int = 264  # below this many programs (of fwd_smid_warps warps) time is cut into segments
+    fwd_smid_min_programs: int = 512  # from this many programs (of fwd_smid_warps warps); time is never segmented
     bwd_T: int = 16
     bwd_T_n1: int = 8
     bwd_warps: int = 4

@@ -383,11 +383,17 @@ def _walks(tiles: Tiles, batch: int, dim_per_group: int, dim: int, NP: int, L: i
             and batch * (dim // _walk_block(tiles, dim_per_group)[0]) >= tiles.fwd_walk_min_programs)
 
 
-def _smid(tiles: Tiles, NP: int, dim_per_group: int) -> bool:
+def _smid(tiles: Tiles, p: Prep) -> bool:
     """Whether the chunk kernel lays its tiles (T, states, channels) (`Tiles.fwd_smid`): for fwd_smid_min_np <= NP
-    <= fwd_smid_max_np, where a warp's lanes fit in (states, channels) (else time would cross lanes)."""
-    return (tiles.fwd_smid is not False and tiles.fwd_smid_min_np <= NP <= tiles.fwd_smid_max_np
-            and NP * pow2_divisor(dim_per_group, tiles.fwd_smid_bd) >= 32)
+    <= fwd_smid_max_np, where a warp's lanes fit in (states, channels) (else time would cross lanes), and by default
+    from fwd_smid_min_programs (row, channel block) programs: with fewer, the states-last tiles' four warps per
+    program (or their time segments) fill the GPU better."""
+    if tiles.fwd_smid is False or not tiles.fwd_smid_min_np <= p.NP <= tiles.fwd_smid_max_np:
+        return False
+    bd = pow2_divisor(p.dim_per_group, tiles.fwd_smid_bd)
+    if p.NP * bd < 32:
+        return False
+    return tiles.fwd_smid is True or p.rows * (p.dim // bd) >= tiles.fwd_smid_min_programs
 
 
 def forward_walks(batch: int, dim: int, N: int, L: int, tiles: Tiles = DEFAULT_TILES) -> bool:
@@ -437,13 +443,11 @@ def triton_forward(
     if walk:
         T = tiles.fwd_T  # the walk steps one token at a time; T sets the granularity of time segments only
         bd, warps = _walk_block(tiles, p.dim_per_group)
-    smid = not walk and _smid(tiles, p.NP, p.dim_per_group)
-    min_programs = tiles.fwd_min_programs
+    smid = not walk and _smid(tiles, p)
     if smid:
         bd = pow2_divisor(p.dim_per_group, tiles.fwd_smid_bd)
         warps = max(1, min(tiles.fwd_smid_warps, bd * p.NP // 32))
         T = tiles.fwd_smid_T * max(1, 16 // p.NP)  # about 32 values of a tile per thread
-        min_programs = tiles.fwd_smid_min_programs
     elif p.NP >= 64:
         T, (bd, warps) = tiles.fwd_T_wide, p.block_d(tiles.fwd_dn_wide, tiles.fwd_warps_wide)
     elif not walk:
@@ -459,7 +463,7 @@ def triton_forward(
         T *= 2  # every warp is resident: longer chunks give each more independent work
     n_chunks = cdiv(p.L, T)
     # Time segments when the programs cannot fill the GPU (not when directions add into one out)
-    n_seg = 1 if loop else max(1, min(n_chunks, min_programs // max(1, programs)))
+    n_seg = 1 if loop or smid else max(1, min(n_chunks, tiles.fwd_min_programs // max(1, programs)))
     per_seg = cdiv(n_chunks, n_seg)
     n_seg = cdiv(n_chunks, per_seg)
     h0 = run_carry(p, u, delta, n_chunks, T, per_seg, bool(delta_softplus), tiles) if n_seg > 1 else None
