@@ -44,6 +44,10 @@ from .reference import compute_dtype
 
 __all__ = ["projected_scan", "project", "scan_walks"]
 
+# Without a backward, the shared gate runs inside the scan's forward kernels (False) or outside them as with one
+# (True). H200, bf16: see `_ProjectedScan.forward`
+GATE_OUTSIDE_WITHOUT_GRAD = False
+
 
 def _check(u, x_proj_weight, dt_proj_weight, A) -> tuple[int, int]:
     if not isinstance(u, torch.Tensor) or u.dim() != 4:
@@ -148,9 +152,10 @@ class _ProjectedScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, w_x, w_dt, A, D, z, delta_bias, spec):
         orders, grid, combine, delta_softplus, backend, grad = spec  # grad: `backward_follows` at the call
-        # one gate for every direction (z (batch, D, L), or K = 1): applied to the scan's output outside the
-        # kernels, which then run without z forward and backward (see `gate`)
-        shared = z is not None and (z.dim() == 3 or z.shape[1] == 1)
+        # one gate for every direction (z (batch, D, L), or K = 1): with a backward to follow, applied to the scan's
+        # output outside the kernels, which then run without z forward and backward (see `gate`); without one,
+        # inside the forward kernels (no extra pass over y, and out in z's layout from the kernel)
+        shared = z is not None and (z.dim() == 3 or z.shape[1] == 1) and (grad or GATE_OUTSIDE_WITHOUT_GRAD)
         ctx.gate_dims = z.dim() if shared else 0
         gate = (z if z.dim() == 3 else z[:, 0]) if shared else None
         R, N = w_dt.shape[-1], A.shape[-1]
