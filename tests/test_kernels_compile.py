@@ -27,12 +27,19 @@ SCAN = dict(SOFTPLUS=True, GATHER=False, IDX64=False)
 # (kernel name, constexprs, num_warps): the models' combinations and the switches each kernel has
 COMBOS = [
     # chunk forward: Vim (z, directions in turn or apart), VMamba's gathered orders, kept states, segments, int64
-    ("_fwd_kernel", dict(HAS_Z=True, HAS_H0=False, PREFETCH=True, MODE=1, STORE=False, BLOCK_D=8, NP=16, T=32, **SCAN), 4),
+    ("_fwd_kernel", dict(HAS_Z=True, HAS_H0=False, PREFETCH=True, MODE=1, STORE=False, BLOCK_D=8, NP=16, T=32,
+                         SMID=False, **SCAN), 4),
     ("_fwd_kernel", dict(HAS_Z=False, HAS_H0=True, PREFETCH=True, MODE=0, STORE=True, BLOCK_D=8, NP=16, T=32,
-                         SOFTPLUS=True, GATHER=True, IDX64=True), 4),
+                         SOFTPLUS=True, GATHER=True, IDX64=True, SMID=False), 4),
     ("_fwd_kernel", dict(HAS_Z=False, HAS_H0=False, PREFETCH=False, MODE=0, STORE=True, BLOCK_D=64, NP=1, T=16,
-                         SOFTPLUS=True, GATHER=True, IDX64=False), 2),
-    ("_fwd_kernel", dict(HAS_Z=False, HAS_H0=False, PREFETCH=False, MODE=0, STORE=False, BLOCK_D=4, NP=64, T=16, **SCAN), 8),
+                         SOFTPLUS=True, GATHER=True, IDX64=False, SMID=False), 2),
+    ("_fwd_kernel", dict(HAS_Z=False, HAS_H0=False, PREFETCH=False, MODE=0, STORE=False, BLOCK_D=4, NP=64, T=16,
+                         SMID=False, **SCAN), 8),
+    # ... with states-middle tiles (SMID): Vim's gated directions apart at 1248, and every other switch
+    ("_fwd_kernel", dict(HAS_Z=True, HAS_H0=False, PREFETCH=True, MODE=0, STORE=False, BLOCK_D=8, NP=16, T=16,
+                         SMID=True, **SCAN), 1),
+    ("_fwd_kernel", dict(HAS_Z=False, HAS_H0=True, PREFETCH=True, MODE=1, STORE=True, BLOCK_D=8, NP=8, T=16,
+                         SOFTPLUS=True, GATHER=True, IDX64=True, SMID=True), 1),
     # walking forward: directions in turn, segments, gathered, int64
     ("_fwd_walk_kernel", dict(HAS_Z=False, HAS_H0=False, MODE=1, BLOCK_D=128, NP=16, EVEN_N=True, **SCAN), 4),
     ("_fwd_walk_kernel", dict(HAS_Z=True, HAS_H0=True, MODE=0, BLOCK_D=128, NP=8, SOFTPLUS=False, GATHER=True,

@@ -63,6 +63,7 @@ def C(name, shape, **kw):
 LOOP = dict(fwd_loop_min_programs=1, fwd_walk_loop_min_programs=1)  # the chunk kernel's threshold and the walk's
 # the walking forward (states of a channel in one thread), 4 channels per program
 WALK = dict(fwd_walk=True, fwd_walk_bd=4)
+SMID = dict(fwd_smid=True)  # the chunk forward with states-middle tiles wherever it can run
 TWO_PASS = dict(carry_two_pass_min_chunks=1)  # the forward's carry in two passes from one chunk on
 
 CASES = [
@@ -192,6 +193,27 @@ CASES = [
       combine="mean", tiles={**WIDE, **LOOP, **WALK}, poison=("u", (0, 1, 2, 4), float("inf"))),
     C("fwalk_poison_nan_delta_segments", (2, 16, 40, 2, 1), tiles=dict(fwd_min_programs=64, **WALK),
       poison=("delta", (0, 3, 7), float("nan"))),
+    # ---- the chunk forward with states-middle tiles (Tiles.fwd_smid): 8 channels x 4 lanes of states per warp
+    C("smid_n16", (1, 8, 37, 16, 1), tiles=SMID, chunk_T=16),  # few programs: chunks twice as long (3, one partial)
+    C("smid_n16_short_chunks", (1, 8, 37, 16, 1), tiles={**SMID, "fwd_smid_long_max_programs": 0}, chunk_T=8),
+    C("smid_n8_g2_token_major", (2, 16, 21, 8, 2), token_major=True, tiles=SMID, chunk_T=32),
+    C("smid_n12_masked", (1, 8, 19, 12, 1), tiles=SMID),  # padded to 16 states
+    C("smid_n16_four_channels", (1, 4, 13, 16, 1), tiles=SMID),  # 4 channels x 8 lanes of states
+    C("smid_n16_odd_channels_fall_back", (1, 3, 9, 16, 1), tiles=SMID),  # one channel x 16 lanes: time would cross lanes
+    C("smid_n4_falls_back", (1, 8, 9, 4, 1), tiles=SMID),  # below fwd_smid_min_np
+    C("smid_L1", (2, 8, 1, 16, 1), tiles=SMID),
+    C("smid_L_multiple_of_T", (1, 8, 32, 16, 1), tiles=SMID),
+    C("smid_vim_mean_loop", (2, 8, 13, 16, 1), orders=["natural", "reverse"], shared=("z",), combine="mean",
+      tiles={**SMID, **LOOP}),
+    C("smid_vim_per_direction_token_major", (2, 8, 13, 16, 1), orders=["natural", "reverse"], shared=("z",),
+      combine="mean", token_major=True, tiles=SMID),
+    C("smid_perm_gather", (1, 8, 15, 16, 1), orders=["perm", "reverse"], shared=("u",), tiles=SMID),
+    C("smid_strided_bf16", (2, 8, 14, 8, 1), strided=True, dtype="bfloat16", tiles=SMID),
+    C("smid_fp16_no_options", (1, 8, 21, 16, 1), dtype="float16", z=False, D=False, bias=False, softplus=False,
+      tiles=SMID),
+    C("smid_poison_inf_u", (2, 8, 13, 16, 1), orders=["natural", "reverse"], shared=("z",), combine="mean",
+      tiles=SMID, poison=("u", (0, 1, 2, 4), float("inf"))),
+    C("idx64_smid_loop", (2, 8, 13, 16, 1), orders=["natural", "reverse"], tiles={**SMID, **LOOP}, idx64=True),
     # int64 direction offsets (IDX64, forced: the directions of a large tensor stored outside the batch)
     C("idx64_vim_mean_loop", (2, 4, 13, 16, 1), orders=["natural", "reverse"], shared=("z",), combine="mean",
       tiles={**WIDE, **LOOP}, idx64=True),
@@ -297,7 +319,7 @@ def _run_case(case) -> dict:
     ref = dict(zip([n for n in NAMES if leaves[n] is not None], ref))
     ref = {n: (torch.zeros_like(leaves[n]) if g is None else g) for n, g in ref.items()}
 
-    walks, walk_modes = [], []
+    walks, walk_modes, chunk_modes = [], [], []
     dz_layouts = []  # kernels modes: whether the backward wrote dz token-major
     if mode == "op":
         cast = {n: (None if t is None else t.detach().clone().requires_grad_(True)) for n, t in inp.items()}
@@ -342,8 +364,21 @@ def _run_case(case) -> dict:
 
                 return call
 
-        walk_kernel = triton_fwd._fwd_walk_kernel
-        triton_fwd._fwd_walk_kernel = _Spy(walk_kernel)
+        class _ChunkSpy:  # records the tile order (SMID) and chunk length of the chunk forward's launches
+            def __init__(self, kernel):
+                self.kernel = kernel
+
+            def __getitem__(self, grid):
+                launch = self.kernel[grid]
+
+                def call(*a, **k):
+                    chunk_modes.append((k["SMID"], k["T"], k["MODE"]))
+                    return launch(*a, **k)
+
+                return call
+
+        walk_kernel, chunk_kernel = triton_fwd._fwd_walk_kernel, triton_fwd._fwd_kernel
+        triton_fwd._fwd_walk_kernel, triton_fwd._fwd_kernel = _Spy(walk_kernel), _ChunkSpy(chunk_kernel)
 
         def kernels(inp):
             user = [inp[n] for n in NAMES]
@@ -383,7 +418,7 @@ def _run_case(case) -> dict:
         try:
             out, last, grads = kernels(inp)
         finally:
-            triton_fwd._fwd_walk_kernel = walk_kernel
+            triton_fwd._fwd_walk_kernel, triton_fwd._fwd_kernel = walk_kernel, chunk_kernel
             triton_common._needs_idx64 = needs_idx64
         if case.get("idx64"):
             assert idx64_seen, "no Prep asked for int64 offsets"
@@ -411,6 +446,7 @@ def _run_case(case) -> dict:
                                    and (dz_layouts[0] if dz_layouts else grads["z"].stride(-2) == 1)),
             "walks": walks,
             "walk_modes": walk_modes,
+            "chunk_modes": chunk_modes,
         },
     }
     for n in NAMES:
@@ -464,6 +500,13 @@ def test_triton_interpreted_matches_naive(interpreted_results, case):
 
             even = N == NP >= Tiles(**{**TINY, **case["tiles"]}).fwd_walk_even_min_np
             assert meta["walk_modes"] == [[1 if loop else 0, even]], meta["walk_modes"]
+        else:  # the chunk forward's tiles: states in the middle where the case asks for it and the lanes fit
+            tiles = case.get("tiles", {})
+            bd = min(tiles.get("fwd_smid_bd", 8), dim // G & -(dim // G))
+            smid = bool(tiles.get("fwd_smid")) and 8 <= NP <= 16 and NP * bd >= 32
+            assert [m[0] for m in meta["chunk_modes"]] == [smid], meta["chunk_modes"]
+            if "chunk_T" in case:
+                assert meta["chunk_modes"][0][1] == case["chunk_T"], meta["chunk_modes"]
     tol = TOL[dtype]
     bad = {k: v for k, v in res.items() if not (isinstance(v, float) and v <= tol)}
     assert not bad, f"{case['name']}: over {tol:g} (or malformed): {bad}"

@@ -423,6 +423,49 @@ def test_walking_forward(name, orders, token_major, loop, monkeypatch):
     assert len(spy.launches) == 2, "the walking kernel ran once per dtype"
 
 
+# ----------------------------------------------------------------------------------------------
+# the chunk forward with states-middle tiles (Tiles.fwd_smid)
+
+
+@pytest.mark.parametrize("name,N,orders,token_major,loop,long", [
+    ("vim_ti_1248", 16, ["natural", "reverse"], False, False, True),  # Vim-Ti at 1248: directions apart, T doubled
+    ("vim_ti_1248", 8, ["natural", "reverse"], True, True, False),  # one program adds both directions
+    ("vim_s_224", 16, ["natural", "reverse"], True, False, False),
+    ("vim_s_224", 12, None, False, False, False),  # padded states
+    ("n16_g4", 16, None, False, False, True),
+])
+def test_states_middle_forward(name, N, orders, token_major, loop, long, monkeypatch):
+    import dataclasses
+
+    from vssm.kernels.selective_scan import triton_fwd
+    from vssm.kernels.selective_scan.op import prepare
+    from vssm.kernels.selective_scan.triton_common import DEFAULT_TILES
+    from vssm.kernels.selective_scan.triton_fwd import triton_forward
+
+    spy = LaunchSpy(triton_fwd._fwd_kernel)
+    monkeypatch.setattr(triton_fwd, "_fwd_kernel", spy)
+    _, dim, L, _, G = BENCH_SHAPES[name]  # batch cut to 4 for the float64 reference
+    K = None if orders is None else len(orders)
+    multi = dict(orders=orders, combine="mean") if orders else {}
+    inp = _inputs(4, dim, L, N, G, K=K, shared=("z",) if K else (), token_major=token_major, seed=L + N + 1)
+    out_r, last_r = selective_scan(**{n: None if t is None else t.double() for n, t in inp.items()},
+                                   delta_softplus=True, return_last_state=True, backend="reference", **multi)
+    if K is None:
+        last_r = last_r.unsqueeze(1)
+    tiles = dataclasses.replace(DEFAULT_TILES, fwd_smid=True, fwd_loop_min_programs=1 if loop else 1 << 30,
+                                fwd_smid_long_max_programs=1 << 30 if long else 0)
+    for dtype in (torch.float32, torch.bfloat16):
+        x = _cast(inp, dtype)
+        args = prepare(*(x[n] for n in NAMES), True, orders, None, "mean" if K else "sum", "triton", grad=False)
+        out, last, _ = triton_forward(*args[:11], backward=True, tiles=tiles)
+        assert out.dtype == dtype and out.shape == out_r.shape and last.shape == last_r.shape
+        assert torch.isfinite(out).all() and torch.isfinite(last).all()
+        errs = {"out": _rel(out, out_r), "last": _rel(last, last_r)}
+        assert all(e <= TOL[dtype] for e in errs.values()), f"{name} N={N} {orders} {dtype}: {errs}"
+    T = DEFAULT_TILES.fwd_smid_T * (16 // (1 << (N - 1).bit_length())) * (2 if long else 1)
+    assert [(k["SMID"], k["T"], k["MODE"]) for _, _, k in spy.launches] == [(True, T, int(loop))] * 2, spy.launches
+
+
 @pytest.mark.parametrize("batch,dim,L,N,orders,two_pass", [(1, 384, 6085, 16, ["natural", "reverse"], False),
                                                           (2, 192, 12544, 1, None, True)],
                          ids=["vim_ti_1248_batch1_serial_carry", "n1_long_two_pass_carry"])
