@@ -74,15 +74,20 @@ class Tiles:
     # the chunk kernel with the states as its tiles' middle dim (`SMID`): 8 channels x 4 lanes of states per warp,
     # NP / 4 states in each thread, so the sum over states is mostly in-thread adds and two shuffles (the states-last
     # tiles lay the states over 16 lanes: four shuffles per step and state). For fwd_smid_min_np <= NP <=
-    # fwd_smid_max_np; None (default): where measured to pay; True: wherever it can run; False: never.
+    # fwd_smid_max_np; None (default): from fwd_smid_min_programs (row, channel block) programs; True: wherever the
+    # lanes fit; False: never. H200, bf16, two directions (NOTES.md "Stop 29"): (128, 384, 197, 16) 613 -> 325 us,
+    # (128, 768, 197, 16) 1197 -> 636, (8, 384, 6085, 16) 906 -> 627; batch 1-4 at the last (96-384 programs) slower
+    # (594 / 558 / 554 against 456 / 341 / 465), batch 6 (576) faster (597 against 766); 4 states 128 against 123
     fwd_smid: bool | None = None
     fwd_smid_min_np: int = 8
     fwd_smid_max_np: int = 16
     fwd_smid_bd: int = 8
     fwd_smid_warps: int = 1
     fwd_smid_T: int = 8  # steps per chunk at 16 states (NP / 4 per thread); 8 and 4 states take 2x and 4x
-    fwd_smid_long_max_programs: int = 1056  # at most this many programs: chunks twice as long (more work per warp)
-    fwd_smid_min_programs: int = 512  # from this many programs (of fwd_smid_warps warps); time is never segmented
+    # at most this many programs: chunks twice as long (every warp resident: more independent work per warp); at
+    # (8, 384, 6085, 16) 631 against 824 us, at (32, 384, 1025, 16) (3072 programs) T 16 took 588 against 432
+    fwd_smid_long_max_programs: int = 1056
+    fwd_smid_min_programs: int = 512  # the default's threshold; SMID never cuts time into segments (slower: NOTES.md)
     bwd_T: int = 16
     bwd_T_n1: int = 8
     bwd_warps: int = 4

@@ -5,7 +5,9 @@ Time is cut into chunks of T steps; inside a chunk the recurrence ``h_t = a_t h_
 (T, channels, states) register tile, and the state is carried from chunk to chunk in registers.
 Time is the leading tile dim, so each thread owns all T steps of its (channel, state) pairs: the scan
 is a chain in registers and only the sums over states cross lanes. Full chunks run without time
-masks; the partial last chunk takes a masked copy of the same code.
+masks; the partial last chunk takes a masked copy of the same code. With ``SMID`` the tiles are
+(T, states, channels) instead: Triton then gives 8 lanes to the channels and 4 to the states, each thread
+holds a quarter of a channel's states, and the sum over states is mostly in-thread (`Tiles.fwd_smid`).
 
 K directions: when batch x channel blocks fill the GPU, one program per (batch row, channel block)
 runs the K directions one after the other, each over its own visiting order, and adds each
