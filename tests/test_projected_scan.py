@@ -584,3 +584,66 @@ def test_projected_padded_rows_low_precision_cpu_backend_keeps_layout(pad8):
     y = projected_scan(*leaves, delta_softplus=True, orders=["natural", "reverse"], combine="mean", backend="cpu")
     du = torch.autograd.grad(y, leaves[0], torch.ones_like(y))[0]
     assert du.dtype == torch.bfloat16 and du.stride() == _layout_strides(leaves[0]) and du.stride(2) == 16
+
+
+_GATE_INSIDE = """
+import json, torch
+from vssm.kernels.selective_scan import projected, selective_scan
+from vssm.kernels.selective_scan.projected import project, projected_scan
+calls = []
+gate_forward = projected.gate_forward
+projected.gate_forward = lambda *a, **k: calls.append(1) or gate_forward(*a, **k)
+g = torch.Generator().manual_seed(11)
+res = []
+# (K, z shape, u token-major, dtype): Vim's two directions with one gate, one direction with a (batch, 1, D, L) gate
+for K, zdims, tokens, dtype in [(2, 3, False, torch.float32), (2, 3, True, torch.float32), (1, 4, False, torch.float32),
+                                (2, 3, True, torch.bfloat16)]:
+    batch, dim, L, N, R = 2, 16, 21, 8, 3
+    u = torch.randn(batch, K, L, dim, generator=g).transpose(2, 3) if tokens else torch.randn(batch, K, dim, L, generator=g)
+    w_x = torch.randn(K, R + 2 * N, dim, generator=g) * dim ** -0.5
+    w_dt = torch.randn(K, dim, R, generator=g) * R ** -0.5
+    A = -torch.rand(dim, N, generator=g) - 0.5
+    D, bias = torch.randn(dim, generator=g), torch.randn(dim, generator=g) * 0.5
+    z = torch.randn(batch, L, dim, generator=g).transpose(1, 2)
+    z = z.unsqueeze(1) if zdims == 4 else z
+    kw = dict(orders=["natural", "reverse"][:K], combine="mean", delta_softplus=True)
+    delta, B, C = project(u.double(), w_x.double(), w_dt.double(), N)
+    ref = selective_scan(u.double(), delta, A.double(), B, C, D.double(), z.double(), bias.double(), backend="reference",
+                         **kw)
+    cast = [t.to(dtype) for t in (u, w_x, w_dt)]
+    row = dict(case=[K, zdims, tokens, str(dtype)])
+    for outside in (False, True):
+        projected.GATE_OUTSIDE_WITHOUT_GRAD = outside
+        n = len(calls)
+        with torch.no_grad():
+            y = projected_scan(*cast, A, D, z.to(dtype), bias, backend="triton", **kw)
+        row["gate_kernel" if outside else "gate_inside"] = len(calls) - n
+        row["err_outside" if outside else "err_inside"] = float((y.double() - ref).abs().max() / ref.abs().max())
+        row["stride_outside" if outside else "stride_inside"] = list(y.stride())
+        row["dtype"] = str(y.dtype)
+    res.append(row)
+print(json.dumps(res))
+"""
+
+
+def test_projected_gate_inside_the_kernels_without_a_backward():
+    """Without a backward, `projected_scan` hands a gate shared by the directions to the scan's forward kernels
+    (no gate pass): the output equals the float64 composed form as the gate-outside path's does, in the same
+    layout and dtype (interpreter; two directions or one, z (batch, D, L) or (batch, 1, D, L), fp32 and bf16)."""
+    pytest.importorskip("triton")
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    proc = subprocess.run([sys.executable, "-c", _GATE_INSIDE], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert len(rows) == 4
+    for r in rows:
+        tol = 2e-2 if "bfloat16" in r["case"][3] else 1e-5
+        assert r["gate_inside"] == 0 and r["gate_kernel"] == 1, r
+        assert r["err_inside"] <= tol and r["err_outside"] <= tol, r
+        assert r["stride_inside"] == r["stride_outside"], r
+        assert r["dtype"] == r["case"][3], r

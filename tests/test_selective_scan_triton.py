@@ -196,24 +196,27 @@ CASES = [
     # ---- the chunk forward with states-middle tiles (Tiles.fwd_smid): 8 channels x 4 lanes of states per warp
     C("smid_n16", (1, 8, 37, 16, 1), tiles=SMID, chunk_T=16),  # few programs: chunks twice as long (3, one partial)
     C("smid_n16_short_chunks", (1, 8, 37, 16, 1), tiles={**SMID, "fwd_smid_long_max_programs": 0}, chunk_T=8),
-    C("smid_n8_g2_token_major", (2, 16, 21, 8, 2), token_major=True, tiles=SMID, chunk_T=32),
+    C("smid_n8_g2_token_major", (2, 16, 70, 8, 2), token_major=True, tiles=SMID, chunk_T=32),  # 3 chunks
     C("smid_n12_masked", (1, 8, 19, 12, 1), tiles=SMID),  # padded to 16 states
     C("smid_n16_four_channels", (1, 4, 13, 16, 1), tiles=SMID),  # 4 channels x 8 lanes of states
     C("smid_n16_odd_channels_fall_back", (1, 3, 9, 16, 1), tiles=SMID),  # one channel x 16 lanes: time would cross lanes
     C("smid_n4_falls_back", (1, 8, 9, 4, 1), tiles=SMID),  # below fwd_smid_min_np
     C("smid_L1", (2, 8, 1, 16, 1), tiles=SMID),
     C("smid_L_multiple_of_T", (1, 8, 32, 16, 1), tiles=SMID),
-    C("smid_vim_mean_loop", (2, 8, 13, 16, 1), orders=["natural", "reverse"], shared=("z",), combine="mean",
+    C("smid_vim_mean_loop", (2, 8, 37, 16, 1), orders=["natural", "reverse"], shared=("z",), combine="mean",
       tiles={**SMID, **LOOP}),
-    C("smid_vim_per_direction_token_major", (2, 8, 13, 16, 1), orders=["natural", "reverse"], shared=("z",),
+    C("smid_vim_per_direction_token_major", (2, 8, 35, 16, 1), orders=["natural", "reverse"], shared=("z",),
       combine="mean", token_major=True, tiles=SMID),
-    C("smid_perm_gather", (1, 8, 15, 16, 1), orders=["perm", "reverse"], shared=("u",), tiles=SMID),
-    C("smid_strided_bf16", (2, 8, 14, 8, 1), strided=True, dtype="bfloat16", tiles=SMID),
+    C("smid_n8_loop", (2, 8, 70, 8, 1), orders=["natural", "reverse"], tiles={**SMID, **LOOP}, chunk_T=32),
+    C("smid_perm_gather", (1, 8, 35, 16, 1), orders=["perm", "reverse"], shared=("u",), tiles=SMID),
+    C("smid_strided_bf16", (2, 8, 70, 8, 1), strided=True, dtype="bfloat16", tiles=SMID),
     C("smid_fp16_no_options", (1, 8, 21, 16, 1), dtype="float16", z=False, D=False, bias=False, softplus=False,
       tiles=SMID),
-    C("smid_poison_inf_u", (2, 8, 13, 16, 1), orders=["natural", "reverse"], shared=("z",), combine="mean",
+    C("smid_poison_inf_u", (2, 8, 35, 16, 1), orders=["natural", "reverse"], shared=("z",), combine="mean",
       tiles=SMID, poison=("u", (0, 1, 2, 4), float("inf"))),
-    C("idx64_smid_loop", (2, 8, 13, 16, 1), orders=["natural", "reverse"], tiles={**SMID, **LOOP}, idx64=True),
+    C("smid_poison_nan_delta_loop", (2, 8, 35, 16, 1), orders=["natural", "reverse"], tiles={**SMID, **LOOP},
+      poison=("delta", (0, 0, 3, 6), float("nan"))),
+    C("idx64_smid_loop", (2, 8, 35, 16, 1), orders=["natural", "reverse"], tiles={**SMID, **LOOP}, idx64=True),
     # int64 direction offsets (IDX64, forced: the directions of a large tensor stored outside the batch)
     C("idx64_vim_mean_loop", (2, 4, 13, 16, 1), orders=["natural", "reverse"], shared=("z",), combine="mean",
       tiles={**WIDE, **LOOP}, idx64=True),
@@ -501,10 +504,14 @@ def test_triton_interpreted_matches_naive(interpreted_results, case):
             even = N == NP >= Tiles(**{**TINY, **case["tiles"]}).fwd_walk_even_min_np
             assert meta["walk_modes"] == [[1 if loop else 0, even]], meta["walk_modes"]
         else:  # the chunk forward's tiles: states in the middle where the case asks for it and the lanes fit
-            tiles = case.get("tiles", {})
-            bd = min(tiles.get("fwd_smid_bd", 8), dim // G & -(dim // G))
-            smid = bool(tiles.get("fwd_smid")) and 8 <= NP <= 16 and NP * bd >= 32
+            from vssm.kernels.selective_scan.triton_common import Tiles
+
+            tiles = Tiles(**{**TINY, **case.get("tiles", {})})
+            bd = min(tiles.fwd_smid_bd, dim // G & -(dim // G))
+            smid = tiles.fwd_smid is True and tiles.fwd_smid_min_np <= NP <= tiles.fwd_smid_max_np and NP * bd >= 32
+            loop = case.get("orders") is not None and tiles.fwd_loop_min_programs == 1
             assert [m[0] for m in meta["chunk_modes"]] == [smid], meta["chunk_modes"]
+            assert [m[2] for m in meta["chunk_modes"]] == [int(loop)], meta["chunk_modes"]
             if "chunk_T" in case:
                 assert meta["chunk_modes"][0][1] == case["chunk_T"], meta["chunk_modes"]
     tol = TOL[dtype]
@@ -909,3 +916,74 @@ def test_carry_two_passes_equal_the_serial_walk():
         assert r["zeros"], r
         assert r["err"] <= 1e-5 * max(1.0, r["scale"]), r
         assert r["shape"][2] == 1 or r["scale"] > 0.1, r  # states that are not all zero where there are several slots
+
+
+_SMID_STATES = """
+import dataclasses, json, torch
+from vssm.kernels.selective_scan import selective_scan
+from vssm.kernels.selective_scan import triton_fwd
+from vssm.kernels.selective_scan.op import prepare
+from vssm.kernels.selective_scan.triton_common import DEFAULT_TILES
+g = torch.Generator().manual_seed(7)
+res = []
+launched = []
+kernel = triton_fwd._fwd_kernel
+class Spy:
+    def __getitem__(self, grid):
+        def call(*a, **k):
+            launched.append((k["SMID"], k["STORE"], k["T"]))
+            return kernel[grid](*a, **k)
+        return call
+triton_fwd._fwd_kernel = Spy()
+# (batch, dim, L, N, orders): 16 states, 8 states (chunks of 32), padded 12 with a gather order, a partial last chunk
+for batch, dim, L, N, orders in [(2, 8, 45, 16, None), (1, 16, 70, 8, None), (1, 8, 33, 12, ["perm", "reverse"])]:
+    K = len(orders) if orders else 1
+    shp = (batch, K, dim, L) if orders else (batch, dim, L)
+    u, delta = torch.randn(shp, generator=g), torch.randn(shp, generator=g) * 0.5
+    bshape = (batch, K, 1, N, L) if orders else (batch, 1, N, L)
+    B, C = torch.randn(bshape, generator=g), torch.randn(bshape, generator=g)
+    A = -torch.rand((K, dim, N) if orders else (dim, N), generator=g) - 0.2
+    Dv, bias = torch.randn(A.shape[:-1], generator=g), torch.randn(A.shape[:-1], generator=g) * 0.1
+    z = torch.randn(batch, dim, L, generator=g)
+    ords = [torch.randperm(L, generator=g) if o == "perm" else o for o in orders] if orders else None
+    args = prepare(u, delta, A, B, C, Dv, z, bias, True, ords, None, "sum" if orders else None, "triton", grad=False)
+    got = {}
+    for smid in (True, False):
+        tiles = dataclasses.replace(DEFAULT_TILES, fwd_smid=smid, fwd_T=8, fwd_dn=64)
+        got[smid] = triton_fwd.triton_forward(*args[:11], states_T=32, tiles=tiles)
+    row = dict(case=[batch, dim, L, N, K], slots=got[True][2].shape[2])
+    row["err"] = max(float((a - b).abs().max() / b.abs().max()) for a, b in zip(got[True], got[False]))
+    if orders is None:  # the state before token 32 j is the last state of a scan over the tokens before it
+        st = got[True][2].view(batch, dim, -1, N)
+        errs = []
+        for j in range(1, st.shape[2]):
+            _, last = selective_scan(u[..., :32 * j].double(), delta[..., :32 * j].double(), A.double(),
+                                     B[..., :32 * j].double(), C[..., :32 * j].double(), Dv.double(), None,
+                                     bias.double(), True, return_last_state=True, backend="reference")
+            errs.append(float((st[:, :, j] - last).abs().max() / last.abs().max()))
+        row["oracle"] = max(errs)
+        row["first_zero"] = bool((st[:, :, 0] == 0).all())
+    res.append(row)
+print(json.dumps(dict(rows=res, launched=launched)))
+"""
+
+
+def test_states_middle_forward_keeps_chunk_start_states():
+    """The chunk forward with states-middle tiles storing every 32nd token's state (interpreter; the op keeps
+    states for N = 1 only, where these tiles do not run, so direct callers): equal to the states-last kernel's
+    out, last and kept states, and the kept states equal to the oracle's last state of each prefix."""
+    pytest.importorskip("triton")
+    import json
+    import os
+
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    proc = subprocess.run([sys.executable, "-c", _SMID_STATES], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert [tuple(x) for x in out["launched"]] == [(True, True, 16), (False, True, 8), (True, True, 32),
+                                                   (False, True, 8), (True, True, 16), (False, True, 8)]
+    for r in out["rows"]:
+        assert r["slots"] == -(-r["case"][2] // 32), r
+        assert r["err"] <= 1e-5, r
+        if "oracle" in r:
+            assert r["oracle"] <= 1e-5 and r["first_zero"], r

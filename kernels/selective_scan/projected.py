@@ -13,8 +13,9 @@ batched matmuls, each weight expanded over the batch: at Vim-S (batch 128, both 
 is 78 MB + 31 MB per layer. In plain eager mode (`vssm.kernels.eager`) one autograd.Function runs the
 same computation and keeps only u, x_dbl and the weights: its backward recomputes delta with one small
 batched matmul (2 R D L flops per row, against ~10 N D L for the scan), as mamba_ssm's fused mixer
-does. A gate z shared by the directions is applied outside the scan kernels (`gate`), which keeps the
-ungated output y (batch, D, L) for z's gradient instead of recomputing it inside the kernels. Under
+does. With a backward to follow, a gate z shared by the directions is applied outside the scan kernels
+(`gate`), which keeps the ungated output y (batch, D, L) for z's gradient instead of recomputing it inside
+the kernels; without one, it goes into the forward kernels. Under
 torch.compile, export, tracing and fake tensors it is the composed form (which is also the tests' oracle).
 """
 
@@ -45,7 +46,7 @@ from .reference import compute_dtype
 __all__ = ["projected_scan", "project", "scan_walks"]
 
 # Without a backward, the shared gate runs inside the scan's forward kernels (False) or outside them as with one
-# (True). H200, bf16: see `_ProjectedScan.forward`
+# (True). H200, bf16, Vim-Ti at 1248 (batch 8): 24.65 -> 23.40 ms of GPU work per step inside (NOTES.md "Stop 29")
 GATE_OUTSIDE_WITHOUT_GRAD = False
 
 
@@ -155,21 +156,21 @@ class _ProjectedScan(torch.autograd.Function):
         # one gate for every direction (z (batch, D, L), or K = 1): with a backward to follow, applied to the scan's
         # output outside the kernels, which then run without z forward and backward (see `gate`); without one,
         # inside the forward kernels (no extra pass over y, and out in z's layout from the kernel)
-        shared = z is not None and (z.dim() == 3 or z.shape[1] == 1) and (grad or GATE_OUTSIDE_WITHOUT_GRAD)
-        ctx.gate_dims = z.dim() if shared else 0
-        gate = (z if z.dim() == 3 else z[:, 0]) if shared else None
+        outside = z is not None and (z.dim() == 3 or z.shape[1] == 1) and (grad or GATE_OUTSIDE_WITHOUT_GRAD)
+        ctx.gate_dims = z.dim() if outside else 0
+        gate = (z if z.dim() == 3 else z[:, 0]) if outside else None
         R, N = w_dt.shape[-1], A.shape[-1]
         # one matmul per direction (see `_bmm_into`), no autograd: nothing is kept;
         # in the inputs' dtype under autocast too, as the backward recomputes delta (outside autocast)
         with torch.autocast(u.device.type, enabled=False):
             x_dbl, delta = _project_into(u, w_x, w_dt)
         B, C = _bc(x_dbl, R, N)
-        op_args = prepare(u, delta, A, B, C, D, None if shared else z, delta_bias, delta_softplus, orders, grid,
+        op_args = prepare(u, delta, A, B, C, D, None if outside else z, delta_bias, delta_softplus, orders, grid,
                           combine, backend, grad=grad)
         out, _, states = _scan_fwd_impl(*op_args)
         A, D, z, delta_bias, index = op_args[2], op_args[5], op_args[6], op_args[7], op_args[8]
         y = None
-        if shared:
+        if outside:
             y = out  # the ungated sum over the directions
             # out token-major when u or z is, as the op lays it out; the backend is the one `prepare` resolved
             out = gate_forward(y, gate, _use_triton(op_args[12], u), out=new_out(op_args[0], gate.unsqueeze(1)))
@@ -254,7 +255,8 @@ def projected_scan(
     A = _per_direction("A", A, K, (dim, N), "(D, N)", "(K, D, N)", dev)
     D = _per_direction("D", D, K, (dim,), "(D,)", "(K, D)", dev)
     delta_bias = _per_direction("delta_bias", delta_bias, K, (dim,), "(D,)", "(K, D)", dev)
-    # z stays (batch, D, L) when shared: the Function gates the scan's output with it (see `gate`)
+    # z stays (batch, D, L) when shared: the Function gates the scan's output with it (see `gate`), or without a
+    # backward hands it to the scan's forward kernels
     _per_direction("z", z, K, (batch, dim, L), "(batch, D, L)", "(batch, K, D, L)", dev)
     spec = (orders, grid, combine, delta_softplus, backend, backward_follows(*tensors))
     return _ProjectedScan.apply(u, x_proj_weight, dt_proj_weight, A, D, z, delta_bias, spec)

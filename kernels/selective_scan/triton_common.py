@@ -35,7 +35,8 @@ class Tiles:
     """Tile sizes and launch thresholds (measured on the H100 and H200: kernels/selective_scan/NOTES.md).
 
     T = steps per chunk; *_dn = channels x states per program, which with 32 lanes x warps keeps
-    time inside each thread (time-major tiles). Tests pass smaller ones to cover many chunks cheaply.
+    time inside each thread (time-major tiles); fwd_smid_bd = channels per program of the states-middle
+    tiles, whose lanes go to the channels first. Tests pass smaller ones to cover many chunks cheaply.
     """
 
     fwd_T: int = 32

@@ -6,8 +6,10 @@ Time is cut into chunks of T steps; inside a chunk the recurrence ``h_t = a_t h_
 Time is the leading tile dim, so each thread owns all T steps of its (channel, state) pairs: the scan
 is a chain in registers and only the sums over states cross lanes. Full chunks run without time
 masks; the partial last chunk takes a masked copy of the same code. With ``SMID`` the tiles are
-(T, states, channels) instead: Triton then gives 8 lanes to the channels and 4 to the states, each thread
-holds a quarter of a channel's states, and the sum over states is mostly in-thread (`Tiles.fwd_smid`).
+(T, states, channels) instead (the state h (NP, BLOCK_D)): Triton then gives the lanes to the channels
+first (8 with BLOCK_D = 8) and the rest to the states (4), each thread holds NP / 4 states of a channel,
+and the sum over states is mostly in-thread (`Tiles.fwd_smid`; such launches never cut time into
+segments, and their chunk length depends on N and the program count).
 
 K directions: when batch x channel blocks fill the GPU, one program per (batch row, channel block)
 runs the K directions one after the other, each over its own visiting order, and adds each
@@ -74,7 +76,7 @@ def _fwd_compute(
     IDX64: tl.constexpr, MASK_T: tl.constexpr, SMID: tl.constexpr = False,
 ):
     """Chunk k: scan, write `scale` x the output (ACCUMULATE: add it to what is there when `add`);
-    returns the state at the chunk's end."""
+    returns the state at the chunk's end (h: (BLOCK_D, NP), or (NP, BLOCK_D) with SMID)."""
     u, delta, Bt, Ct, zz = cur
     T: tl.constexpr = offs_t.shape[0]
     pos = k * T + offs_t
@@ -85,9 +87,10 @@ def _fwd_compute(
     if SMID:
         a = tl.exp2(A2[None, :, :] * dt[:, None, :])
         x = (dt * u)[:, None, :] * Bt[:, :, None]
-        # the carried state enters as part of the first step's input, so the scan's x is the state itself
-        # (its products of a are then unused); -0.0 adds nothing, and the compiler drops the adds
-        x += tl.where((offs_t == 0)[:, None, None], a * h[None, :, :], -0.0)
+        # the carried state enters as part of the first step's input, so the scan's x is the state itself and
+        # its products of a are unused (dead code); the other steps add a zero (as measured: a where that keeps
+        # x elsewhere compiles without those adds, not timed)
+        x += tl.where((offs_t == 0)[:, None, None], a * h[None, :, :], 0.0)
         _, hs = tl.associative_scan((a, x), 0, _combine)
         y = tl.sum(hs * Ct[:, :, None], axis=1) + Dv[None, :] * u
     else:
@@ -108,7 +111,7 @@ def _fwd_compute(
     else:
         tl.store(o_ptrs, y.to(o_base.dtype.element_ty))
     # the padded steps of a partial chunk decay by 1 and add 0, so the last row is the chunk's end state
-    return tl.sum(tl.where((offs_t == T - 1)[:, None, None], hs, -0.0), axis=0)
+    return tl.sum(tl.where((offs_t == T - 1)[:, None, None], hs, 0.0), axis=0)
 
 
 @triton.jit
@@ -433,7 +436,9 @@ def triton_forward(
     tiles: Tiles = DEFAULT_TILES,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Forward in the op's normal form (op.py): out (batch, D, L) in u's dtype (layout: `op.new_out`),
-    last states (batch, K, D, N) float32, and with ``states_T`` (a multiple of the forward's chunk) the
+    last states (batch, K, D, N) float32, and with ``states_T`` (a multiple of the forward's chunk length: `Tiles`
+    fwd_T, fwd_T_n1 or fwd_T_wide, or with states-middle tiles fwd_smid_T x 16 / NP, doubled up to
+    fwd_smid_long_max_programs programs) the
     state before every states_T-th token, (batch x K, D, cdiv(L, states_T), N) float32 (else None).
     ``backward``: whether a backward may follow (the walking forward is picked by default only without one)."""
     check_device(u)
@@ -450,7 +455,7 @@ def triton_forward(
         bd = pow2_divisor(p.dim_per_group, tiles.fwd_smid_bd)
         warps = max(1, min(tiles.fwd_smid_warps, bd * p.NP // 32))
         T = tiles.fwd_smid_T * max(1, 16 // p.NP)  # about 32 values of a tile per thread
-    elif p.NP >= 64:
+    elif not walk and p.NP >= 64:
         T, (bd, warps) = tiles.fwd_T_wide, p.block_d(tiles.fwd_dn_wide, tiles.fwd_warps_wide)
     elif not walk:
         T, (bd, warps) = tiles.fwd_T_n1 if p.NP == 1 else tiles.fwd_T, p.block_d(tiles.fwd_dn, tiles.fwd_warps)
