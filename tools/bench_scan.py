@@ -4,6 +4,7 @@
     python tools/bench_scan.py --sections           # Vim-S and VMamba-T scan sections: fused vs composed
     python tools/bench_scan.py --check              # fused multi-direction vs the float64 composed reference
     python tools/bench_scan.py --fwd-walk --no-kernels  # the walking forward (states in registers) vs the chunks
+    python tools/bench_scan.py --fwd-smid --no-kernels  # the chunk forward's states-middle tiles vs states-last
 
 Kernel shapes: `triton.testing.do_bench` medians of the op's forward and backward (z + D + delta_bias +
 softplus), the fewest bytes they must move as a share of a device copy measured in the same run, and
@@ -272,6 +273,8 @@ def main(argv=None):
     ap.add_argument("--n1", action="store_true", help="N = 1 backward kernels and tiles on the VMamba section")
     ap.add_argument("--fwd-walk", action="store_true",
                     help="forward kernels at N >= 2: the chunk kernel against the walking one (Tiles.fwd_walk)")
+    ap.add_argument("--fwd-smid", action="store_true",
+                    help="the chunk forward's states-last tiles against its states-middle ones (Tiles.fwd_smid)")
     ap.add_argument("--json", default=None, help="write all results to this file")
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
@@ -288,6 +291,8 @@ def main(argv=None):
         res["n1_backward"] = bench_n1_backward(DTYPES[args.dtype])
     if args.fwd_walk:
         res["fwd_walk"] = bench_fwd_walk(DTYPES[args.dtype])
+    if args.fwd_smid:
+        res["fwd_smid"] = bench_fwd_smid(DTYPES[args.dtype])
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res, f, indent=1)
@@ -339,15 +344,12 @@ WALK_SHAPES = {
 }
 
 
-def bench_fwd_walk(dtype, shapes=None, device="cuda"):
+def bench_fwd_walk(dtype, shapes=None, device="cuda", timer=None):
     """Forward only: the chunk kernel (default tiles) against the walking kernel with a few channel blocks,
     and the largest difference of the walk's output from the chunk kernel's (relative to its largest value)."""
     import dataclasses
 
-    from vssm.kernels.selective_scan.cases import make_inputs
-    from vssm.kernels.selective_scan.op import prepare
     from vssm.kernels.selective_scan.triton_common import DEFAULT_TILES
-    from vssm.kernels.selective_scan.triton_fwd import triton_forward
 
     base = dataclasses.replace(DEFAULT_TILES, fwd_walk=False)
     variants = {"chunks": base}
@@ -357,8 +359,49 @@ def bench_fwd_walk(dtype, shapes=None, device="cuda"):
         # directions: one program adding them all into out vs one program per direction
         variants[f"walk bd{bd} w{warps} loop"] = dataclasses.replace(
             base, fwd_walk=True, fwd_walk_bd=bd, fwd_walk_warps=warps, fwd_walk_loop_min_programs=1)
+    return _bench_forward_variants(variants, shapes or WALK_SHAPES, dtype, device, False, timer)
+
+
+# (batch, D, L, N, G), orders, token-major: the chunk forward's shapes in the models (training: a backward follows)
+SMID_SHAPES = {
+    "vim_ti_224 training": ((128, 384, 197, 16, 1), ["natural", "reverse"], False),
+    "vim_s_224 training": ((128, 768, 197, 16, 1), ["natural", "reverse"], False),
+    "mambavision_t stage 3 (N 8) training": ((128, 160, 196, 8, 1), None, False),
+    "vim_ti_512 batch 32": ((32, 384, 1025, 16, 1), ["natural", "reverse"], False),
+    "vim_ti_1248 batch 8": ((8, 384, 6085, 16, 1), ["natural", "reverse"], False),
+    "vim_ti_1248 batch 2": ((2, 384, 6085, 16, 1), ["natural", "reverse"], False),
+}
+
+
+def bench_fwd_smid(dtype, shapes=None, device="cuda", timer=None):
+    """Forward only, a backward to follow (no walk): the chunk kernel's states-last tiles against its
+    states-middle ones (`Tiles.fwd_smid`) with the default chunk length, without its doubling, and with
+    chunks twice as long; the largest difference from the states-last output."""
+    import dataclasses
+
+    from vssm.kernels.selective_scan.triton_common import DEFAULT_TILES
+
+    base = dataclasses.replace(DEFAULT_TILES, fwd_walk=False)
+    variants = {
+        "states-last": dataclasses.replace(base, fwd_smid=False),
+        "default": base,
+        "smid": dataclasses.replace(base, fwd_smid=True),
+        "smid no doubling": dataclasses.replace(base, fwd_smid=True, fwd_smid_long_max_programs=0),
+        "smid T x2": dataclasses.replace(base, fwd_smid=True, fwd_smid_T=2 * base.fwd_smid_T),
+    }
+    return _bench_forward_variants(variants, shapes or SMID_SHAPES, dtype, device, True, timer)
+
+
+def _bench_forward_variants(variants, shapes, dtype, device, backward, timer):
+    """`triton_forward` per (shape, tiles variant): median ms (`timer`, default do_bench) and the largest
+    difference from the first variant's output (relative to its largest value)."""
+    from vssm.kernels.selective_scan.cases import make_inputs
+    from vssm.kernels.selective_scan.op import prepare
+    from vssm.kernels.selective_scan.triton_fwd import triton_forward
+
+    timer = timer or _bench
     rows = []
-    for name, ((batch, dim, L, N, G), orders, tm) in (shapes or WALK_SHAPES).items():
+    for name, ((batch, dim, L, N, G), orders, tm) in shapes.items():
         K = None if orders is None else len(orders)
         x = make_inputs(batch, dim, L, N, G, K=K, shared=("z",) if K else (), dtype=dtype, device=device,
                         token_major=tm)
@@ -366,16 +409,19 @@ def bench_fwd_walk(dtype, shapes=None, device="cuda"):
                        "mean" if K else "sum", "triton", grad=False)[:11]
         ref = None
         for label, tiles in variants.items():
+            def run(tiles=tiles, args=args):
+                return triton_forward(*args, backward=backward, tiles=tiles)
+
             try:
-                out = triton_forward(*args, tiles=tiles)[0]
-                ms = _bench(lambda tiles=tiles, args=args: triton_forward(*args, tiles=tiles))
+                out = run()[0]
+                ms = timer(run)
                 ref = out.float() if ref is None else ref
                 err = float((out.float() - ref).abs().max() / ref.abs().max())
             except Exception as e:  # noqa: BLE001 - a variant that does not compile is reported, not fatal
                 ms, err = float("nan"), float("nan")
                 print(name, label, "failed:", str(e).splitlines()[0])
             rows.append(dict(shape=name, dims=[batch, dim, L, N, G], variant=label, fwd_ms=ms, max_rel_diff=err))
-            print(f"fwd {name:30s} {label:16s} {ms:8.3f} ms  diff {err:.1e}", flush=True)
+            print(f"fwd {name:36s} {label:18s} {ms:8.3f} ms  diff {err:.1e}", flush=True)
     return rows
 
 
