@@ -388,17 +388,17 @@ def _walks(tiles: Tiles, batch: int, dim_per_group: int, dim: int, NP: int, L: i
             and batch * (dim // _walk_block(tiles, dim_per_group)[0]) >= tiles.fwd_walk_min_programs)
 
 
-def _smid(tiles: Tiles, p: Prep) -> bool:
-    """Whether the chunk kernel lays its tiles (T, states, channels) (`Tiles.fwd_smid`): for fwd_smid_min_np <= NP
-    <= fwd_smid_max_np, where a warp's lanes fit in (states, channels) (else time would cross lanes), and by default
-    from fwd_smid_min_programs (row, channel block) programs: with fewer, the states-last tiles' four warps per
-    program (or their time segments) fill the GPU better."""
+def _smid_block(tiles: Tiles, p: Prep) -> int | None:
+    """The channels per program where the chunk kernel lays its tiles (T, states, channels) (`Tiles.fwd_smid`), else
+    None: for fwd_smid_min_np <= NP <= fwd_smid_max_np, where a warp's lanes fit in (states, channels) (else time
+    would cross lanes), and by default from fwd_smid_min_programs (row, channel block) programs: with fewer, the
+    states-last tiles' four warps per program (or their time segments) fill the GPU better."""
     if tiles.fwd_smid is False or not tiles.fwd_smid_min_np <= p.NP <= tiles.fwd_smid_max_np:
-        return False
+        return None
     bd = pow2_divisor(p.dim_per_group, tiles.fwd_smid_bd)
     if p.NP * bd < 32:
-        return False
-    return tiles.fwd_smid is True or p.rows * (p.dim // bd) >= tiles.fwd_smid_min_programs
+        return None
+    return bd if tiles.fwd_smid is True or p.rows * (p.dim // bd) >= tiles.fwd_smid_min_programs else None
 
 
 def forward_walks(batch: int, dim: int, N: int, L: int, tiles: Tiles = DEFAULT_TILES) -> bool:
@@ -436,10 +436,10 @@ def triton_forward(
     tiles: Tiles = DEFAULT_TILES,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Forward in the op's normal form (op.py): out (batch, D, L) in u's dtype (layout: `op.new_out`),
-    last states (batch, K, D, N) float32, and with ``states_T`` (a multiple of the forward's chunk length: `Tiles`
-    fwd_T, fwd_T_n1 or fwd_T_wide, or with states-middle tiles fwd_smid_T x 16 / NP, doubled up to
-    fwd_smid_long_max_programs programs) the
-    state before every states_T-th token, (batch x K, D, cdiv(L, states_T), N) float32 (else None).
+    last states (batch, K, D, N) float32, and with ``states_T`` the state before every states_T-th token,
+    (batch x K, D, cdiv(L, states_T), N) float32 (else None). states_T must be a multiple of the forward's chunk
+    length: `Tiles` fwd_T, fwd_T_n1 or fwd_T_wide, or with states-middle tiles fwd_smid_T x 16 / NP, doubled up to
+    fwd_smid_long_max_programs programs.
     ``backward``: whether a backward may follow (the walking forward is picked by default only without one)."""
     check_device(u)
     p = Prep(u, delta, A, B, C, D, z, delta_bias, index, scale)
@@ -447,17 +447,17 @@ def triton_forward(
     last = torch.empty((p.batch, p.K, p.dim, p.N), device=u.device, dtype=torch.float32)
     walk = not states_T and _walks(tiles, p.batch, p.dim_per_group, p.dim, p.NP, p.L,
                                    token_major(u) and token_major(delta), backward)
+    smid_bd = None if walk else _smid_block(tiles, p)
+    smid = smid_bd is not None
     if walk:
         T = tiles.fwd_T  # the walk steps one token at a time; T sets the granularity of time segments only
         bd, warps = _walk_block(tiles, p.dim_per_group)
-    smid = not walk and _smid(tiles, p)
-    if smid:
-        bd = pow2_divisor(p.dim_per_group, tiles.fwd_smid_bd)
-        warps = max(1, min(tiles.fwd_smid_warps, bd * p.NP // 32))
+    elif smid:
+        bd, warps = smid_bd, max(1, min(tiles.fwd_smid_warps, smid_bd * p.NP // 32))
         T = tiles.fwd_smid_T * max(1, 16 // p.NP)  # about 32 values of a tile per thread
-    elif not walk and p.NP >= 64:
+    elif p.NP >= 64:
         T, (bd, warps) = tiles.fwd_T_wide, p.block_d(tiles.fwd_dn_wide, tiles.fwd_warps_wide)
-    elif not walk:
+    else:
         T, (bd, warps) = tiles.fwd_T_n1 if p.NP == 1 else tiles.fwd_T, p.block_d(tiles.fwd_dn, tiles.fwd_warps)
     n_dblk = p.dim // bd
     # K > 1: one program runs all K directions of its batch row and adds them into out (no extra pass)
