@@ -12,18 +12,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 _SCRIPT = """
 import json, sys, torch
-sys.path.insert(0, sys.argv[1])
+sys.path[:0] = sys.argv[1:3]
 import bench_scan
+from launch_spy import LaunchSpy
 from vssm.kernels.selective_scan import triton_fwd
-smid = []
-kernel = triton_fwd._fwd_kernel
-class Spy:
-    def __getitem__(self, grid):
-        def call(*a, **k):
-            smid.append(k["SMID"])
-            return kernel[grid](*a, **k)
-        return call
-triton_fwd._fwd_kernel = Spy()
+spy = triton_fwd._fwd_kernel = LaunchSpy(triton_fwd._fwd_kernel)
 timed = []
 def timer(fn):
     timed.append(fn()[0].shape)
@@ -31,6 +24,7 @@ def timer(fn):
 shapes = {"vim": ((2, 8, 37, 16, 1), ["natural", "reverse"], False), "n8": ((1, 16, 21, 8, 1), None, True)}
 rows = bench_scan.bench_fwd_smid(torch.float32, shapes=shapes, device="cpu", timer=timer)
 walk = bench_scan.bench_fwd_walk(torch.float32, shapes={"vim": shapes["vim"]}, device="cpu", timer=timer)
+smid = [k["SMID"] for _, _, k in spy.launches]
 print(json.dumps(dict(rows=rows, walk=walk, smid=smid, timed=len(timed))))
 """
 
@@ -39,8 +33,8 @@ def test_bench_scan_forward_variants_interpreted():
     pytest.importorskip("triton")
     env = dict(os.environ, TRITON_INTERPRET="1")
     env.pop("VSSM_SCAN_FWD", None)
-    proc = subprocess.run([sys.executable, "-c", _SCRIPT, os.path.join(ROOT, "tools")], env=env, capture_output=True,
-                          text=True, timeout=600)
+    proc = subprocess.run([sys.executable, "-c", _SCRIPT, os.path.join(ROOT, "tools"), os.path.join(ROOT, "tests", "gpu")],
+                          env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     rows = out["rows"]

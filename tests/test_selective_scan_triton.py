@@ -353,35 +353,27 @@ def _run_case(case) -> dict:
         tiles = Tiles(**{**TINY, **case.get("tiles", {})})
         from vssm.kernels.selective_scan import triton_fwd
 
-        class _Spy:  # records launches of the walking forward
-            def __init__(self, kernel):
-                self.kernel = kernel
-
-            def __getitem__(self, grid):
-                walks.append("fwd_walk")
-                launch = self.kernel[grid]
-
-                def call(*a, **k):
-                    walk_modes.append((k["MODE"], k["EVEN_N"]))
-                    return launch(*a, **k)
-
-                return call
-
-        class _ChunkSpy:  # records the tile order (SMID) and chunk length of the chunk forward's launches
-            def __init__(self, kernel):
-                self.kernel = kernel
+        class _Spy:  # hands each launch's keyword arguments to `record`, then runs the kernel
+            def __init__(self, kernel, record):
+                self.kernel, self.record = kernel, record
 
             def __getitem__(self, grid):
                 launch = self.kernel[grid]
 
                 def call(*a, **k):
-                    chunk_modes.append((k["SMID"], k["T"], k["MODE"]))
+                    self.record(k)
                     return launch(*a, **k)
 
                 return call
+
+        def walk_launch(k):  # the walking forward: its MODE and whether the state loads went unmasked
+            walks.append("fwd_walk")
+            walk_modes.append((k["MODE"], k["EVEN_N"]))
 
         walk_kernel, chunk_kernel = triton_fwd._fwd_walk_kernel, triton_fwd._fwd_kernel
-        triton_fwd._fwd_walk_kernel, triton_fwd._fwd_kernel = _Spy(walk_kernel), _ChunkSpy(chunk_kernel)
+        # the chunk forward: its tile order (SMID), chunk length and MODE
+        triton_fwd._fwd_walk_kernel = _Spy(walk_kernel, walk_launch)
+        triton_fwd._fwd_kernel = _Spy(chunk_kernel, lambda k: chunk_modes.append((k["SMID"], k["T"], k["MODE"])))
 
         def kernels(inp):
             user = [inp[n] for n in NAMES]
@@ -919,22 +911,16 @@ def test_carry_two_passes_equal_the_serial_walk():
 
 
 _SMID_STATES = """
-import dataclasses, json, torch
+import dataclasses, json, sys, torch
+sys.path.insert(0, sys.argv[1])
+from launch_spy import LaunchSpy
 from vssm.kernels.selective_scan import selective_scan
 from vssm.kernels.selective_scan import triton_fwd
 from vssm.kernels.selective_scan.op import prepare
 from vssm.kernels.selective_scan.triton_common import DEFAULT_TILES
 g = torch.Generator().manual_seed(7)
 res = []
-launched = []
-kernel = triton_fwd._fwd_kernel
-class Spy:
-    def __getitem__(self, grid):
-        def call(*a, **k):
-            launched.append((k["SMID"], k["STORE"], k["T"]))
-            return kernel[grid](*a, **k)
-        return call
-triton_fwd._fwd_kernel = Spy()
+spy = triton_fwd._fwd_kernel = LaunchSpy(triton_fwd._fwd_kernel)
 # (batch, dim, L, N, orders): 16 states, 8 states (chunks of 32), padded 12 with a gather order, a partial last chunk
 for batch, dim, L, N, orders in [(2, 8, 45, 16, None), (1, 16, 70, 8, None), (1, 8, 33, 12, ["perm", "reverse"])]:
     K = len(orders) if orders else 1
@@ -964,6 +950,7 @@ for batch, dim, L, N, orders in [(2, 8, 45, 16, None), (1, 16, 70, 8, None), (1,
         row["oracle"] = max(errs)
         row["first_zero"] = bool((st[:, :, 0] == 0).all())
     res.append(row)
+launched = [(k["SMID"], k["STORE"], k["T"]) for _, _, k in spy.launches]
 print(json.dumps(dict(rows=res, launched=launched)))
 """
 
@@ -977,7 +964,9 @@ def test_states_middle_forward_keeps_chunk_start_states():
     import os
 
     env = dict(os.environ, TRITON_INTERPRET="1")
-    proc = subprocess.run([sys.executable, "-c", _SMID_STATES], env=env, capture_output=True, text=True, timeout=600)
+    spy_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gpu")  # launch_spy.LaunchSpy
+    proc = subprocess.run([sys.executable, "-c", _SMID_STATES, spy_dir], env=env, capture_output=True, text=True,
+                          timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert [tuple(x) for x in out["launched"]] == [(True, True, 16), (False, True, 8), (True, True, 32),

@@ -1,5 +1,5 @@
-"""A stand-in for a Triton kernel in the GPU tests: records each launch (grid, positional and keyword
-arguments) and runs the kernel."""
+"""A stand-in for a Triton kernel in the GPU tests (and the interpreted ones that put this folder on their path):
+records each launch (grid, positional and keyword arguments) and runs the kernel."""
 
 
 class LaunchSpy:
