@@ -37,6 +37,7 @@ from timm.models import checkpoint, checkpoint_seq, generate_default_cfgs, regis
 from timm.models._features import feature_take_indices
 
 from vssm.mamba import Mamba
+from vssm.norm import LinearInputRmsNorm
 from vssm.timm_glue import (
     TimmModel,
     alias_cfgs,
@@ -110,7 +111,10 @@ class VimPatchEmbed(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not is_symbolic(x):  # torch.fx: no shape to check
             self._check_input(x)
-        return self.proj(x).permute(0, 2, 3, 1)
+        p = self.proj
+        if self.stride == self.patch_size and p.padding == (0, 0) and p.dilation == (1, 1) and p.groups == 1:
+            return patch_tokens(x, p.weight, p.bias, self.patch_size)
+        return p(x).permute(0, 2, 3, 1)
 
     def _check_input(self, x: torch.Tensor) -> None:
         chans = self.proj.in_channels
@@ -124,6 +128,26 @@ class VimPatchEmbed(nn.Module):
                 "build the model with dynamic_img_size=True (or img_size=...) to use other sizes"
             )
         self.dynamic_feat_size((H, W))  # raises on sizes the grid can't tile
+
+
+def patch_tokens(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
+                 patch: Tuple[int, int]) -> torch.Tensor:
+    """The patch conv with stride == kernel as one matmul: x (B, C, H, W) cut into its (H / ph) x (W / pw) patches,
+    each flattened in the conv weight's (C, ph, pw) order, times the weight seen as (E, C ph pw) -> (B, H / ph, W / pw,
+    E). The same products as the conv, summed in another order. Under autocast x is cast to the autocast dtype
+    before the patches are cut (the conv and the matmul compute in it either way), so that copy moves half the
+    bytes. Why: cuDNN ran Vim's patch conv as `implicit_convolve_sgemm`, 0.80 ms of a 23.2 ms inference step of
+    Vim-Ti at 1248 (batch 8, bf16, H200; docs/bench/h200-2026-12-01-s30). A leaf of torch.fx graphs (it reads shapes)."""
+    B, C, H, W = x.shape
+    ph, pw = patch
+    dev = x.device.type
+    if x.dtype == torch.float32 and torch.is_autocast_enabled(dev):
+        x = x.to(torch.get_autocast_dtype(dev))
+    x = x.reshape(B, C, H // ph, ph, W // pw, pw).permute(0, 2, 4, 1, 3, 5).reshape(B, H // ph, W // pw, C * ph * pw)
+    return F.linear(x, weight.reshape(weight.shape[0], -1), bias)
+
+
+torch.fx.wrap("patch_tokens")
 
 
 def resample_vim_pos_embed(
@@ -214,14 +238,14 @@ class VimBlock(nn.Module):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
         self.mixer = Mamba(dim, d_state=d_state, expand=expand, bidirectional=True, **dd)
-        self.norm = RmsNorm(dim, eps=norm_eps, **dd)
+        # its output is read by the mixer's in_proj only: in the dtype that Linear computes in
+        self.norm = LinearInputRmsNorm(dim, eps=norm_eps, **dd)
         self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = residual_in_fp32(x)
-        # normalized in the stream's precision, handed to the mixer in the block's own dtype
-        h = self.norm(x).to(self.norm.weight.dtype)
-        return x + self.drop_path(self.mixer(h))
+        # normalized in the stream's precision, handed to the mixer in the block's own dtype (autocast's under it)
+        return x + self.drop_path(self.mixer(self.norm(x)))
 
 
 class VisionMamba(TimmModel, nn.Module):

@@ -330,7 +330,8 @@ class Mamba(nn.Module):
         # On CUDA without a backward, the scan's forward walks the steps with a channel's states in registers
         # (`scan_walks`): u is then stored token-major (each step's channels contiguous), and A with its
         # channels contiguous, as the walk reads it (the op then needs no transposed copy of it).
-        tokens = (fast and not backward_follows(x, *self.parameters())
+        # (grad mode first: under no_grad / inference_mode no parameter list is built, ~17 module visits per call)
+        tokens = (fast and not (torch.is_grad_enabled() and backward_follows(x, *self.parameters()))
                   and scan_walks(x.shape[0], self.d_inner, self.d_state, x.shape[-1]))
         taps, conv_bias, A, D, delta_bias, w_x, w_dt = self._direction_params(tokens, x.dtype if fast else None)
         if fast:

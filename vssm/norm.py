@@ -19,6 +19,12 @@ The forward runs `vssm.kernels.layernorm.layer_norm` (Triton kernels) only when 
 
 A torch.library custom op is not autocast-aware, hence the explicit rule here.
 
+`LinearInputRmsNorm`: timm's `RmsNorm` (same parameters and state_dict) for a norm whose output only a Linear
+reads (Vim's block norm): the output is in the dtype the Linear computes in (the autocast dtype under CUDA
+autocast, else the weight's), and where no gradient is recorded the rows are normalized by one kernel pass
+into that dtype (`vssm.kernels.layernorm.rms_norm`; Vim-Ti at 1248 on the H200: a float32 stream normalized
+into bfloat16 instead of a float32 norm and a cast).
+
 ``lower_precision_output=True`` (for a norm whose output only a Linear reads): under CUDA autocast the
 output is in the autocast dtype (bfloat16 / float16), the value the Linear would have cast it to. The
 result of the model is the same, the fused op writes half the bytes and the cast's two copy kernels
@@ -31,11 +37,14 @@ import os
 
 import torch
 import torch.nn as nn
+from timm.layers import RmsNorm as _TimmRmsNorm
 
-from vssm.kernels.layernorm import has_fast_kernel, layer_norm_unchecked
+from vssm.kernels.eager import plain_eager
+from vssm.kernels.layernorm import has_fast_kernel, layer_norm_unchecked, rms_norm_unchecked
 from vssm.timm_glue import fx_leaf
 
-__all__ = ["AUTO_MIN_NUMEL", "LayerNorm", "fused_layer_norm_enabled", "fused_layer_norm_min_numel"]
+__all__ = ["AUTO_MIN_NUMEL", "LayerNorm", "LinearInputRmsNorm", "fused_layer_norm_enabled",
+           "fused_layer_norm_min_numel"]
 
 _HALF_OR_FLOAT = (torch.float32, torch.bfloat16, torch.float16)
 _AUTOCAST_FP32 = ("cuda",)  # device types whose autocast puts layer_norm on the float32 list
@@ -147,3 +156,26 @@ class LayerNorm(nn.LayerNorm):
         if self.fused_min_numel is not None:
             extra += f", fused_min_numel={self.fused_min_numel}"
         return super().extra_repr() + extra
+
+
+@fx_leaf  # one call_module node: the dtype rules below read autocast state and the input's device
+class LinearInputRmsNorm(_TimmRmsNorm):
+    """timm's `RmsNorm` whose output is what a following Linear computes in (see the module docstring): the
+    autocast dtype under CUDA autocast (the value the Linear would cast it to), else the weight's dtype (x's
+    without a weight). Without a gradient to record, on the kernels' devices, one pass of the RMS kernel."""
+
+    def _out_dtype(self, x: torch.Tensor) -> torch.dtype:
+        if x.device.type == "cuda" and torch.is_autocast_enabled("cuda"):
+            return torch.get_autocast_dtype("cuda")
+        return self.weight.dtype if self.weight is not None else x.dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = self._out_dtype(x)
+        w = self.weight
+        if (len(self.normalized_shape) == 1 and x.dim() >= 1 and x.shape[-1] == self.normalized_shape[0]
+                and has_fast_kernel(x) and (w is None or (w.dtype in _HALF_OR_FLOAT and w.device == x.device
+                                                          and w.is_contiguous()))
+                and not (torch.is_grad_enabled() and (x.requires_grad or (w is not None and w.requires_grad)))
+                and plain_eager(x, w)):
+            return rms_norm_unchecked(x, w, float(self.eps), dtype)
+        return super().forward(x).to(dtype)

@@ -206,7 +206,10 @@ class ConvTiles:
     fwd_cm_BC: int = 64
     # H200, bf16, Vim's shapes (tools/bench_conv.py): BL 16 x BC 128 against 32 x 64 took the backward from
     # 0.372 to 0.301 ms at Vim-S (batch 128), 0.340 to 0.302 at Vim-Ti 1248 (batch 8); channel-major forward
-    # 128 x 64 against 128 x 32: 0.104 -> 0.094 and 0.091 -> 0.077 ms
+    # 128 x 64 against 128 x 32: 0.104 -> 0.094 and 0.091 -> 0.077 ms. Stop 30 (docs/bench/h200-2026-12-01-s30):
+    # 64 x 64 was faster alone (71.4 against 76.5 us at Vim-Ti 1248) but slower inside the model's step (1.92
+    # against 1.81 ms for 24 calls); one program running both tap sets of its tile (x read once) was slower at
+    # every tile tried (80-184 us)
     bwd_BL: int = 16
     bwd_BC: int = 128
     bwd_warps: int = 4

@@ -1,5 +1,6 @@
-"""LayerNorm over the last dimension (`op.py`; Triton forward and backward kernels in `triton_layernorm.py`)."""
+"""LayerNorm, and RMSNorm's forward without a gradient, over the last dimension (`op.py`; Triton kernels in
+`triton_layernorm.py`)."""
 
-from .op import has_fast_kernel, layer_norm, layer_norm_unchecked
+from .op import has_fast_kernel, layer_norm, layer_norm_unchecked, rms_norm, rms_norm_unchecked
 
-__all__ = ["has_fast_kernel", "layer_norm", "layer_norm_unchecked"]
+__all__ = ["has_fast_kernel", "layer_norm", "layer_norm_unchecked", "rms_norm", "rms_norm_unchecked"]

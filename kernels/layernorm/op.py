@@ -13,6 +13,9 @@ Backward, with xhat = (x - mean) rstd and wdy = dy weight (dy without a weight):
 
     dx = rstd (wdy - xhat mean_c(xhat wdy) - mean_c(wdy)),  dweight = sum_m xhat dy,  dbias = sum_m dy
 
+`rms_norm` is RMSNorm (no mean subtracted, no bias): the same forward kernel where no gradient is recorded,
+``torch.rms_norm`` otherwise.
+
 One op pair, ``vssm::layernorm_fwd`` (y, stats: the (2, M) means and rstds) / ``vssm::layernorm_bwd``
 (dx, dweight, dbias), with fake implementations (torch.compile, torch.export); the backward reads x and
 the forward's statistics. In plain eager mode an autograd.Function with the same bodies and y as its
@@ -34,7 +37,7 @@ import torch.nn.functional as F
 
 from ..eager import plain_eager
 
-__all__ = ["has_fast_kernel", "layer_norm", "layer_norm_unchecked", "MAX_C"]
+__all__ = ["has_fast_kernel", "layer_norm", "layer_norm_unchecked", "rms_norm", "rms_norm_unchecked", "MAX_C"]
 
 MAX_C = 16384  # the kernels hold a whole row in registers; wider rows take the PyTorch path
 _KERNEL_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
@@ -228,17 +231,34 @@ def layer_norm_unchecked(x: torch.Tensor, weight: torch.Tensor | None, bias: tor
 # public entry
 
 
-def _check_param(name: str, t, x: torch.Tensor, C: int) -> None:
+def _check_param(name: str, t, x: torch.Tensor, C: int, fn: str = "layer_norm") -> None:
     if t is None:
         return
     if not isinstance(t, torch.Tensor):
-        raise TypeError(f"layer_norm: `{name}` must be a tensor of shape ({C},) or None, got {type(t).__name__}")
+        raise TypeError(f"{fn}: `{name}` must be a tensor of shape ({C},) or None, got {type(t).__name__}")
     if tuple(t.shape) != (C,):
-        raise ValueError(f"layer_norm: `{name}` has shape {tuple(t.shape)}, expected ({C},) (C = x.shape[-1])")
+        raise ValueError(f"{fn}: `{name}` has shape {tuple(t.shape)}, expected ({C},) (C = x.shape[-1])")
     if not t.is_floating_point():
-        raise TypeError(f"layer_norm: `{name}` must be a floating-point tensor, got {t.dtype}")
+        raise TypeError(f"{fn}: `{name}` must be a floating-point tensor, got {t.dtype}")
     if t.device != x.device:
-        raise ValueError(f"layer_norm: `{name}` is on {t.device}, `x` on {x.device}")
+        raise ValueError(f"{fn}: `{name}` is on {t.device}, `x` on {x.device}")
+
+
+def _check_x_eps_dtype(fn: str, x, eps, out_dtype) -> torch.dtype:
+    """The checks `layer_norm` and `rms_norm` share; returns the output dtype (x's where None)."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{fn}: `x` must be a tensor of shape (..., C), got {type(x).__name__}")
+    if x.dim() < 1:
+        raise ValueError(f"{fn}: `x` must have at least one dimension (..., C), got a 0-d tensor")
+    if not x.is_floating_point():
+        raise TypeError(f"{fn}: `x` must be a floating-point tensor, got {x.dtype}")
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps >= 0:
+        raise ValueError(f"{fn}: `eps` must be a real number >= 0, got {eps!r}")
+    if out_dtype is None:
+        out_dtype = x.dtype
+    if not isinstance(out_dtype, torch.dtype) or not out_dtype.is_floating_point:
+        raise TypeError(f"{fn}: `out_dtype` must be a floating-point torch.dtype or None, got {out_dtype!r}")
+    return out_dtype
 
 
 def layer_norm(x: torch.Tensor, weight: torch.Tensor | None = None, bias: torch.Tensor | None = None,
@@ -250,24 +270,44 @@ def layer_norm(x: torch.Tensor, weight: torch.Tensor | None = None, bias: torch.
     its rows can be viewed as (M, C) with unit stride along C; otherwise a contiguous copy is made.
     Differentiable in x, weight and bias (dx in x's dtype, dweight / dbias in the parameters' dtypes).
     """
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"layer_norm: `x` must be a tensor of shape (..., C), got {type(x).__name__}")
-    if x.dim() < 1:
-        raise ValueError("layer_norm: `x` must have at least one dimension (..., C), got a 0-d tensor")
-    if not x.is_floating_point():
-        raise TypeError(f"layer_norm: `x` must be a floating-point tensor, got {x.dtype}")
+    out_dtype = _check_x_eps_dtype("layer_norm", x, eps, out_dtype)
     C = x.shape[-1]
     _check_param("weight", weight, x, C)
     _check_param("bias", bias, x, C)
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps >= 0:
-        raise ValueError(f"layer_norm: `eps` must be a real number >= 0, got {eps!r}")
-    if out_dtype is None:
-        out_dtype = x.dtype
-    if not isinstance(out_dtype, torch.dtype) or not out_dtype.is_floating_point:
-        raise TypeError(f"layer_norm: `out_dtype` must be a floating-point torch.dtype or None, got {out_dtype!r}")
     rows = x.reshape(math.prod(x.shape[:-1]), C)  # a view where the leading dims allow one; the op copies rows with stride(-1) != 1
     if weight is not None:
         weight = weight.contiguous()
     if bias is not None:
         bias = bias.contiguous()
     return _rows_op(rows, weight, bias, float(eps), out_dtype).view(x.shape)
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor | None = None, eps: float = 1e-6, *,
+             out_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """RMSNorm of x (..., C) over its last dimension: ``y = x / sqrt(mean_c(x**2) + eps) * weight``, the
+    arithmetic in float32 (float64 for float64 x), y in ``out_dtype`` (default x's dtype), shaped like x.
+
+    Where no gradient is recorded (grad mode off, or neither x nor weight requires grad) and nothing traces or
+    compiles, one kernel pass on the kernels' devices (`has_fast_kernel`): x read once, y written once in
+    out_dtype (a float32 x normalized into bfloat16 needs no float32 y and no cast). Elsewhere, and for the
+    gradient, it is ``torch.rms_norm`` in the accumulation dtype, then cast (differentiable; the tests' oracle).
+    """
+    out_dtype = _check_x_eps_dtype("rms_norm", x, eps, out_dtype)
+    C = x.shape[-1]
+    _check_param("weight", weight, x, C, "rms_norm")
+    grad = torch.is_grad_enabled() and (x.requires_grad or (weight is not None and weight.requires_grad))
+    if not grad and _use_triton(x) and plain_eager(x, weight):
+        return rms_norm_unchecked(x, weight.contiguous() if weight is not None else None, float(eps), out_dtype)
+    acc = _acc_dtype(x)
+    y = torch.rms_norm(x.to(acc), (C,), weight.to(acc) if weight is not None else None, float(eps))
+    return y.to(out_dtype)
+
+
+def rms_norm_unchecked(x: torch.Tensor, weight: torch.Tensor | None, eps: float, out_dtype: torch.dtype) -> torch.Tensor:
+    """`rms_norm`'s kernel pass without its checks, for callers that made them (`vssm.norm.LinearInputRmsNorm`):
+    no gradient recorded, x on a kernel device in a kernel dtype with at most `MAX_C` columns, weight None or a
+    contiguous (C,) floating tensor on x's device, eps a float. Nothing is kept for a backward."""
+    C = x.shape[-1]
+    rows = x.reshape(-1, C) if x.dim() != 2 else x
+    return _kernels().triton_layer_norm_fwd(rows, weight, None, eps, out_dtype, rms=True,
+                                            keep_stats=False)[0].view(x.shape)

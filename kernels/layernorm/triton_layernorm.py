@@ -38,7 +38,9 @@ def _ln_fwd(
     x, w, b, y, stats,
     M, C, sxm, sym, eps,
     HAS_W: tl.constexpr, HAS_B: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr,
+    RMS: tl.constexpr = False, STATS: tl.constexpr = True,
 ):
+    """RMS: y = x rstd weight with rstd = 1 / sqrt(mean(x^2) + eps) (RMSNorm: no mean subtracted, stored mean 0)."""
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     cols = tl.arange(0, BLOCK_C)
     rmask = rows < M
@@ -46,8 +48,12 @@ def _ln_fwd(
     m = rmask[:, None] & cmask[None, :]
     r64 = rows.to(tl.int64)
     xv = tl.load(x + r64[:, None] * sxm + cols[None, :], mask=m, other=0.0).to(tl.float32)
-    mu = tl.sum(xv, axis=1) / C
-    d = tl.where(m, xv - mu[:, None], 0.0)
+    if RMS:
+        mu = tl.zeros((BLOCK_M,), dtype=tl.float32)
+        d = xv  # masked entries loaded as 0
+    else:
+        mu = tl.sum(xv, axis=1) / C
+        d = tl.where(m, xv - mu[:, None], 0.0)
     var = tl.sum(d * d, axis=1) / C
     rs = 1.0 / tl.sqrt(var + eps)
     out = d * rs[:, None]
@@ -56,8 +62,9 @@ def _ln_fwd(
     if HAS_B:
         out = out + tl.load(b + cols, mask=cmask, other=0.0).to(tl.float32)[None, :]
     tl.store(y + r64[:, None] * sym + cols[None, :], out.to(y.dtype.element_ty), mask=m)
-    tl.store(stats + rows, mu, mask=rmask)  # row 0 of stats: the means, row 1 (M further): the rstds
-    tl.store(stats + M + rows, rs, mask=rmask)
+    if STATS:
+        tl.store(stats + rows, mu, mask=rmask)  # row 0 of stats: the means, row 1 (M further): the rstds
+        tl.store(stats + M + rows, rs, mask=rmask)
 
 
 @triton.jit
@@ -236,22 +243,25 @@ def _workspace(x: torch.Tensor, n_part: int) -> tuple[torch.Tensor, torch.Tensor
 
 
 def triton_layer_norm_fwd(x: torch.Tensor, weight, bias, eps: float, out_dtype: torch.dtype,
-                          tiles: NormTiles | None = None):
-    """x (M, C) -> y (M, C) in out_dtype and stats (2, M) float32: the rows' means, then their rstds."""
+                          tiles: NormTiles | None = None, rms: bool = False, keep_stats: bool = True):
+    """x (M, C) -> y (M, C) in out_dtype and stats (2, M) float32: the rows' means, then their rstds (None without
+    ``keep_stats``: for no backward). ``rms``: RMSNorm (x rstd weight + bias, rstd from the mean square; the stored
+    means are 0)."""
     tiles = tiles or DEFAULT_TILES  # read at call time: tests replace the module's default
     x = _rows_with_unit_stride(x)
     M, C = x.shape
     y = x.new_empty((M, C), dtype=out_dtype)
-    stats = x.new_empty((2, M), dtype=torch.float32)
+    stats = x.new_empty((2, M), dtype=torch.float32) if keep_stats else None
     if M == 0 or C == 0:
         return y, stats
     block_c = next_pow2(C)
     block_m = tiles.block_m(block_c, tiles.fwd_elems)
     with on_device_of(x):  # Triton launches on the current device
         _ln_fwd[(cdiv(M, block_m),)](
-            x, weight if weight is not None else x, bias if bias is not None else x, y, stats,
+            x, weight if weight is not None else x, bias if bias is not None else x, y, stats if keep_stats else y,
             M, C, x.stride(0), y.stride(0), float(eps),
-            HAS_W=weight is not None, HAS_B=bias is not None, BLOCK_M=block_m, BLOCK_C=block_c,
+            HAS_W=weight is not None, HAS_B=bias is not None, BLOCK_M=block_m, BLOCK_C=block_c, RMS=rms,
+            STATS=keep_stats,
             num_warps=_warps(block_c),
         )
     return y, stats

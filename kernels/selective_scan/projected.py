@@ -21,6 +21,7 @@ torch.compile, export, tracing and fake tensors it is the composed form (which i
 
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import torch
@@ -35,6 +36,7 @@ from .op import (
     _scan_fwd_impl,
     _use_triton,
     backward_follows,
+    default_backend,
     new_like_layout,
     new_out,
     prepare,
@@ -109,18 +111,38 @@ def _bmm_into(w: torch.Tensor, x: torch.Tensor, out: torch.Tensor, accumulate: b
     return out
 
 
-def _project_into(u: torch.Tensor, w_x: torch.Tensor, w_dt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _project_into(u: torch.Tensor, w_x: torch.Tensor, w_dt: torch.Tensor,
+                  fast: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """`_project` without autograd, its outputs laid out as the op lays out u-like tensors (channel-major
-    rows padded per `layout.PAD_TOKENS`, or token-major)."""
+    rows padded per `layout.PAD_TOKENS`, or token-major). ``fast``: the Triton kernels may run (`_delta_into`)."""
     batch, K, dim, L = u.shape
     x_dbl = _bmm_into(w_x, u, new_like_layout(u, (batch, K, w_x.shape[1], L), u.dtype))
-    return x_dbl, _delta_into(x_dbl, w_dt, u)
+    return x_dbl, _delta_into(x_dbl, w_dt, u, fast)
 
 
-def _delta_into(x_dbl: torch.Tensor, w_dt: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """delta (batch, K, D, L) = w_dt[k] @ (the dt rows of x_dbl), in u's layout."""
+def _delta_into(x_dbl: torch.Tensor, w_dt: torch.Tensor, u: torch.Tensor, fast: bool = False) -> torch.Tensor:
+    """delta (batch, K, D, L) = w_dt[k] @ (the dt rows of x_dbl), in u's layout. With ``fast``, a dt rank up to
+    `triton_thin.MAX_R` whose rows are not a multiple of 16 bytes (cuBLAS's unaligned kernels: Vim-Ti's 12) and
+    each direction's tokens one matrix (`layout.direction_matrices`), one Triton launch (`triton_thin`)."""
     batch, K, dim, L = u.shape
-    return _bmm_into(w_dt, x_dbl[:, :, :w_dt.shape[-1]], new_like_layout(u, (batch, K, dim, L), u.dtype))
+    R = w_dt.shape[-1]
+    dt = x_dbl[:, :, :R]
+    delta = new_like_layout(u, (batch, K, dim, L), u.dtype)
+    if fast and R <= _thin().MAX_R and (R * dt.element_size()) % 16 and dt.dtype in _thin().DTYPES:
+        xs, outs = direction_matrices(dt), direction_matrices(delta)
+        if xs is not None and outs is not None:
+            _thin().thin_bmm(w_dt, xs, outs)
+            return delta
+    return _bmm_into(w_dt, dt, delta)
+
+
+
+@functools.cache
+def _thin():
+    """`triton_thin`, imported on first use (this module imports without Triton)."""
+    from . import triton_thin
+
+    return triton_thin
 
 
 def _bc(x_dbl: torch.Tensor, R: int, N: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -162,8 +184,9 @@ class _ProjectedScan(torch.autograd.Function):
         R, N = w_dt.shape[-1], A.shape[-1]
         # one matmul per direction (see `_bmm_into`), no autograd: nothing is kept;
         # in the inputs' dtype under autocast too, as the backward recomputes delta (outside autocast)
+        fast = _use_triton(backend if backend is not None else default_backend(u.device), u)
         with torch.autocast(u.device.type, enabled=False):
-            x_dbl, delta = _project_into(u, w_x, w_dt)
+            x_dbl, delta = _project_into(u, w_x, w_dt, fast)
         B, C = _bc(x_dbl, R, N)
         op_args = prepare(u, delta, A, B, C, D, None if outside else z, delta_bias, delta_softplus, orders, grid,
                           combine, backend, grad=grad)
@@ -196,7 +219,7 @@ class _ProjectedScan(torch.autograd.Function):
                 if dgate is not None and ctx.gate_dims == 4:
                     dgate = dgate.unsqueeze(1)
             dt = x_dbl[:, :, :R]
-            delta = _delta_into(x_dbl, w_dt, u)  # recomputed, not kept
+            delta = _delta_into(x_dbl, w_dt, u, _use_triton(backend, u))  # recomputed, not kept
             du, ddelta, dA, dB, dC, dD, dz, ddelta_bias = _scan_bwd_impl(
                 dout, None, u, delta, A, *_bc(x_dbl, R, N), D, z, delta_bias, index, states, delta_softplus,
                 scale, backend

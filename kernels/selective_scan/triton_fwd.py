@@ -38,6 +38,7 @@ from .triton_common import (
     _combine,
     _direction64,
     _load_tile,
+    _softplus,
     _step_size,
     _token_index,
     check_device,
@@ -313,7 +314,7 @@ def _walk_direction(
                               su_l, sdt_l, sz_l, sB_l, sC_l, mask_n, HAS_Z, GATHER, IDX64, EVEN_N)
             dt = delta + bias
             if SOFTPLUS:
-                dt = tl.where(dt > 20.0, dt, tl.log(1.0 + tl.exp(dt)))
+                dt = _softplus(dt, SOFTPLUS == 2)
             h = tl.exp2(A2 * dt[None, :]) * h + Bt[:, None] * (dt * u)[None, :]
             y = tl.sum(h * Ct[:, None], axis=0) + Dv * u
             if HAS_Z:
@@ -481,13 +482,16 @@ def triton_forward(
         store_every, n_slots = states_T // T, cdiv(p.L, states_T)
         states = torch.empty((p.rows, p.dim, n_slots, p.N), device=u.device, dtype=torch.float32)
     so = dest.stride() if dest.dim() == 4 else (dest.stride(0), 0, dest.stride(1), dest.stride(2))
+    # without a backward the softplus's log is approximated on NVIDIA GPUs (`_softplus`; with one, the training
+    # forward measured slower with it); the interpreter runs the exact one
+    softplus = (2 if u.is_cuda and tiles.fwd_fast_log and not backward else 1) if delta_softplus else 0
     if walk:
         _fwd_walk_kernel[(programs, n_seg)](
             u, delta, z if z is not None else u, dest, p.A_t, p.B, p.C, p.D, p.bias,
             p.index, h0 if h0 is not None else last, last, p.scale,
             p.K, p.dim, p.L, p.N, p.dim_per_group, n_dblk, per_seg, n_seg, T,
             *u.stride(), *delta.stride(), *strides(z, 4), *so, *p.B.stride(), *p.C.stride(),
-            HAS_Z=z is not None, SOFTPLUS=bool(delta_softplus), HAS_H0=h0 is not None, MODE=1 if loop else 0,
+            HAS_Z=z is not None, SOFTPLUS=softplus, HAS_H0=h0 is not None, MODE=1 if loop else 0,
             GATHER=p.gather, IDX64=p.idx64, BLOCK_D=bd, NP=p.NP,
             EVEN_N=p.N == p.NP and p.NP >= tiles.fwd_walk_even_min_np, num_warps=warps,
         )
@@ -499,7 +503,7 @@ def triton_forward(
         h0 if h0 is not None else last, last, states if states is not None else last, p.scale,
         p.K, p.dim, p.L, p.N, p.dim_per_group, n_dblk, n_chunks, per_seg, n_seg, store_every, n_slots,
         *u.stride(), *delta.stride(), *strides(z, 4), *so, *p.B.stride(), *p.C.stride(),
-        HAS_Z=z is not None, SOFTPLUS=bool(delta_softplus), HAS_H0=h0 is not None,
+        HAS_Z=z is not None, SOFTPLUS=softplus, HAS_H0=h0 is not None,
         PREFETCH=2 <= p.NP <= 16,  # N = 1 and N >= 32 measured no gain (register pressure)
         MODE=1 if loop else 0, STORE=states is not None, GATHER=p.gather, IDX64=p.idx64, BLOCK_D=bd, NP=p.NP, T=T,
         SMID=smid, num_warps=warps,

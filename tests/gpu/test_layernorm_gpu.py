@@ -293,3 +293,58 @@ def test_models_with_and_without_the_fused_norm(monkeypatch, name):
             logits[flag] = model(x).float()
     rel = ((logits["1"] - logits["0"]).norm() / logits["0"].norm()).item()
     assert rel < 2e-2, rel
+
+
+@pytest.mark.parametrize("M,C", [(8 * 6085, 192), (128 * 197, 384), (1000, 100), (7, 4096)])
+@pytest.mark.parametrize("dtype,out_dtype", [(torch.float32, torch.bfloat16), (torch.float32, torch.float32),
+                                             (torch.bfloat16, torch.bfloat16), (torch.float16, torch.float32)])
+def test_rms_norm_kernel(M, C, dtype, out_dtype):
+    """`rms_norm` without a gradient (one kernel pass) against torch.rms_norm in float64, the output in out_dtype;
+    with a gradient to record it is torch.rms_norm itself (differentiable)."""
+    from vssm.kernels.layernorm import rms_norm
+
+    x, w, _ = _inputs(M, C, dtype, torch.float32)
+    ref = torch.rms_norm(x.double(), (C,), w.double(), 1e-5)
+    with torch.no_grad():
+        y = rms_norm(x, w, 1e-5, out_dtype=out_dtype)
+    assert y.dtype == out_dtype and y.shape == x.shape
+    rel = 2.0 ** -8 if out_dtype == torch.bfloat16 else 2e-6 if dtype == torch.float32 else 1e-3
+    _assert_close(y, ref, rel, "y")
+    xg, wg = x.detach().float().requires_grad_(True), w.detach().clone().requires_grad_(True)
+    y = rms_norm(xg, wg, 1e-5)
+    dxs = torch.autograd.grad(y.sum(), (xg, wg))
+    xr, wr = x.detach().double().requires_grad_(True), w.detach().double().requires_grad_(True)
+    dref = torch.autograd.grad(torch.rms_norm(xr, (C,), wr, 1e-5).sum(), (xr, wr))
+    for got, want in zip(dxs, dref):
+        _assert_close(got, want, 1e-4, "grad")
+
+
+def test_linear_input_rms_norm_in_vim_blocks_under_autocast():
+    """Vim-Ti's block norms (`LinearInputRmsNorm`) under bfloat16 autocast: bfloat16 out of the one-pass kernel in
+    inference (no float32 output, no cast launch), the same logits as timm's RmsNorm followed by the cast."""
+    import timm
+    from timm.layers import RmsNorm
+
+    import vssm.norm as vn
+    from vssm.kernels.layernorm import triton_layernorm
+
+    torch.manual_seed(0)
+    model = timm.create_model("vim_tiny_patch16_224", img_size=256).cuda().eval()
+    x = torch.randn(2, 3, 256, 256, device="cuda")
+    spy = LaunchSpy(triton_layernorm._ln_fwd)
+    triton_layernorm._ln_fwd, old = spy, triton_layernorm._ln_fwd
+    try:
+        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
+            h = model.layers[0].norm(torch.randn(2, 257, 192, device="cuda"))
+            fast = model(x).float()
+        assert h.dtype == torch.bfloat16 and len(spy.launches) == 1 + 24
+        vn.LinearInputRmsNorm.forward, new = (lambda self, x: RmsNorm.forward(self, x).to(self._out_dtype(x)),
+                                              vn.LinearInputRmsNorm.forward)
+        try:
+            with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
+                slow = model(x).float()
+        finally:
+            vn.LinearInputRmsNorm.forward = new
+    finally:
+        triton_layernorm._ln_fwd = old
+    assert (fast - slow).abs().max().item() <= 0.05 * slow.abs().max().item()

@@ -137,3 +137,50 @@ def test_gate_kernels_full_size(shape):
     for a, w in zip(got, want):
         assert a.shape == w.shape and a.stride() == w.stride() and a.dtype == w.dtype
         torch.testing.assert_close(a.float(), w.float(), rtol=1e-2, atol=1e-2)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("K,M,R,N", [(2, 384, 12, 8 * 6085), (2, 384, 12, 128 * 197), (1, 640, 20, 8 * 196 + 3),
+                                     (2, 768, 24, 4097), (3, 100, 1, 999), (2, 96, 64, 3136)])
+def test_thin_matmul_full_size(dtype, K, M, R, N):
+    """`triton_thin.thin_bmm` (dt_proj) against float64 products of the same values, into channel-major and
+    token-major outputs, with x a row slice of a wider matrix (x_dbl's dt rows)."""
+    from vssm.kernels.selective_scan.triton_thin import thin_bmm
+
+    g = torch.Generator(device="cuda").manual_seed(0)
+    w = (torch.randn(K, M, R, device="cuda", generator=g) * R ** -0.5).to(dtype)
+    x = torch.randn(K, R + 32, N, device="cuda", generator=g).to(dtype)[:, 3:3 + R]
+    ref = torch.bmm(w.double(), x.double())
+    for out in (torch.empty(K, M, N, device="cuda", dtype=dtype),
+                torch.empty(K, N, M, device="cuda", dtype=dtype).transpose(1, 2)):
+        thin_bmm(w, x, out)
+        err = (out.double() - ref).abs()
+        # one rounding of a float32 sum of exact products: half an ulp of the output dtype, plus float32 slack
+        assert (err <= ref.abs() * (2.0 ** -8 if dtype == torch.bfloat16 else 2.0 ** -11) + 1e-5).all()
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.bfloat16, 2e-2), (torch.float32, 1e-4)])
+def test_projected_inference_vim_ti_1248(dtype, tol, monkeypatch):
+    """Vim-Ti at 1248 (batch 8, 6085 tokens, dt rank 12) without a gradient, u channel-major with the batch inside the
+    rows as the conv op writes it: dt_proj runs the thin kernel in bfloat16 (unaligned 24-byte rows) and cuBLAS in
+    float32 (48-byte rows), and the output matches the float64 composed form."""
+    from vssm.kernels import layout
+    from vssm.kernels.selective_scan import triton_thin
+
+    spy = LaunchSpy(triton_thin._thin_bmm)
+    monkeypatch.setattr(triton_thin, "_thin_bmm", spy)
+    old = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        tensors = _make(8, 2, 384, 6085, 16, 12, dtype, False)
+        u = tensors[0]
+        tensors[0] = layout.new_rows(u, tuple(u.shape), batch_inner=True).copy_(u)
+        with torch.no_grad():
+            y = projected_scan(*tensors, delta_softplus=True, orders=["natural", "reverse"], combine="mean")
+            u, w_x, w_dt, A, D, z, bias = (t.double() for t in tensors)
+            delta, B, C = project(u, w_x, w_dt, 16)
+            y_ref = selective_scan(u, delta, A, B, C, D, z, bias, True, orders=["natural", "reverse"], combine="mean")
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = old
+    assert len(spy.launches) == (1 if dtype == torch.bfloat16 else 0)
+    assert _l2(y, y_ref) < tol

@@ -463,7 +463,8 @@ def test_states_middle_forward(name, N, orders, token_major, loop, long, monkeyp
         errs = {"out": _rel(out, out_r), "last": _rel(last, last_r)}
         assert all(e <= TOL[dtype] for e in errs.values()), f"{name} N={N} {orders} {dtype}: {errs}"
     T = DEFAULT_TILES.fwd_smid_T * (16 // (1 << (N - 1).bit_length())) * (2 if long else 1)
-    assert [(k["SMID"], k["T"], k["MODE"]) for _, _, k in spy.launches] == [(True, T, int(loop))] * 2, spy.launches
+    # backward=True: the exact softplus log (the approximated one only without a backward, `test_fast_log_softplus`)
+    assert [(k["SMID"], k["T"], k["MODE"], k["SOFTPLUS"]) for _, _, k in spy.launches] == [(True, T, int(loop), 1)] * 2
 
 
 @pytest.mark.parametrize("batch,dim,L,N,orders,two_pass", [(1, 384, 6085, 16, ["natural", "reverse"], False),
@@ -497,3 +498,29 @@ def test_forward_segments_carry(batch, dim, L, N, orders, two_pass, monkeypatch)
     assert len(local.launches) == 2 and not serial.launches, "the local pass ran once per dtype"
     (programs,), _, _ = local.launches[0]  # local segments x channel blocks, side by side
     assert programs >= DEFAULT_TILES.carry_min_programs // 2, f"{programs} programs in the local pass"
+
+
+@pytest.mark.parametrize("walk", [False, True], ids=["chunk", "walk"])
+def test_fast_log_softplus(walk, monkeypatch):
+    """The forward kernels' softplus with its log from lg2.approx (the CUDA default) against the libdevice log, float32,
+    Vim-Ti's shape at 1248 (batch 2) with softplus inputs from -30 to 30: the outputs and last states agree to float32
+    rounding, and each launch took the requested SOFTPLUS mode."""
+    import dataclasses
+
+    from vssm.kernels.selective_scan import triton_fwd
+    from vssm.kernels.selective_scan.op import prepare
+    from vssm.kernels.selective_scan.triton_common import DEFAULT_TILES
+
+    name = "_fwd_walk_kernel" if walk else "_fwd_kernel"
+    spy = LaunchSpy(getattr(triton_fwd, name))
+    monkeypatch.setattr(triton_fwd, name, spy)
+    inp = _cast(_inputs(2, 384, 6085, 16, 1, K=2, shared=("z",), token_major=walk, seed=3), torch.float32)
+    inp["delta"] = (torch.rand_like(inp["delta"]) * 60 - 30).to(inp["delta"].dtype)
+    args = prepare(*(inp[n] for n in NAMES), True, ["natural", "reverse"], None, "mean", "triton", grad=False)
+    res = {}
+    for fast in (False, True):
+        tiles = dataclasses.replace(DEFAULT_TILES, fwd_fast_log=fast, fwd_walk=walk, fwd_smid=None if walk else True)
+        res[fast] = triton_fwd.triton_forward(*args[:11], backward=False, tiles=tiles)
+    assert [k["SOFTPLUS"] for _, _, k in spy.launches] == [1, 2]
+    for i in (0, 1):
+        assert _rel(res[True][i], res[False][i]) <= 1e-5
