@@ -245,6 +245,9 @@ class VimBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = residual_in_fp32(x)
         # normalized in the stream's precision, handed to the mixer in the block's own dtype (autocast's under it)
+        if not self.training or isinstance(self.drop_path, nn.Identity):
+            # the mixer adds the stream itself (inference on CUDA: inside its out_proj's matmul, `Mamba._residual_out`)
+            return self.mixer(self.norm(x), residual=x)
         return x + self.drop_path(self.mixer(self.norm(x)))
 
 

@@ -28,7 +28,7 @@ from vssm.kernels import selective_scan
 from vssm.kernels.conv1d import depthwise_conv1d, has_fast_kernel
 from vssm.kernels.eager import plain_eager
 from vssm.kernels.selective_scan.op import backward_follows
-from vssm.kernels.selective_scan.projected import projected_scan, scan_walks
+from vssm.kernels.selective_scan.projected import projected_scan, projected_scan_directions, scan_walks
 from vssm.param_cache import derived
 from vssm.ssm_init import init_ssm_, positive_int, scan_param
 from vssm.timm_glue import fx_leaf
@@ -101,6 +101,11 @@ class _DirectionParams(torch.autograd.Function):
                     # the taps: the (E, 1, W) weight's slice, direction 1's mirrored back
                     out[i] = (g[k] if k == 0 else g[k].flip(-1)).unsqueeze(1) if j == _TAPS else g[k]
         return (None, None, *out)
+
+
+# Without a gradient on CUDA, `Mamba.forward(x, residual)` sums the directions, applies out_proj and adds the residual in
+# one matmul (`Mamba._residual_out`); False: the directions' sum, out_proj and the add as three launches
+FUSED_RESIDUAL = True
 
 
 @fx_leaf
@@ -322,9 +327,11 @@ class Mamba(nn.Module):
         return [t for conv, x_proj, dt_proj, A_log, D in self._branches()
                 for t in (conv.weight, conv.bias, x_proj.weight, dt_proj.weight, dt_proj.bias, A_log, D)]
 
-    def mix(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    def mix(self, x: torch.Tensor, z: torch.Tensor, directions: bool = False) -> torch.Tensor:
         """All directions in one selective_scan call (no flip or transpose copies): x, z (batch, E, L)
-        views of the in_proj output -> (batch, E, L), token-major in memory."""
+        views of the in_proj output -> (batch, E, L), token-major in memory. ``directions`` (inference on the
+        Triton backend only): the directions' outputs not summed, (batch, K, E, L) stored (batch, L, K, E)
+        (`projected_scan_directions`)."""
         orders = ["natural", "reverse"] if self.bidirectional else ["natural"]
         fast = has_fast_kernel(x)
         # On CUDA without a backward, the scan's forward walks the steps with a channel's states in registers
@@ -338,24 +345,60 @@ class Mamba(nn.Module):
             # x_proj / dt_proj inside the op, which recomputes delta in its backward instead of keeping it;
             # u stored channel-major (the scan's chunk kernels read a few channels over many steps) unless it walks
             u = self._conv_tokens(x, taps, conv_bias, channel_major=not tokens).transpose(2, 3)  # (batch, K, E, L)
-            return projected_scan(u, w_x, w_dt, A, D, z, delta_bias, delta_softplus=True, orders=orders,
-                                  combine="mean")
+            scan = projected_scan_directions if directions else projected_scan
+            return scan(u, w_x, w_dt, A, D, z, delta_bias, delta_softplus=True, orders=orders, combine="mean")
         u = self._conv(x, taps, conv_bias)
         delta, B, C = self._projections(u)
         return selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus=True, orders=orders,
                               combine="mean")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (batch, L, d_model) -> (batch, L, d_model)."""
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (batch, L, d_model) -> (batch, L, d_model). With ``residual`` (x's shape): residual + that, in
+        residual's dtype; without a gradient on CUDA the sum is made inside out_proj's matmul (`_residual_out`)."""
         if x.dim() != 3 or x.shape[-1] != self.d_model:
             raise ValueError(
                 f"Mamba: input has shape {tuple(x.shape)}, expected (batch, L, d_model={self.d_model})"
             )
+        if residual is not None and (not isinstance(residual, torch.Tensor) or residual.shape != x.shape):
+            got = tuple(residual.shape) if isinstance(residual, torch.Tensor) else type(residual).__name__
+            raise ValueError(f"Mamba: `residual` has shape {got}, expected the input's {tuple(x.shape)}")
         # (batch, E, L) views of the token-major in_proj output (the scan reads them through strides), split
         # before the transpose: their gradients arrive token-major and join along channels without a copy
         x, z = (t.transpose(1, 2) for t in self.in_proj(x).chunk(2, dim=-1))
+        if residual is not None and self._fused_residual(x, residual):
+            return self._residual_out(self.mix(x, z, directions=True), residual)
         y = self.mix_composed(x, z) if self.composed else self.mix(x, z)
-        return self.out_proj(y.transpose(1, 2))
+        out = self.out_proj(y.transpose(1, 2))
+        return out if residual is None else residual + out
+
+    def _fused_residual(self, x: torch.Tensor, residual: torch.Tensor) -> bool:
+        """Whether `_residual_out` computes residual + out_proj(the directions' sum): no gradient recorded, plain
+        eager CUDA tensors (the Triton path of `mix`), more than one direction, an out_proj Linear without bias or
+        hooks, and a residual in x's dtype or float32 (`FUSED_RESIDUAL`)."""
+        p = self.out_proj
+        return (FUSED_RESIDUAL and self.bidirectional and not self.composed and not torch.is_grad_enabled()
+                and has_fast_kernel(x) and plain_eager(x, residual) and type(p) is nn.Linear and p.bias is None
+                and not (p._forward_hooks or p._forward_pre_hooks) and residual.device == x.device
+                and residual.dtype in (x.dtype, torch.float32) and x.dtype in (torch.float32, torch.bfloat16,
+                                                                               torch.float16))
+
+    def _residual_out(self, y: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        """residual + out_proj(sum_k y[:, k]) as one matmul: y (batch, K, E, L) stored (batch, L, K, E) viewed as
+        (batch x L, K x E), times out_proj's weight repeated K times along its input ((d_model, K x E), cached for
+        inference), added to residual inside the matmul in float32 and written in residual's dtype (one launch
+        for what was a sum over the directions, out_proj and the residual add; no rounding of the mixer's output
+        to y's dtype in between)."""
+        batch, K, E, L = y.shape
+        w = derived(self, ("out_proj_repeated", y.dtype, K), [self.out_proj.weight],
+                    lambda: self.out_proj.weight.to(y.dtype).repeat(1, K))
+        rows = y.permute(0, 3, 1, 2).reshape(batch * L, K * E)
+        res = residual.reshape(batch * L, residual.shape[-1])
+        with torch.autocast(y.device.type, enabled=False):  # addmm is on autocast's lower-precision list
+            if residual.dtype == y.dtype:
+                out = torch.addmm(res, rows, w.t())
+            else:
+                out = torch.addmm(res, rows, w.t(), out_dtype=residual.dtype)
+        return out.view(residual.shape)
 
     def extra_repr(self) -> str:
         return (

@@ -28,12 +28,14 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from ..eager import plain_eager
+from ..launch import on_device_of
 from ..layout import direction_matrices
 from .gate import gate_backward, gate_forward
 from .op import (
     _per_direction,
     _scan_bwd_impl,
     _scan_fwd_impl,
+    _tk,
     _use_triton,
     backward_follows,
     default_backend,
@@ -45,7 +47,7 @@ from .op import (
 from .orders import Order
 from .reference import compute_dtype
 
-__all__ = ["projected_scan", "project", "scan_walks"]
+__all__ = ["projected_scan", "projected_scan_directions", "project", "scan_walks"]
 
 # Without a backward, the shared gate runs inside the scan's forward kernels (False) or outside them as with one
 # (True). H200, bf16, Vim-Ti at 1248 (batch 8): 24.65 -> 23.40 ms of GPU work per step inside (NOTES.md "Stop 29")
@@ -283,6 +285,46 @@ def projected_scan(
     _per_direction("z", z, K, (batch, dim, L), "(batch, D, L)", "(batch, K, D, L)", dev)
     spec = (orders, grid, combine, delta_softplus, backend, backward_follows(*tensors))
     return _ProjectedScan.apply(u, x_proj_weight, dt_proj_weight, A, D, z, delta_bias, spec)
+
+
+def projected_scan_directions(
+    u: torch.Tensor,
+    x_proj_weight: torch.Tensor,
+    dt_proj_weight: torch.Tensor,
+    A: torch.Tensor,
+    D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
+    *,
+    delta_softplus: bool = False,
+    orders: Sequence[Order] | None = None,
+    combine: str = "sum",
+) -> torch.Tensor:
+    """`projected_scan`'s directions not summed, for inference on the Triton backend: each direction's output, gated
+    by z and scaled as ``combine`` scales it, as (batch, K, D, L) stored (batch, L, K, D), so that out.permute(0, 3,
+    1, 2) viewed (batch x L, K x D) is one matrix: a consumer's matmul over it with the weight repeated K times sums
+    the directions itself (Vim's out_proj; no pass that adds them). Same arguments as `projected_scan`; refused
+    where a gradient would be recorded, or the tensors are not on the Triton backend's devices."""
+    R, N = _check(u, x_proj_weight, dt_proj_weight, A)
+    tensors = (u, x_proj_weight, dt_proj_weight, A, D, z, delta_bias)
+    if backward_follows(*tensors):
+        raise ValueError("projected_scan_directions: inference only; a gradient would be recorded (use projected_scan)")
+    if not plain_eager(*tensors) or not _use_triton(default_backend(u.device), u):
+        raise ValueError(f"projected_scan_directions: runs the Triton kernels only (plain tensors on CUDA, not "
+                         f"{u.dtype} on {u.device} here); use projected_scan")
+    batch, K, dim, L = u.shape
+    if orders is None:
+        orders = ["natural"] * K
+    dev = u.device
+    A = _per_direction("A", A, K, (dim, N), "(D, N)", "(K, D, N)", dev)
+    D = _per_direction("D", D, K, (dim,), "(D,)", "(K, D)", dev)
+    delta_bias = _per_direction("delta_bias", delta_bias, K, (dim,), "(D,)", "(K, D)", dev)
+    with torch.autocast(dev.type, enabled=False):
+        x_dbl, delta = _project_into(u, x_proj_weight, dt_proj_weight, True)
+        op_args = prepare(u, delta, A, *_bc(x_dbl, R, N), D, z, delta_bias, delta_softplus, orders, None, combine,
+                          "triton", grad=False)
+        with on_device_of(u):
+            return _tk().fwd.triton_forward(*op_args[:11], backward=False, split=True)[0]
 
 
 def scan_walks(batch: int, dim: int, N: int, L: int) -> bool:

@@ -434,6 +434,7 @@ def triton_forward(
     *,
     states_T: int = 0,
     backward: bool = True,
+    split: bool = False,
     tiles: Tiles = DEFAULT_TILES,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Forward in the op's normal form (op.py): out (batch, D, L) in u's dtype (layout: `op.new_out`),
@@ -441,10 +442,12 @@ def triton_forward(
     (batch x K, D, cdiv(L, states_T), N) float32 (else None). states_T must be a multiple of the forward's chunk
     length: `Tiles` fwd_T, fwd_T_n1 or fwd_T_wide, or with states-middle tiles fwd_smid_T x 16 / NP, doubled up to
     fwd_smid_long_max_programs programs.
-    ``backward``: whether a backward may follow (the walking forward is picked by default only without one)."""
+    ``backward``: whether a backward may follow (the walking forward is picked by default only without one).
+    ``split``: out is each direction's (gated, scaled) output, not their sum: (batch, K, D, L) stored (batch, L, K, D),
+    so that its (batch x L, K x D) view is one matrix for a matmul that sums the directions itself."""
     check_device(u)
     p = Prep(u, delta, A, B, C, D, z, delta_bias, index, scale)
-    out = new_out(u, z)
+    out = u.new_empty((p.batch, p.L, p.K, p.dim)).permute(0, 2, 3, 1) if split else new_out(u, z)
     last = torch.empty((p.batch, p.K, p.dim, p.N), device=u.device, dtype=torch.float32)
     walk = not states_T and _walks(tiles, p.batch, p.dim_per_group, p.dim, p.NP, p.L,
                                    token_major(u) and token_major(delta), backward)
@@ -464,8 +467,9 @@ def triton_forward(
     # K > 1: one program runs all K directions of its batch row and adds them into out (no extra pass)
     # when batch x channel blocks fill the GPU; otherwise every direction gets its own programs and
     # writes its own (batch, K, D, L) slice, summed afterwards.
-    loop = p.K > 1 and p.batch * n_dblk >= (tiles.fwd_walk_loop_min_programs if walk else tiles.fwd_loop_min_programs)
-    dest = out if p.K == 1 or loop else _per_direction_out(out, p.K)
+    loop = not split and p.K > 1 and p.batch * n_dblk >= (tiles.fwd_walk_loop_min_programs if walk
+                                                           else tiles.fwd_loop_min_programs)
+    dest = out if p.K == 1 or loop or split else _per_direction_out(out, p.K)
     programs = (p.batch if loop else p.rows) * n_dblk
     if smid and programs <= tiles.fwd_smid_long_max_programs:
         T *= 2  # every warp is resident: longer chunks give each more independent work

@@ -184,3 +184,53 @@ def test_projected_inference_vim_ti_1248(dtype, tol, monkeypatch):
         torch.backends.cuda.matmul.allow_tf32 = old
     assert len(spy.launches) == (1 if dtype == torch.bfloat16 else 0)
     assert _l2(y, y_ref) < tol
+
+
+def test_projected_directions_sum_to_projected_scan():
+    """`projected_scan_directions` at Vim-Ti's 1248 shape (bfloat16, no gradient): each direction's output stored
+    (batch, L, K, D), and their float32 sum rounded once is projected_scan's output bit for bit (its two-direction sum
+    is one such add)."""
+    from vssm.kernels import layout
+    from vssm.kernels.selective_scan.projected import projected_scan_directions
+
+    tensors = _make(8, 2, 384, 6085, 16, 12, torch.bfloat16, False)
+    u = tensors[0]
+    tensors[0] = layout.new_rows(u, tuple(u.shape), batch_inner=True).copy_(u)
+    kw = dict(delta_softplus=True, orders=["natural", "reverse"], combine="mean")
+    with torch.inference_mode():
+        parts = projected_scan_directions(*tensors, **kw)
+        whole = projected_scan(*tensors, **kw)
+    assert parts.shape == (8, 2, 384, 6085) and parts.permute(0, 3, 1, 2).is_contiguous()
+    assert torch.equal((parts[:, 0].float() + parts[:, 1].float()).to(torch.bfloat16), whole)
+    with pytest.raises(ValueError, match="inference only"):
+        projected_scan_directions(*(t.detach().requires_grad_(t.is_floating_point()) for t in tensors), **kw)
+
+
+@pytest.mark.parametrize("autocast", [True, False])
+def test_vim_fused_residual(autocast, monkeypatch):
+    """Vim-Ti's blocks without a gradient on CUDA: the mixer adds the residual inside out_proj's matmul (one addmm per
+    block, the directions summed by the matmul); logits against the three-launch form (directions' sum, out_proj,
+    add), bfloat16 autocast and float32 (TF32 off)."""
+    import timm
+
+    import vssm.mamba as vm
+
+    torch.manual_seed(0)
+    model = timm.create_model("vim_tiny_patch16_224", img_size=320).cuda().eval()
+    x = torch.randn(2, 3, 320, 320, device="cuda")
+    calls = []
+    fused = vm.Mamba._residual_out
+    monkeypatch.setattr(vm.Mamba, "_residual_out", lambda self, *a: calls.append(1) or fused(self, *a))
+    old = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        out = {}
+        for on in (True, False):
+            monkeypatch.setattr(vm, "FUSED_RESIDUAL", on)
+            with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+                out[on] = model(x).float()
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = old
+    assert len(calls) == 24
+    rel = (out[True] - out[False]).abs().max().item() / out[False].abs().max().item()
+    assert rel <= (0.03 if autocast else 1e-5), rel
