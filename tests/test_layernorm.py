@@ -353,6 +353,74 @@ print("ok")
 """
 
 
+_RMS = _PRELUDE + r"""
+import timm.layers
+import torch.nn as nn
+from vssm.kernels.layernorm import rms_norm
+from vssm.norm import LinearInputRmsNorm
+
+def rms_ref(x, w, eps):
+    return torch.rms_norm(x.double(), (x.shape[-1],), None if w is None else w.double(), eps)
+
+g = torch.Generator().manual_seed(0)
+n = 0
+for shape in ((1, 1), (7, 3), (130, 100), (2, 5, 192)):
+    C = shape[-1]
+    for dtype in (torch.float32, torch.bfloat16, torch.float16):
+        for out_dtype in (None, torch.float32, torch.bfloat16):
+            for affine in (True, False):
+                x = (torch.randn(*shape, generator=g) * 3 + 0.5).to(dtype)
+                w = (torch.rand(C, generator=g) + 0.5) if affine else None
+                before = len(launched["fwd"])
+                with torch.no_grad():
+                    y = rms_norm(x, w, 1e-5, out_dtype=out_dtype)
+                assert len(launched["fwd"]) == before + 1 and launched["fwd"][-1][2]["RMS"], "no RMS kernel launch"
+                want = out_dtype or dtype
+                assert y.dtype == want and y.shape == x.shape
+                rel = 1e-2 if torch.bfloat16 in (want, dtype) else 2e-3 if torch.float16 in (want, dtype) else 1e-5
+                ref = rms_ref(x, w, 1e-5)
+                err = (y.double() - ref).abs().max().item()
+                assert err <= rel * ref.abs().max().item(), (shape, dtype, out_dtype, affine, err)
+                n += 1
+# rows of a wider tensor are read in place; a bad value in one row leaves the others unchanged
+base = torch.randn(9, 300)
+x = base[:, :100]
+w = torch.rand(100) + 0.5
+with torch.no_grad():
+    y = rms_norm(x, w, 1e-6)
+    x2 = x.clone(); x2[4, 7] = float("nan")
+    y2 = rms_norm(x2, w, 1e-6)
+assert (y.double() - rms_ref(x, w, 1e-6)).abs().max() < 1e-5
+assert torch.isnan(y2[4]).all() and torch.equal(torch.cat([y2[:4], y2[5:]]), torch.cat([y[:4], y[5:]]))
+# with a gradient to record: torch.rms_norm (no kernel launch), gradients against float64
+before = len(launched["fwd"])
+xg = torch.randn(6, 40, requires_grad=True)
+wg = (torch.rand(40) + 0.5).requires_grad_(True)
+gx, gw = torch.autograd.grad(rms_norm(xg, wg, 1e-5).pow(2).sum(), (xg, wg))
+xr, wr = xg.detach().double().requires_grad_(True), wg.detach().double().requires_grad_(True)
+rx, rw = torch.autograd.grad(rms_ref(xr, wr, 1e-5).pow(2).sum(), (xr, wr))
+assert len(launched["fwd"]) == before
+assert (gx.double() - rx).abs().max() < 1e-4 and (gw.double() - rw).abs().max() < 1e-3
+# the module: timm's RmsNorm's parameters, its output in the Linear's dtype, the kernel only without a gradient
+mod = LinearInputRmsNorm(64, eps=1e-5)
+ref_mod = timm.layers.RmsNorm(64, eps=1e-5)
+assert list(mod.state_dict()) == list(ref_mod.state_dict()) == ["weight"]
+with torch.no_grad():
+    mod.weight.uniform_(0.5, 1.5)
+ref_mod.load_state_dict(mod.state_dict())
+x = torch.randn(3, 11, 64)
+before = len(launched["fwd"])
+with torch.no_grad():
+    assert (mod(x) - ref_mod(x)).abs().max() < 1e-5
+    assert mod.to(torch.bfloat16)(x).dtype == torch.bfloat16  # the weight's dtype, from a float32 stream
+mod.float()
+assert len(launched["fwd"]) == before + 2
+y = mod(x)  # grad mode, weight requires grad: timm's path
+assert len(launched["fwd"]) == before + 2 and y.requires_grad
+print("ok", n)
+"""
+
+
 def _run_child(script: str) -> str:
     pytest.importorskip("triton")
     env = dict(os.environ, TRITON_INTERPRET="1")
@@ -590,3 +658,36 @@ def test_backward_program_cap():
         assert programs == want, (M, C, programs)
         assert programs * C * 8 <= T.partial_bytes or programs == T.min_programs
     assert _bwd_plan(6272, 768, T, False)[3] == 1056
+
+
+def test_rms_norm_kernel_and_module():
+    """Interpreter: `rms_norm`'s kernel pass over rows {1, 7, 130, 2 x 5} x C {1, 3, 100, 192}, float32 / bfloat16 /
+    float16 in and out, with and without a weight, against torch.rms_norm in float64; rows read in place from a wider
+    tensor; a NaN in one row leaves the other rows' outputs unchanged; with a gradient to record, torch.rms_norm (no
+    launch) and its gradients; `LinearInputRmsNorm`: timm's state_dict, the weight's dtype out, the kernel only without
+    a gradient."""
+    _run_child(_RMS)
+
+
+def test_rms_norm_checks_its_arguments(no_interpreter):
+    from vssm.kernels.layernorm import rms_norm
+
+    x = torch.randn(4, 8)
+    for kwargs, exc, match in (
+        (dict(x=[1.0]), TypeError, "`x` must be a tensor"),
+        (dict(x=torch.tensor(1.0)), ValueError, "at least one dimension"),
+        (dict(x=torch.ones(2, 3, dtype=torch.int64)), TypeError, "floating-point"),
+        (dict(x=x, weight=torch.ones(7)), ValueError, r"`weight` has shape \(7,\), expected \(8,\)"),
+        (dict(x=x, eps=-1.0), ValueError, "`eps` must be a real number >= 0"),
+        (dict(x=x, out_dtype=torch.int32), TypeError, "`out_dtype`"),
+    ):
+        args = dict(weight=None, eps=1e-6)
+        args.update(kwargs)
+        out_dtype = args.pop("out_dtype", None)
+        with pytest.raises(exc, match=match):
+            rms_norm(args.pop("x"), args.pop("weight"), args.pop("eps"), out_dtype=out_dtype)
+    # the PyTorch path (no kernel device here): torch.rms_norm in float32 for a half x, cast to out_dtype
+    xb = (torch.randn(5, 8) * 4).bfloat16()
+    w = torch.rand(8) + 0.5
+    y = rms_norm(xb, w, 1e-5, out_dtype=torch.float32)
+    assert y.dtype == torch.float32 and torch.equal(y, torch.rms_norm(xb.float(), (8,), w, 1e-5))

@@ -647,3 +647,140 @@ def test_projected_gate_inside_the_kernels_without_a_backward():
         assert r["err_inside"] <= tol and r["err_outside"] <= tol, r
         assert r["stride_inside"] == r["stride_outside"], r
         assert r["dtype"] == r["case"][3], r
+
+
+_THIN_AND_SPLIT = r"""
+import json, torch
+from vssm.kernels import layout
+from vssm.kernels.selective_scan import projected, triton_fwd, triton_thin
+from vssm.kernels.selective_scan import selective_scan
+from vssm.kernels.selective_scan.op import prepare
+from vssm.kernels.selective_scan.projected import project, projected_scan
+import dataclasses
+assert torch.__dict__ is not None
+res = {"thin": [], "projected": [], "split": []}
+g = torch.Generator().manual_seed(0)
+# the thin matmul over a grid, x a row slice of a wider matrix, out in both layouts
+for dtype in (torch.bfloat16, torch.float16):
+    for K, M, R, N in ((1, 1, 1, 1), (2, 5, 3, 3), (3, 40, 12, 129), (2, 70, 17, 300), (1, 33, 64, 65)):
+        w = (torch.randn(K, M, R, generator=g) * R ** -0.5).to(dtype)
+        x = torch.randn(K, R + 9, N, generator=g).to(dtype)[:, 4:4 + R]
+        ref = torch.bmm(w.double(), x.double())
+        # one rounding of the float32 sum of exact products (the interpreter truncates to bfloat16: one whole ulp)
+        ulp = 2.0 ** -7 if dtype == torch.bfloat16 else 2.0 ** -11
+        for tm in (False, True):
+            out = torch.empty(K, N, M, dtype=dtype).transpose(1, 2) if tm else torch.empty(K, M, N, dtype=dtype)
+            triton_thin.thin_bmm(w, x, out, block_m=16, block_n=32)
+            ok = bool((((out.double() - ref).abs()) <= ref.abs() * ulp + 1e-5).all())
+            res["thin"].append([str(dtype), K, M, R, N, tm, ok])
+errors = []
+w, x = torch.randn(2, 8, 12).bfloat16(), torch.randn(2, 12, 9).bfloat16()
+for bad in (lambda: triton_thin.thin_bmm(torch.randn(2, 8, 65).bfloat16(), torch.randn(2, 65, 9).bfloat16(),
+                                         torch.empty(2, 8, 9).bfloat16()),
+            lambda: triton_thin.thin_bmm(w.float(), x.float(), torch.empty(2, 8, 9)),
+            lambda: triton_thin.thin_bmm(w, x, torch.empty(2, 8, 9)),
+            lambda: triton_thin.thin_bmm(w, x[:, :11], torch.empty(2, 8, 9).bfloat16())):
+    try:
+        bad()
+        errors.append(None)
+    except ValueError as e:
+        errors.append(str(e).split(":")[0])
+res["errors"] = errors
+# projected_scan through it: dt rank 12 in bfloat16 (24-byte rows) runs the kernel, 8 (16 bytes) cuBLAS-style bmm
+launches = []
+real = triton_thin._thin_bmm
+class Spy:
+    def __getitem__(self, grid):
+        def go(*a, **k):
+            launches.append(grid)
+            return real[grid](*a, **k)
+        return go
+triton_thin._thin_bmm = Spy()
+for R, dtype in ((12, torch.bfloat16), (8, torch.bfloat16), (12, torch.float32)):
+    batch, K, dim, L, N = 2, 2, 16, 21, 8
+    # as the conv op stores it: each direction's tokens over the batch one matrix (the kernel's operand)
+    u = layout.new_rows(u0 := torch.randn(batch, K, dim, L, generator=g), tuple(u0.shape), batch_inner=True).copy_(u0)
+    w_x = torch.randn(K, R + 2 * N, dim, generator=g) * dim ** -0.5
+    w_dt = torch.randn(K, dim, R, generator=g) * R ** -0.5
+    A = -torch.rand(dim, N, generator=g) - 0.5
+    D, bias = torch.randn(dim, generator=g), torch.randn(dim, generator=g) * 0.5
+    z = torch.randn(batch, dim, L, generator=g)
+    kw = dict(orders=["natural", "reverse"], combine="mean", delta_softplus=True)
+    cast = [(layout.new_rows(u, tuple(u.shape), dtype, batch_inner=True).copy_(u) if t is u else t.to(dtype))
+            .requires_grad_(True) for t in (u, w_x, w_dt)]
+    n = len(launches)
+    y = projected_scan(*cast, A, D, z.to(dtype), bias, backend="triton", **kw)
+    grads = torch.autograd.grad(y.float().pow(2).sum(), cast)
+    leaves = [t.detach().double().requires_grad_(True) for t in cast]
+    delta, B, C = project(*leaves, N)
+    ref = selective_scan(leaves[0], delta, A.double(), B, C, D.double(), z.to(dtype).double(), bias.double(),
+                         backend="reference", **kw)
+    rgrads = torch.autograd.grad(ref.pow(2).sum(), leaves)
+    err = max([float((y.double() - ref).abs().max() / ref.abs().max())] +
+              [float((a.double() - b).abs().max() / b.abs().max()) for a, b in zip(grads, rgrads)])
+    res["projected"].append([R, str(dtype), len(launches) - n, err])
+# split outputs: each direction's, stored (batch, L, K, D); their sum is the summed forward's output
+for walk, dtype, K in ((False, torch.float32, 2), (False, torch.bfloat16, 2), (True, torch.bfloat16, 2),
+                       (False, torch.float32, 1), (False, torch.float32, 4)):
+    batch, dim, L, N = 2, 16, 37, 16
+    u = torch.randn(batch, K, dim, L, generator=g).to(dtype)
+    dl = (torch.randn(batch, K, dim, L, generator=g) * 0.5).to(dtype)
+    A = -torch.rand(K, dim, N, generator=g) - 0.5
+    B = torch.randn(batch, K, 1, N, L, generator=g).to(dtype)
+    C = torch.randn(batch, K, 1, N, L, generator=g).to(dtype)
+    Dp, bias = torch.randn(K, dim, generator=g), torch.randn(K, dim, generator=g) * 0.3
+    z = torch.randn(batch, dim, L, generator=g).to(dtype)
+    orders = ["natural", "reverse", "natural", "reverse"][:K]
+    args = prepare(u, dl, A, B, C, Dp, z, bias, True, orders, None, "mean", "triton", grad=False)
+    # the summed forward with a program per direction too (as split runs), so both see the same time segments
+    tiles = dataclasses.replace(triton_fwd.DEFAULT_TILES, fwd_walk=walk, fwd_loop_min_programs=1 << 30,
+                                fwd_walk_loop_min_programs=1 << 30)
+    whole = triton_fwd.triton_forward(*args[:11], backward=False, tiles=tiles)[0]
+    parts = triton_fwd.triton_forward(*args[:11], backward=False, split=True, tiles=tiles)[0]
+    summed = parts.float().sum(1).to(dtype) if K == 2 else parts.float().sum(1)
+    exact = bool(torch.equal(summed, whole)) if K <= 2 else float((summed - whole.float()).abs().max())
+    res["split"].append([walk, str(dtype), K, list(parts.shape), parts.permute(0, 3, 1, 2).is_contiguous(), exact])
+print(json.dumps(res))
+"""
+
+
+def test_thin_matmul_and_split_directions_interpreter():
+    """Interpreter: `triton_thin.thin_bmm` against float64 products over a grid (K, M, R, N incl. 1, odd sizes, R up to
+    64; bfloat16 / float16; out channel-major and token-major; x a row slice), within one rounding of the output
+    dtype; its argument errors; `projected_scan` runs it for dt rank 12 in bfloat16 (forward, and the backward's
+    recomputed delta) and not for 8 (aligned rows) or float32, forward and every gradient against float64;
+    `triton_forward(split=True)`: each direction's output stored (batch, L, K, D) whose sum is the summed forward's
+    output bit for bit (two directions; the chunk and the walking kernels, and K = 1 and 4)."""
+    pytest.importorskip("triton")
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    proc = subprocess.run([sys.executable, "-c", _THIN_AND_SPLIT], env=env, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert len(res["thin"]) == 20 and all(r[-1] for r in res["thin"]), res["thin"]
+    assert res["errors"] == ["thin_bmm"] * 4, res["errors"]
+    launched = {(r[0], r[1]): r[2] for r in res["projected"]}
+    assert launched == {(12, "torch.bfloat16"): 2, (8, "torch.bfloat16"): 0, (12, "torch.float32"): 0}, launched
+    for r in res["projected"]:
+        assert r[3] <= (3e-2 if "bfloat16" in r[1] else 1e-4), r
+    assert len(res["split"]) == 5
+    for walk, dtype, K, shape, stored, exact in res["split"]:
+        assert shape == [2, K, 16, 37] and stored, (walk, dtype, K)
+        assert exact is True if K <= 2 else exact <= 1e-5, (walk, dtype, K, exact)
+
+
+def test_projected_scan_directions_refuses_outside_inference_and_triton():
+    from vssm.kernels.selective_scan.projected import projected_scan_directions
+
+    g = torch.Generator().manual_seed(0)
+    u = torch.randn(1, 2, 8, 5, generator=g)
+    args = (u, torch.randn(2, 12, 8, generator=g), torch.randn(2, 8, 2, generator=g), -torch.rand(8, 5, generator=g))
+    with torch.no_grad(), pytest.raises(ValueError, match="runs the Triton kernels only"):
+        projected_scan_directions(*args, delta_softplus=True)
+    with pytest.raises(ValueError, match="inference only"):
+        projected_scan_directions(u.requires_grad_(True), *args[1:])

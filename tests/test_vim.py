@@ -536,3 +536,59 @@ def test_input_layout_errors_and_shallow_features_only():
             model(bad)
     feats = timm.create_model("vim_tiny_patch16_224", depth=2, embed_dim=32, img_size=32, features_only=True)
     assert [f.shape for f in feats(torch.randn(1, 3, 32, 32))] == [(1, 32, 2, 2)] * 2
+
+
+@pytest.mark.parametrize("stride", [16, 8])
+def test_patch_embed_matmul_equals_the_conv(stride):
+    """Stride == patch: the patches cut and multiplied by the conv weight as one matmul (`patch_tokens`) equal the
+    conv (float32, and under bfloat16 autocast to bfloat16 rounding); a smaller stride (overlapping patches) keeps the
+    conv."""
+    from vssm.models.vim import VimPatchEmbed
+
+    torch.manual_seed(0)
+    pe = VimPatchEmbed(img_size=64, patch_size=16, stride=stride, embed_dim=24)
+    x = torch.randn(2, 3, 64, 64)
+    conv = pe.proj(x).permute(0, 2, 3, 1)
+    with torch.no_grad():
+        y = pe(x)
+        assert y.shape == conv.shape == (2, 64 // stride - (16 // stride - 1), 64 // stride - (16 // stride - 1), 24)
+        assert (y - conv).abs().max() <= 1e-5 * conv.abs().max()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            yb, cb = pe(x), pe.proj(x).permute(0, 2, 3, 1)
+    assert yb.dtype == cb.dtype == torch.bfloat16
+    assert (yb.float() - cb.float()).abs().max() <= 2e-2 * cb.float().abs().max()
+    # gradients through the matmul form equal the conv's
+    xg = x.clone().requires_grad_(True)
+    gx, gw = torch.autograd.grad(pe(xg).pow(2).sum(), (xg, pe.proj.weight))
+    xr = x.clone().requires_grad_(True)
+    rx, rw = torch.autograd.grad(pe.proj(xr).pow(2).sum(), (xr, pe.proj.weight))
+    assert (gx - rx).abs().max() <= 1e-4 * rx.abs().max() and (gw - rw).abs().max() <= 1e-4 * rw.abs().max()
+
+
+def test_mamba_residual_argument():
+    """`Mamba(x, residual=r)` is r + Mamba(x) (in r's dtype; on the CPU the composed form), forward and gradients;
+    a residual of another shape is refused; Vim's blocks route the stream through it and give the model's logits
+    unchanged against x + mixer(norm(x))."""
+    torch.manual_seed(0)
+    m = Mamba(16, d_state=4, bidirectional=True)
+    x = torch.randn(2, 9, 16, requires_grad=True)
+    r = torch.randn(2, 9, 16, dtype=torch.float64, requires_grad=True)
+    out = m(x, residual=r)
+    assert out.dtype == torch.float64
+    ref = r + m(x)
+    assert torch.allclose(out, ref)
+    g = torch.autograd.grad(out.sum(), (x, r, m.out_proj.weight))
+    gr = torch.autograd.grad(ref.sum(), (x, r, m.out_proj.weight))
+    assert all(torch.allclose(a, b) for a, b in zip(g, gr))
+    with pytest.raises(ValueError, match="`residual` has shape"):
+        m(x, residual=torch.randn(2, 8, 16))
+    model = timm.create_model("vim_tiny_patch16_224", img_size=64, depth=2).eval()
+    img = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        fused = model(img)
+        blocks = [b.forward for b in model.layers]
+        for b in model.layers:
+            b.forward = (lambda blk: lambda t: t.float() + blk.mixer(blk.norm(t.float())))(b)
+        plain = model(img)
+    assert torch.allclose(fused, plain, atol=1e-6)
+    del blocks
