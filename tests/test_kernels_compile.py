@@ -19,9 +19,17 @@ from triton.runtime.jit import JITFunction  # noqa: E402
 
 from vssm.kernels.conv1d import triton_conv1d  # noqa: E402
 from vssm.kernels.layernorm import triton_layernorm  # noqa: E402
-from vssm.kernels.selective_scan import gate_triton, triton_bwd, triton_bwd_n1, triton_carry, triton_fwd  # noqa: E402
+from vssm.kernels.selective_scan import (  # noqa: E402
+    gate_triton,
+    triton_bwd,
+    triton_bwd_n1,
+    triton_carry,
+    triton_fwd,
+    triton_thin,
+)
 
-MODULES = (triton_fwd, triton_bwd, triton_bwd_n1, triton_carry, gate_triton, triton_conv1d, triton_layernorm)
+MODULES = (triton_fwd, triton_bwd, triton_bwd_n1, triton_carry, gate_triton, triton_conv1d, triton_layernorm,
+           triton_thin)
 SCAN = dict(SOFTPLUS=True, GATHER=False, IDX64=False)
 
 # (kernel name, constexprs, num_warps): the models' combinations and the switches each kernel has
@@ -40,10 +48,19 @@ COMBOS = [
                          SMID=True, **SCAN), 1),
     ("_fwd_kernel", dict(HAS_Z=False, HAS_H0=True, PREFETCH=True, MODE=1, STORE=True, BLOCK_D=8, NP=8, T=16,
                          SOFTPLUS=True, GATHER=True, IDX64=True, SMID=True), 1),
+    # ... inference: the softplus's log from lg2.approx (inline PTX, SOFTPLUS=2), states-middle, states-last, N = 1
+    ("_fwd_kernel", dict(HAS_Z=True, HAS_H0=False, PREFETCH=True, MODE=0, STORE=False, BLOCK_D=8, NP=16, T=16,
+                         SMID=True, SOFTPLUS=2, GATHER=False, IDX64=False), 1),
+    ("_fwd_kernel", dict(HAS_Z=True, HAS_H0=True, PREFETCH=True, MODE=1, STORE=False, BLOCK_D=8, NP=16, T=32,
+                         SMID=False, SOFTPLUS=2, GATHER=False, IDX64=False), 4),
+    ("_fwd_kernel", dict(HAS_Z=False, HAS_H0=False, PREFETCH=False, MODE=0, STORE=False, BLOCK_D=64, NP=1, T=16,
+                         SOFTPLUS=2, GATHER=True, IDX64=False, SMID=False), 2),
     # walking forward: directions in turn, segments, gathered, int64
     ("_fwd_walk_kernel", dict(HAS_Z=False, HAS_H0=False, MODE=1, BLOCK_D=128, NP=16, EVEN_N=True, **SCAN), 4),
     ("_fwd_walk_kernel", dict(HAS_Z=True, HAS_H0=True, MODE=0, BLOCK_D=128, NP=8, SOFTPLUS=False, GATHER=True,
                               IDX64=True, EVEN_N=False), 4),
+    ("_fwd_walk_kernel", dict(HAS_Z=True, HAS_H0=False, MODE=0, BLOCK_D=128, NP=16, SOFTPLUS=2, GATHER=False,
+                              IDX64=False, EVEN_N=True), 4),
     # backward chunks: N 16 (Vim), N 64 short tiles (SiMBA), gathered int64
     ("_bwd_kernel", dict(HAS_Z=True, BLOCK_D=8, NP=16, T=16, **SCAN), 4),
     ("_bwd_kernel", dict(HAS_Z=False, BLOCK_D=4, NP=64, T=8, **SCAN), 4),
@@ -71,7 +88,11 @@ COMBOS = [
     ("_conv_bwd_g", dict(W=4, WP=4, HAS_BIAS=True, SILU=True, BL=64, BC=64, CHUNK=4), 4),
     ("_conv_bwd_g", dict(W=3, WP=4, HAS_BIAS=False, SILU=False, BL=64, BC=64, CHUNK=4), 4),
     ("_conv_bwd_dx", dict(W=4, BL=64, BC=64), 4),
-    ("_ln_fwd", dict(HAS_W=True, HAS_B=True, BLOCK_M=16, BLOCK_C=128), 4),
+    ("_ln_fwd", dict(HAS_W=True, HAS_B=True, BLOCK_M=16, BLOCK_C=128, RMS=False, STATS=True), 4),
+    ("_ln_fwd", dict(HAS_W=True, HAS_B=False, BLOCK_M=32, BLOCK_C=256, RMS=True, STATS=False), 4),
+    # the thin matmul (dt_proj): Vim-Ti's rank 12 padded to 16, a rank 64
+    ("_thin_bmm", dict(RP=16, BLOCK_M=32, BLOCK_N=256), 4),
+    ("_thin_bmm", dict(RP=64, BLOCK_M=64, BLOCK_N=64), 4),
     ("_ln_bwd", dict(HAS_W=True, NEED_DW=True, NEED_DB=True, BLOCK_M=16, BLOCK_C=128, FIN_P=16, FIN_C=128), 4),
     ("_ln_bwd", dict(HAS_W=False, NEED_DW=False, NEED_DB=False, BLOCK_M=16, BLOCK_C=128, FIN_P=16, FIN_C=128), 4),
 ]
