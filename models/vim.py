@@ -141,8 +141,8 @@ def patch_tokens(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Ten
     B, C, H, W = x.shape
     ph, pw = patch
     dev = x.device.type
-    if x.dtype == torch.float32 and torch.is_autocast_enabled(dev):
-        x = x.to(torch.get_autocast_dtype(dev))
+    if x.dtype == torch.float32 and dev in ("cuda", "cpu") and torch.is_autocast_enabled(dev):
+        x = x.to(torch.get_autocast_dtype(dev))  # (other device types: the matmul's own autocast, if any)
     x = x.reshape(B, C, H // ph, ph, W // pw, pw).permute(0, 2, 4, 1, 3, 5).reshape(B, H // ph, W // pw, C * ph * pw)
     return F.linear(x, weight.reshape(weight.shape[0], -1), bias)
 
