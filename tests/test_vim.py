@@ -592,3 +592,31 @@ def test_mamba_residual_argument():
         plain = model(img)
     assert torch.allclose(fused, plain, atol=1e-6)
     del blocks
+
+
+def test_mamba_residual_out_matmul_and_its_fallback(monkeypatch):
+    """`Mamba._residual_out`: residual + out_proj(sum over the directions) as one matmul over the directions' outputs
+    stored (batch, L, K, E) with the weight repeated K times; in float32 (plain addmm) and, for bfloat16 outputs into a
+    float32 stream, addmm with out_dtype where torch has it, else (the CPU here) a float32 matmul and add, remembered."""
+    import vssm.mamba as vm
+
+    torch.manual_seed(0)
+    m = Mamba(16, d_state=4, bidirectional=True)
+    batch, L, K, E = 2, 7, 2, m.d_inner
+    store = torch.randn(batch, L, K, E)
+    y = store.permute(0, 2, 3, 1)  # (batch, K, E, L)
+    residual = torch.randn(batch, L, 16)
+    want = residual + F.linear(y.sum(1).transpose(1, 2), m.out_proj.weight)
+    with torch.no_grad():
+        got = m._residual_out(y, residual)
+        assert got.dtype == torch.float32 and torch.allclose(got, want, atol=1e-5)
+        monkeypatch.setattr(vm, "_ADDMM_OUT_DTYPE", True)
+        yb = store.bfloat16().permute(0, 2, 3, 1)
+        gotb = m._residual_out(yb, residual)
+    assert gotb.dtype == torch.float32
+    # the fallback: the bfloat16 matmul (one rounding of its float32 sum, as out_proj's under autocast), then the add
+    rows = store.bfloat16().reshape(batch * L, K * E)
+    wantb = residual + torch.mm(rows, m.out_proj.weight.bfloat16().repeat(1, K).t()).float().view(batch, L, 16)
+    assert torch.equal(gotb, wantb)
+    assert (gotb - want).abs().max() <= 2e-2 * want.abs().max()
+    assert vm._ADDMM_OUT_DTYPE is False  # the CPU has no addmm out_dtype: remembered

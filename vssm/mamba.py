@@ -106,6 +106,7 @@ class _DirectionParams(torch.autograd.Function):
 # Without a gradient on CUDA, `Mamba.forward(x, residual)` sums the directions, applies out_proj and adds the residual in
 # one matmul (`Mamba._residual_out`); False: the directions' sum, out_proj and the add as three launches
 FUSED_RESIDUAL = True
+_ADDMM_OUT_DTYPE = True  # torch.addmm(..., out_dtype=) exists (torch >= 2.8 on CUDA); set False at its first refusal
 
 
 @fx_leaf
@@ -393,12 +394,18 @@ class Mamba(nn.Module):
                     lambda: self.out_proj.weight.to(y.dtype).repeat(1, K))
         rows = y.permute(0, 3, 1, 2).reshape(batch * L, K * E)
         res = residual.reshape(batch * L, residual.shape[-1])
+        global _ADDMM_OUT_DTYPE
         with torch.autocast(y.device.type, enabled=False):  # addmm is on autocast's lower-precision list
             if residual.dtype == y.dtype:
-                out = torch.addmm(res, rows, w.t())
-            else:
-                out = torch.addmm(res, rows, w.t(), out_dtype=residual.dtype)
-        return out.view(residual.shape)
+                return torch.addmm(res, rows, w.t()).view(residual.shape)
+            if _ADDMM_OUT_DTYPE:
+                try:
+                    return torch.addmm(res, rows, w.t(), out_dtype=residual.dtype).view(residual.shape)
+                except (TypeError, NotImplementedError, RuntimeError) as e:  # no addmm out_dtype here (torch < 2.8)
+                    if isinstance(e, RuntimeError) and "dtype" not in str(e):
+                        raise
+                    _ADDMM_OUT_DTYPE = False
+            return (res + torch.mm(rows, w.t())).view(residual.shape)
 
     def extra_repr(self) -> str:
         return (
