@@ -112,7 +112,9 @@ class VimPatchEmbed(nn.Module):
         if not is_symbolic(x):  # torch.fx: no shape to check
             self._check_input(x)
         p = self.proj
-        if self.stride == self.patch_size and p.padding == (0, 0) and p.dilation == (1, 1) and p.groups == 1:
+        # a plain conv without hooks (a parametrized, hooked or subclassed one runs as itself)
+        if (type(p) is nn.Conv2d and not (p._forward_hooks or p._forward_pre_hooks) and self.stride == self.patch_size
+                and p.padding == (0, 0) and p.dilation == (1, 1) and p.groups == 1):
             return patch_tokens(x, p.weight, p.bias, self.patch_size)
         return p(x).permute(0, 2, 3, 1)
 
@@ -245,10 +247,13 @@ class VimBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = residual_in_fp32(x)
         # normalized in the stream's precision, handed to the mixer in the block's own dtype (autocast's under it)
-        if not self.training or isinstance(self.drop_path, nn.Identity):
-            # the mixer adds the stream itself (inference on CUDA: inside its out_proj's matmul, `Mamba._residual_out`)
-            return self.mixer(self.norm(x), residual=x)
-        return x + self.drop_path(self.mixer(self.norm(x)))
+        m = self.mixer
+        if ((not self.training or isinstance(self.drop_path, nn.Identity)) and not is_symbolic(x)
+                and not (m._forward_hooks or m._forward_pre_hooks)):
+            # the mixer adds the stream itself (inference on CUDA: inside its out_proj's matmul, `Mamba._residual_out`);
+            # not where a hook or a traced graph sees the mixer's own output
+            return m(self.norm(x), residual=x)
+        return x + self.drop_path(m(self.norm(x)))
 
 
 class VisionMamba(TimmModel, nn.Module):

@@ -620,3 +620,47 @@ def test_mamba_residual_out_matmul_and_its_fallback(monkeypatch):
     assert torch.equal(gotb, wantb)
     assert (gotb - want).abs().max() <= 2e-2 * want.abs().max()
     assert vm._ADDMM_OUT_DTYPE is False  # the CPU has no addmm out_dtype: remembered
+
+
+def test_fused_paths_keep_hooks_parametrizations_and_backends(monkeypatch):
+    """The inference shortcuts step aside where they would change what users see: a hooked or parametrized patch conv
+    runs as itself; a hooked mixer returns its own output (the block adds the stream); the fused residual needs the
+    Triton scan backend and a non-empty input."""
+    import vssm.mamba as vm
+    from vssm.models.vim import VimPatchEmbed
+
+    torch.manual_seed(0)
+    pe = VimPatchEmbed(img_size=32, patch_size=16, embed_dim=8)
+    seen = []
+    pe.proj.register_forward_hook(lambda mod, inp, out: seen.append(out.shape))
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        pe(x)
+    assert seen == [(1, 8, 2, 2)]
+    pe2 = VimPatchEmbed(img_size=32, patch_size=16, embed_dim=8)
+    torch.nn.utils.parametrizations.weight_norm(pe2.proj)
+    with torch.no_grad():
+        pe2.proj.parametrizations.weight.original0.mul_(2)
+        assert torch.allclose(pe2(x), pe2.proj(x).permute(0, 2, 3, 1))
+    model = timm.create_model("vim_tiny_patch16_224", img_size=32, depth=1).eval()
+    outs = []
+    model.layers[0].mixer.register_forward_hook(lambda mod, inp, out: outs.append(out))
+    with torch.no_grad():
+        feats = model.forward_features(torch.randn(1, 3, 32, 32))
+    assert len(outs) == 1 and feats.shape == (1, 5, 192)
+    blk = model.layers[0]
+    h = torch.randn(1, 5, 192)
+    with torch.no_grad():
+        y = blk(h)
+        own = outs[-1]  # what the hook saw: the mixer's output without the stream
+        assert torch.allclose(y, h + own, atol=1e-6) and torch.allclose(own, blk.mixer(blk.norm(h)), atol=1e-6)
+    # the predicate: only on the Triton scan backend, only for a non-empty input
+    m = Mamba(16, d_state=4, bidirectional=True)
+    monkeypatch.setattr(vm, "has_fast_kernel", lambda t: True)  # stands in for a CUDA tensor
+    xs, r = torch.randn(2, 16, 5), torch.randn(2, 5, 16)
+    with torch.no_grad():
+        monkeypatch.setenv("VSSM_SCAN_BACKEND", "triton")
+        assert m._fused_residual(xs, r) and not m._fused_residual(xs[:0], r[:0])
+        monkeypatch.setenv("VSSM_SCAN_BACKEND", "reference")
+        assert not m._fused_residual(xs, r)
+    assert not m._fused_residual(xs, r)  # grad mode on

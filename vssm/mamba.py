@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from vssm.kernels import selective_scan
 from vssm.kernels.conv1d import depthwise_conv1d, has_fast_kernel
 from vssm.kernels.eager import plain_eager
-from vssm.kernels.selective_scan.op import backward_follows
+from vssm.kernels.selective_scan.op import backward_follows, default_backend
 from vssm.kernels.selective_scan.projected import projected_scan, projected_scan_directions, scan_walks
 from vssm.param_cache import derived
 from vssm.ssm_init import init_ssm_, positive_int, scan_param
@@ -106,7 +106,9 @@ class _DirectionParams(torch.autograd.Function):
 # Without a gradient on CUDA, `Mamba.forward(x, residual)` sums the directions, applies out_proj and adds the residual in
 # one matmul (`Mamba._residual_out`); False: the directions' sum, out_proj and the add as three launches
 FUSED_RESIDUAL = True
-_ADDMM_OUT_DTYPE = True  # torch.addmm(..., out_dtype=) exists (torch >= 2.8 on CUDA); set False at its first refusal
+# torch.addmm(..., out_dtype=float32) takes a float32 input with half matrices (torch 2.11 on CUDA does; older versions
+# and the CPU refuse): set False at the first refusal
+_ADDMM_OUT_DTYPE = True
 
 
 @fx_leaf
@@ -354,8 +356,8 @@ class Mamba(nn.Module):
                               combine="mean")
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
-        """x: (batch, L, d_model) -> (batch, L, d_model). With ``residual`` (x's shape): residual + that, in
-        residual's dtype; without a gradient on CUDA the sum is made inside out_proj's matmul (`_residual_out`)."""
+        """x: (batch, L, d_model) -> (batch, L, d_model). With ``residual`` (x's shape): residual + that, typed as
+        that sum is; without a gradient on CUDA the sum is made inside out_proj's matmul (`_residual_out`)."""
         if x.dim() != 3 or x.shape[-1] != self.d_model:
             raise ValueError(
                 f"Mamba: input has shape {tuple(x.shape)}, expected (batch, L, d_model={self.d_model})"
@@ -374,11 +376,13 @@ class Mamba(nn.Module):
 
     def _fused_residual(self, x: torch.Tensor, residual: torch.Tensor) -> bool:
         """Whether `_residual_out` computes residual + out_proj(the directions' sum): no gradient recorded, plain
-        eager CUDA tensors (the Triton path of `mix`), more than one direction, an out_proj Linear without bias or
-        hooks, and a residual in x's dtype or float32 (`FUSED_RESIDUAL`)."""
+        eager non-empty CUDA tensors on the Triton scan backend (the path of `mix` that `projected_scan_directions`
+        serves), more than one direction, an out_proj Linear without bias or hooks, and a residual in x's dtype or
+        float32 (`FUSED_RESIDUAL`)."""
         p = self.out_proj
         return (FUSED_RESIDUAL and self.bidirectional and not self.composed and not torch.is_grad_enabled()
-                and has_fast_kernel(x) and plain_eager(x, residual) and type(p) is nn.Linear and p.bias is None
+                and has_fast_kernel(x) and x.numel() > 0 and default_backend(x.device) == "triton"
+                and plain_eager(x, residual) and type(p) is nn.Linear and p.bias is None
                 and not (p._forward_hooks or p._forward_pre_hooks) and residual.device == x.device
                 and residual.dtype in (x.dtype, torch.float32) and x.dtype in (torch.float32, torch.bfloat16,
                                                                                torch.float16))
@@ -388,7 +392,8 @@ class Mamba(nn.Module):
         (batch x L, K x E), times out_proj's weight repeated K times along its input ((d_model, K x E), cached for
         inference), added to residual inside the matmul in float32 and written in residual's dtype (one launch
         for what was a sum over the directions, out_proj and the residual add; no rounding of the mixer's output
-        to y's dtype in between)."""
+        to y's dtype in between). Where addmm refuses out_dtype for a float32 residual and half matrices, the
+        matmul (rounded to y's dtype, as out_proj's output is under autocast) and then the add."""
         batch, K, E, L = y.shape
         w = derived(self, ("out_proj_repeated", y.dtype, K), [self.out_proj.weight],
                     lambda: self.out_proj.weight.to(y.dtype).repeat(1, K))
@@ -401,7 +406,7 @@ class Mamba(nn.Module):
             if _ADDMM_OUT_DTYPE:
                 try:
                     return torch.addmm(res, rows, w.t(), out_dtype=residual.dtype).view(residual.shape)
-                except (TypeError, NotImplementedError, RuntimeError) as e:  # no addmm out_dtype here (torch < 2.8)
+                except (TypeError, NotImplementedError, RuntimeError) as e:  # no such addmm here
                     if isinstance(e, RuntimeError) and "dtype" not in str(e):
                         raise
                     _ADDMM_OUT_DTYPE = False

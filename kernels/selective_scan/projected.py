@@ -22,6 +22,7 @@ torch.compile, export, tracing and fake tensors it is the composed form (which i
 from __future__ import annotations
 
 import functools
+import os
 from typing import Sequence
 
 import torch
@@ -130,7 +131,8 @@ def _delta_into(x_dbl: torch.Tensor, w_dt: torch.Tensor, u: torch.Tensor, fast: 
     R = w_dt.shape[-1]
     dt = x_dbl[:, :, :R]
     delta = new_like_layout(u, (batch, K, dim, L), u.dtype)
-    if fast and R <= _thin().MAX_R and (R * dt.element_size()) % 16 and dt.dtype in _thin().DTYPES:
+    if (fast and R <= _thin().MAX_R and (R * dt.element_size()) % 16 and dt.dtype in _thin().DTYPES
+            and (dt.is_cuda or os.environ.get("TRITON_INTERPRET", "0") == "1")):
         xs, outs = direction_matrices(dt), direction_matrices(delta)
         if xs is not None and outs is not None:
             _thin().thin_bmm(w_dt, xs, outs)
