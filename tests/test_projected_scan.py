@@ -662,7 +662,7 @@ res = {"thin": [], "projected": [], "split": []}
 g = torch.Generator().manual_seed(0)
 # the thin matmul over a grid, x a row slice of a wider matrix, out in both layouts
 for dtype in (torch.bfloat16, torch.float16):
-    for K, M, R, N in ((1, 1, 1, 1), (2, 5, 3, 3), (3, 40, 12, 129), (2, 70, 17, 300), (1, 33, 64, 65)):
+    for K, M, R, N in ((1, 1, 1, 1), (2, 5, 3, 3), (3, 40, 12, 129), (2, 37, 17, 70), (1, 33, 64, 65)):
         w = (torch.randn(K, M, R, generator=g) * R ** -0.5).to(dtype)
         x = torch.randn(K, R + 9, N, generator=g).to(dtype)[:, 4:4 + R]
         ref = torch.bmm(w.double(), x.double())
@@ -708,21 +708,23 @@ for R, dtype in ((12, torch.bfloat16), (8, torch.bfloat16), (12, torch.float32))
     kw = dict(orders=["natural", "reverse"], combine="mean", delta_softplus=True)
     cast = [(layout.new_rows(u, tuple(u.shape), dtype, batch_inner=True).copy_(u) if t is u else t.to(dtype))
             .requires_grad_(True) for t in (u, w_x, w_dt)]
+    grad = R == 12 and dtype == torch.bfloat16  # the kernel's case: the backward's recomputed delta too
     n = len(launches)
     y = projected_scan(*cast, A, D, z.to(dtype), bias, backend="triton", **kw)
-    grads = torch.autograd.grad(y.float().pow(2).sum(), cast)
     leaves = [t.detach().double().requires_grad_(True) for t in cast]
     delta, B, C = project(*leaves, N)
     ref = selective_scan(leaves[0], delta, A.double(), B, C, D.double(), z.to(dtype).double(), bias.double(),
                          backend="reference", **kw)
-    rgrads = torch.autograd.grad(ref.pow(2).sum(), leaves)
-    err = max([float((y.double() - ref).abs().max() / ref.abs().max())] +
-              [float((a.double() - b).abs().max() / b.abs().max()) for a, b in zip(grads, rgrads)])
+    errs = [float((y.double() - ref).abs().max() / ref.abs().max())]
+    if grad:
+        grads = torch.autograd.grad(y.float().pow(2).sum(), cast)
+        rgrads = torch.autograd.grad(ref.pow(2).sum(), leaves)
+        errs += [float((a.double() - b).abs().max() / b.abs().max()) for a, b in zip(grads, rgrads)]
+    err = max(errs)
     res["projected"].append([R, str(dtype), len(launches) - n, err])
 # split outputs: each direction's, stored (batch, L, K, D); their sum is the summed forward's output
-for walk, dtype, K in ((False, torch.float32, 2), (False, torch.bfloat16, 2), (True, torch.bfloat16, 2),
-                       (False, torch.float32, 1), (False, torch.float32, 4)):
-    batch, dim, L, N = 2, 16, 37, 16
+for walk, dtype, K in ((False, torch.float32, 2), (True, torch.bfloat16, 2), (False, torch.float32, 1)):
+    batch, dim, L, N = 2, 16, 21, 16
     u = torch.randn(batch, K, dim, L, generator=g).to(dtype)
     dl = (torch.randn(batch, K, dim, L, generator=g) * 0.5).to(dtype)
     A = -torch.rand(K, dim, N, generator=g) - 0.5
@@ -732,13 +734,12 @@ for walk, dtype, K in ((False, torch.float32, 2), (False, torch.bfloat16, 2), (T
     z = torch.randn(batch, dim, L, generator=g).to(dtype)
     orders = ["natural", "reverse", "natural", "reverse"][:K]
     args = prepare(u, dl, A, B, C, Dp, z, bias, True, orders, None, "mean", "triton", grad=False)
-    # the summed forward with a program per direction too (as split runs), so both see the same time segments
+    # the summed forward with a program per direction too (as split runs); no time segments (interpreter time)
     tiles = dataclasses.replace(triton_fwd.DEFAULT_TILES, fwd_walk=walk, fwd_loop_min_programs=1 << 30,
-                                fwd_walk_loop_min_programs=1 << 30)
+                                fwd_walk_loop_min_programs=1 << 30, fwd_min_programs=1)
     whole = triton_fwd.triton_forward(*args[:11], backward=False, tiles=tiles)[0]
     parts = triton_fwd.triton_forward(*args[:11], backward=False, split=True, tiles=tiles)[0]
-    summed = parts.float().sum(1).to(dtype) if K == 2 else parts.float().sum(1)
-    exact = bool(torch.equal(summed, whole)) if K <= 2 else float((summed - whole.float()).abs().max())
+    exact = bool(torch.equal(parts.float().sum(1).to(dtype), whole))
     res["split"].append([walk, str(dtype), K, list(parts.shape), parts.permute(0, 3, 1, 2).is_contiguous(), exact])
 print(json.dumps(res))
 """
@@ -748,9 +749,9 @@ def test_thin_matmul_and_split_directions_interpreter():
     """Interpreter: `triton_thin.thin_bmm` against float64 products over a grid (K, M, R, N incl. 1, odd sizes, R up to
     64; bfloat16 / float16; out channel-major and token-major; x a row slice), within one rounding of the output
     dtype; its argument errors; `projected_scan` runs it for dt rank 12 in bfloat16 (forward, and the backward's
-    recomputed delta) and not for 8 (aligned rows) or float32, forward and every gradient against float64;
+    recomputed delta; forward and every gradient against float64) and not for 8 (aligned rows) or float32;
     `triton_forward(split=True)`: each direction's output stored (batch, L, K, D) whose sum is the summed forward's
-    output bit for bit (two directions; the chunk and the walking kernels, and K = 1 and 4)."""
+    output bit for bit (two directions, the chunk and the walking kernels; and K = 1)."""
     pytest.importorskip("triton")
     import json
     import os
@@ -765,13 +766,14 @@ def test_thin_matmul_and_split_directions_interpreter():
     assert len(res["thin"]) == 20 and all(r[-1] for r in res["thin"]), res["thin"]
     assert res["errors"] == ["thin_bmm"] * 4, res["errors"]
     launched = {(r[0], r[1]): r[2] for r in res["projected"]}
+    # rank 12 in bfloat16: the forward's delta and the backward's recomputed one; the others: their forward
     assert launched == {(12, "torch.bfloat16"): 2, (8, "torch.bfloat16"): 0, (12, "torch.float32"): 0}, launched
     for r in res["projected"]:
         assert r[3] <= (3e-2 if "bfloat16" in r[1] else 1e-4), r
-    assert len(res["split"]) == 5
+    assert len(res["split"]) == 3
     for walk, dtype, K, shape, stored, exact in res["split"]:
-        assert shape == [2, K, 16, 37] and stored, (walk, dtype, K)
-        assert exact is True if K <= 2 else exact <= 1e-5, (walk, dtype, K, exact)
+        assert shape == [2, K, 16, 21] and stored, (walk, dtype, K)
+        assert exact, (walk, dtype, K)
 
 
 def test_projected_scan_directions_refuses_outside_inference_and_triton():
