@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["switch"]
+__all__ = ["interpreting", "switch"]
 
 
 def switch(name: str, on: str, off: str, default: bool = True) -> bool:
@@ -16,3 +16,8 @@ def switch(name: str, on: str, off: str, default: bool = True) -> bool:
             f"{name}={value!r}: expected 1 ({on}{', default' if default else ''}) or 0 ({off}{'' if default else ', default'})"
         )
     return value == "1"
+
+
+def interpreting() -> bool:
+    """Whether Triton runs its kernels in the interpreter (``TRITON_INTERPRET=1``: CPU tensors, no inline PTX)."""
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"

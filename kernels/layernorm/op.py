@@ -29,13 +29,13 @@ from __future__ import annotations
 import functools
 import math
 import numbers
-import os
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
 from ..eager import plain_eager
+from ..env import interpreting
 
 __all__ = ["has_fast_kernel", "layer_norm", "layer_norm_unchecked", "rms_norm", "rms_norm_unchecked", "MAX_C"]
 
@@ -47,13 +47,9 @@ def _acc_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
-def _interpreting() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0") == "1"
-
-
 def _on_kernel_device(x: torch.Tensor) -> bool:
     """CUDA tensors, or CPU tensors under the Triton interpreter (as `selective_scan`'s `check_device`)."""
-    return x.is_cuda or (x.device.type == "cpu" and _interpreting())
+    return x.is_cuda or (x.device.type == "cpu" and interpreting())
 
 
 def _use_triton(x: torch.Tensor) -> bool:

@@ -21,14 +21,13 @@ torch.compile, export, tracing and fake tensors it is the composed form (which i
 
 from __future__ import annotations
 
-import functools
-import os
 from typing import Sequence
 
 import torch
 from torch.autograd.function import once_differentiable
 
 from ..eager import plain_eager
+from ..env import interpreting
 from ..launch import on_device_of
 from ..layout import direction_matrices
 from .gate import gate_backward, gate_forward
@@ -131,22 +130,16 @@ def _delta_into(x_dbl: torch.Tensor, w_dt: torch.Tensor, u: torch.Tensor, fast: 
     R = w_dt.shape[-1]
     dt = x_dbl[:, :, :R]
     delta = new_like_layout(u, (batch, K, dim, L), u.dtype)
-    if (fast and R <= _thin().MAX_R and (R * dt.element_size()) % 16 and dt.dtype in _thin().DTYPES
-            and (dt.is_cuda or os.environ.get("TRITON_INTERPRET", "0") == "1")):
+    thin = _tk().thin
+    if (fast and R <= thin.MAX_R and (R * dt.element_size()) % 16 and dt.dtype in thin.DTYPES
+            and (dt.is_cuda or interpreting())):
         xs, outs = direction_matrices(dt), direction_matrices(delta)
         if xs is not None and outs is not None:
-            _thin().thin_bmm(w_dt, xs, outs)
+            thin.thin_bmm(w_dt, xs, outs)
             return delta
     return _bmm_into(w_dt, dt, delta)
 
 
-
-@functools.cache
-def _thin():
-    """`triton_thin`, imported on first use (this module imports without Triton)."""
-    from . import triton_thin
-
-    return triton_thin
 
 
 def _bc(x_dbl: torch.Tensor, R: int, N: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -314,14 +307,10 @@ def projected_scan_directions(
     if not plain_eager(*tensors) or not _use_triton(default_backend(u.device), u):
         raise ValueError(f"projected_scan_directions: runs the Triton kernels only (plain tensors on CUDA, not "
                          f"{u.dtype} on {u.device} here); use projected_scan")
-    batch, K, dim, L = u.shape
     if orders is None:
-        orders = ["natural"] * K
-    dev = u.device
-    A = _per_direction("A", A, K, (dim, N), "(D, N)", "(K, D, N)", dev)
-    D = _per_direction("D", D, K, (dim,), "(D,)", "(K, D)", dev)
-    delta_bias = _per_direction("delta_bias", delta_bias, K, (dim,), "(D,)", "(K, D)", dev)
-    with torch.autocast(dev.type, enabled=False):
+        orders = ["natural"] * u.shape[1]
+    # (shared A, D, delta_bias: `prepare` gives them their direction axis, as no autograd node needs it first)
+    with torch.autocast(u.device.type, enabled=False):
         x_dbl, delta = _project_into(u, x_proj_weight, dt_proj_weight, True)
         op_args = prepare(u, delta, A, *_bc(x_dbl, R, N), D, z, delta_bias, delta_softplus, orders, None, combine,
                           "triton", grad=False)

@@ -17,6 +17,7 @@ import torch
 import triton
 import triton.language as tl
 
+from ..env import interpreting
 from ..intmath import cdiv, next_pow2
 from .op import new_like_layout
 
@@ -260,7 +261,7 @@ def _needs_idx64(*tensors) -> bool:
 
 
 def check_device(u: torch.Tensor) -> None:
-    if u.device.type != "cuda" and os.environ.get("TRITON_INTERPRET", "0") != "1":
+    if u.device.type != "cuda" and not interpreting():
         raise ValueError(
             f"selective_scan backend='triton': tensors are on {u.device}; the Triton kernels need CUDA "
             "tensors (or TRITON_INTERPRET=1, set before vssm is imported, to run them on the CPU)"

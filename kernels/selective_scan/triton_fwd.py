@@ -21,12 +21,11 @@ into segments, whose start states come from `triton_carry`.
 
 from __future__ import annotations
 
-import os
-
 import torch
 import triton
 import triton.language as tl
 
+from ..env import interpreting
 from ..intmath import cdiv, next_pow2
 from ..launch import fast_launch
 from .op import new_out, sum_directions, token_major
@@ -490,8 +489,7 @@ def triton_forward(
     so = dest.stride() if dest.dim() == 4 else (dest.stride(0), 0, dest.stride(1), dest.stride(2))
     # without a backward the softplus's log is approximated on NVIDIA GPUs (`_softplus`; with one, the training
     # forward measured slower with it); the interpreter runs the exact one
-    fast_log = (tiles.fwd_fast_log and not backward and u.is_cuda and torch.version.hip is None
-                and os.environ.get("TRITON_INTERPRET", "0") != "1")
+    fast_log = tiles.fwd_fast_log and not backward and u.is_cuda and torch.version.hip is None and not interpreting()
     softplus = (2 if fast_log else 1) if delta_softplus else 0
     if walk:
         _fwd_walk_kernel[(programs, n_seg)](
