@@ -12,10 +12,18 @@ import sys
 import pytest
 
 
-def run_as_script(path: str, timeout: int) -> dict:
+def _run(argv: list, timeout: int, tail: int):
     pytest.importorskip("triton")
     env = dict(os.environ, TRITON_INTERPRET="1")
-    proc = subprocess.run([sys.executable, os.path.abspath(path)], env=env, capture_output=True, text=True,
-                          timeout=timeout)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    proc = subprocess.run([sys.executable, *argv], env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-tail:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_as_script(path: str, timeout: int) -> dict:
+    return _run([os.path.abspath(path)], timeout, 4000)
+
+
+def run_code(code: str, timeout: int):
+    """`code` run by a child Python under TRITON_INTERPRET=1: the JSON value on the last line of its output."""
+    return _run(["-c", code], timeout, 3000)

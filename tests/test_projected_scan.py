@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from interpreted import run_code
 
 from vssm.kernels import selective_scan
 from vssm.kernels.selective_scan.cases import rel_error
@@ -630,16 +631,7 @@ def test_projected_gate_inside_the_kernels_without_a_backward():
     """Without a backward, `projected_scan` hands a gate shared by the directions to the scan's forward kernels
     (no gate pass): the output equals the float64 composed form as the gate-outside path's does, in the same
     layout and dtype (interpreter; two directions or one, z (batch, D, L) or (batch, 1, D, L), fp32 and bf16)."""
-    pytest.importorskip("triton")
-    import json
-    import os
-    import subprocess
-    import sys
-
-    env = dict(os.environ, TRITON_INTERPRET="1")
-    proc = subprocess.run([sys.executable, "-c", _GATE_INSIDE], env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = json.loads(proc.stdout.strip().splitlines()[-1])
+    rows = run_code(_GATE_INSIDE, 600)
     assert len(rows) == 4
     for r in rows:
         tol = 2e-2 if "bfloat16" in r["case"][3] else 1e-5
@@ -752,17 +744,7 @@ def test_thin_matmul_and_split_directions_interpreter():
     recomputed delta; forward and every gradient against float64) and not for 8 (aligned rows) or float32;
     `triton_forward(split=True)`: each direction's output stored (batch, L, K, D) whose sum is the summed forward's
     output bit for bit (two directions, the chunk and the walking kernels; and K = 1)."""
-    pytest.importorskip("triton")
-    import json
-    import os
-    import subprocess
-    import sys
-
-    env = dict(os.environ, TRITON_INTERPRET="1")
-    proc = subprocess.run([sys.executable, "-c", _THIN_AND_SPLIT], env=env, capture_output=True, text=True,
-                          timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    res = run_code(_THIN_AND_SPLIT, 900)
     assert len(res["thin"]) == 20 and all(r[-1] for r in res["thin"]), res["thin"]
     assert res["errors"] == ["thin_bmm"] * 4, res["errors"]
     launched = {(r[0], r[1]): r[2] for r in res["projected"]}

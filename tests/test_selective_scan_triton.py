@@ -27,7 +27,7 @@ import sys
 import time
 
 import pytest
-from interpreted import run_as_script
+from interpreted import run_as_script, run_code
 
 TOL = {"float64": 1e-10, "float32": 1e-5, "float16": 5e-3, "bfloat16": 2e-2}
 NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
@@ -895,14 +895,7 @@ print(json.dumps(res))
 def test_carry_two_passes_equal_the_serial_walk():
     """The forward's carry (interpreter): the two passes give the states of the serial walk at every slot, for
     one, a few and single-chunk local segments, with groups, N = 1, a gather order and a partial last chunk."""
-    pytest.importorskip("triton")
-    import json
-    import os
-
-    env = dict(os.environ, TRITON_INTERPRET="1")
-    proc = subprocess.run([sys.executable, "-c", _CARRY_PATHS], env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = json.loads(proc.stdout.strip().splitlines()[-1])
+    rows = run_code(_CARRY_PATHS, 600)
     assert len(rows) == 12
     for r in rows:
         assert r["zeros"], r

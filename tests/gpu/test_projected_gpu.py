@@ -70,6 +70,23 @@ def test_projected_full_size(dtype, tol, batch, K, dim, L, N, R, token_major, pa
         assert _l2(a, r) < tol, name
 
 
+def _inference_and_composed(tensors, N: int):
+    """Both directions through `projected_scan` without a gradient, and the float64 composed form of the same values
+    (TF32 off for the reference's matmuls)."""
+    kw = dict(orders=["natural", "reverse"], combine="mean")
+    old = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        with torch.no_grad():
+            y = projected_scan(*tensors, delta_softplus=True, **kw)
+            u, w_x, w_dt, A, D, z, bias = (t.double() for t in tensors)
+            delta, B, C = project(u, w_x, w_dt, N)
+            y_ref = selective_scan(u, delta, A, B, C, D, z, bias, True, **kw)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = old
+    return y, y_ref
+
+
 @pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-4), (torch.bfloat16, 2e-2)])
 @pytest.mark.parametrize("batch,dim,L", [(128, 768, 197), (64, 384, 197), (128, 384, 33)])
 def test_projected_inference_walks_token_major(dtype, tol, batch, dim, L, monkeypatch):
@@ -79,18 +96,9 @@ def test_projected_inference_walks_token_major(dtype, tol, batch, dim, L, monkey
 
     spy = LaunchSpy(triton_fwd._fwd_walk_kernel)
     monkeypatch.setattr(triton_fwd, "_fwd_walk_kernel", spy)
-    old = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        tensors = _make(batch, 2, dim, L, 16, dim // 16, dtype, False)
-        tensors[0] = tensors[0].permute(1, 0, 3, 2).contiguous().permute(1, 0, 3, 2)
-        with torch.no_grad():
-            y = projected_scan(*tensors, delta_softplus=True, orders=["natural", "reverse"], combine="mean")
-            u, w_x, w_dt, A, D, z, bias = (t.double() for t in tensors)
-            delta, B, C = project(u, w_x, w_dt, 16)
-            y_ref = selective_scan(u, delta, A, B, C, D, z, bias, True, orders=["natural", "reverse"], combine="mean")
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = old
+    tensors = _make(batch, 2, dim, L, 16, dim // 16, dtype, False)
+    tensors[0] = tensors[0].permute(1, 0, 3, 2).contiguous().permute(1, 0, 3, 2)
+    y, y_ref = _inference_and_composed(tensors, 16)
     assert len(spy.launches) == 1 and y.dtype == dtype and y.transpose(1, 2).is_contiguous()
     assert _l2(y, y_ref) < tol
 
@@ -169,19 +177,10 @@ def test_projected_inference_vim_ti_1248(dtype, tol, monkeypatch):
 
     spy = LaunchSpy(triton_thin._thin_bmm)
     monkeypatch.setattr(triton_thin, "_thin_bmm", spy)
-    old = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        tensors = _make(8, 2, 384, 6085, 16, 12, dtype, False)
-        u = tensors[0]
-        tensors[0] = layout.new_rows(u, tuple(u.shape), batch_inner=True).copy_(u)
-        with torch.no_grad():
-            y = projected_scan(*tensors, delta_softplus=True, orders=["natural", "reverse"], combine="mean")
-            u, w_x, w_dt, A, D, z, bias = (t.double() for t in tensors)
-            delta, B, C = project(u, w_x, w_dt, 16)
-            y_ref = selective_scan(u, delta, A, B, C, D, z, bias, True, orders=["natural", "reverse"], combine="mean")
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = old
+    tensors = _make(8, 2, 384, 6085, 16, 12, dtype, False)
+    u = tensors[0]
+    tensors[0] = layout.new_rows(u, tuple(u.shape), batch_inner=True).copy_(u)
+    y, y_ref = _inference_and_composed(tensors, 16)
     assert len(spy.launches) == (1 if dtype == torch.bfloat16 else 0)
     assert _l2(y, y_ref) < tol
 
