@@ -72,15 +72,9 @@ def is_batch_inner(t: torch.Tensor) -> bool:
     return t.dim() >= 3 and t.shape[0] > 1 and t.stride(-1) == 1 and t.stride(0) < t.stride(-2)
 
 
-def token_matrix(t: torch.Tensor) -> torch.Tensor | None:
-    """A (batch, M, L) tensor as the (M, batch x L) matrix it is stored as (a view: outputs are written
-    through it), or None when its strides allow no such matrix for a matmul. Two storages give one:
-    channel-major rows with the batch inside them (row-major: each row batch x L contiguous tokens), and
-    token-major with the batch outside the tokens and next to them (column-major: each token's M values
-    contiguous, one token after the other, as `new_like_layout` stores token-major u of several directions).
-    Batch-outer channel-major storage and padded rows give None."""
-    batch, M, L = t.shape
-    s_b, s_m, s_l = t.stride()
+def _matrix_strides(batch: int, M: int, L: int, s_b: int, s_m: int, s_l: int) -> tuple[int, int] | None:
+    """The (row, column) strides of a (batch, M, L) tensor with strides (s_b, s_m, s_l) seen as the (M, batch x L)
+    matrix it is stored as, or None (see `token_matrix`)."""
     if L == 1:
         s_l = s_b
     elif batch > 1 and s_b != L * s_l:
@@ -92,14 +86,26 @@ def token_matrix(t: torch.Tensor) -> torch.Tensor | None:
         s_m = max(n, 1)
     if not ((s_l == 1 and s_m >= n) or (s_m == 1 and s_l >= M)):
         return None
-    return t.as_strided((M, n), (s_m, s_l))
+    return s_m, s_l
+
+
+def token_matrix(t: torch.Tensor) -> torch.Tensor | None:
+    """A (batch, M, L) tensor as the (M, batch x L) matrix it is stored as (a view: outputs are written
+    through it), or None when its strides allow no such matrix for a matmul. Two storages give one:
+    channel-major rows with the batch inside them (row-major: each row batch x L contiguous tokens), and
+    token-major with the batch outside the tokens and next to them (column-major: each token's M values
+    contiguous, one token after the other, as `new_like_layout` stores token-major u of several directions).
+    Batch-outer channel-major storage and padded rows give None."""
+    batch, M, L = t.shape
+    strides = _matrix_strides(batch, M, L, *t.stride())
+    return None if strides is None else t.as_strided((M, batch * L), strides)
 
 
 def direction_matrices(t: torch.Tensor) -> torch.Tensor | None:
     """A (batch, K, M, L) tensor as the K (M, batch x L) matrices of its directions, one (K, M, batch x L) view
     (`token_matrix` of each direction's slice; the slices lie a fixed stride apart, so one batched matmul takes
-    them all), or None where `token_matrix` gives none."""
-    first = token_matrix(t[:, 0])
-    if first is None:
-        return None
-    return first.as_strided((t.shape[1], *first.shape), (t.stride(1), *first.stride()))
+    them all), or None where `token_matrix` gives none. One view op: the matrices' strides come from t's."""
+    batch, K, M, L = t.shape
+    s_b, s_k, s_m, s_l = t.stride()
+    strides = _matrix_strides(batch, M, L, s_b, s_m, s_l)
+    return None if strides is None else t.as_strided((K, M, batch * L), (s_k, *strides))

@@ -292,3 +292,31 @@ def test_direction_matrices_are_views_or_none(monkeypatch):
             torch.testing.assert_close(mats[k], t[:, k].transpose(0, 1).reshape(t.shape[2], 21), rtol=0, atol=0)
     assert layout.direction_matrices(torch.empty(3, 2, 5, 7)) is None  # batch-outer rows
     assert layout.direction_matrices(torch.empty(3, 2, 7, 5).permute(0, 1, 3, 2)) is None  # directions inside the batch
+
+
+@pytest.mark.parametrize("case", ["batch_inner", "batch_inner_rows", "token_major", "batch_outer", "batch1", "L1", "K1"])
+def test_direction_matrices_stack_token_matrices(monkeypatch, case):
+    """`layout.direction_matrices` is each direction's `token_matrix`, stacked as one view of the same memory (its
+    strides are computed from the 4-D tensor's own), and None exactly where a direction has none."""
+    from vssm.kernels import layout
+
+    monkeypatch.setattr(layout, "PAD_TOKENS", 1)
+    shape = {"batch1": (1, 2, 5, 7), "L1": (3, 2, 5, 1), "K1": (3, 1, 5, 7)}.get(case, (3, 2, 5, 7))
+    if case in ("batch_inner", "batch1", "L1", "K1"):
+        t = layout.new_rows(torch.empty(0), shape, batch_inner=True)
+    elif case == "batch_inner_rows":  # the dt rows of x_dbl: a slice of each direction's rows
+        t = layout.new_rows(torch.empty(0), (3, 2, 9, 7), batch_inner=True)[:, :, 2:7]
+    elif case == "token_major":  # (K, batch, L, M) storage
+        t = torch.empty(2, 3, 7, 5).permute(1, 0, 3, 2)
+    else:
+        t = torch.empty(shape)
+    t.copy_(torch.arange(t.numel(), dtype=torch.float32).view(t.shape))
+    got = layout.direction_matrices(t)
+    each = [layout.token_matrix(t[:, k]) for k in range(t.shape[1])]
+    if case == "batch_outer":
+        assert got is None and all(m is None for m in each)
+        return
+    assert got is not None and got.data_ptr() == t.data_ptr()
+    for k, m in enumerate(each):
+        assert m is not None and got[k].stride() == m.stride() and got[k].data_ptr() == m.data_ptr()
+        torch.testing.assert_close(got[k], m, rtol=0, atol=0)

@@ -257,3 +257,30 @@ def test_mamba_inference_layout_follows_the_walking_forward(conv_op_path, monkey
     assert rel_error(y, y_ref) < 1e-12
     m(x).sum().backward()  # parameters need gradients: channel-major, scan_walks not asked
     assert layouts == [not walks, True] and len(asked) == 1
+
+
+@pytest.mark.parametrize("bidirectional", [True, False])
+@pytest.mark.parametrize("conv_bias", [True, False])
+@pytest.mark.parametrize("proj_dtype", [None, torch.bfloat16, torch.float32])
+def test_stack_flat_equals_stacking(bidirectional, conv_bias, proj_dtype):
+    """`_stack_flat` (the training forward's five launches) gives `stack_directions`'s values, dtypes, shapes and
+    strides bit for bit, and declines (None) parameters of mixed dtypes or half precision, or non-contiguous ones."""
+    from vssm.mamba import _stack_flat, stack_directions
+
+    torch.manual_seed(0)
+    m = Mamba(8, d_state=3, d_conv=4, bidirectional=bidirectional, conv_bias=conv_bias)
+    params = m._direction_inputs()
+    with torch.no_grad():
+        got, want = _stack_flat(params, proj_dtype), stack_directions(params, False, proj_dtype)
+    for g, w in zip(got, want):
+        assert (g is None) == (w is None)
+        if w is not None:
+            assert g.dtype == w.dtype and g.shape == w.shape and g.stride() == w.stride()
+            torch.testing.assert_close(g, w, rtol=0, atol=0)
+    assert _stack_flat([p.bfloat16() if p is not None else None for p in params], proj_dtype) is None
+    mixed = list(params)
+    mixed[6] = mixed[6].double()
+    assert _stack_flat(mixed, proj_dtype) is None
+    strided = list(params)
+    strided[5] = torch.randn(3, 16).t()  # an A_log (16, 3) that is a transposed view
+    assert _stack_flat(strided, proj_dtype) is None

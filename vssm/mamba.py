@@ -64,6 +64,42 @@ def stack_directions(params: Sequence[torch.Tensor | None], tokens: bool, proj_d
     return taps, conv_bias, A, D, delta_bias, w_x, w_dt
 
 
+def _stack_flat(params: Sequence[torch.Tensor | None], proj_dtype: torch.dtype | None) -> tuple | None:
+    """`stack_directions(params, False, proj_dtype)` in five launches (direction 1's mirror, one concatenation, exp,
+    its negation and the weights' cast) where the stacking takes eleven: the results are views of one buffer (one
+    of proj_dtype for the weights). For `_DirectionParams.forward`, where no autograd records: in training the
+    stacking's launches are host time the forward waits on (Vim-S: the forward is bound by the host). None where
+    the parameters are not all of one float32 / float64 dtype and contiguous (then `stack_directions`)."""
+    first = params[0]
+    dtype = first.dtype
+    if dtype not in (torch.float32, torch.float64) or any(
+            p is not None and (p.dtype != dtype or not p.is_contiguous()) for p in params):
+        return None
+    groups = [params[i:i + _PER_DIRECTION] for i in range(0, len(params), _PER_DIRECTION)]
+    K, (E, _, W) = len(groups), first.shape
+    N, has_bias = groups[0][5].shape[-1], groups[0][1] is not None
+    # one buffer: taps (K, E, W), conv bias (K, E), D (K, E), delta_bias (K, E), A (K, E, N), then the x_proj and
+    # dt_proj weights (cast to proj_dtype afterwards)
+    order = [0] + ([1] if has_bias else []) + [6, 4, 5] + ([2, 3] if proj_dtype is not None else [])
+    pieces = [(g[0].flip(-1) if k else g[0]).view(-1) if j == 0 else g[j].view(-1)
+              for j in order for k, g in enumerate(groups)]
+    flat = torch.cat(pieces)
+    sizes = [K * groups[0][j].numel() for j in order]
+    parts = dict(zip(order, flat.split(sizes)))
+    taps = parts[0].view(K, E, W)
+    conv_bias = parts[1].view(K, E) if has_bias else None
+    D, delta_bias = parts[6].view(K, E), parts[4].view(K, E)
+    A = parts[5].view(K, E, N).exp_().neg_()
+    if proj_dtype is None:
+        return taps, conv_bias, A, D, delta_bias, None, None
+    n_x = sizes[-2]
+    w = flat[-(n_x + sizes[-1]):]
+    w = w if proj_dtype == dtype else w.to(proj_dtype)
+    w_x = w[:n_x].view(K, *groups[0][2].shape)
+    w_dt = w[n_x:].view(K, *groups[0][3].shape)
+    return taps, conv_bias, A, D, delta_bias, w_x, w_dt
+
+
 class _DirectionParams(torch.autograd.Function):
     """`stack_directions` as one autograd node. Recorded op by op it is 12-14 nodes per Vim layer (seven stacks, the
     taps' selects and mirror, exp, neg, the weights' casts), each made in the forward and run in the backward of
@@ -72,7 +108,9 @@ class _DirectionParams(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, tokens, proj_dtype, *params):
-        outs = stack_directions(params, tokens, proj_dtype)
+        outs = None if tokens else _stack_flat(params, proj_dtype)
+        if outs is None:
+            outs = stack_directions(params, tokens, proj_dtype)
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(outs[2])
         ctx.dtypes = [params[j].dtype if params[j] is not None else None for j in _SOURCE]  # per result
@@ -95,7 +133,7 @@ class _DirectionParams(torch.autograd.Function):
                 continue
             if j == _A_LOG:
                 g = g * A
-            g = g.to(dtype)  # once for every direction (autograd casts a slice whose parameter differs)
+            g = g if g.dtype == dtype else g.to(dtype)  # once for every direction (autograd casts a slice whose parameter differs)
             for k, i in enumerate(range(j, len(need), _PER_DIRECTION)):
                 if need[i]:
                     # the taps: the (E, 1, W) weight's slice, direction 1's mirrored back
@@ -308,13 +346,16 @@ class Mamba(nn.Module):
         C = stack(Cs).permute(0, 2, 3, 1).unsqueeze(2)
         return delta, B, C
 
-    def _direction_params(self, tokens: bool, proj_dtype: torch.dtype | None) -> tuple:
+    def _direction_params(self, tokens: bool, proj_dtype: torch.dtype | None,
+                          params: list[torch.Tensor | None] | None = None) -> tuple:
         """Every direction's parameters stacked as the fused path takes them (`stack_directions`): conv taps
         (K, E, d_conv) in natural token order, conv bias (K, E) or None, A (K, E, N) (stored with E contiguous for
         the walking forward when ``tokens``), D and delta_bias (K, E) in the scan's dtype and, with ``proj_dtype``,
         x_proj (K, R + 2N, E) and dt_proj (K, E, R) weights in it (else None). Built once for inference
-        (`vssm.param_cache`); in training one autograd node (`_DirectionParams`)."""
-        params = self._direction_inputs()
+        (`vssm.param_cache`); in training one autograd node (`_DirectionParams`). ``params``: `_direction_inputs()`,
+        where the caller has it."""
+        if params is None:
+            params = self._direction_inputs()
 
         def build():
             if torch.is_grad_enabled() and any(p.requires_grad for p in params if p is not None) and plain_eager(
@@ -340,10 +381,12 @@ class Mamba(nn.Module):
         # On CUDA without a backward, the scan's forward walks the steps with a channel's states in registers
         # (`scan_walks`): u is then stored token-major (each step's channels contiguous), and A with its
         # channels contiguous, as the walk reads it (the op then needs no transposed copy of it).
-        # (grad mode first: under no_grad / inference_mode no parameter list is built, ~17 module visits per call)
-        tokens = (fast and not (torch.is_grad_enabled() and backward_follows(x, *self.parameters()))
+        # (the scan's inputs: x and the directions' parameters; in_proj and out_proj are outside it)
+        params = self._direction_inputs()
+        tokens = (fast and not backward_follows(x, *params)
                   and scan_walks(x.shape[0], self.d_inner, self.d_state, x.shape[-1]))
-        taps, conv_bias, A, D, delta_bias, w_x, w_dt = self._direction_params(tokens, x.dtype if fast else None)
+        taps, conv_bias, A, D, delta_bias, w_x, w_dt = self._direction_params(tokens, x.dtype if fast else None,
+                                                                              params)
         if fast:
             # x_proj / dt_proj inside the op, which recomputes delta in its backward instead of keeping it;
             # u stored channel-major (the scan's chunk kernels read a few channels over many steps) unless it walks

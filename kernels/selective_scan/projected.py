@@ -164,7 +164,7 @@ def _weight_grad(dy: torch.Tensor, x: torch.Tensor, dtype: torch.dtype) -> torch
         res = dy.new_empty((dy.shape[1], dy.shape[2], x.shape[2]))
         for k in range(res.shape[0]):
             torch.mm(a[k], b[k].t(), out=res[k])
-        return res.to(dtype)
+        return res if res.dtype == dtype else res.to(dtype)
     return torch.matmul(dy, x.transpose(-1, -2)).sum(0, dtype=compute_dtype(dy)).to(dtype)
 
 
