@@ -284,3 +284,68 @@ def test_stack_flat_equals_stacking(bidirectional, conv_bias, proj_dtype):
     strided = list(params)
     strided[5] = torch.randn(3, 16).t()  # an A_log (16, 3) that is a transposed view
     assert _stack_flat(strided, proj_dtype) is None
+
+
+_PACK = r"""
+import json, torch
+from vssm.kernels.selective_scan.triton_pack import pack_directions
+from vssm.mamba import Mamba, stack_directions
+rows = []
+for dtype in (torch.float32, torch.float64):
+    for bidirectional in (True, False):
+        for conv_bias in (True, False):
+            for proj in (None, torch.bfloat16, torch.float16, dtype):
+                torch.manual_seed(0)
+                m = Mamba(12, d_state=5, d_conv=3, dt_rank=3, bidirectional=bidirectional,
+                          conv_bias=conv_bias).to(dtype)
+                params = m._direction_inputs()
+                with torch.no_grad():
+                    got, want = pack_directions(params, proj), stack_directions(params, False, proj)
+                if got is None:  # declined: float64 parameters to bfloat16 (rounded from float32 only)
+                    rows.append([str(dtype), bidirectional, conv_bias, str(proj),
+                                 dtype == torch.float64 and proj == torch.bfloat16])
+                    continue
+                ok = not (dtype == torch.float64 and proj == torch.bfloat16)
+                for i, (g, w) in enumerate(zip(got, want)):
+                    if (g is None) != (w is None):
+                        ok = False
+                    elif w is not None:
+                        same = g.dtype == w.dtype and g.shape == w.shape and g.stride() == w.stride()
+                        # A: Triton's exp (numpy's in the interpreter); everything else copied or cast exactly
+                        tol = (1e-6 if dtype == torch.float32 else 1e-14) if i == 2 else 0.0
+                        ok = ok and same and bool(torch.allclose(g, w, rtol=tol, atol=0))
+                rows.append([str(dtype), bidirectional, conv_bias, str(proj), ok])
+# declined: bfloat16 parameters, a non-contiguous one, three directions, mixed dtypes
+m = Mamba(12, d_state=5, bidirectional=True)
+p = m._direction_inputs()
+declined = [pack_directions([t.bfloat16() if t is not None else None for t in p], torch.bfloat16) is None,
+            pack_directions(p[:5] + [torch.randn(5, 24).t()] + p[6:], torch.bfloat16) is None,
+            pack_directions(p + p[:7], torch.bfloat16) is None,
+            pack_directions(p[:6] + [p[6].double()] + p[7:], torch.bfloat16) is None]
+# the training node takes the kernel under the interpreter: same outputs and gradients as the stacking
+torch.manual_seed(0)
+m = Mamba(12, d_state=5, d_conv=3, bidirectional=True).double()
+params = m._direction_inputs()
+outs = m._direction_params(False, torch.float32)
+ref = stack_directions(params, False, torch.float32)
+gos = [torch.randn_like(o) for o in outs]
+g1 = torch.autograd.grad(outs, params, gos)
+g2 = torch.autograd.grad(ref, params, gos)
+node = all(torch.allclose(a, b, rtol=1e-14, atol=0) for a, b in zip(g1, g2))
+node = node and all(torch.allclose(a, b, rtol=1e-14, atol=0) for a, b in zip(outs, ref))
+print(json.dumps({"rows": rows, "declined": declined, "node": node}))
+"""
+
+
+def test_pack_directions_kernel_interpreted():
+    """`triton_pack.pack_directions` (one launch for the training forward's stacked parameters) against
+    `stack_directions` under the interpreter, for float32 / float64 parameters, one or two directions, with and
+    without conv bias, every projection dtype: values, dtypes, shapes and strides (A within the exponential's
+    rounding, everything else exact); what it declines; and `_DirectionParams` taking it, outputs and gradients."""
+    from interpreted import run_code
+
+    res = run_code(_PACK, 600)
+    bad = [r for r in res["rows"] if not r[-1]]
+    assert len(res["rows"]) == 32 and not bad, bad
+    assert all(res["declined"]), res["declined"]
+    assert res["node"]

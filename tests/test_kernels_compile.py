@@ -25,11 +25,12 @@ from vssm.kernels.selective_scan import (  # noqa: E402
     triton_bwd_n1,
     triton_carry,
     triton_fwd,
+    triton_pack,
     triton_thin,
 )
 
 MODULES = (triton_fwd, triton_bwd, triton_bwd_n1, triton_carry, gate_triton, triton_conv1d, triton_layernorm,
-           triton_thin)
+           triton_thin, triton_pack)
 SCAN = dict(SOFTPLUS=True, GATHER=False, IDX64=False)
 
 # (kernel name, constexprs, num_warps): the models' combinations and the switches each kernel has
@@ -95,7 +96,13 @@ COMBOS = [
     ("_thin_bmm", dict(RP=64, BLOCK_M=64, BLOCK_N=64), 4),
     ("_ln_bwd", dict(HAS_W=True, NEED_DW=True, NEED_DB=True, BLOCK_M=16, BLOCK_C=128, FIN_P=16, FIN_C=128), 4),
     ("_ln_bwd", dict(HAS_W=False, NEED_DW=False, NEED_DB=False, BLOCK_M=16, BLOCK_C=128, FIN_P=16, FIN_C=128), 4),
+    # the training forward's stacked parameters: weights rounded to bfloat16 on their bits (Vim under autocast), or
+    # cast as they are (float32), with and without conv bias
+    ("_pack_kernel", dict(HAS_BIAS=True, TO_BF16=True, BLOCK=1024), 4),
+    ("_pack_kernel", dict(HAS_BIAS=False, TO_BF16=False, BLOCK=1024), 4),
 ]
+# pointers of another dtype than float32, per kernel and combination's TO_BF16
+POINTER_DTYPES = {("_pack_kernel", True): {"wout_ptr": "*bf16"}}
 
 
 def _launched_kernels() -> dict[str, JITFunction]:
@@ -147,6 +154,7 @@ def test_kernel_compiles_for_sm90(name, constexprs, warps, tmp_path, monkeypatch
     monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path))  # compile, not a cache hit
     fn = KERNELS[name]
     sig = _signature(fn, constexprs)
+    sig.update(POINTER_DTYPES.get((name, constexprs.get("TO_BF16")), {}))
     src = ASTSource(fn, signature=sig,
                     constexprs={(fn.arg_names.index(k),): v for k, v in constexprs.items()})
     compiled = triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": warps})

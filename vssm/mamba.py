@@ -17,6 +17,7 @@ match the official implementations, so their state_dicts load unchanged.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Sequence
 
@@ -27,6 +28,7 @@ import torch.nn.functional as F
 from vssm.kernels import selective_scan
 from vssm.kernels.conv1d import depthwise_conv1d, has_fast_kernel
 from vssm.kernels.eager import plain_eager
+from vssm.kernels.env import interpreting
 from vssm.kernels.selective_scan.op import backward_follows, default_backend
 from vssm.kernels.selective_scan.projected import projected_scan, projected_scan_directions, scan_walks
 from vssm.param_cache import derived
@@ -62,6 +64,14 @@ def stack_directions(params: Sequence[torch.Tensor | None], tokens: bool, proj_d
     w_x = torch.stack([g[2] for g in groups]).to(proj_dtype)
     w_dt = torch.stack([g[3] for g in groups]).to(proj_dtype)
     return taps, conv_bias, A, D, delta_bias, w_x, w_dt
+
+
+@functools.cache
+def _packer():
+    """`kernels.selective_scan.triton_pack`, imported at the first training step on a kernel device."""
+    from vssm.kernels.selective_scan import triton_pack
+
+    return triton_pack
 
 
 def _stack_flat(params: Sequence[torch.Tensor | None], proj_dtype: torch.dtype | None) -> tuple | None:
@@ -108,7 +118,12 @@ class _DirectionParams(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, tokens, proj_dtype, *params):
-        outs = None if tokens else _stack_flat(params, proj_dtype)
+        outs = None
+        if not tokens:  # one launch on the kernels' devices, else five (`_stack_flat`), else the stacking
+            if params[0].is_cuda or interpreting():
+                outs = _packer().pack_directions(params, proj_dtype)
+            if outs is None:
+                outs = _stack_flat(params, proj_dtype)
         if outs is None:
             outs = stack_directions(params, tokens, proj_dtype)
         ctx.set_materialize_grads(False)
