@@ -290,6 +290,36 @@ _PACK = r"""
 import json, torch
 from vssm.kernels.selective_scan.triton_pack import pack_directions
 from vssm.mamba import Mamba, stack_directions
+
+
+def special(m, dtype):
+    # values a copy or a cast can get wrong: -0.0, infinities, NaN, subnormals, exact bfloat16 ties (low 16 bits
+    # 0x8000, both parities of the kept bit) and their neighbours
+    with torch.no_grad():
+        if dtype == torch.float32:
+            ties = torch.tensor([0x3F808000, 0x3F818000, 0x3F808001, 0x3F817FFF, 0xBF808000, 0xBF818000,
+                                 0x00000001, 0x00210000, 0x7F7FFFFF], dtype=torch.int64).to(torch.int32)
+            vals = torch.cat([ties.view(torch.float32), torch.tensor([-0.0, float("inf"), -float("inf"), float("nan"),
+                                                                      3e-39, -1e-40])])
+        else:
+            vals = torch.tensor([-0.0, float("inf"), -float("inf"), float("nan"), 1e-310, 1.0 + 2 ** -8],
+                                dtype=torch.float64)
+        for w in (m.x_proj.weight, m.dt_proj.weight, m.D, m.conv1d.weight):
+            w.view(-1)[: len(vals)] = vals.to(w.dtype)
+
+
+def same(g, w):
+    # equal as bits where the dtype has an integer twin (NaN payloads aside: NaN against NaN), else exactly
+    if g.dtype != w.dtype or g.shape != w.shape or g.stride() != w.stride():
+        return False
+    nan = torch.isnan(g) | torch.isnan(w)
+    if not torch.equal(torch.isnan(g), torch.isnan(w)):
+        return False
+    twin = {torch.float32: torch.int32, torch.float64: torch.int64, torch.bfloat16: torch.int16,
+            torch.float16: torch.int16}[g.dtype]
+    return torch.equal(g.view(twin)[~nan], w.view(twin)[~nan])
+
+
 rows = []
 for dtype in (torch.float32, torch.float64):
     for bidirectional in (True, False):
@@ -298,6 +328,7 @@ for dtype in (torch.float32, torch.float64):
                 torch.manual_seed(0)
                 m = Mamba(12, d_state=5, d_conv=3, dt_rank=3, bidirectional=bidirectional,
                           conv_bias=conv_bias).to(dtype)
+                special(m, dtype)
                 params = m._direction_inputs()
                 with torch.no_grad():
                     got, want = pack_directions(params, proj), stack_directions(params, False, proj)
@@ -309,11 +340,12 @@ for dtype in (torch.float32, torch.float64):
                 for i, (g, w) in enumerate(zip(got, want)):
                     if (g is None) != (w is None):
                         ok = False
+                    elif w is not None and i == 2:  # A: Triton's exp (numpy's in the interpreter)
+                        tol = 1e-6 if dtype == torch.float32 else 1e-14
+                        ok = ok and g.dtype == w.dtype and g.stride() == w.stride() and bool(
+                            torch.allclose(g, w, rtol=tol, atol=0))
                     elif w is not None:
-                        same = g.dtype == w.dtype and g.shape == w.shape and g.stride() == w.stride()
-                        # A: Triton's exp (numpy's in the interpreter); everything else copied or cast exactly
-                        tol = (1e-6 if dtype == torch.float32 else 1e-14) if i == 2 else 0.0
-                        ok = ok and same and bool(torch.allclose(g, w, rtol=tol, atol=0))
+                        ok = ok and same(g, w)
                 rows.append([str(dtype), bidirectional, conv_bias, str(proj), ok])
 # declined: bfloat16 parameters, a non-contiguous one, three directions, mixed dtypes
 m = Mamba(12, d_state=5, bidirectional=True)
@@ -322,17 +354,28 @@ declined = [pack_directions([t.bfloat16() if t is not None else None for t in p]
             pack_directions(p[:5] + [torch.randn(5, 24).t()] + p[6:], torch.bfloat16) is None,
             pack_directions(p + p[:7], torch.bfloat16) is None,
             pack_directions(p[:6] + [p[6].double()] + p[7:], torch.bfloat16) is None]
-# the training node takes the kernel under the interpreter: same outputs and gradients as the stacking
-torch.manual_seed(0)
-m = Mamba(12, d_state=5, d_conv=3, bidirectional=True).double()
-params = m._direction_inputs()
-outs = m._direction_params(False, torch.float32)
-ref = stack_directions(params, False, torch.float32)
-gos = [torch.randn_like(o) for o in outs]
-g1 = torch.autograd.grad(outs, params, gos)
-g2 = torch.autograd.grad(ref, params, gos)
-node = all(torch.allclose(a, b, rtol=1e-14, atol=0) for a, b in zip(g1, g2))
-node = node and all(torch.allclose(a, b, rtol=1e-14, atol=0) for a, b in zip(outs, ref))
+# the training node takes the kernel under the interpreter: the stacking's outputs and gradients, with parameters
+# frozen or not, float64 parameters to float32 weights and float32 parameters to bfloat16 weights
+node = []
+for dtype, proj in ((torch.float64, torch.float32), (torch.float32, torch.bfloat16)):
+    for frozen in (None, "A_b_log", "conv1d.bias"):
+        torch.manual_seed(0)
+        m = Mamba(12, d_state=5, d_conv=3, bidirectional=True).to(dtype)
+        if frozen:
+            m.get_parameter(frozen).requires_grad_(False)
+        params = m._direction_inputs()
+        outs = m._direction_params(False, proj)
+        ref = stack_directions(params, False, proj)
+        tol = 1e-14 if dtype == torch.float64 else 1e-6
+        ok = all(torch.allclose(a, b, rtol=tol, atol=0) and a.requires_grad == b.requires_grad
+                 for a, b in zip(outs, ref))
+        pairs = [(a, b) for a, b in zip(outs, ref) if b.requires_grad]
+        gos = [torch.randn_like(a) for a, _ in pairs]
+        wanted = [q for q in params if q.requires_grad]
+        g1 = torch.autograd.grad([a for a, _ in pairs], wanted, gos)
+        g2 = torch.autograd.grad([b for _, b in pairs], wanted, gos)
+        ok = ok and all(torch.allclose(a, b, rtol=tol, atol=0) for a, b in zip(g1, g2))
+        node.append([str(dtype), frozen, ok])
 print(json.dumps({"rows": rows, "declined": declined, "node": node}))
 """
 
@@ -340,12 +383,13 @@ print(json.dumps({"rows": rows, "declined": declined, "node": node}))
 def test_pack_directions_kernel_interpreted():
     """`triton_pack.pack_directions` (one launch for the training forward's stacked parameters) against
     `stack_directions` under the interpreter, for float32 / float64 parameters, one or two directions, with and
-    without conv bias, every projection dtype: values, dtypes, shapes and strides (A within the exponential's
-    rounding, everything else exact); what it declines; and `_DirectionParams` taking it, outputs and gradients."""
+    without conv bias, every projection dtype, with -0.0, infinities, NaN, subnormals and exact bfloat16 ties among
+    the values: dtypes, shapes, strides and bits (A within the exponential's rounding); what it declines; and
+    `_DirectionParams` taking it, outputs and gradients, with frozen parameters too."""
     from interpreted import run_code
 
     res = run_code(_PACK, 600)
     bad = [r for r in res["rows"] if not r[-1]]
     assert len(res["rows"]) == 32 and not bad, bad
     assert all(res["declined"]), res["declined"]
-    assert res["node"]
+    assert len(res["node"]) == 6 and all(r[-1] for r in res["node"]), res["node"]

@@ -100,9 +100,11 @@ COMBOS = [
     # cast as they are (float32), with and without conv bias
     ("_pack_kernel", dict(HAS_BIAS=True, TO_BF16=True, BLOCK=1024), 4),
     ("_pack_kernel", dict(HAS_BIAS=False, TO_BF16=False, BLOCK=1024), 4),
+    ("_pack_kernel", dict(HAS_BIAS=True, TO_BF16=False, BLOCK=1024), 4),
 ]
-# pointers of another dtype than float32, per kernel and combination's TO_BF16
-POINTER_DTYPES = {("_pack_kernel", True): {"wout_ptr": "*bf16"}}
+# pointers of another dtype than float32, per kernel and combination (TO_BF16, HAS_BIAS): the bfloat16 weights stored as
+# their int16 bits, float16 weights (autocast to float16); float32 otherwise
+POINTER_DTYPES = {("_pack_kernel", True, True): {"wout_ptr": "*i16"}, ("_pack_kernel", False, False): {"wout_ptr": "*fp16"}}
 
 
 def _launched_kernels() -> dict[str, JITFunction]:
@@ -154,7 +156,7 @@ def test_kernel_compiles_for_sm90(name, constexprs, warps, tmp_path, monkeypatch
     monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path))  # compile, not a cache hit
     fn = KERNELS[name]
     sig = _signature(fn, constexprs)
-    sig.update(POINTER_DTYPES.get((name, constexprs.get("TO_BF16")), {}))
+    sig.update(POINTER_DTYPES.get((name, constexprs.get("TO_BF16"), constexprs.get("HAS_BIAS")), {}))
     src = ASTSource(fn, signature=sig,
                     constexprs={(fn.arg_names.index(k),): v for k, v in constexprs.items()})
     compiled = triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": warps})

@@ -68,9 +68,12 @@ def stack_directions(params: Sequence[torch.Tensor | None], tokens: bool, proj_d
 
 @functools.cache
 def _packer():
-    """`kernels.selective_scan.triton_pack`, imported at the first training step on a kernel device."""
-    from vssm.kernels.selective_scan import triton_pack
-
+    """`kernels.selective_scan.triton_pack`, imported at the first training step on a kernel device; None where
+    Triton does not import (the torch ops stack then)."""
+    try:
+        from vssm.kernels.selective_scan import triton_pack
+    except ImportError:
+        return None
     return triton_pack
 
 
@@ -114,14 +117,19 @@ class _DirectionParams(torch.autograd.Function):
     """`stack_directions` as one autograd node. Recorded op by op it is 12-14 nodes per Vim layer (seven stacks, the
     taps' selects and mirror, exp, neg, the weights' casts), each made in the forward and run in the backward of
     every training step, several with a kernel of their own; here the backward hands each parameter its slice of the
-    stacked gradients (mirrored back, times A for A_log as d(-exp(a))/da = -exp(a), cast to the parameter's dtype)."""
+    stacked gradients (mirrored back, times A for A_log as d(-exp(a))/da = -exp(a), cast to the parameter's dtype).
+
+    The forward builds them in one launch on CUDA (`triton_pack`), else in five (`_stack_flat`): the outputs are then
+    views of one buffer (two with cast weights), which autograd refuses to let anyone write in place. They are read
+    only (the conv op and the projected scan), as `vssm.param_cache` asks of what it returns."""
 
     @staticmethod
     def forward(ctx, tokens, proj_dtype, *params):
         outs = None
         if not tokens:  # one launch on the kernels' devices, else five (`_stack_flat`), else the stacking
-            if params[0].is_cuda or interpreting():
-                outs = _packer().pack_directions(params, proj_dtype)
+            packer = _packer() if params[0].is_cuda or interpreting() else None
+            if packer is not None:
+                outs = packer.pack_directions(params, proj_dtype)
             if outs is None:
                 outs = _stack_flat(params, proj_dtype)
         if outs is None:
@@ -398,7 +406,7 @@ class Mamba(nn.Module):
         # channels contiguous, as the walk reads it (the op then needs no transposed copy of it).
         # (the scan's inputs: x and the directions' parameters; in_proj and out_proj are outside it)
         params = self._direction_inputs()
-        tokens = (fast and not backward_follows(x, *params)
+        tokens = (fast and not backward_follows(x, z, *params)
                   and scan_walks(x.shape[0], self.d_inner, self.d_state, x.shape[-1]))
         taps, conv_bias, A, D, delta_bias, w_x, w_dt = self._direction_params(tokens, x.dtype if fast else None,
                                                                               params)

@@ -35,25 +35,26 @@ _BLOCK = 1024
 
 
 @triton.jit
-def _pick(o, lo, n_per, K, src0, src1, j1, mask):
+def _pick(o, lo, n_per, K, src0, src1, j1, mask, prev):
     """The element at o of a region starting at lo with n_per elements per direction (K of them): direction 0
     reads src0 at o - lo, direction 1 reads src1 at j1 (its own index, given mirrored where the region mirrors);
-    0 outside the region."""
+    `prev` outside the region (selected, not added: a -0.0 stays -0.0)."""
     i = o - lo
     m0 = mask & (i >= 0) & (i < n_per)
     m1 = mask & (K > 1) & (i >= n_per) & (i < 2 * n_per)
-    v = tl.load(src0 + tl.where(m0, i, 0), mask=m0, other=0.0)
-    v += tl.load(src1 + tl.where(m1, j1, 0), mask=m1, other=0.0)
-    return v
+    v0 = tl.load(src0 + tl.where(m0, i, 0), mask=m0, other=0.0)
+    v1 = tl.load(src1 + tl.where(m1, j1, 0), mask=m1, other=0.0)
+    return tl.where(m0, v0, tl.where(m1, v1, prev))
 
 
 @triton.jit
-def _bf16_rne(x):
-    """float32 x rounded to the nearest bfloat16, ties to even, as torch's cast rounds (NaN stays NaN), done on
-    the bits: the interpreter's own cast truncates."""
+def _bf16_bits(x):
+    """The bits (int16) of float32 x rounded to the nearest bfloat16, ties to even, as torch rounds; a NaN stays a
+    NaN (quieted). Done on the bits and stored as int16: the interpreter's own casts truncate (and flush
+    subnormals)."""
     bits = x.to(tl.int32, bitcast=True)
-    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) & -65536  # int32 0xFFFF0000: the low half cleared
-    return tl.where(x != x, x, rounded.to(tl.float32, bitcast=True))
+    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
+    return tl.where(x != x, (bits >> 16) | 0x40, rounded).to(tl.int16)
 
 
 @fast_launch  # launched from the host: Triton's argument binding once per specialization
@@ -64,6 +65,7 @@ def _pack_kernel(
     E, W, N, NX, NDT, K, n_flat, total,
     HAS_BIAS: tl.constexpr, TO_BF16: tl.constexpr, BLOCK: tl.constexpr,
 ):
+    """TO_BF16: wout_ptr is the bfloat16 buffer seen as int16 (`_bf16_bits`)."""
     o = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     inside = o < total
     # region bounds in the flat buffer: taps, conv bias, D, delta_bias, A; then the weights' buffer
@@ -73,32 +75,35 @@ def _pack_kernel(
     r_A = r_db + K * E
     # taps: direction 1 mirrored along W
     i = o - E * W
-    v = _pick(o, 0, E * W, K, cw0_ptr, cw1_ptr, (i // W) * W + (W - 1 - i % W), inside)
+    zero = tl.zeros((BLOCK,), dtype=flat_ptr.dtype.element_ty)
+    v = _pick(o, 0, E * W, K, cw0_ptr, cw1_ptr, (i // W) * W + (W - 1 - i % W), inside, zero)
     if HAS_BIAS:
-        v += _pick(o, r_bias, E, K, cb0_ptr, cb1_ptr, o - r_bias - E, inside)
-    v += _pick(o, r_D, E, K, d0_ptr, d1_ptr, o - r_D - E, inside)
-    v += _pick(o, r_db, E, K, db0_ptr, db1_ptr, o - r_db - E, inside)
-    a = _pick(o, r_A, E * N, K, al0_ptr, al1_ptr, o - r_A - E * N, inside)
-    in_A = (o >= r_A) & (o < n_flat)
-    v = tl.where(in_A, -tl.exp(a), v)
+        v = _pick(o, r_bias, E, K, cb0_ptr, cb1_ptr, o - r_bias - E, inside, v)
+    v = _pick(o, r_D, E, K, d0_ptr, d1_ptr, o - r_D - E, inside, v)
+    v = _pick(o, r_db, E, K, db0_ptr, db1_ptr, o - r_db - E, inside, v)
+    a = _pick(o, r_A, E * N, K, al0_ptr, al1_ptr, o - r_A - E * N, inside, zero)
+    v = tl.where((o >= r_A) & (o < n_flat), -tl.exp(a), v)
     tl.store(flat_ptr + tl.where(o < n_flat, o, 0), v, mask=o < n_flat)
     # the weights, cast to the output buffer's dtype
     ow = o - n_flat
-    w = _pick(ow, 0, NX, K, wx0_ptr, wx1_ptr, ow - NX, inside)
-    w += _pick(ow, K * NX, NDT, K, wdt0_ptr, wdt1_ptr, ow - K * NX - NDT, inside)
+    w = _pick(ow, 0, NX, K, wx0_ptr, wx1_ptr, ow - NX, inside, zero)
+    w = _pick(ow, K * NX, NDT, K, wdt0_ptr, wdt1_ptr, ow - K * NX - NDT, inside, w)
     mw = (ow >= 0) & inside
     if TO_BF16:
-        w = _bf16_rne(w)
-    tl.store(wout_ptr + tl.where(mw, ow, 0), w.to(wout_ptr.dtype.element_ty), mask=mw)
+        tl.store(wout_ptr + tl.where(mw, ow, 0), _bf16_bits(w), mask=mw)
+    else:
+        tl.store(wout_ptr + tl.where(mw, ow, 0), w.to(wout_ptr.dtype.element_ty), mask=mw)
 
 
 def _launch(srcs, first, flat, wout, E, W, N, NX, NDT, K, n_flat, total, has_bias):
     cw, cb, wx, wdt, db, al, d = srcs
     if not NX:  # no weights to cast: any pointer stands in
         wx = wdt = (first, first)
+    to_bf16 = wout.dtype == torch.bfloat16
     _pack_kernel[(cdiv(total, _BLOCK),)](
-        cw[0], cb[0], wx[0], wdt[0], db[0], al[0], d[0], cw[1], cb[1], wx[1], wdt[1], db[1], al[1], d[1], flat, wout,
-        E, W, N, NX, NDT, K, n_flat, total, HAS_BIAS=has_bias, TO_BF16=wout.dtype == torch.bfloat16, BLOCK=_BLOCK,
+        cw[0], cb[0], wx[0], wdt[0], db[0], al[0], d[0], cw[1], cb[1], wx[1], wdt[1], db[1], al[1], d[1], flat,
+        wout.view(torch.int16) if to_bf16 else wout,
+        E, W, N, NX, NDT, K, n_flat, total, HAS_BIAS=has_bias, TO_BF16=to_bf16, BLOCK=_BLOCK,
     )
 
 
