@@ -203,3 +203,55 @@ def test_compiled_model_equals_eager_and_rejects_unknown_modes():
     assert compiled(m, None) is m
     with pytest.raises(ValueError, match="--compile"):
         compiled(m, "fastest")
+
+
+def test_phase_breakdown_attributes_kernels_by_launch():
+    """`phase_breakdown` on a hand-made trace: each kernel counts in the phase whose CPU range was open at its launch
+    (correlation ids), whenever it ran; GPU ms is the union of the phase's kernels (two streams overlapping count
+    once), idle the gaps between its first start and last end; the GPU-side copies of the ranges and launches
+    outside every phase are ignored; a phase that did not run reads None."""
+    def ev(cat, name, ts, dur, corr=None):
+        e = {"ph": "X", "cat": cat, "name": name, "ts": ts, "dur": dur}
+        if corr is not None:
+            e["args"] = {"correlation": corr}
+        return e
+
+    events = [
+        ev("user_annotation", "phase:fwd", 0, 100), ev("gpu_user_annotation", "phase:fwd", 5, 500),
+        ev("user_annotation", "phase:bwd", 110, 190),
+        ev("cuda_runtime", "cudaLaunchKernel", 10, 2, corr=1), ev("cuda_driver", "cuLaunchKernelEx", 50, 2, corr=2),
+        ev("cuda_runtime", "cudaLaunchKernel", 60, 2, corr=3), ev("cuda_runtime", "cudaLaunchKernel", 120, 2, corr=4),
+        ev("cuda_runtime", "cudaLaunchKernel", 105, 2, corr=5),  # between the phases
+        ev("kernel", "a", 20, 10, corr=1), ev("kernel", "b", 60, 40, corr=2), ev("gpu_memcpy", "c", 90, 30, corr=3),
+        ev("kernel", "d", 130, 270, corr=4), ev("kernel", "e", 125, 5, corr=5),
+    ]
+    res = bench_tool.phase_breakdown(events)
+    assert res["launches"] == 5
+    assert res["fwd_host_ms"] == pytest.approx(0.100) and res["bwd_host_ms"] == pytest.approx(0.190)
+    # fwd: [20, 30] and [60, 100] u [90, 120] = 10 + 60 us busy over 20..120: 30 us idle (the copy ran into bwd's time)
+    assert res["fwd_gpu_ms"] == pytest.approx(0.070) and res["fwd_idle_ms"] == pytest.approx(0.030)
+    assert res["bwd_gpu_ms"] == pytest.approx(0.270) and res["bwd_idle_ms"] == pytest.approx(0.0)
+    assert res["opt_host_ms"] is None and res["opt_gpu_ms"] is None and res["opt_idle_ms"] is None
+
+
+def test_benchmark_phases_on_cpu(tmp_path, capsys):
+    """--phases profiles one more step: on the CPU the host ms of each phase (train: forward, backward, optimizer;
+    infer: the forward only), no GPU figures, and a line per row; the columns reach the CSV."""
+    args = bench_tool.build_parser().parse_args(
+        ["--models", "deit_tiny_patch16_224", "--model-kwargs", *TINY_KW, "--img-sizes", "32", "--batch-sizes", "2",
+         "--warmup", "1", "--iters", "2", "--device", "cpu", "--phases", "--out", str(tmp_path)])
+    rows = bench_tool.run(args)
+    infer, train = rows
+    assert infer["fwd_host_ms"] > 0 and infer["bwd_host_ms"] is None and infer["opt_host_ms"] is None
+    assert all(train[f"{p}_host_ms"] > 0 for p in bench_tool.PHASES)
+    assert all(r["launches"] is None and r["fwd_gpu_ms"] is None and r["fwd_idle_ms"] is None for r in rows)
+    out = capsys.readouterr().out
+    assert "fwd host" in out and "opt host" in out
+    bench_tool.write_csv(rows, str(tmp_path / "b.csv"))
+    back = list(csv.DictReader(open(tmp_path / "b.csv")))
+    assert float(back[1]["bwd_host_ms"]) > 0 and back[0]["bwd_host_ms"] == ""
+    # without --phases the columns stay empty
+    plain = bench_tool.run(bench_tool.build_parser().parse_args(
+        ["--models", "deit_tiny_patch16_224", "--model-kwargs", *TINY_KW, "--img-sizes", "32", "--batch-sizes", "2",
+         "--warmup", "0", "--iters", "1", "--device", "cpu", "--modes", "infer"]))
+    assert "fwd_host_ms" not in plain[0]

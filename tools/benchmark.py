@@ -13,7 +13,10 @@ combination; on CPU iterations are timed with ``perf_counter`` and peak memory i
 forward under ``torch.inference_mode``; training is forward + backward + AdamW step (fp16 with timm's
 NativeScaler). ``--batch-sizes`` pairs with ``--img-sizes`` when both have the same length (e.g. 128 at 224, 32
 at 512), otherwise every size runs every batch size. Results go to ``<out>/benchmark.csv`` and
-``<out>/benchmark.png``. The work is done by ``vssm.train.benchmark``; this is its command line.
+``<out>/benchmark.png``. ``--phases`` profiles one more step and splits it into forward, backward and optimizer
+step: each phase's host ms, the GPU ms of the kernels it launched and the GPU's idle ms among them, and the kernels
+launched per step (a phase whose GPU idles is bound by the host). The work is done by ``vssm.train.benchmark``;
+this is its command line.
 """
 
 from vssm.train.benchmark import main

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import csv
+import json
 import os
 import statistics
+import tempfile
 import time
 
 import torch
@@ -21,13 +24,15 @@ import torch.nn as nn
 from vssm.train.build import COMPILE_MODES, compiled, create_model
 from vssm.train.config import KwargsAction
 
-__all__ = ["FIELDS", "MODES", "PRECISIONS", "bench_one", "build_parser", "main", "model_specs", "plot", "run",
-           "write_csv"]
+__all__ = ["FIELDS", "MODES", "PHASES", "PRECISIONS", "bench_one", "build_parser", "main", "model_specs",
+           "phase_breakdown", "plot", "run", "write_csv"]
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 MODES = ("infer", "train")
+PHASES = ("fwd", "bwd", "opt")  # a training step's forward, backward, optimizer step (inference: the forward)
+PHASE_FIELDS = ("launches",) + tuple(f"{p}_{k}" for p in PHASES for k in ("host_ms", "gpu_ms", "idle_ms"))
 FIELDS = ("model", "model_kwargs", "mode", "img_size", "batch_size", "precision", "device", "img_per_s",
-          "ms_per_batch", "host_ms", "peak_mem_gib", "params_m", "status")
+          "ms_per_batch", "host_ms", "peak_mem_gib", "params_m", "status") + PHASE_FIELDS
 
 
 
@@ -50,6 +55,10 @@ def build_parser(description: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--compile", nargs="?", const="default", default=None, choices=COMPILE_MODES,
                    help="torch.compile each model in this mode (bare flag: default); 'reduce-overhead' replays "
                         "CUDA graphs, the fast path of launch-bound runs (small batches, high resolution)")
+    p.add_argument("--phases", action="store_true",
+                   help="after the timed steps, profile one and report per phase (forward, backward, optimizer) the "
+                        "host's ms, the GPU's ms of the kernels the phase launched and the GPU's idle ms inside them, "
+                        "and the kernels launched per step: which of host and GPU bounds each phase")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="(default: auto)")
     p.add_argument("--out", default="runs/benchmark", help="folder for benchmark.csv and .png (default: runs/benchmark)")
     return p
@@ -108,12 +117,15 @@ def _timer(device: torch.device):
 
 
 def bench_one(model: nn.Module, mode: str, img_size: int, batch_size: int, precision: str, device: torch.device,
-              warmup: int, iters: int, channels_last: bool = False) -> dict:
+              warmup: int, iters: int, channels_last: bool = False, phases: bool = False) -> dict:
     """Median ms per batch, img/s and (CUDA) peak GiB of one configuration, and the median host time of a step:
     ``host_ms`` is how long the step took to return, before waiting for the device. On a GPU, host_ms well
     below ms_per_batch means the GPU bounds the step; host_ms close to it means the host (Python, launches)
     does, where CUDA graphs (``--compile reduce-overhead``) pay. A step of more than ~1000 kernel launches
-    can also wait for a full launch queue, which reads as host time."""
+    can also wait for a full launch queue, which reads as host time.
+
+    ``phases``: one more step under torch.profiler, split per phase (`phase_breakdown`; the ``PHASE_FIELDS``).
+    On the CPU only the host times are filled (there is no device to wait for)."""
     if mode not in MODES:
         raise ValueError(f"bench_one: `mode` must be one of {MODES}, got {mode!r}")
     if precision not in PRECISIONS:
@@ -130,11 +142,16 @@ def bench_one(model: nn.Module, mode: str, img_size: int, batch_size: int, preci
     def ctx():
         return torch.autocast(device.type, dtype=dtype) if dtype is not None else torch.autocast(device.type, enabled=False)
 
+    annotate = [False]  # phase ranges only in the profiled step (the timed ones carry none)
+
+    def phase(name):
+        return torch.profiler.record_function(f"phase:{name}") if annotate[0] else contextlib.nullcontext()
+
     if mode == "infer":
         model.eval()
 
         def step():
-            with torch.inference_mode(), ctx():
+            with torch.inference_mode(), ctx(), phase("fwd"):
                 model(x)
     else:
         from timm.utils import NativeScaler
@@ -144,14 +161,17 @@ def bench_one(model: nn.Module, mode: str, img_size: int, batch_size: int, preci
         scaler = NativeScaler(device.type) if precision == "fp16" else None
 
         def step():
-            with ctx():
+            with ctx(), phase("fwd"):
                 loss = nn.functional.cross_entropy(model(x).float(), y)
             opt.zero_grad(set_to_none=True)
             if scaler is not None:
-                scaler(loss, opt)
+                with phase("bwd"):  # the scaler runs the backward and the optimizer step in one call
+                    scaler(loss, opt)
             else:
-                loss.backward()
-                opt.step()
+                with phase("bwd"):
+                    loss.backward()
+                with phase("opt"):
+                    opt.step()
 
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -167,8 +187,91 @@ def bench_one(model: nn.Module, mode: str, img_size: int, batch_size: int, preci
         times.append(stop())
     ms = statistics.median(times)
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
-    return {"ms_per_batch": ms, "img_per_s": batch_size * 1e3 / ms, "host_ms": statistics.median(host),
-            "peak_mem_gib": peak}
+    row = {"ms_per_batch": ms, "img_per_s": batch_size * 1e3 / ms, "host_ms": statistics.median(host),
+           "peak_mem_gib": peak}
+    if phases:
+        annotate[0] = True
+        try:
+            row.update(_profiled_phases(step, device))
+        finally:
+            annotate[0] = False
+    return row
+
+
+def _profiled_phases(step, device: torch.device) -> dict:
+    """One step under torch.profiler (CPU, and CUDA where the step runs there), split by `phase_breakdown`."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    with profile(activities=activities) as prof:
+        step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "trace.json")
+        prof.export_chrome_trace(path)
+        with open(path, encoding="utf-8") as f:
+            events = json.load(f)["traceEvents"]
+    res = phase_breakdown(events)
+    if device.type != "cuda":  # no device: nothing launched, nothing to wait for
+        res = {k: (None if k == "launches" or k.endswith(("_gpu_ms", "_idle_ms")) else v) for k, v in res.items()}
+    return res
+
+
+_KERNEL_CATS = ("kernel", "gpu_memcpy", "gpu_memset")
+_LAUNCH_CATS = ("cuda_runtime", "cuda_driver")
+
+
+def phase_breakdown(events: list[dict]) -> dict:
+    """Per phase of one profiled step, from its Chrome-trace events (``torch.profiler``'s `export_chrome_trace`):
+    the phases are the CPU ranges ``phase:<name>`` (`PHASES`); each GPU kernel, copy or memset belongs to the phase
+    whose range was open when the host launched it (matched by correlation id). For each phase: ``<p>_host_ms`` (the
+    range's length), ``<p>_gpu_ms`` (the union of its kernels' intervals) and ``<p>_idle_ms`` (the time between
+    its first kernel's start and last kernel's end that no kernel of it covers: where the GPU waited for the host
+    or for another phase's work); ``launches``: kernels of the step. A phase that did not run reads None; one that
+    launched nothing, 0 GPU and idle ms."""
+    ranges = {}
+    for e in events:
+        name = str(e.get("name", ""))
+        if e.get("ph") == "X" and e.get("cat") == "user_annotation" and name.startswith("phase:"):
+            ranges.setdefault(name[len("phase:"):], (float(e["ts"]), float(e["ts"]) + float(e.get("dur", 0))))
+    launched = {}
+    for e in events:
+        corr = (e.get("args") or {}).get("correlation")
+        if e.get("ph") == "X" and e.get("cat") in _LAUNCH_CATS and corr is not None:
+            launched[corr] = float(e["ts"])
+    per_phase: dict[str, list] = {p: [] for p in ranges}
+    n = 0
+    for e in events:
+        corr = (e.get("args") or {}).get("correlation")
+        if e.get("ph") != "X" or e.get("cat") not in _KERNEL_CATS:
+            continue
+        n += 1
+        at = launched.get(corr)
+        for p, (t0, t1) in ranges.items():
+            if at is not None and t0 <= at <= t1:
+                per_phase[p].append((float(e["ts"]), float(e["ts"]) + float(e.get("dur", 0))))
+                break
+    res: dict = {"launches": n}
+    for p in PHASES:
+        if p not in ranges:
+            res.update({f"{p}_host_ms": None, f"{p}_gpu_ms": None, f"{p}_idle_ms": None})
+            continue
+        t0, t1 = ranges[p]
+        busy, span_end, start = 0.0, None, None
+        for a, b in sorted(per_phase[p]):
+            if span_end is None or a > span_end:  # a new stretch of the union
+                busy += b - a
+                start = a if start is None else start
+                span_end = b
+            elif b > span_end:
+                busy += b - span_end
+                span_end = b
+        span = (span_end - start) if start is not None else 0.0
+        res.update({f"{p}_host_ms": (t1 - t0) / 1e3, f"{p}_gpu_ms": busy / 1e3, f"{p}_idle_ms": (span - busy) / 1e3})
+    return res
 
 
 def _pairs(sizes: list[int], batches: list[int]) -> list[tuple[int, int]]:
@@ -202,7 +305,7 @@ def run(args: argparse.Namespace) -> list[dict]:
                         row["params_m"] = sum(p.numel() for p in model.parameters()) / 1e6
                         runner = compiled(model, args.compile)
                         row.update(bench_one(runner, mode, img_size, batch_size, precision, device, args.warmup,
-                                             args.iters, args.channels_last))
+                                             args.iters, args.channels_last, phases=args.phases))
                         row["status"] = "ok"
                     except torch.cuda.OutOfMemoryError:
                         row["status"] = "oom"
@@ -219,7 +322,22 @@ def run(args: argparse.Namespace) -> list[dict]:
                     mem = f"  {row['peak_mem_gib']:.2f} GiB" if row.get("peak_mem_gib") is not None else ""
                     print(f"{_label(name, kwargs):40s} {mode:5s} {img_size:5d}px bs {batch_size:4d} {precision:4s} "
                           f"{shown}{mem}", flush=True)
+                    if row["status"] == "ok" and args.phases:
+                        print("    " + _phases_line(row), flush=True)
     return rows
+
+
+def _phases_line(row: dict) -> str:
+    """The phases of a row as one line: host ms, and with a GPU its ms and idle ms, per phase; kernels per step."""
+    parts = []
+    for p in PHASES:
+        host = row.get(f"{p}_host_ms")
+        if host is None:
+            continue
+        gpu, idle = row.get(f"{p}_gpu_ms"), row.get(f"{p}_idle_ms")
+        parts.append(f"{p} host {host:.2f} ms" + (f", GPU {gpu:.2f} ms (idle {idle:.2f})" if gpu is not None else ""))
+    launches = row.get("launches")
+    return " | ".join(parts) + (f" | {launches} kernels" if launches is not None else "")
 
 
 def write_csv(rows: list[dict], path: str) -> None:
