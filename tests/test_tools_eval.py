@@ -250,6 +250,12 @@ def test_benchmark_phases_on_cpu(tmp_path, capsys):
     bench_tool.write_csv(rows, str(tmp_path / "b.csv"))
     back = list(csv.DictReader(open(tmp_path / "b.csv")))
     assert float(back[1]["bwd_host_ms"]) > 0 and back[0]["bwd_host_ms"] == ""
+    assert bench_tool.plot_phases(rows, str(tmp_path / "p.png")) and (tmp_path / "p.png").stat().st_size > 1000
+    gpu_like = [dict(train, device="cuda", launches=1702, fwd_gpu_ms=23.0, fwd_idle_ms=25.0, bwd_gpu_ms=96.8,
+                     bwd_idle_ms=4.0, opt_gpu_ms=1.1, opt_idle_ms=0.1)]
+    assert bench_tool.plot_phases(gpu_like, str(tmp_path / "g.png")) and (tmp_path / "g.png").stat().st_size > 1000
+    assert not bench_tool.plot_phases([dict(train, fwd_host_ms=None)], str(tmp_path / "none.png"))
+    assert not (tmp_path / "none.png").exists()
     # without --phases the columns stay empty
     plain = bench_tool.run(bench_tool.build_parser().parse_args(
         ["--models", "deit_tiny_patch16_224", "--model-kwargs", *TINY_KW, "--img-sizes", "32", "--batch-sizes", "2",

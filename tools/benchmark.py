@@ -15,7 +15,8 @@ NativeScaler). ``--batch-sizes`` pairs with ``--img-sizes`` when both have the s
 at 512), otherwise every size runs every batch size. Results go to ``<out>/benchmark.csv`` and
 ``<out>/benchmark.png``. ``--phases`` profiles one more step and splits it into forward, backward and optimizer
 step: each phase's host ms, the GPU ms of the kernels it launched and the GPU's idle ms among them, and the kernels
-launched per step (a phase whose GPU idles is bound by the host). The work is done by ``vssm.train.benchmark``;
+launched per step (a phase whose GPU idles is bound by the host), also drawn in ``<out>/benchmark_phases.png``.
+The work is done by ``vssm.train.benchmark``;
 this is its command line.
 """
 

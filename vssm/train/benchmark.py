@@ -25,7 +25,7 @@ from vssm.train.build import COMPILE_MODES, compiled, create_model
 from vssm.train.config import KwargsAction
 
 __all__ = ["FIELDS", "MODES", "PHASES", "PRECISIONS", "bench_one", "build_parser", "main", "model_specs",
-           "phase_breakdown", "plot", "run", "write_csv"]
+           "phase_breakdown", "plot", "plot_phases", "run", "write_csv"]
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 MODES = ("infer", "train")
@@ -383,6 +383,46 @@ def plot(rows: list[dict], path: str) -> None:
     plt.close(fig)
 
 
+def plot_phases(rows: list[dict], path: str) -> bool:
+    """One bar group per profiled row (model, mode, size, batch, precision): per phase the host's ms next to the GPU's
+    ms of the kernels it launched, the GPU's idle ms stacked on them (where host bars stand above GPU bars, the host
+    bounds the phase). False, and nothing written, where no row has phases."""
+    rows = [r for r in rows if r.get("status") == "ok" and r.get("fwd_host_ms") is not None]
+    if not rows:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(6.0, 2.2 * len(rows)), 4))
+    width = 0.8 / (2 * len(PHASES))
+    colors = {"fwd": "tab:blue", "bwd": "tab:orange", "opt": "tab:green"}
+    for i, r in enumerate(rows):
+        for j, p in enumerate(PHASES):
+            host, gpu, idle = r.get(f"{p}_host_ms"), r.get(f"{p}_gpu_ms"), r.get(f"{p}_idle_ms")
+            if host is None:
+                continue
+            x = i + (2 * j) * width
+            ax.bar(x, host, width, color=colors[p], alpha=0.45, label=f"{p} host" if i == 0 else None)
+            if gpu is not None:
+                ax.bar(x + width, gpu, width, color=colors[p], label=f"{p} GPU" if i == 0 else None)
+                ax.bar(x + width, idle, width, bottom=gpu, color="lightgray", hatch="//",
+                       label="GPU idle" if i == 0 and j == 0 else None)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(rows))])
+    ax.set_xticklabels([f"{r['model']}\n{r['mode']} {r['img_size']}px bs {r['batch_size']} {r['precision']}"
+                        + (f"\n{r['launches']} kernels" if r.get("launches") is not None else "") for r in rows],
+                       fontsize=7)
+    ax.set_ylabel("ms per step")
+    ax.set_title(f"one profiled step per row, by phase ({rows[0]['device']})")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
 def main(argv: list[str] | None = None, description: str | None = None) -> int:
     args = build_parser(description).parse_args(argv)
     rows = run(args)
@@ -390,4 +430,7 @@ def main(argv: list[str] | None = None, description: str | None = None) -> int:
     write_csv(rows, csv_path)
     plot(rows, png_path)
     print(f"results: {csv_path}\nplot:    {png_path}")
+    phases_path = os.path.join(args.out, "benchmark_phases.png")
+    if args.phases and plot_phases(rows, phases_path):
+        print(f"phases:  {phases_path}")
     return 0
