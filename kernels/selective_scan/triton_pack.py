@@ -21,6 +21,8 @@ source (at most 14 sources, ~10^5 elements per layer: the kernel's time is its l
 
 from __future__ import annotations
 
+import math
+
 import torch
 import triton
 import triton.language as tl
@@ -137,7 +139,7 @@ def pack_directions(params, proj_dtype: torch.dtype | None) -> tuple | None:
             return None
     NX, NDT = groups[0][2].numel(), groups[0][3].numel()
     shapes = [(K, E, W)] + ([(K, E)] if has_bias else []) + [(K, E), (K, E), (K, E, N)]  # taps, [bias], D, db, A
-    n_flat = sum(_numel(s) for s in shapes)
+    n_flat = sum(math.prod(s) for s in shapes)
     n_w = K * (NX + NDT) if proj_dtype is not None else 0
     flat = first.new_empty((n_flat,))
     wout = first.new_empty((n_w,), dtype=proj_dtype) if n_w else flat  # (no weights: never written)
@@ -156,13 +158,6 @@ def pack_directions(params, proj_dtype: torch.dtype | None) -> tuple | None:
     return taps, conv_bias, A, D, delta_bias, w_x, w_dt
 
 
-def _numel(shape) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
-
-
 def _views(buf: torch.Tensor, shapes) -> list[torch.Tensor]:
     """Contiguous views of consecutive parts of the 1-D buffer, one per shape (one view op each)."""
     out, at = [], 0
@@ -172,5 +167,5 @@ def _views(buf: torch.Tensor, shapes) -> list[torch.Tensor]:
             strides.append(step)
             step *= size
         out.append(buf.as_strided(shape, tuple(reversed(strides)), at))
-        at += _numel(shape)
+        at += math.prod(shape)
     return out
