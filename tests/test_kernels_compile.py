@@ -24,13 +24,14 @@ from vssm.kernels.selective_scan import (  # noqa: E402
     triton_bwd,
     triton_bwd_n1,
     triton_carry,
+    triton_conv_proj,
     triton_fwd,
     triton_pack,
     triton_thin,
 )
 
 MODULES = (triton_fwd, triton_bwd, triton_bwd_n1, triton_carry, gate_triton, triton_conv1d, triton_layernorm,
-           triton_thin, triton_pack)
+           triton_thin, triton_pack, triton_conv_proj)
 SCAN = dict(SOFTPLUS=True, GATHER=False, IDX64=False)
 
 # (kernel name, constexprs, num_warps): the models' combinations and the switches each kernel has
@@ -96,6 +97,9 @@ COMBOS = [
     ("_thin_bmm", dict(RP=64, BLOCK_M=64, BLOCK_N=64), 4),
     ("_ln_bwd", dict(HAS_W=True, NEED_DW=True, NEED_DB=True, BLOCK_M=16, BLOCK_C=128, FIN_P=16, FIN_C=128), 4),
     ("_ln_bwd", dict(HAS_W=False, NEED_DW=False, NEED_DB=False, BLOCK_M=16, BLOCK_C=128, FIN_P=16, FIN_C=128), 4),
+    # inference's conv + x_proj + dt_proj: Vim's bfloat16 (rank 12, 16 states: TF32 products), float32 at the limits
+    ("_conv_proj_fwd", dict(W=4, HAS_BIAS=True, BL=64, BC=64, RP=16, SP=32, PREC="tf32"), 4),
+    ("_conv_proj_fwd", dict(W=2, HAS_BIAS=False, BL=64, BC=64, RP=64, SP=64, PREC="ieee"), 4),
     # the training forward's stacked parameters: weights rounded to bfloat16 on their bits (Vim under autocast), or
     # cast as they are (float32), with and without conv bias
     ("_pack_kernel", dict(HAS_BIAS=True, TO_BF16=True, BLOCK=1024), 4),
@@ -104,7 +108,11 @@ COMBOS = [
 ]
 # pointers of another dtype than float32, per kernel and combination (TO_BF16, HAS_BIAS): the bfloat16 weights stored as
 # their int16 bits, float16 weights (autocast to float16); float32 otherwise
-POINTER_DTYPES = {("_pack_kernel", True, True): {"wout_ptr": "*i16"}, ("_pack_kernel", False, False): {"wout_ptr": "*fp16"}}
+# (the conv-projection kernel: its activations and weights in the model's dtype, taps and bias float32)
+_CONV_PROJ = ("x", "wx", "wdt", "u", "xdbl", "delta")
+POINTER_DTYPES = {("_pack_kernel", True, True): {"wout_ptr": "*i16"}, ("_pack_kernel", False, False): {"wout_ptr": "*fp16"},
+                  ("_conv_proj_fwd", None, True): dict.fromkeys(_CONV_PROJ, "*bf16"),
+                  ("_conv_proj_fwd", None, False): dict.fromkeys(_CONV_PROJ, "*fp32")}
 
 
 def _launched_kernels() -> dict[str, JITFunction]:

@@ -768,3 +768,136 @@ def test_projected_scan_directions_refuses_outside_inference_and_triton():
         projected_scan_directions(*args, delta_softplus=True)
     with pytest.raises(ValueError, match="inference only"):
         projected_scan_directions(u.requires_grad_(True), *args[1:])
+
+
+_CONV_PROJECT = r"""
+import json, os, torch
+os.environ["VSSM_SCAN_BACKEND"] = "triton"  # the Triton backend on CPU tensors (under the interpreter)
+import vssm.mamba as vm
+from vssm.mamba import Mamba
+from vssm.kernels.conv1d.op import depthwise_conv1d_reference, new_conv_out
+from vssm.kernels.selective_scan import triton_conv_proj as cp
+from vssm.kernels.selective_scan.op import new_like_layout
+from vssm.kernels.selective_scan.projected import conv_scan_directions, projected_scan_directions
+from vssm.kernels.conv1d import depthwise_conv1d
+g = torch.Generator().manual_seed(0)
+res = {"kernel": [], "scan": [], "mamba": [], "errors": []}
+def err(a, ref):
+    return float((a.double() - ref).abs().max() / ref.abs().max().clamp_min(1e-30))
+# the kernel over a grid: directions, taps, bias, dtypes, layouts, odd and single token counts, dt ranks and
+# state sizes up to the limit; x a column slice of a wider token-major matrix
+cases = [(2, 21, 40, 2, 4, 12, 8, True, torch.bfloat16, True), (1, 1, 16, 1, 3, 5, 16, False, torch.float32, False),
+         (3, 70, 20, 2, 2, 20, 3, True, torch.float16, False), (2, 33, 24, 2, 4, 64, 32, False, torch.float32, True),
+         (1, 17, 48, 1, 4, 1, 1, True, torch.bfloat16, False)]
+for batch, L, C, K, W, R, N, bias, dtype, cm in cases:
+    x = torch.randn(batch, L, 3 * C, generator=g).to(dtype)[:, :, C:2 * C]
+    taps = torch.randn(K, C, W, generator=g) * 0.5
+    b = torch.randn(K, C, generator=g) if bias else None
+    offs = [-(W - 1), 0][:K]
+    wx = (torch.randn(K, R + 2 * N, C, generator=g) * C ** -0.5).to(dtype)
+    wdt = (torch.randn(K, C, R, generator=g) * R ** -0.5).to(dtype)
+    u = new_conv_out(x, K, cm).transpose(2, 3)
+    xd = new_like_layout(u, (batch, K, R + 2 * N, L), dtype)
+    de = new_like_layout(u, (batch, K, C, L), dtype)
+    cp.conv_project(x, taps, b, offs, wx, wdt, u, xd, de, block_l=16, block_c=16)
+    uref = depthwise_conv1d_reference(x.double(), taps.double(), None if b is None else b.double(), offs,
+                                      True).transpose(2, 3)
+    # the projections of the stored (rounded) values, as the separate matmuls take them
+    xref = torch.matmul(wx.double(), u.double())
+    dref = torch.matmul(wdt.double(), xd[:, :, :R].double())
+    res["kernel"].append([str(dtype), cm, K, L, err(u, uref), err(xd, xref), err(de, dref)])
+# the op against the conv op followed by projected_scan_directions (the path it replaces), both layouts
+for cm, dtype in ((True, torch.float32), (False, torch.bfloat16)):
+    batch, L, C, K, R, N = 2, 19, 16, 2, 12, 8
+    x = torch.randn(batch, L, 2 * C, generator=g).to(dtype)[:, :, :C]
+    taps, b = torch.randn(K, C, 4, generator=g) * 0.5, torch.randn(K, C, generator=g)
+    wx = (torch.randn(K, R + 2 * N, C, generator=g) * C ** -0.5).to(dtype)
+    wdt = (torch.randn(K, C, R, generator=g) * R ** -0.5).to(dtype)
+    A = -torch.rand(K, C, N, generator=g) - 0.5
+    D, db = torch.randn(K, C, generator=g), torch.randn(K, C, generator=g) * 0.3
+    z = torch.randn(batch, C, L, generator=g).to(dtype)
+    kw = dict(delta_softplus=True, orders=["natural", "reverse"], combine="mean")
+    with torch.no_grad():
+        got = conv_scan_directions(x, taps, b, [-3, 0], wx, wdt, A, D, z, db, channel_major=cm, **kw)
+        u = depthwise_conv1d(x, taps, b, [-3, 0], silu=True, channel_major=cm).transpose(2, 3)
+        want = projected_scan_directions(u, wx, wdt, A, D, z, db, **kw)
+    res["scan"].append([cm, str(dtype), list(got.shape), list(got.stride()) == list(want.stride()), err(got, want.double())])
+# Mamba(x, residual) at inference on the kernels' path (has_fast_kernel stands in for CUDA): with the fused kernel,
+# without it, and the composed form
+vm.has_fast_kernel = lambda t: isinstance(t, torch.Tensor)
+launches = []
+real = cp._conv_proj_fwd
+class Spy:
+    def __getitem__(self, grid):
+        def go(*a, **k):
+            launches.append(grid)
+            return real[grid](*a, **k)
+        return go
+cp._conv_proj_fwd = Spy()
+for dtype, d_conv, conv_bias in ((torch.float32, 4, True), (torch.bfloat16, 2, False)):
+    torch.manual_seed(0)
+    m = Mamba(16, d_state=8, d_conv=d_conv, conv_bias=conv_bias, bidirectional=True).to(dtype)
+    x = torch.randn(2, 13, 16).to(dtype)
+    r = torch.randn(2, 13, 16)
+    with torch.no_grad():
+        n = len(launches)
+        fused = m(x, residual=r)
+        k_fused = len(launches) - n
+        vm.FUSED_CONV_PROJECT = False
+        apart = m(x, residual=r)
+        k_apart = len(launches) - n - k_fused
+        vm.FUSED_CONV_PROJECT = True
+        m.composed = True
+        comp = m(x, residual=r)
+        m.composed = False
+    res["mamba"].append([str(dtype), k_fused, k_apart, err(fused, apart.double()), err(fused, comp.double())])
+# bad arguments: each refused with the argument named
+x = torch.randn(1, 5, 8)
+ok = (torch.randn(2, 8, 4), None, [-3, 0], torch.randn(2, 12, 8), torch.randn(2, 8, 4), -torch.rand(8, 4))
+bad = {"x": (x[0],) + ok, "taps": (x, torch.randn(2, 7, 4)) + ok[1:], "offsets": (x, ok[0], None, [0]) + ok[3:],
+       "conv_bias": (x, ok[0], torch.randn(8)) + ok[2:],
+       "x_proj_weight": (x,) + ok[:3] + (torch.randn(2, 11, 8),) + ok[4:],
+       "dt_proj_weight": (x,) + ok[:4] + (torch.randn(2, 8, 4).bfloat16(),) + ok[5:]}
+for name, args in bad.items():
+    try:
+        with torch.no_grad():
+            conv_scan_directions(*args)
+        res["errors"].append([name, None])
+    except ValueError as e:
+        res["errors"].append([name, str(e)])
+try:
+    conv_scan_directions(x.requires_grad_(True), *ok)
+    res["errors"].append(["grad", None])
+except ValueError as e:
+    res["errors"].append(["grad", str(e)])
+print(json.dumps(res))
+"""
+
+
+def test_conv_project_kernel_and_fused_inference_path():
+    """Interpreter: `triton_conv_proj.conv_project` (the conv, x_proj and dt_proj in one kernel) against float64 over
+    a grid (one or two directions, 2-4 taps, with and without bias, bfloat16 / float16 / float32, u channel-major and
+    token-major, L = 1 and odd, dt rank and 2N up to 64, x a column slice): u within one rounding of the conv, x_dbl
+    and delta within one rounding of the products of the stored values; `conv_scan_directions` equal to the conv op
+    followed by `projected_scan_directions` (values and layout); `Mamba(x, residual)` at inference launching the
+    kernel once per call and equal to the unfused and the composed forms; bad arguments refused by name."""
+    res = run_code(_CONV_PROJECT, 900)
+    assert len(res["kernel"]) == 5
+    for dtype, cm, K, L, eu, ex, ed in res["kernel"]:
+        tol = {"torch.bfloat16": 8e-3, "torch.float16": 1e-3, "torch.float32": 1e-5}[dtype]
+        assert max(eu, ex, ed) <= tol, (dtype, cm, K, L, eu, ex, ed)
+    assert len(res["scan"]) == 2
+    for cm, dtype, shape, same_layout, e in res["scan"]:
+        assert shape == [2, 2, 16, 19] and same_layout, (cm, dtype)
+        assert e <= (2e-2 if "bfloat16" in dtype else 1e-5), (cm, dtype, e)
+    for dtype, k_fused, k_apart, e_apart, e_comp in res["mamba"]:
+        assert k_fused == 1 and k_apart == 0, (dtype, k_fused, k_apart)
+        tol = 3e-2 if "bfloat16" in dtype else 1e-5
+        assert e_apart <= tol and e_comp <= tol, (dtype, e_apart, e_comp)
+    errors = dict(res["errors"])
+    assert set(errors) == {"x", "taps", "offsets", "conv_bias", "x_proj_weight", "dt_proj_weight", "grad"}
+    for name, msg in errors.items():
+        assert msg is not None and msg.startswith("conv_scan_directions:"), (name, msg)
+        if name != "grad":
+            assert f"`{name}`" in msg or name in msg, (name, msg)
+    assert "inference only" in errors["grad"]

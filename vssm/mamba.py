@@ -30,7 +30,13 @@ from vssm.kernels.conv1d import depthwise_conv1d, has_fast_kernel
 from vssm.kernels.eager import plain_eager
 from vssm.kernels.env import interpreting
 from vssm.kernels.selective_scan.op import backward_follows, default_backend
-from vssm.kernels.selective_scan.projected import projected_scan, projected_scan_directions, scan_walks
+from vssm.kernels.selective_scan.projected import (
+    conv_scan_directions,
+    conv_scan_supported,
+    projected_scan,
+    projected_scan_directions,
+    scan_walks,
+)
 from vssm.param_cache import derived
 from vssm.ssm_init import init_ssm_, positive_int, scan_param
 from vssm.timm_glue import fx_leaf
@@ -167,6 +173,9 @@ class _DirectionParams(torch.autograd.Function):
 # Without a gradient on CUDA, `Mamba.forward(x, residual)` sums the directions, applies out_proj and adds the residual in
 # one matmul (`Mamba._residual_out`); False: the directions' sum, out_proj and the add as three launches
 FUSED_RESIDUAL = True
+# Inference through `Mamba.forward(x, residual)` (`projected_scan_directions`): the conv, x_proj and dt_proj in one
+# kernel (`conv_scan_directions`); False: the conv op, then the projections (three launches)
+FUSED_CONV_PROJECT = True
 # torch.addmm(..., out_dtype=float32) takes a float32 input with half matrices (torch 2.11 on CUDA does; older versions
 # and the CPU refuse): set False at the first refusal
 _ADDMM_OUT_DTYPE = True
@@ -410,6 +419,12 @@ class Mamba(nn.Module):
                   and scan_walks(x.shape[0], self.d_inner, self.d_state, x.shape[-1]))
         taps, conv_bias, A, D, delta_bias, w_x, w_dt = self._direction_params(tokens, x.dtype if fast else None,
                                                                               params)
+        if fast and directions and FUSED_CONV_PROJECT and conv_scan_supported(x, taps.shape[0], self.dt_rank,
+                                                                              self.d_state):
+            # the conv, x_proj and dt_proj in one kernel, u in the layout the scan's forward reads
+            offsets = [-(self.d_conv - 1), 0][: taps.shape[0]]
+            return conv_scan_directions(x.transpose(1, 2), taps, conv_bias, offsets, w_x, w_dt, A, D, z, delta_bias,
+                                        delta_softplus=True, orders=orders, combine="mean", channel_major=not tokens)
         if fast:
             # x_proj / dt_proj inside the op, which recomputes delta in its backward instead of keeping it;
             # u stored channel-major (the scan's chunk kernels read a few channels over many steps) unless it walks
@@ -433,12 +448,28 @@ class Mamba(nn.Module):
             raise ValueError(f"Mamba: `residual` has shape {got}, expected the input's {tuple(x.shape)}")
         # (batch, E, L) views of the token-major in_proj output (the scan reads them through strides), split
         # before the transpose: their gradients arrive token-major and join along channels without a copy
-        x, z = (t.transpose(1, 2) for t in self.in_proj(x).chunk(2, dim=-1))
+        x, z = (t.transpose(1, 2) for t in self._in_proj(x).chunk(2, dim=-1))
         if residual is not None and self._fused_residual(x, residual):
             return self._residual_out(self.mix(x, z, directions=True), residual)
         y = self.mix_composed(x, z) if self.composed else self.mix(x, z)
         out = self.out_proj(y.transpose(1, 2))
         return out if residual is None else residual + out
+
+    def _in_proj(self, x: torch.Tensor) -> torch.Tensor:
+        """in_proj(x). Under CUDA autocast without a gradient, with the weight (and bias) cast to autocast's dtype
+        once and reused while they are unchanged (`vssm.param_cache`): autocast casts a float32 weight again in
+        every autocast region (a launch per layer and step, which the host pays in launch-bound inference). The
+        same values: x in that dtype times the cast weight."""
+        p = self.in_proj
+        if (torch.is_grad_enabled() or not x.is_cuda or not torch.is_autocast_enabled("cuda")
+                or type(p) is not nn.Linear or p._forward_hooks or p._forward_pre_hooks
+                or p.weight.dtype != torch.float32 or x.dtype == torch.float64 or not plain_eager(x)):
+            return p(x)
+        dtype = torch.get_autocast_dtype("cuda")
+        params = [p.weight] if p.bias is None else [p.weight, p.bias]
+        w = derived(self, ("in_proj", dtype), params, lambda: [t.to(dtype) for t in params])
+        with torch.autocast("cuda", enabled=False):
+            return F.linear(x.to(dtype), *w)
 
     def _fused_residual(self, x: torch.Tensor, residual: torch.Tensor) -> bool:
         """Whether `_residual_out` computes residual + out_proj(the directions' sum): no gradient recorded, plain

@@ -95,7 +95,7 @@ def has_fast_kernel(x) -> bool:
     return isinstance(x, torch.Tensor) and x.is_cuda
 
 
-def _new_out(x, K: int, channel_major: bool) -> torch.Tensor:
+def new_conv_out(x, K: int, channel_major: bool) -> torch.Tensor:
     """The empty (batch, K, L, C) output: stored (K, batch, L, C), or with ``channel_major`` (K, C, batch, L)
     with rows of `layout.padded_len(L)` tokens (the batch inside the rows: each tap set's output is one
     (C, batch x L) matrix, see `layout.new_rows`)."""
@@ -113,7 +113,7 @@ def _conv_fwd_impl(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.T
         with on_device_of(x):
             return triton_conv_forward(x, weight, bias, tuple(offsets), silu, channel_major)
     with torch.no_grad():
-        return _new_out(x, weight.shape[0], channel_major).copy_(
+        return new_conv_out(x, weight.shape[0], channel_major).copy_(
             depthwise_conv1d_reference(x, weight, bias, offsets, silu))
 
 
@@ -122,7 +122,7 @@ _conv_fwd = torch.library.custom_op("vssm::dwconv1d_fwd", mutates_args=())(_conv
 
 @_conv_fwd.register_fake
 def _conv_fwd_fake(x, weight, bias, offsets, silu, channel_major):
-    return _new_out(x, weight.shape[0], channel_major)
+    return new_conv_out(x, weight.shape[0], channel_major)
 
 
 def _conv_bwd_impl(dout: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],

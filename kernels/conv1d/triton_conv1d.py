@@ -22,7 +22,7 @@ import triton.language as tl
 
 from ..intmath import cdiv, next_pow2
 from ..launch import fast_launch
-from .op import MAX_TAP_SETS, _new_out
+from .op import MAX_TAP_SETS, new_conv_out
 
 _OFFS = [f"o{i}" for i in range(MAX_TAP_SETS)]  # the offsets as scalar arguments o0..o7 (`_offset_args`, `_pick`)
 
@@ -244,7 +244,7 @@ def triton_conv_forward(x, weight, bias, offsets, silu: bool, channel_major: boo
     (K, batch, L, C) or, with ``channel_major``, (K, C, batch, L) (then tokens are the wide tile axis)."""
     batch, L, C = x.shape
     K, _, W = weight.shape
-    out = _new_out(x, K, channel_major)
+    out = new_conv_out(x, K, channel_major)
     BL, BC = (tiles.fwd_cm_BL, tiles.fwd_cm_BC) if channel_major else (tiles.fwd_BL, tiles.fwd_BC)
     if out.numel() == 0:
         return out

@@ -230,10 +230,10 @@ def _use_triton(backend: str, u: torch.Tensor) -> bool:
 def _tk() -> types.SimpleNamespace:
     """The Triton modules, imported once (an import statement costs microseconds of host time on every call;
     attributes are looked up at each call, so replacing one in its module takes effect)."""
-    from . import triton_bwd, triton_bwd_n1, triton_common, triton_fwd, triton_thin
+    from . import triton_bwd, triton_bwd_n1, triton_common, triton_conv_proj, triton_fwd, triton_thin
 
     return types.SimpleNamespace(fwd=triton_fwd, bwd=triton_bwd, n1=triton_bwd_n1, common=triton_common,
-                                 thin=triton_thin)
+                                 thin=triton_thin, conv_proj=triton_conv_proj)
 
 
 def backward_follows(*tensors) -> bool:

@@ -26,6 +26,7 @@ from typing import Sequence
 import torch
 from torch.autograd.function import once_differentiable
 
+from ..conv1d.op import new_conv_out
 from ..eager import plain_eager
 from ..env import interpreting
 from ..launch import on_device_of
@@ -47,7 +48,8 @@ from .op import (
 from .orders import Order
 from .reference import compute_dtype
 
-__all__ = ["projected_scan", "projected_scan_directions", "project", "scan_walks"]
+__all__ = ["conv_scan_directions", "conv_scan_supported", "projected_scan", "projected_scan_directions", "project",
+           "scan_walks"]
 
 # Without a backward, the shared gate runs inside the scan's forward kernels (False) or outside them as with one
 # (True). H200, bf16, Vim-Ti at 1248 (batch 8): 24.65 -> 23.40 ms of GPU work per step inside (NOTES.md "Stop 29")
@@ -59,21 +61,26 @@ def _check(u, x_proj_weight, dt_proj_weight, A) -> tuple[int, int]:
         got = tuple(u.shape) if isinstance(u, torch.Tensor) else type(u).__name__
         raise ValueError(f"projected_scan: `u` has shape {got}, expected (batch, K, D, L)")
     _, K, dim, _ = u.shape
+    return _check_weights(K, dim, u.dtype, u.device, "u", x_proj_weight, dt_proj_weight, A)
+
+
+def _check_weights(K: int, dim: int, dtype, device, source: str, x_proj_weight, dt_proj_weight, A,
+                   op: str = "projected_scan") -> tuple[int, int]:
     for name, w in (("x_proj_weight", x_proj_weight), ("dt_proj_weight", dt_proj_weight)):
         if not isinstance(w, torch.Tensor) or w.dim() != 3 or w.shape[0] != K:
             got = tuple(w.shape) if isinstance(w, torch.Tensor) else type(w).__name__
-            raise ValueError(f"projected_scan: `{name}` has shape {got}, expected one matrix per direction (K={K}, ., .)")
-        if w.dtype != u.dtype or w.device != u.device:
+            raise ValueError(f"{op}: `{name}` has shape {got}, expected one matrix per direction (K={K}, ., .)")
+        if w.dtype != dtype or w.device != device:
             raise ValueError(
-                f"projected_scan: `{name}` is {w.dtype} on {w.device}, expected u's dtype and device "
-                f"({u.dtype} on {u.device}): cast the weights first"
+                f"{op}: `{name}` is {w.dtype} on {w.device}, expected {source}'s dtype and device "
+                f"({dtype} on {device}): cast the weights first"
             )
     if not isinstance(A, torch.Tensor) or A.dim() not in (2, 3):
-        raise ValueError("projected_scan: `A` must be a (D, N) or (K, D, N) tensor")
+        raise ValueError(f"{op}: `A` must be a (D, N) or (K, D, N) tensor")
     R, N = dt_proj_weight.shape[-1], A.shape[-1]
     if tuple(dt_proj_weight.shape[1:]) != (dim, R) or tuple(x_proj_weight.shape[1:]) != (R + 2 * N, dim):
         raise ValueError(
-            f"projected_scan: with D={dim}, N={N} and dt rank R={R} (dt_proj_weight's last axis), `x_proj_weight` "
+            f"{op}: with D={dim}, N={N} and dt rank R={R} (dt_proj_weight's last axis), `x_proj_weight` "
             f"must be (K, R + 2N, D) = ({K}, {R + 2 * N}, {dim}) and `dt_proj_weight` (K, D, R) = ({K}, {dim}, {R}); "
             f"got {tuple(x_proj_weight.shape)} and {tuple(dt_proj_weight.shape)}"
         )
@@ -307,15 +314,80 @@ def projected_scan_directions(
     if not plain_eager(*tensors) or not _use_triton(default_backend(u.device), u):
         raise ValueError(f"projected_scan_directions: runs the Triton kernels only (plain tensors on CUDA, not "
                          f"{u.dtype} on {u.device} here); use projected_scan")
+    with torch.autocast(u.device.type, enabled=False):
+        x_dbl, delta = _project_into(u, x_proj_weight, dt_proj_weight, True)
+        return _split_forward(u, x_dbl, delta, A, D, z, delta_bias, R, N, delta_softplus, orders, combine)
+
+
+def _split_forward(u, x_dbl, delta, A, D, z, delta_bias, R, N, delta_softplus, orders, combine) -> torch.Tensor:
+    """The scan of `projected_scan_directions` once u, x_dbl and delta are made."""
     if orders is None:
         orders = ["natural"] * u.shape[1]
     # (shared A, D, delta_bias: `prepare` gives them their direction axis, as no autograd node needs it first)
-    with torch.autocast(u.device.type, enabled=False):
-        x_dbl, delta = _project_into(u, x_proj_weight, dt_proj_weight, True)
-        op_args = prepare(u, delta, A, *_bc(x_dbl, R, N), D, z, delta_bias, delta_softplus, orders, None, combine,
-                          "triton", grad=False)
-        with on_device_of(u):
-            return _tk().fwd.triton_forward(*op_args[:11], backward=False, split=True)[0]
+    op_args = prepare(u, delta, A, *_bc(x_dbl, R, N), D, z, delta_bias, delta_softplus, orders, None, combine,
+                      "triton", grad=False)
+    with on_device_of(u):
+        return _tk().fwd.triton_forward(*op_args[:11], backward=False, split=True)[0]
+
+
+def conv_scan_supported(x: torch.Tensor, K: int, dt_rank: int, N: int) -> bool:
+    """Whether `conv_scan_directions` runs for token-major x (batch, L, C) of this dtype and device with K
+    directions, dt rank R and N states (`triton_conv_proj.supports`; CUDA, or the interpreter)."""
+    return (isinstance(x, torch.Tensor) and (x.is_cuda or interpreting())
+            and _tk().conv_proj.supports(x, K, dt_rank, N))
+
+
+def conv_scan_directions(
+    x: torch.Tensor,
+    taps: torch.Tensor,
+    conv_bias: torch.Tensor | None,
+    offsets: Sequence[int],
+    x_proj_weight: torch.Tensor,
+    dt_proj_weight: torch.Tensor,
+    A: torch.Tensor,
+    D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
+    *,
+    delta_softplus: bool = False,
+    orders: Sequence[Order] | None = None,
+    combine: str = "sum",
+    channel_major: bool = True,
+) -> torch.Tensor:
+    """`projected_scan_directions` over u = silu(depthwise conv of x), with the conv and both projections in one
+    kernel (`triton_conv_proj`): x (batch, L, C) token-major, any strides (a slice of in_proj's output); taps (K,
+    C, W) and conv_bias (K, C) or None as `depthwise_conv1d` takes them with its K ``offsets``; u stored as that op
+    stores it (``channel_major``: (K, C, batch, L), else token-major). The other arguments and the result as
+    `projected_scan_directions`'s, for inference on the Triton backend (`conv_scan_supported`)."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 3:
+        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"conv_scan_directions: `x` has shape {got}, expected (batch, L, C)")
+    batch, L, dim = x.shape
+    if not isinstance(taps, torch.Tensor) or taps.dim() != 3 or taps.shape[1] != dim or taps.shape[2] < 1:
+        got = tuple(taps.shape) if isinstance(taps, torch.Tensor) else type(taps).__name__
+        raise ValueError(f"conv_scan_directions: `taps` has shape {got}, expected (K, C={dim}, W)")
+    K = taps.shape[0]
+    if len(offsets) != K:
+        raise ValueError(f"conv_scan_directions: {len(offsets)} `offsets` for K={K} tap sets")
+    if conv_bias is not None and (not isinstance(conv_bias, torch.Tensor) or tuple(conv_bias.shape) != (K, dim)):
+        raise ValueError(f"conv_scan_directions: `conv_bias` must be None or ({K}, {dim})")
+    R, N = _check_weights(K, dim, x.dtype, x.device, "x", x_proj_weight, dt_proj_weight, A, "conv_scan_directions")
+    tensors = (x, taps, conv_bias, x_proj_weight, dt_proj_weight, A, D, z, delta_bias)
+    if backward_follows(*tensors):
+        raise ValueError("conv_scan_directions: inference only; a gradient would be recorded")
+    if not plain_eager(*tensors) or not conv_scan_supported(x, K, R, N):
+        raise ValueError(f"conv_scan_directions: runs the Triton kernel only (plain tensors on CUDA of "
+                         f"{_tk().conv_proj.DTYPES}, at most {_tk().conv_proj.MAX_DIRECTIONS} directions, dt rank "
+                         f"and 2N at most {_tk().conv_proj.MAX_ROWS}); got {x.dtype} on {x.device}, K={K}, R={R}, "
+                         f"N={N}")
+    if taps.device != x.device:
+        raise ValueError(f"conv_scan_directions: `taps` is on {taps.device}, expected x's device ({x.device})")
+    u = new_conv_out(x, K, channel_major).transpose(2, 3)  # (batch, K, C, L)
+    x_dbl = new_like_layout(u, (batch, K, R + 2 * N, L), u.dtype)
+    delta = new_like_layout(u, (batch, K, dim, L), u.dtype)
+    with torch.autocast(x.device.type, enabled=False), on_device_of(x):
+        _tk().conv_proj.conv_project(x, taps, conv_bias, offsets, x_proj_weight, dt_proj_weight, u, x_dbl, delta)
+        return _split_forward(u, x_dbl, delta, A, D, z, delta_bias, R, N, delta_softplus, orders, combine)
 
 
 def scan_walks(batch: int, dim: int, N: int, L: int) -> bool:

@@ -233,3 +233,78 @@ def test_vim_fused_residual(autocast, monkeypatch):
     assert len(calls) == 24
     rel = (out[True] - out[False]).abs().max().item() / out[False].abs().max().item()
     assert rel <= (0.03 if autocast else 1e-5), rel
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("batch,L,C,R,N,W,channel_major", [
+    (8, 6085, 384, 12, 16, 4, True),  # Vim-Ti at 1248: the chunk forward's channel-major u
+    (128, 197, 768, 24, 16, 4, False),  # Vim-S at 224, token-major u (the walking forward)
+    (3, 1, 384, 12, 16, 4, True),  # L = 1
+    (2, 301, 192, 7, 32, 3, False),  # odd rank, 2N = 64, three taps
+])
+def test_conv_scan_directions_full_size(dtype, batch, L, C, R, N, W, channel_major):
+    """`conv_scan_directions` (conv, x_proj and dt_proj in one kernel) against the conv op followed by
+    `projected_scan_directions` on the same inputs (the path it replaces; cuBLAS's products, TF32 off), and its u,
+    x_dbl, delta against float64 products of its own stored values."""
+    from vssm.kernels.conv1d import depthwise_conv1d
+    from vssm.kernels.conv1d.op import depthwise_conv1d_reference, new_conv_out
+    from vssm.kernels.selective_scan import triton_conv_proj
+    from vssm.kernels.selective_scan.op import new_like_layout
+    from vssm.kernels.selective_scan.projected import conv_scan_directions, projected_scan_directions
+
+    old = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        g = torch.Generator(device="cuda").manual_seed(0)
+        K = 2
+        x = torch.randn(batch, L, 2 * C, device="cuda", generator=g).to(dtype)[:, :, :C]  # in_proj's x half
+        taps = torch.randn(K, C, W, device="cuda", generator=g) * 0.5
+        bias = torch.randn(K, C, device="cuda", generator=g) * 0.2
+        offs = [-(W - 1), 0]
+        w_x = (torch.randn(K, R + 2 * N, C, device="cuda", generator=g) * C ** -0.5).to(dtype)
+        w_dt = (torch.randn(K, C, R, device="cuda", generator=g) * R ** -0.5).to(dtype)
+        A = -(torch.rand(K, C, N, device="cuda", generator=g) + 0.5)
+        D = torch.randn(K, C, device="cuda", generator=g)
+        db = torch.randn(K, C, device="cuda", generator=g) * 0.5 - 2
+        z = torch.randn(batch, L, C, device="cuda", generator=g).to(dtype).transpose(1, 2)
+        kw = dict(delta_softplus=True, orders=["natural", "reverse"], combine="mean")
+        with torch.no_grad():
+            got = conv_scan_directions(x, taps, bias, offs, w_x, w_dt, A, D, z, db, channel_major=channel_major, **kw)
+            u = depthwise_conv1d(x, taps, bias, offs, silu=True, channel_major=channel_major).transpose(2, 3)
+            want = projected_scan_directions(u, w_x, w_dt, A, D, z, db, **kw)
+            assert got.shape == want.shape and got.stride() == want.stride()
+            assert _l2(got, want) <= (1e-2 if dtype == torch.bfloat16 else 1e-5)
+            # the kernel's own outputs against float64 products of what it stored
+            u2 = new_conv_out(x, K, channel_major).transpose(2, 3)
+            x_dbl = new_like_layout(u2, (batch, K, R + 2 * N, L), dtype)
+            delta = new_like_layout(u2, (batch, K, C, L), dtype)
+            triton_conv_proj.conv_project(x, taps, bias, offs, w_x, w_dt, u2, x_dbl, delta)
+            u_ref = depthwise_conv1d_reference(x.double(), taps.double(), bias.double(), offs, True).transpose(2, 3)
+            one = 2.0 ** -8 if dtype == torch.bfloat16 else 1e-6
+            assert _l2(u2, u_ref) <= one
+            assert _l2(x_dbl, torch.matmul(w_x.double(), u2.double())) <= one
+            assert _l2(delta, torch.matmul(w_dt.double(), x_dbl[:, :, :R].double())) <= one
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = old
+
+
+def test_mamba_inference_in_proj_cast_once():
+    """Under CUDA autocast without a gradient the mixer's in_proj weight is cast once and reused (no cast launch per
+    call), with the values of autocast's own cast; after an in-place change of the weight the new values are used."""
+    from vssm.mamba import Mamba
+
+    torch.manual_seed(0)
+    m = Mamba(192, bidirectional=True).cuda().eval()
+    x = torch.randn(2, 197, 192, device="cuda")
+    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
+        got = m._in_proj(x)
+        want = m.in_proj(x)
+        assert got.dtype == want.dtype == torch.bfloat16 and torch.equal(got, want)
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            m._in_proj(x)
+        copies = [e for e in prof.events() if e.name in ("aten::_to_copy", "aten::copy_")]
+        assert len(copies) == 1, [e.name for e in copies]  # x's cast; the weight's is reused
+    with torch.no_grad():
+        m.in_proj.weight.mul_(2)
+    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
+        assert torch.equal(m._in_proj(x), m.in_proj(x))
