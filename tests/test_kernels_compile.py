@@ -98,8 +98,8 @@ COMBOS = [
     ("_ln_bwd", dict(HAS_W=True, NEED_DW=True, NEED_DB=True, BLOCK_M=16, BLOCK_C=128, FIN_P=16, FIN_C=128), 4),
     ("_ln_bwd", dict(HAS_W=False, NEED_DW=False, NEED_DB=False, BLOCK_M=16, BLOCK_C=128, FIN_P=16, FIN_C=128), 4),
     # inference's conv + x_proj + dt_proj: Vim's bfloat16 (rank 12, 16 states: TF32 products), float32 at the limits
-    ("_conv_proj_fwd", dict(W=4, HAS_BIAS=True, BL=64, BC=64, RP=16, SP=32, PREC="tf32"), 4),
-    ("_conv_proj_fwd", dict(W=2, HAS_BIAS=False, BL=64, BC=64, RP=64, SP=64, PREC="ieee"), 4),
+    ("_conv_proj_fwd", dict(W=4, HAS_BIAS=True, BL=64, BC=64, RP=16, SP=32, PREC="tf32", WIDEN=False), 4),
+    ("_conv_proj_fwd", dict(W=2, HAS_BIAS=False, BL=64, BC=64, RP=64, SP=64, PREC="ieee", WIDEN=True), 4),
     # the training forward's stacked parameters: weights rounded to bfloat16 on their bits (Vim under autocast), or
     # cast as they are (float32), with and without conv bias
     ("_pack_kernel", dict(HAS_BIAS=True, TO_BF16=True, BLOCK=1024), 4),

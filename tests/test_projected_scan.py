@@ -799,7 +799,7 @@ for batch, L, C, K, W, R, N, bias, dtype, cm in cases:
     u = new_conv_out(x, K, cm).transpose(2, 3)
     xd = new_like_layout(u, (batch, K, R + 2 * N, L), dtype)
     de = new_like_layout(u, (batch, K, C, L), dtype)
-    cp.conv_project(x, taps, b, offs, wx, wdt, u, xd, de, block_l=16, block_c=16)
+    cp.conv_project(x, taps, b, offs, wx, wdt, u, xd, de, tiles=(16, 16, 4, 1))
     uref = depthwise_conv1d_reference(x.double(), taps.double(), None if b is None else b.double(), offs,
                                       True).transpose(2, 3)
     # the projections of the stored (rounded) values, as the separate matmuls take them

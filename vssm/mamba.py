@@ -173,8 +173,12 @@ class _DirectionParams(torch.autograd.Function):
 # Without a gradient on CUDA, `Mamba.forward(x, residual)` sums the directions, applies out_proj and adds the residual in
 # one matmul (`Mamba._residual_out`); False: the directions' sum, out_proj and the add as three launches
 FUSED_RESIDUAL = True
-# Inference through `Mamba.forward(x, residual)` (`projected_scan_directions`): the conv, x_proj and dt_proj in one
-# kernel (`conv_scan_directions`); False: the conv op, then the projections (three launches)
+# Inference through `Mamba.forward(x, residual)` where the scan's forward runs its chunk kernel (not the walk): the
+# conv, x_proj and dt_proj in one kernel (`conv_scan_directions`), u and delta token-major; False: the conv op, then the
+# projections (three launches), u channel-major. H200, bf16, Vim-Ti at 1248 (batch 8), one process alternating
+# (docs/bench/h200-2026-12-01-s32, call 3): GPU time per step 20.03 -> 18.70 ms (the scan's chunk kernel 13.75 -> 12.29
+# on token-major u / delta, the three launches' 3.25 -> 3.43), 253 -> 181 launches. Where the forward walks (batch 128
+# at 224, bound by the GPU) the kernel measured slower than the three launches (Vim-S: 4.49 against 4.19 ms per step)
 FUSED_CONV_PROJECT = True
 # torch.addmm(..., out_dtype=float32) takes a float32 input with half matrices (torch 2.11 on CUDA does; older versions
 # and the CPU refuse): set False at the first refusal
@@ -419,12 +423,13 @@ class Mamba(nn.Module):
                   and scan_walks(x.shape[0], self.d_inner, self.d_state, x.shape[-1]))
         taps, conv_bias, A, D, delta_bias, w_x, w_dt = self._direction_params(tokens, x.dtype if fast else None,
                                                                               params)
-        if fast and directions and FUSED_CONV_PROJECT and conv_scan_supported(x, taps.shape[0], self.dt_rank,
-                                                                              self.d_state):
-            # the conv, x_proj and dt_proj in one kernel, u in the layout the scan's forward reads
+        if (fast and directions and not tokens and FUSED_CONV_PROJECT
+                and conv_scan_supported(x, taps.shape[0], self.dt_rank, self.d_state)):
+            # where the scan's forward does not walk (long sequences, small batches: steps bound by the host), the
+            # conv, x_proj and dt_proj in one kernel, u / delta token-major (`FUSED_CONV_PROJECT`)
             offsets = [-(self.d_conv - 1), 0][: taps.shape[0]]
             return conv_scan_directions(x.transpose(1, 2), taps, conv_bias, offsets, w_x, w_dt, A, D, z, delta_bias,
-                                        delta_softplus=True, orders=orders, combine="mean", channel_major=not tokens)
+                                        delta_softplus=True, orders=orders, combine="mean", channel_major=False)
         if fast:
             # x_proj / dt_proj inside the op, which recomputes delta in its backward instead of keeping it;
             # u stored channel-major (the scan's chunk kernels read a few channels over many steps) unless it walks
