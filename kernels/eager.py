@@ -19,4 +19,4 @@ def plain_eager(*tensors) -> bool:
     """True when nothing traces, compiles or intercepts the call and every tensor is a plain, real one."""
     if torch.jit.is_tracing() or torch.compiler.is_compiling() or _get_current_dispatch_mode() is not None:
         return False
-    return all(t is None or (type(t) in _PLAIN and t.device.type != "meta") for t in tensors)
+    return all(t is None or (type(t) in _PLAIN and not t.is_meta) for t in tensors)
