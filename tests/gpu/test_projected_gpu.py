@@ -308,3 +308,30 @@ def test_mamba_inference_in_proj_cast_once():
         m.in_proj.weight.mul_(2)
     with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
         assert torch.equal(m._in_proj(x), m.in_proj(x))
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-4), (torch.bfloat16, 2e-2)])
+@pytest.mark.parametrize("batch,L", [(8, 6085), (1, 197)])
+def test_mamba_inference_conv_scan_full_size(monkeypatch, dtype, tol, batch, L):
+    """Vim-Ti's mixer at inference where the scan's forward does not walk (1248 px, batch 8; 224 px, batch 1): the
+    residual form through `conv_scan_directions` (one launch of the conv-projection kernel) against the three-launch
+    path and the composed form."""
+    import vssm.mamba as vm
+    from vssm.kernels.selective_scan import triton_conv_proj
+
+    torch.manual_seed(0)
+    m = vm.Mamba(192, d_state=16, bidirectional=True).cuda().eval()
+    x = torch.randn(batch, L, 192, device="cuda")
+    r = torch.randn(batch, L, 192, device="cuda")
+    launched = []
+    real = triton_conv_proj.conv_project
+    monkeypatch.setattr(triton_conv_proj, "conv_project", lambda *a, **k: launched.append(1) or real(*a, **k))
+    outs = {}
+    with torch.inference_mode(), torch.autocast("cuda", dtype=dtype, enabled=dtype != torch.float32):
+        for name, fused, composed in (("fused", True, False), ("apart", False, False), ("composed", False, True)):
+            monkeypatch.setattr(vm, "FUSED_CONV_PROJECT", fused)
+            m.composed = composed
+            outs[name] = m(x, residual=r)
+    assert launched == [1]
+    assert _l2(outs["fused"] - r, outs["apart"] - r) < tol
+    assert _l2(outs["fused"] - r, outs["composed"] - r) < tol
