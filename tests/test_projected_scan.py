@@ -851,6 +851,52 @@ for dtype, d_conv, conv_bias in ((torch.float32, 4, True), (torch.bfloat16, 2, F
         comp = m(x, residual=r)
         m.composed = False
     res["mamba"].append([str(dtype), k_fused, k_apart, err(fused, apart.double()), err(fused, comp.double())])
+# training: conv_projected_scan (one node: the kernel, the scan; backward the projected scan's and the conv op's)
+# against the conv op followed by projected_scan, output and every gradient, and the Mamba mixer's training step
+from vssm.kernels.selective_scan.projected import conv_projected_scan, projected_scan
+res["train"] = []
+for K, bias, dtype, cm in ((2, True, torch.float32, True), (1, False, torch.float32, False), (2, True, torch.bfloat16, True)):
+    batch, L, C, R, N = 2, 11, 16, 5, 4
+    x0 = torch.randn(batch, L, 2 * C, generator=g).to(dtype)
+    taps = torch.randn(K, C, 3, generator=g) * 0.5
+    b = torch.randn(K, C, generator=g) if bias else None
+    wx = (torch.randn(K, R + 2 * N, C, generator=g) * C ** -0.5).to(dtype)
+    wdt = (torch.randn(K, C, R, generator=g) * R ** -0.5).to(dtype)
+    A = -torch.rand(K, C, N, generator=g) - 0.5
+    D, db = torch.randn(K, C, generator=g), torch.randn(K, C, generator=g) * 0.3
+    z0 = torch.randn(batch, L, C, generator=g).to(dtype)
+    offs = [-2, 0][:K]
+    kw = dict(delta_softplus=True, orders=["natural", "reverse"][:K], combine="mean")
+    leaves = [t.clone().requires_grad_(True) if t is not None else None for t in (x0, taps, b, wx, wdt, A, D, z0, db)]
+    def run(fused, ls):
+        xx, tt, bb, wxx, wdd, AA, DD, zz, dbb = ls
+        x, z = xx[:, :, :C], zz.transpose(1, 2)
+        if fused:
+            return conv_projected_scan(x, tt, bb, offs, wxx, wdd, AA, DD, z, dbb, channel_major=cm, **kw)
+        u = depthwise_conv1d(x, tt, bb, offs, silu=True, channel_major=cm).transpose(2, 3)
+        return projected_scan(u, wxx, wdd, AA, DD, z, dbb, **kw)
+    y = run(True, leaves)
+    dy = torch.randn(y.shape, generator=g).to(y.dtype)
+    gs = torch.autograd.grad(y, [t for t in leaves if t is not None], dy)
+    ref_leaves = [t.detach().clone().requires_grad_(True) if t is not None else None for t in leaves]
+    yr = run(False, ref_leaves)
+    gr = torch.autograd.grad(yr, [t for t in ref_leaves if t is not None], dy)
+    res["train"].append([K, bias, str(dtype), cm, err(y, yr.double()), [err(a, r_.double()) for a, r_ in zip(gs, gr)]])
+n = len(launches)
+for bidirectional in (True, False):
+    torch.manual_seed(0)
+    m = Mamba(16, d_state=4, bidirectional=bidirectional)
+    x = torch.randn(2, 9, 16, requires_grad=True)
+    out = {}
+    for name, fused, composed in (("fused", True, False), ("apart", False, False), ("composed", False, True)):
+        vm.FUSED_CONV_PROJECT, m.composed = fused, composed
+        y = m(x)
+        grads = torch.autograd.grad(y.pow(2).sum(), [x, *m.parameters()])
+        out[name] = (y, grads)
+    vm.FUSED_CONV_PROJECT, m.composed = True, False
+    e = lambda a, b_: [err(out[a][0], out[b_][0].double())] + [err(p, q.double()) for p, q in zip(out[a][1], out[b_][1])]
+    res["train"].append(["mamba", bidirectional, e("fused", "apart"), e("fused", "composed")])
+res["train_launches"] = len(launches) - n
 # bad arguments: each refused with the argument named
 x = torch.randn(1, 5, 8)
 ok = (torch.randn(2, 8, 4), None, [-3, 0], torch.randn(2, 12, 8), torch.randn(2, 8, 4), -torch.rand(8, 4))
@@ -880,7 +926,10 @@ def test_conv_project_kernel_and_fused_inference_path():
     token-major, L = 1 and odd, dt rank and 2N up to 64, x a column slice): u within one rounding of the conv, x_dbl
     and delta within one rounding of the products of the stored values; `conv_scan_directions` equal to the conv op
     followed by `projected_scan_directions` (values and layout); `Mamba(x, residual)` at inference launching the
-    kernel once per call and equal to the unfused and the composed forms; bad arguments refused by name."""
+    kernel once per call and equal to the unfused and the composed forms; `conv_projected_scan` (training: one node,
+    the projected scan's backward then the conv op's) against the conv op followed by `projected_scan`, output and
+    every gradient (one or two directions, with and without bias, both layouts, float32 / bfloat16), and the mixer's
+    training step through it against the unfused and composed forms; bad arguments refused by name."""
     res = run_code(_CONV_PROJECT, 900)
     assert len(res["kernel"]) == 5
     for dtype, cm, K, L, eu, ex, ed in res["kernel"]:
@@ -894,6 +943,16 @@ def test_conv_project_kernel_and_fused_inference_path():
         assert k_fused == 1 and k_apart == 0, (dtype, k_fused, k_apart)
         tol = 3e-2 if "bfloat16" in dtype else 1e-5
         assert e_apart <= tol and e_comp <= tol, (dtype, e_apart, e_comp)
+    for row in res["train"]:
+        if row[0] == "mamba":
+            _, bidirectional, e_apart, e_comp = row
+            assert max(e_apart) <= 1e-5 and max(e_comp) <= 1e-5, row
+        else:
+            K, bias, dtype, cm, e_out, e_grads = row
+            # bfloat16: both forms round u, x_dbl and the output (the interpreter truncates: a whole ulp each)
+            tol = 4e-2 if "bfloat16" in dtype else 1e-5
+            assert len(e_grads) == (9 if bias else 8) and e_out <= tol and max(e_grads) <= tol, row
+    assert res["train_launches"] == 2  # the fused mixer's training step, once per direction count
     errors = dict(res["errors"])
     assert set(errors) == {"x", "taps", "offsets", "conv_bias", "x_proj_weight", "dt_proj_weight", "grad"}
     for name, msg in errors.items():

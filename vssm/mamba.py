@@ -31,6 +31,7 @@ from vssm.kernels.eager import plain_eager
 from vssm.kernels.env import interpreting
 from vssm.kernels.selective_scan.op import backward_follows, default_backend
 from vssm.kernels.selective_scan.projected import (
+    conv_projected_scan,
     conv_scan_directions,
     conv_scan_supported,
     projected_scan,
@@ -419,17 +420,19 @@ class Mamba(nn.Module):
         # channels contiguous, as the walk reads it (the op then needs no transposed copy of it).
         # (the scan's inputs: x and the directions' parameters; in_proj and out_proj are outside it)
         params = self._direction_inputs()
-        tokens = (fast and not backward_follows(x, z, *params)
-                  and scan_walks(x.shape[0], self.d_inner, self.d_state, x.shape[-1]))
+        grad = backward_follows(x, z, *params)
+        tokens = fast and not grad and scan_walks(x.shape[0], self.d_inner, self.d_state, x.shape[-1])
         taps, conv_bias, A, D, delta_bias, w_x, w_dt = self._direction_params(tokens, x.dtype if fast else None,
                                                                               params)
-        if (fast and directions and not tokens and FUSED_CONV_PROJECT
+        if (fast and not tokens and FUSED_CONV_PROJECT
                 and conv_scan_supported(x, taps.shape[0], self.dt_rank, self.d_state)):
-            # where the scan's forward does not walk (long sequences, small batches: steps bound by the host), the
-            # conv, x_proj and dt_proj in one kernel, u / delta token-major (`FUSED_CONV_PROJECT`)
+            # where the scan's forward does not walk (training; inference on long sequences and small batches), the
+            # conv, x_proj and dt_proj in one kernel (`FUSED_CONV_PROJECT`); u / delta channel-major for the backward's
+            # kernels, token-major without one
             offsets = [-(self.d_conv - 1), 0][: taps.shape[0]]
-            return conv_scan_directions(x.transpose(1, 2), taps, conv_bias, offsets, w_x, w_dt, A, D, z, delta_bias,
-                                        delta_softplus=True, orders=orders, combine="mean", channel_major=False)
+            scan = conv_scan_directions if directions else conv_projected_scan
+            return scan(x.transpose(1, 2), taps, conv_bias, offsets, w_x, w_dt, A, D, z, delta_bias,
+                        delta_softplus=True, orders=orders, combine="mean", channel_major=grad)
         if fast:
             # x_proj / dt_proj inside the op, which recomputes delta in its backward instead of keeping it;
             # u stored channel-major (the scan's chunk kernels read a few channels over many steps) unless it walks

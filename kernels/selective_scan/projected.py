@@ -26,7 +26,7 @@ from typing import Sequence
 import torch
 from torch.autograd.function import once_differentiable
 
-from ..conv1d.op import new_conv_out
+from ..conv1d.op import _conv_bwd_impl, new_conv_out
 from ..eager import plain_eager
 from ..env import interpreting
 from ..launch import on_device_of
@@ -48,8 +48,8 @@ from .op import (
 from .orders import Order
 from .reference import compute_dtype
 
-__all__ = ["conv_scan_directions", "conv_scan_supported", "projected_scan", "projected_scan_directions", "project",
-           "scan_walks"]
+__all__ = ["conv_projected_scan", "conv_scan_directions", "conv_scan_supported", "projected_scan",
+           "projected_scan_directions", "project", "scan_walks"]
 
 # Without a backward, the shared gate runs inside the scan's forward kernels (False) or outside them as with one
 # (True). H200, bf16, Vim-Ti at 1248 (batch 8): 24.65 -> 23.40 ms of GPU work per step inside (NOTES.md "Stop 29")
@@ -175,74 +175,116 @@ def _weight_grad(dy: torch.Tensor, x: torch.Tensor, dtype: torch.dtype) -> torch
     return torch.matmul(dy, x.transpose(-1, -2)).sum(0, dtype=compute_dtype(dy)).to(dtype)
 
 
+def _scan_forward(ctx, u, x_dbl, delta, w_x, w_dt, A, D, z, delta_bias, spec, need_dz: bool):
+    """The scan of the projected forms once u, x_dbl and delta are made: out, and the tensors the backward
+    (`_scan_backward`) needs; records the rest on ctx."""
+    orders, grid, combine, delta_softplus, backend, grad = spec  # grad: `backward_follows` at the call
+    # one gate for every direction (z (batch, D, L), or K = 1): with a backward to follow, applied to the scan's
+    # output outside the kernels, which then run without z forward and backward (see `gate`); without one,
+    # inside the forward kernels (no extra pass over y, and out in z's layout from the kernel)
+    outside = z is not None and (z.dim() == 3 or z.shape[1] == 1) and (grad or GATE_OUTSIDE_WITHOUT_GRAD)
+    ctx.gate_dims = z.dim() if outside else 0
+    gate = (z if z.dim() == 3 else z[:, 0]) if outside else None
+    R, N = w_dt.shape[-1], A.shape[-1]
+    B, C = _bc(x_dbl, R, N)
+    op_args = prepare(u, delta, A, B, C, D, None if outside else z, delta_bias, delta_softplus, orders, grid,
+                      combine, backend, grad=grad)
+    out, _, states = _scan_fwd_impl(*op_args)
+    A, D, z, delta_bias, index = op_args[2], op_args[5], op_args[6], op_args[7], op_args[8]
+    y = None
+    if outside:
+        y = out  # the ungated sum over the directions
+        # out token-major when u or z is, as the op lays it out; the backend is the one `prepare` resolved
+        out = gate_forward(y, gate, _use_triton(op_args[12], u), out=new_out(op_args[0], gate.unsqueeze(1)))
+        if not (grad and need_dz):
+            y = None  # kept only for the gate's own gradient
+    ctx.op_flags = op_args[9:13]  # delta_softplus, scale, keep_states, backend
+    ctx.R, ctx.N = R, N
+    return out, (u, x_dbl, w_x, w_dt, A, D, z, delta_bias, index, states, gate, y)
+
+
+def _scan_backward(ctx, saved, dout, need) -> tuple:
+    """Gradients of (u, w_x, w_dt, A, D, z, delta_bias) (None where ``need`` says no) from `_scan_forward`'s
+    saved tensors; outside autocast."""
+    u, x_dbl, w_x, w_dt, A, D, z, delta_bias, index, states, gate, y = saved
+    delta_softplus, scale, _, backend = ctx.op_flags
+    R, N = ctx.R, ctx.N
+    dgate = None
+    if gate is not None:  # the scan's dout is the gradient of its ungated output
+        dout, dgate = gate_backward(dout, y, gate, need[5], _use_triton(backend, u))
+        if dgate is not None and ctx.gate_dims == 4:
+            dgate = dgate.unsqueeze(1)
+    dt = x_dbl[:, :, :R]
+    delta = _delta_into(x_dbl, w_dt, u, _use_triton(backend, u))  # recomputed, not kept
+    du, ddelta, dA, dB, dC, dD, dz, ddelta_bias = _scan_bwd_impl(
+        dout, None, u, delta, A, *_bc(x_dbl, R, N), D, z, delta_bias, index, states, delta_softplus, scale, backend
+    )
+    del delta
+    # d x_dbl in x_dbl's layout: the dt rows straight from the matmul, then dB and dC
+    dx_dbl = new_like_layout(u, tuple(x_dbl.shape), x_dbl.dtype)
+    _bmm_into(w_dt.transpose(-1, -2), ddelta, dx_dbl[:, :, :R])
+    dx_dbl[:, :, R:R + N].copy_(dB.squeeze(2))
+    dx_dbl[:, :, R + N:].copy_(dC.squeeze(2))
+    dw_dt = _weight_grad(ddelta, dt, w_dt.dtype) if need[2] else None
+    del ddelta
+    dw_x = _weight_grad(dx_dbl, u, w_x.dtype) if need[1] else None
+    # du += w_x[k]^T d x_dbl[:, k]
+    du = _bmm_into(w_x.transpose(-1, -2), dx_dbl, du, accumulate=True) if need[0] else None
+    if gate is not None:
+        dz = dgate
+    return (du, dw_x, dw_dt, dA if need[3] else None, dD if need[4] else None, dz if need[5] else None,
+            ddelta_bias if need[6] else None)
+
+
 class _ProjectedScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, w_x, w_dt, A, D, z, delta_bias, spec):
-        orders, grid, combine, delta_softplus, backend, grad = spec  # grad: `backward_follows` at the call
-        # one gate for every direction (z (batch, D, L), or K = 1): with a backward to follow, applied to the scan's
-        # output outside the kernels, which then run without z forward and backward (see `gate`); without one,
-        # inside the forward kernels (no extra pass over y, and out in z's layout from the kernel)
-        outside = z is not None and (z.dim() == 3 or z.shape[1] == 1) and (grad or GATE_OUTSIDE_WITHOUT_GRAD)
-        ctx.gate_dims = z.dim() if outside else 0
-        gate = (z if z.dim() == 3 else z[:, 0]) if outside else None
-        R, N = w_dt.shape[-1], A.shape[-1]
+        backend = spec[4]
         # one matmul per direction (see `_bmm_into`), no autograd: nothing is kept;
         # in the inputs' dtype under autocast too, as the backward recomputes delta (outside autocast)
         fast = _use_triton(backend if backend is not None else default_backend(u.device), u)
         with torch.autocast(u.device.type, enabled=False):
             x_dbl, delta = _project_into(u, w_x, w_dt, fast)
-        B, C = _bc(x_dbl, R, N)
-        op_args = prepare(u, delta, A, B, C, D, None if outside else z, delta_bias, delta_softplus, orders, grid,
-                          combine, backend, grad=grad)
-        out, _, states = _scan_fwd_impl(*op_args)
-        A, D, z, delta_bias, index = op_args[2], op_args[5], op_args[6], op_args[7], op_args[8]
-        y = None
-        if outside:
-            y = out  # the ungated sum over the directions
-            # out token-major when u or z is, as the op lays it out; the backend is the one `prepare` resolved
-            out = gate_forward(y, gate, _use_triton(op_args[12], u), out=new_out(op_args[0], gate.unsqueeze(1)))
-            if not (grad and ctx.needs_input_grad[5]):
-                y = None  # kept only for the gate's own gradient
-        ctx.save_for_backward(u, x_dbl, w_x, w_dt, A, D, z, delta_bias, index, states, gate, y)
-        ctx.op_flags = op_args[9:13]  # delta_softplus, scale, keep_states, backend
-        ctx.R, ctx.N = R, N
+        out, saved = _scan_forward(ctx, u, x_dbl, delta, w_x, w_dt, A, D, z, delta_bias, spec, ctx.needs_input_grad[5])
+        ctx.save_for_backward(*saved)
         return out
 
     @staticmethod
     @once_differentiable  # its matmuls write into preallocated outputs (no graph of the gradient)
     def backward(ctx, dout):
-        u, x_dbl, w_x, w_dt, A, D, z, delta_bias, index, states, gate, y = ctx.saved_tensors
-        delta_softplus, scale, _, backend = ctx.op_flags
-        R, N = ctx.R, ctx.N
-        batch, K, dim, L = u.shape
+        with torch.autocast(dout.device.type, enabled=False):  # a backward called inside autocast too
+            return (*_scan_backward(ctx, ctx.saved_tensors, dout, ctx.needs_input_grad[:7]), None)
+
+
+class _ConvProjectedScan(torch.autograd.Function):
+    """`_ProjectedScan` over u = silu(depthwise conv of x) made with x_dbl and delta by one kernel
+    (`triton_conv_proj`); the backward runs the projected scan's, then the conv op's from x (u is kept, as the
+    projected scan keeps it; the conv keeps x, as the conv op does)."""
+
+    @staticmethod
+    def forward(ctx, x, taps, conv_bias, w_x, w_dt, A, D, z, delta_bias, spec):
+        offsets, channel_major, scan_spec = spec
+        u, x_dbl, delta = _conv_project_into(x, taps, conv_bias, offsets, w_x, w_dt, channel_major)
+        out, saved = _scan_forward(ctx, u, x_dbl, delta, w_x, w_dt, A, D, z, delta_bias, scan_spec,
+                                   ctx.needs_input_grad[7])
+        ctx.save_for_backward(*saved, x, taps, conv_bias)
+        ctx.offsets = list(offsets)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dout):
+        saved = ctx.saved_tensors
+        x, taps, conv_bias = saved[-3:]
         need = ctx.needs_input_grad
-        with torch.autocast(u.device.type, enabled=False):  # a backward called inside autocast too
-            dgate = None
-            if gate is not None:  # the scan's dout is the gradient of its ungated output
-                dout, dgate = gate_backward(dout, y, gate, need[5], _use_triton(backend, u))
-                if dgate is not None and ctx.gate_dims == 4:
-                    dgate = dgate.unsqueeze(1)
-            dt = x_dbl[:, :, :R]
-            delta = _delta_into(x_dbl, w_dt, u, _use_triton(backend, u))  # recomputed, not kept
-            du, ddelta, dA, dB, dC, dD, dz, ddelta_bias = _scan_bwd_impl(
-                dout, None, u, delta, A, *_bc(x_dbl, R, N), D, z, delta_bias, index, states, delta_softplus,
-                scale, backend
-            )
-            del delta
-            # d x_dbl in x_dbl's layout: the dt rows straight from the matmul, then dB and dC
-            dx_dbl = new_like_layout(u, tuple(x_dbl.shape), x_dbl.dtype)
-            _bmm_into(w_dt.transpose(-1, -2), ddelta, dx_dbl[:, :, :R])
-            dx_dbl[:, :, R:R + N].copy_(dB.squeeze(2))
-            dx_dbl[:, :, R + N:].copy_(dC.squeeze(2))
-            dw_dt = _weight_grad(ddelta, dt, w_dt.dtype) if need[2] else None
-            del ddelta
-            dw_x = _weight_grad(dx_dbl, u, w_x.dtype) if need[1] else None
-            # du += w_x[k]^T d x_dbl[:, k]
-            du = _bmm_into(w_x.transpose(-1, -2), dx_dbl, du, accumulate=True) if need[0] else None
-            if gate is not None:
-                dz = dgate
-        return (du, dw_x, dw_dt, dA if need[3] else None, dD if need[4] else None, dz if need[5] else None,
-                ddelta_bias if need[6] else None, None)
+        need_u = need[0] or need[1] or need[2]
+        with torch.autocast(dout.device.type, enabled=False):
+            du, *grads = _scan_backward(ctx, saved[:-3], dout, (need_u, *need[3:9]))
+            dx = dtaps = dbias = None
+            if need_u:  # the conv op's backward: its output's gradient (batch, K, L, C) is du's transpose
+                dx, dtaps, dbias = _conv_bwd_impl(du.transpose(2, 3), x, taps, conv_bias, ctx.offsets, True)
+        return (dx if need[0] else None, dtaps if need[1] else None, dbias if need[2] and conv_bias is not None else None,
+                *grads, None)
 
 
 def projected_scan(
@@ -337,6 +379,33 @@ def conv_scan_supported(x: torch.Tensor, K: int, dt_rank: int, N: int) -> bool:
             and _tk().conv_proj.supports(x, K, dt_rank, N))
 
 
+def _check_conv(op: str, x, taps, conv_bias, offsets, x_proj_weight, dt_proj_weight, A) -> tuple[int, int, int]:
+    """The conv forms' argument checks (see `conv_scan_directions`): K, R, N."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 3:
+        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{op}: `x` has shape {got}, expected (batch, L, C)")
+    dim = x.shape[2]
+    if not isinstance(taps, torch.Tensor) or taps.dim() != 3 or taps.shape[1] != dim or taps.shape[2] < 1:
+        got = tuple(taps.shape) if isinstance(taps, torch.Tensor) else type(taps).__name__
+        raise ValueError(f"{op}: `taps` has shape {got}, expected (K, C={dim}, W)")
+    K = taps.shape[0]
+    if len(offsets) != K:
+        raise ValueError(f"{op}: {len(offsets)} `offsets` for K={K} tap sets")
+    if conv_bias is not None and (not isinstance(conv_bias, torch.Tensor) or tuple(conv_bias.shape) != (K, dim)):
+        raise ValueError(f"{op}: `conv_bias` must be None or ({K}, {dim})")
+    R, N = _check_weights(K, dim, x.dtype, x.device, "x", x_proj_weight, dt_proj_weight, A, op)
+    if taps.device != x.device:
+        raise ValueError(f"{op}: `taps` is on {taps.device}, expected x's device ({x.device})")
+    return K, R, N
+
+
+def _unsupported(op: str, x, K: int, R: int, N: int) -> str:
+    conv_proj = _tk().conv_proj
+    return (f"{op}: runs the Triton kernel only (plain tensors on CUDA of {conv_proj.DTYPES}, at most "
+            f"{conv_proj.MAX_DIRECTIONS} directions, dt rank and 2N at most {conv_proj.MAX_ROWS}); got {x.dtype} on "
+            f"{x.device}, K={K}, R={R}, N={N}")
+
+
 def conv_scan_directions(
     x: torch.Tensor,
     taps: torch.Tensor,
@@ -359,35 +428,68 @@ def conv_scan_directions(
     C, W) and conv_bias (K, C) or None as `depthwise_conv1d` takes them with its K ``offsets``; u stored as that op
     stores it (``channel_major``: (K, C, batch, L), else token-major). The other arguments and the result as
     `projected_scan_directions`'s, for inference on the Triton backend (`conv_scan_supported`)."""
-    if not isinstance(x, torch.Tensor) or x.dim() != 3:
-        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"conv_scan_directions: `x` has shape {got}, expected (batch, L, C)")
-    batch, L, dim = x.shape
-    if not isinstance(taps, torch.Tensor) or taps.dim() != 3 or taps.shape[1] != dim or taps.shape[2] < 1:
-        got = tuple(taps.shape) if isinstance(taps, torch.Tensor) else type(taps).__name__
-        raise ValueError(f"conv_scan_directions: `taps` has shape {got}, expected (K, C={dim}, W)")
-    K = taps.shape[0]
-    if len(offsets) != K:
-        raise ValueError(f"conv_scan_directions: {len(offsets)} `offsets` for K={K} tap sets")
-    if conv_bias is not None and (not isinstance(conv_bias, torch.Tensor) or tuple(conv_bias.shape) != (K, dim)):
-        raise ValueError(f"conv_scan_directions: `conv_bias` must be None or ({K}, {dim})")
-    R, N = _check_weights(K, dim, x.dtype, x.device, "x", x_proj_weight, dt_proj_weight, A, "conv_scan_directions")
+    op = "conv_scan_directions"
+    K, R, N = _check_conv(op, x, taps, conv_bias, offsets, x_proj_weight, dt_proj_weight, A)
     tensors = (x, taps, conv_bias, x_proj_weight, dt_proj_weight, A, D, z, delta_bias)
     if backward_follows(*tensors):
-        raise ValueError("conv_scan_directions: inference only; a gradient would be recorded")
+        raise ValueError(f"{op}: inference only; a gradient would be recorded (use conv_projected_scan)")
     if not plain_eager(*tensors) or not conv_scan_supported(x, K, R, N):
-        raise ValueError(f"conv_scan_directions: runs the Triton kernel only (plain tensors on CUDA of "
-                         f"{_tk().conv_proj.DTYPES}, at most {_tk().conv_proj.MAX_DIRECTIONS} directions, dt rank "
-                         f"and 2N at most {_tk().conv_proj.MAX_ROWS}); got {x.dtype} on {x.device}, K={K}, R={R}, "
-                         f"N={N}")
-    if taps.device != x.device:
-        raise ValueError(f"conv_scan_directions: `taps` is on {taps.device}, expected x's device ({x.device})")
-    u = new_conv_out(x, K, channel_major).transpose(2, 3)  # (batch, K, C, L)
-    x_dbl = new_like_layout(u, (batch, K, R + 2 * N, L), u.dtype)
-    delta = new_like_layout(u, (batch, K, dim, L), u.dtype)
-    with torch.autocast(x.device.type, enabled=False), on_device_of(x):
-        _tk().conv_proj.conv_project(x, taps, conv_bias, offsets, x_proj_weight, dt_proj_weight, u, x_dbl, delta)
+        raise ValueError(_unsupported(op, x, K, R, N))
+    with torch.autocast(x.device.type, enabled=False):
+        u, x_dbl, delta = _conv_project_into(x, taps, conv_bias, offsets, x_proj_weight, dt_proj_weight, channel_major)
         return _split_forward(u, x_dbl, delta, A, D, z, delta_bias, R, N, delta_softplus, orders, combine)
+
+
+def conv_projected_scan(
+    x: torch.Tensor,
+    taps: torch.Tensor,
+    conv_bias: torch.Tensor | None,
+    offsets: Sequence[int],
+    x_proj_weight: torch.Tensor,
+    dt_proj_weight: torch.Tensor,
+    A: torch.Tensor,
+    D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
+    *,
+    delta_softplus: bool = False,
+    orders: Sequence[Order] | None = None,
+    combine: str = "sum",
+    channel_major: bool = True,
+) -> torch.Tensor:
+    """`projected_scan` over u = silu(depthwise conv of x) (the directions summed; forward and backward), the conv
+    and both projections made by one kernel as in `conv_scan_directions` (same arguments): one autograd node whose
+    backward is the projected scan's followed by the conv op's, recomputing delta and keeping u, x_dbl and x as
+    those do. Plain tensors on the Triton backend's devices (`conv_scan_supported`)."""
+    op = "conv_projected_scan"
+    K, R, N = _check_conv(op, x, taps, conv_bias, offsets, x_proj_weight, dt_proj_weight, A)
+    tensors = (x, taps, conv_bias, x_proj_weight, dt_proj_weight, A, D, z, delta_bias)
+    if not plain_eager(*tensors) or not conv_scan_supported(x, K, R, N):
+        raise ValueError(_unsupported(op, x, K, R, N))
+    batch, L, dim = x.shape
+    dev = x.device
+    A = _per_direction("A", A, K, (dim, N), "(D, N)", "(K, D, N)", dev)
+    D = _per_direction("D", D, K, (dim,), "(D,)", "(K, D)", dev)
+    delta_bias = _per_direction("delta_bias", delta_bias, K, (dim,), "(D,)", "(K, D)", dev)
+    _per_direction("z", z, K, (batch, dim, L), "(batch, D, L)", "(batch, K, D, L)", dev)
+    if orders is None:
+        orders = ["natural"] * K
+    scan_spec = (orders, None, combine, delta_softplus, "triton", backward_follows(*tensors))
+    return _ConvProjectedScan.apply(x, taps, conv_bias, x_proj_weight, dt_proj_weight, A, D, z, delta_bias,
+                                    (tuple(offsets), channel_major, scan_spec))
+
+
+def _conv_project_into(x, taps, conv_bias, offsets, w_x, w_dt, channel_major: bool):
+    """u (batch, K, C, L) as the conv op stores it, x_dbl and delta in u's layout, from one launch of the
+    conv-projection kernel."""
+    batch, L, dim = x.shape
+    K = taps.shape[0]
+    u = new_conv_out(x, K, channel_major).transpose(2, 3)
+    x_dbl = new_like_layout(u, (batch, K, w_x.shape[1], L), u.dtype)
+    delta = new_like_layout(u, (batch, K, dim, L), u.dtype)
+    with on_device_of(x):
+        _tk().conv_proj.conv_project(x, taps, conv_bias, offsets, w_x, w_dt, u, x_dbl, delta)
+    return u, x_dbl, delta
 
 
 def scan_walks(batch: int, dim: int, N: int, L: int) -> bool:
