@@ -174,12 +174,14 @@ class _DirectionParams(torch.autograd.Function):
 # Without a gradient on CUDA, `Mamba.forward(x, residual)` sums the directions, applies out_proj and adds the residual in
 # one matmul (`Mamba._residual_out`); False: the directions' sum, out_proj and the add as three launches
 FUSED_RESIDUAL = True
-# Inference through `Mamba.forward(x, residual)` where the scan's forward runs its chunk kernel (not the walk): the
-# conv, x_proj and dt_proj in one kernel (`conv_scan_directions`), u and delta token-major; False: the conv op, then the
-# projections (three launches), u channel-major. H200, bf16, Vim-Ti at 1248 (batch 8), one process alternating
+# Where the scan's forward runs its chunk kernel (not the walk): training, and inference on long sequences or small
+# batches, the conv, x_proj and dt_proj in one kernel (`conv_scan_directions` for inference with u and delta
+# token-major, `conv_projected_scan` with a backward, u channel-major as the backward's kernels read it); False: the
+# conv op, then the projections (three launches). H200, bf16, Vim-Ti at 1248 (batch 8), one process alternating
 # (docs/bench/h200-2026-12-01-s32, call 3): GPU time per step 20.03 -> 18.70 ms (the scan's chunk kernel 13.75 -> 12.29
-# on token-major u / delta, the three launches' 3.25 -> 3.43), 253 -> 181 launches. Where the forward walks (batch 128
-# at 224, bound by the GPU) the kernel measured slower than the three launches (Vim-S: 4.49 against 4.19 ms per step)
+# on token-major u / delta, the three launches' 3.25 -> 3.43), 253 -> 181 launches; Vim-S training 1608 -> 1536
+# launches per step (NOTES.md "Stop 32"). Where the forward walks (batch 128 at 224, bound by the GPU) the kernel
+# measured slower than the three launches (Vim-S: 4.49 against 4.19 ms per step)
 FUSED_CONV_PROJECT = True
 # torch.addmm(..., out_dtype=float32) takes a float32 input with half matrices (torch 2.11 on CUDA does; older versions
 # and the CPU refuse): set False at the first refusal
