@@ -897,6 +897,28 @@ for bidirectional in (True, False):
     e = lambda a, b_: [err(out[a][0], out[b_][0].double())] + [err(p, q.double()) for p, q in zip(out[a][1], out[b_][1])]
     res["train"].append(["mamba", bidirectional, e("fused", "apart"), e("fused", "composed")])
 res["train_launches"] = len(launches) - n
+# under torch.compile (dynamo: not plain eager mode) the mixer takes the ops' path, not the conv-projection kernel's
+# Python functions (which refused to run there): inference with the residual and a training step, against eager
+res["compile"] = []
+for grad in (False, True):
+    torch.manual_seed(0)
+    m = Mamba(16, d_state=4, bidirectional=True)
+    x = torch.randn(2, 9, 16, requires_grad=grad)
+    r = None if grad else torch.randn(2, 9, 16)
+    compiled = torch.compile(m, backend="eager")
+    with torch.set_grad_enabled(grad):
+        n0 = len(launches)
+        y = compiled(x, residual=r)
+        n1 = len(launches)
+        ref = m(x, residual=r)
+        n2 = len(launches)
+    row = [grad, n1 - n0, n2 - n1, err(y, ref.double())]
+    if grad:
+        gy = torch.autograd.grad(y.pow(2).sum(), [x, *m.parameters()])
+        gr = torch.autograd.grad(ref.pow(2).sum(), [x, *m.parameters()])
+        row.append(max(err(a, b.double()) for a, b in zip(gy, gr)))
+    res["compile"].append(row)
+torch._dynamo.reset()
 # bad arguments: each refused with the argument named
 x = torch.randn(1, 5, 8)
 ok = (torch.randn(2, 8, 4), None, [-3, 0], torch.randn(2, 12, 8), torch.randn(2, 8, 4), -torch.rand(8, 4))
@@ -929,7 +951,8 @@ def test_conv_project_kernel_and_fused_inference_path():
     kernel once per call and equal to the unfused and the composed forms; `conv_projected_scan` (training: one node,
     the projected scan's backward then the conv op's) against the conv op followed by `projected_scan`, output and
     every gradient (one or two directions, with and without bias, both layouts, float32 / bfloat16), and the mixer's
-    training step through it against the unfused and composed forms; bad arguments refused by name."""
+    training step through it against the unfused and composed forms; under torch.compile the mixer on the ops' path
+    (the kernel not launched), equal to eager, output and gradients; bad arguments refused by name."""
     res = run_code(_CONV_PROJECT, 900)
     assert len(res["kernel"]) == 5
     for dtype, cm, K, L, eu, ex, ed in res["kernel"]:
@@ -953,6 +976,11 @@ def test_conv_project_kernel_and_fused_inference_path():
             tol = 4e-2 if "bfloat16" in dtype else 1e-5
             assert len(e_grads) == (9 if bias else 8) and e_out <= tol and max(e_grads) <= tol, row
     assert res["train_launches"] == 2  # the fused mixer's training step, once per direction count
+    assert [r[0] for r in res["compile"]] == [False, True]
+    for row in res["compile"]:
+        grad, k_compiled, k_eager, e = row[:4]
+        assert k_compiled == 0 and k_eager == 1, row  # the kernel in eager mode only
+        assert e <= 1e-5 and (not grad or row[4] <= 1e-5), row
     errors = dict(res["errors"])
     assert set(errors) == {"x", "taps", "offsets", "conv_bias", "x_proj_weight", "dt_proj_weight", "grad"}
     for name, msg in errors.items():

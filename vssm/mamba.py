@@ -427,10 +427,12 @@ class Mamba(nn.Module):
         taps, conv_bias, A, D, delta_bias, w_x, w_dt = self._direction_params(tokens, x.dtype if fast else None,
                                                                               params)
         if (fast and not tokens and FUSED_CONV_PROJECT
+                and plain_eager(x, z, taps, conv_bias, A, D, delta_bias, w_x, w_dt)
                 and conv_scan_supported(x, taps.shape[0], self.dt_rank, self.d_state)):
             # where the scan's forward does not walk (training; inference on long sequences and small batches), the
             # conv, x_proj and dt_proj in one kernel (`FUSED_CONV_PROJECT`); u / delta channel-major for the backward's
-            # kernels, token-major without one
+            # kernels, token-major without one. In plain eager mode only: the kernel's two forms are Python functions,
+            # not custom ops, so under torch.compile / tracing the mixer takes the ops below
             offsets = [-(self.d_conv - 1), 0][: taps.shape[0]]
             scan = conv_scan_directions if directions else conv_projected_scan
             return scan(x.transpose(1, 2), taps, conv_bias, offsets, w_x, w_dt, A, D, z, delta_bias,
