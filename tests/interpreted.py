@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -20,8 +21,53 @@ def _run(argv: list, timeout: int, tail: int):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+# children started at the end of collection (`start_early`, from conftest.py), by script path
+_EARLY: dict[str, tuple] = {}  # path -> (the child, its stdout file, its stderr file)
+
+
+def start_early(path: str) -> None:
+    """Start `run_as_script(path)`'s child now, in the background: the longest interpreter runs (ten minutes on a
+    2-core machine) then overlap the rest of the suite instead of adding to it. `run_as_script` collects it."""
+    path = os.path.abspath(path)
+    if path in _EARLY:
+        return
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return  # run_as_script skips
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    # output to files, not pipes: a child that filled a pipe nobody reads yet would wait for the test
+    out, err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
+    _EARLY[path] = (subprocess.Popen([sys.executable, path], env=env, stdout=out, stderr=err, text=True), out, err)
+
+
+def stop_early() -> None:
+    """End the children no test collected (a run stopped early, `-x`)."""
+    while _EARLY:
+        _, (proc, out, err) = _EARLY.popitem()
+        proc.kill()
+        proc.wait()
+        out.close()
+        err.close()
+
+
 def run_as_script(path: str, timeout: int) -> dict:
-    return _run([os.path.abspath(path)], timeout, 4000)
+    early = _EARLY.pop(os.path.abspath(path), None)
+    if early is None:
+        return _run([os.path.abspath(path)], timeout, 4000)
+    proc, out, err = early
+    with out, err:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    assert proc.returncode == 0, stderr[-4000:]
+    return json.loads(stdout.strip().splitlines()[-1])
 
 
 def run_code(code: str, timeout: int):

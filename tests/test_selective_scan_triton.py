@@ -29,6 +29,9 @@ import time
 import pytest
 from interpreted import run_as_script, run_code
 
+# the module fixture's child (about ten minutes on a 2-core machine) starts when collection ends (conftest.py)
+START_EARLY = True
+
 TOL = {"float64": 1e-10, "float32": 1e-5, "float16": 5e-3, "bfloat16": 2e-2}
 NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
 VMAMBA = ["rows", "cols", "rows_reverse", "cols_reverse"]
