@@ -13,12 +13,20 @@ import tempfile
 import pytest
 
 
+def _env() -> dict:
+    return dict(os.environ, TRITON_INTERPRET="1")
+
+
+def _result(returncode: int, stdout: str, stderr: str, tail: int):
+    """A finished child's JSON value on the last line of its output (its stderr's tail if it failed)."""
+    assert returncode == 0, stderr[-tail:]
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
 def _run(argv: list, timeout: int, tail: int):
     pytest.importorskip("triton")
-    env = dict(os.environ, TRITON_INTERPRET="1")
-    proc = subprocess.run([sys.executable, *argv], env=env, capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, proc.stderr[-tail:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    proc = subprocess.run([sys.executable, *argv], env=_env(), capture_output=True, text=True, timeout=timeout)
+    return _result(proc.returncode, proc.stdout, proc.stderr, tail)
 
 
 # children started at the end of collection (`start_early`, from conftest.py), by script path
@@ -35,10 +43,9 @@ def start_early(path: str) -> None:
         import triton  # noqa: F401
     except ImportError:
         return  # run_as_script skips
-    env = dict(os.environ, TRITON_INTERPRET="1")
     # output to files, not pipes: a child that filled a pipe nobody reads yet would wait for the test
     out, err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
-    _EARLY[path] = (subprocess.Popen([sys.executable, path], env=env, stdout=out, stderr=err, text=True), out, err)
+    _EARLY[path] = (subprocess.Popen([sys.executable, path], env=_env(), stdout=out, stderr=err, text=True), out, err)
 
 
 def stop_early() -> None:
@@ -65,9 +72,7 @@ def run_as_script(path: str, timeout: int) -> dict:
             raise
         out.seek(0)
         err.seek(0)
-        stdout, stderr = out.read(), err.read()
-    assert proc.returncode == 0, stderr[-4000:]
-    return json.loads(stdout.strip().splitlines()[-1])
+        return _result(proc.returncode, out.read(), err.read(), 4000)
 
 
 def run_code(code: str, timeout: int):
