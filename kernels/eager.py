@@ -17,6 +17,9 @@ _PLAIN = (torch.Tensor, torch.nn.Parameter)
 
 def plain_eager(*tensors) -> bool:
     """True when nothing traces, compiles or intercepts the call and every tensor is a plain, real one."""
-    if torch.jit.is_tracing() or torch.compiler.is_compiling() or _get_current_dispatch_mode() is not None:
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return False
+    mode = _get_current_dispatch_mode()
+    if mode is not None and not getattr(mode, "vssm_plain_eager", False):  # `replay`'s recorder is transparent
         return False
     return all(t is None or (type(t) in _PLAIN and not t.is_meta) for t in tensors)

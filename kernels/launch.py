@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import threading
 import warnings
 from typing import Any
 
@@ -38,7 +39,7 @@ import torch
 
 from .env import switch
 
-__all__ = ["fast_launch", "FastLaunch", "on_device_of"]
+__all__ = ["fast_launch", "FastLaunch", "hooks_set", "launch_direct", "on_device_of"]
 
 _TENSORS = (torch.Tensor, torch.nn.Parameter)
 _MAX_ENTRIES = 1024  # cached launches per kernel
@@ -148,20 +149,24 @@ class FastLaunch:
         return launch
 
     def _launch(self, grid: tuple, args: tuple, kwargs: dict):
-        if (not self._jit or len(args) > self._positional or callable(grid) or not _enabled()
-                or getattr(self.kernel, "pre_run_hooks", None)):
+        if _RECORDING:  # a launch plan is being recorded (`replay.record`), in this thread: noted, and run unseen
+            # by the recorder (the interpreter's own copies are not the region's ops)
+            launches = _RECORDING.get(threading.get_ident())
+            if launches is None:
+                return self._run(grid, args, kwargs)
+            launches.append((self, grid, args, kwargs))
+            from torch.utils._python_dispatch import _disable_current_modes
+
+            with _disable_current_modes():
+                return self._run(grid, args, kwargs)
+        return self._run(grid, args, kwargs)
+
+    def _run(self, grid: tuple, args: tuple, kwargs: dict):
+        if not self._fast_path(grid, args):
             return self.kernel[grid](*args, **kwargs)
-        knobs = self._knobs
-        if _hook_set(knobs.runtime.launch_enter_hook) or _hook_set(knobs.runtime.launch_exit_hook):
+        key, full = self._key(args, kwargs)
+        if key is None:
             return self.kernel[grid](*args, **kwargs)
-        # keywords in the caller's order: a call site that orders them differently only adds an entry; the
-        # debug and instrumentation settings are part of Triton's key too
-        akey, full = _split(args)
-        kkey = _keywords_key(kwargs)
-        if akey is None or kkey is None:
-            return self.kernel[grid](*args, **kwargs)
-        key = (torch.cuda.current_device(), akey, kkey,
-               getattr(knobs.runtime, "debug", None), getattr(knobs.compilation, "instrumentation_mode", None))
         entry = self._compiled.get(key)
         if entry is None:
             compiled = self.kernel[grid](*args, **kwargs)
@@ -178,8 +183,7 @@ class FastLaunch:
             if direct:
                 # the launcher itself, as the compiled kernel's runner calls it, without the runner's lookups:
                 # no hooks are set (checked above), so no launch metadata is made for them
-                compiled.run(*grid3, _current_stream(key[0]), compiled.function, compiled.packed_metadata,
-                             None, None, None, *full, *tail)
+                launch_direct(compiled, grid3, _current_stream(key[0]), full, tail)
             else:
                 compiled[grid3](*full, *tail)
         except (TypeError, ValueError, AttributeError) as e:
@@ -189,6 +193,57 @@ class FastLaunch:
             warnings.warn(f"vssm fast_launch: {type(e).__name__}: {e}; using Triton's launch path", stacklevel=3)
             return self.kernel[grid](*args, **kwargs)
         return compiled
+
+    def _fast_path(self, grid, args: tuple) -> bool:
+        """Whether this launch may take the cached path (see the module docstring): a compiled kernel, positional
+        arguments before the first constexpr, a grid that is not callable, the switch on, no hooks set."""
+        if (not self._jit or len(args) > self._positional or callable(grid) or not _enabled()
+                or getattr(self.kernel, "pre_run_hooks", None)):
+            return False
+        return not hooks_set(self._knobs)
+
+    def _key(self, args: tuple, kwargs: dict) -> tuple[tuple | None, list]:
+        """The cache key of a launch (None: Triton's path) and the values its launcher takes. Keywords in the
+        caller's order: a call site that orders them differently only adds an entry; the debug and
+        instrumentation settings are part of Triton's key too."""
+        akey, full = _split(args)
+        kkey = _keywords_key(kwargs)
+        if akey is None or kkey is None:
+            return None, full
+        knobs = self._knobs
+        return (torch.cuda.current_device(), akey, kkey, getattr(knobs.runtime, "debug", None),
+                getattr(knobs.compilation, "instrumentation_mode", None)), full
+
+    def bound(self, grid, args: tuple, kwargs: dict) -> tuple | None:
+        """What a launch made before with these arguments reads from the cache: (compiled kernel, the 3-D grid,
+        the values after the positional arguments) where its launcher can be called directly (`launch_direct`),
+        else None (the launch takes `_launch`)."""
+        if not self._fast_path(grid, args):
+            return None
+        key, _ = self._key(args, kwargs)
+        entry = self._compiled.get(key) if key is not None else None
+        if entry is None or not entry[2]:
+            return None
+        return entry[0], tuple(grid) + (1,) * (3 - len(grid)), entry[1]
+
+
+def hooks_set(knobs=None) -> bool:
+    """Whether a Triton launch hook is installed (profilers): launches then take Triton's path."""
+    if knobs is None:
+        try:
+            from triton import knobs
+        except ImportError:
+            return False
+    return _hook_set(knobs.runtime.launch_enter_hook) or _hook_set(knobs.runtime.launch_exit_hook)
+
+
+def launch_direct(compiled, grid3: tuple, stream: int, values: list, tail: list) -> None:
+    """One launch of a compiled kernel through its launcher (`FastLaunch.bound`), on ``stream``."""
+    compiled.run(*grid3, stream, compiled.function, compiled.packed_metadata, None, None, None, *values, *tail)
+
+
+# Launches recorded by `replay.record`: thread ident -> the list of that thread's launches while it records
+_RECORDING: dict[int, list] = {}
 
 
 # the runner's call: grid x, y, z, stream, function, packed metadata, launch metadata, enter / exit hooks, then the

@@ -19,16 +19,17 @@ from __future__ import annotations
 
 import functools
 import math
+import weakref
 from typing import Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from vssm.kernels import selective_scan
+from vssm.kernels import replay, selective_scan
 from vssm.kernels.conv1d import depthwise_conv1d, has_fast_kernel
 from vssm.kernels.eager import plain_eager
-from vssm.kernels.env import interpreting
+from vssm.kernels.env import interpreting, switch
 from vssm.kernels.selective_scan.op import backward_follows, default_backend
 from vssm.kernels.selective_scan.projected import (
     conv_projected_scan,
@@ -183,6 +184,22 @@ FUSED_RESIDUAL = True
 # launches per step (NOTES.md "Stop 32"). Where the forward walks (batch 128 at 224, bound by the GPU) the kernel
 # measured slower than the three launches (Vim-S: 4.49 against 4.19 ms per step)
 FUSED_CONV_PROJECT = True
+# Inference with the residual fused (`Mamba._fused_residual`): the mixer's scan region replayed from a launch plan
+# recorded per input layout (`Mamba._mix_planned`, `vssm.kernels.replay`); False (or VSSM_LAUNCH_PLANS=0): every call
+# runs it through the op's checks and launch wrappers
+LAUNCH_PLANS = True
+_MAX_PLANS = 8  # per module
+_PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # module -> {key: (stamp, plan or None, why)}
+_BRANCH_NAMES = (("conv1d", "x_proj", "dt_proj", "A_log", "D"), ("conv1d_b", "x_proj_b", "dt_proj_b", "A_b_log", "D_b"))
+
+
+def _split_in_proj(h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """x and z (batch, E, L): views of the token-major in_proj output (the scan reads them through strides), split
+    before the transpose: their gradients arrive token-major and join along channels without a copy."""
+    x, z = h.chunk(2, dim=-1)
+    return x.transpose(1, 2), z.transpose(1, 2)
+
+
 # torch.addmm(..., out_dtype=float32) takes a float32 input with half matrices (torch 2.11 on CUDA does; older versions
 # and the CPU refuse): set False at the first refusal
 _ADDMM_OUT_DTYPE = True
@@ -406,9 +423,19 @@ class Mamba(nn.Module):
 
     def _direction_inputs(self) -> list[torch.Tensor | None]:
         """Per direction k: conv weight (E, 1, d_conv), conv bias or None, x_proj weight, dt_proj weight, dt_proj
-        bias, A_log, D (the layout `stack_directions` reads)."""
-        return [t for conv, x_proj, dt_proj, A_log, D in self._branches()
-                for t in (conv.weight, conv.bias, x_proj.weight, dt_proj.weight, dt_proj.bias, A_log, D)]
+        bias, A_log, D (the layout `stack_directions` reads). Read from the modules' parameter dicts (the
+        attribute lookups took ~20 us per call, paid by every inference call); through the attributes where a
+        module holds them otherwise (parametrizations)."""
+        mods, own = self._modules, self._parameters
+        out = []
+        for conv, x_proj, dt_proj, A_log, D in _BRANCH_NAMES[: 2 if self.bidirectional else 1]:
+            c, xp, dp = mods[conv], mods[x_proj], mods[dt_proj]
+            cp, xpp, dpp = c._parameters, xp._parameters, dp._parameters
+            try:
+                out += (cp["weight"], cp.get("bias"), xpp["weight"], dpp["weight"], dpp["bias"], own[A_log], own[D])
+            except KeyError:
+                out += (c.weight, c.bias, xp.weight, dp.weight, dp.bias, getattr(self, A_log), getattr(self, D))
+        return out
 
     def mix(self, x: torch.Tensor, z: torch.Tensor, directions: bool = False) -> torch.Tensor:
         """All directions in one selective_scan call (no flip or transpose copies): x, z (batch, E, L)
@@ -458,14 +485,45 @@ class Mamba(nn.Module):
         if residual is not None and (not isinstance(residual, torch.Tensor) or residual.shape != x.shape):
             got = tuple(residual.shape) if isinstance(residual, torch.Tensor) else type(residual).__name__
             raise ValueError(f"Mamba: `residual` has shape {got}, expected the input's {tuple(x.shape)}")
-        # (batch, E, L) views of the token-major in_proj output (the scan reads them through strides), split
-        # before the transpose: their gradients arrive token-major and join along channels without a copy
-        x, z = (t.transpose(1, 2) for t in self._in_proj(x).chunk(2, dim=-1))
+        h = self._in_proj(x)
+        x, z = _split_in_proj(h)
         if residual is not None and self._fused_residual(x, residual):
-            return self._residual_out(self.mix(x, z, directions=True), residual)
+            return self._residual_out(self._mix_planned(h), residual)
         y = self.mix_composed(x, z) if self.composed else self.mix(x, z)
         out = self.out_proj(y.transpose(1, 2))
         return out if residual is None else residual + out
+
+    def _mix_split(self, h: torch.Tensor) -> torch.Tensor:
+        """mix(directions=True) of the in_proj output h: the region `_mix_planned` records."""
+        return self.mix(*_split_in_proj(h), directions=True)
+
+    def _mix_planned(self, h: torch.Tensor) -> torch.Tensor:
+        """`_mix_split(h)`, replayed from a launch plan (`vssm.kernels.replay`) where one was recorded for h's layout
+        and the direction parameters as they are now (`LAUNCH_PLANS`). The second call with the same key records
+        (the first builds the parameters' cached stacks, `vssm.param_cache`, which the plan then reads as
+        constants); a region the recorder refuses runs as it is for that key."""
+        if not LAUNCH_PLANS or not switch("VSSM_LAUNCH_PLANS", "replay recorded launches", "no launch plans"):
+            return self._mix_split(h)
+        dev = h.device
+        key = (h.shape, h.stride(), h.dtype, dev, h.data_ptr() & 15, torch.is_inference_mode_enabled(),
+               torch.is_autocast_enabled(dev.type), torch.get_autocast_dtype(dev.type), FUSED_CONV_PROJECT)
+        stamp = tuple((p.data_ptr(), p._version) for p in self._direction_inputs() if p is not None)
+        entries = _PLANS.get(self)
+        if entries is None:
+            entries = _PLANS[self] = {}
+        hit = entries.get(key)
+        if hit is not None and hit[0] == stamp:
+            if hit[1] is not None:
+                return hit[1].run((h,))
+            if hit[2]:  # refused for this key
+                return self._mix_split(h)
+            y, plan, why = replay.record(self._mix_split, (h,))
+            entries[key] = (stamp, plan, why if plan is None else "")
+            return y
+        if len(entries) >= _MAX_PLANS:  # shapes without end: start over
+            entries.clear()
+        entries[key] = (stamp, None, "")  # seen once
+        return self._mix_split(h)
 
     def _in_proj(self, x: torch.Tensor) -> torch.Tensor:
         """in_proj(x). Under CUDA autocast without a gradient, with the weight (and bias) cast to autocast's dtype

@@ -1,0 +1,212 @@
+"""Launch plans: a region of Triton launches recorded once, then replayed for inputs laid out the same way.
+
+Where the host binds (Vim-Ti at 1248, batch 8, inference: a few launches per block, GPU work short enough that the
+host's Python decides the step), most of a call's host time re-derives what the previous call with the same shapes
+derived: argument checks, the op's normal form, tiles, grids, strides and the launches' argument lists. A plan
+keeps the outcome. `record` runs a region once as usual and notes every kernel it launches through
+`launch.FastLaunch` and every tensor it allocates; `Plan.run` then makes the same allocations (one buffer, plus
+the result's own) and makes the same launches, the recorded addresses replaced by the new inputs' and buffers',
+each straight to its compiled kernel's launcher where one is cached (`FastLaunch.bound`), else through
+`FastLaunch` with tensors rebuilt on the new storage (the interpreter, a Triton launch hook set).
+
+A region is plannable when it runs nothing on the device but those launches: `record` refuses (returns no plan
+and says why) a region that runs a torch op other than an allocation or a view (a copy, a fill, a reduction, a
+read of a value), that returns anything but one tensor made by one of its allocations, or whose replay does not
+reproduce its result bit for bit when the new buffers start filled with NaN bytes (a launch that was not
+recorded, or a kernel that reads what it did not write, shows there). What the region reads that is neither an
+input nor its own allocation is a constant of the plan (parameters, tensors derived from them): the plan keeps
+those tensors and their addresses, so the caller must drop the plan when they may change (`vssm.mamba` keys its
+plans by the parameters' storage and version counters). The caller also keys a plan by everything that decided
+the region's path: each input's shape, strides, dtype, device and address modulo 16, and the switches read on the
+way (autocast, inference mode, module flags).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable, Sequence
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from . import launch
+from .launch import _current_stream, hooks_set, launch_direct, on_device_of
+
+__all__ = ["Plan", "record"]
+
+_ALLOCATIONS = frozenset(
+    ("empty", "empty_strided", "new_empty", "new_empty_strided", "empty_like")
+)
+_ALIGN = 512  # each allocation's offset in the replay's buffer (the caching allocator's own granularity)
+
+
+class _Recorder(TorchDispatchMode):
+    """Sees every torch op of the region: keeps what allocations return, notes the first op that is neither an
+    allocation nor a view. Transparent to `eager.plain_eager` (the region takes its plain eager path)."""
+
+    vssm_plain_eager = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.allocations: list[torch.Tensor] = []
+        self.refused: str | None = None
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if func.overloadpacket.__name__ in _ALLOCATIONS:
+            self.allocations.append(out)
+        elif not func.is_view and self.refused is None:
+            self.refused = f"runs {func} (only allocations, views and Triton launches are replayed)"
+        return out
+
+
+def _storage(t: torch.Tensor) -> int:
+    return t.untyped_storage().data_ptr()
+
+
+class _Launch:
+    """One recorded launch: the FastLaunch wrapper, grid and keywords, the positional arguments with each
+    tensor described as (position, source, byte offset, size, stride, dtype) — source 0..n-1 the inputs, n the
+    result's allocation, n + 1 the shared buffer — and, where the launcher may be called directly, the compiled
+    kernel with the argument values (constants' addresses filled in)."""
+
+    __slots__ = ("fl", "grid", "kwargs", "args", "slots", "direct", "values")
+
+    def __init__(self, fl, grid, args: list, kwargs: dict, slots: list, direct: tuple | None, values: list) -> None:
+        self.fl, self.grid, self.args, self.kwargs, self.slots = fl, grid, args, kwargs, slots
+        self.direct, self.values = direct, values
+
+
+class Plan:
+    """A recorded region (see the module docstring): ``run(inputs)`` returns what the region returned for inputs
+    laid out as the recorded ones."""
+
+    def __init__(self, n_inputs: int, launches: list[_Launch], nbytes: int, result: tuple, constants: list) -> None:
+        self._n = n_inputs
+        self._launches = launches
+        self._nbytes = nbytes  # the shared buffer
+        self._result = result  # (result allocation's element count, dtype, size, stride, storage offset)
+        self._constants = constants  # kept alive: the launches hold their addresses
+
+    def run(self, inputs: Sequence[torch.Tensor], poison: bool = False) -> torch.Tensor:
+        dev = inputs[0].device
+        numel, dtype, size, stride, offset = self._result
+        store = torch.empty(numel, dtype=dtype, device=dev)
+        buf = torch.empty(self._nbytes, dtype=torch.uint8, device=dev) if self._nbytes else None
+        if poison:  # NaN bytes: a value the replay leaves unwritten cannot pass for the recorded one
+            store.view(torch.uint8).fill_(255)
+            if buf is not None:
+                buf.fill_(255)
+        sources = [*inputs, store, buf]
+        direct = dev.type == "cuda" and not hooks_set()
+        with on_device_of(inputs[0]):
+            if direct:
+                bases = [t.data_ptr() if t is not None else 0 for t in sources]
+                stream = _current_stream(dev.index if dev.index is not None else torch.cuda.current_device())
+            for ln in self._launches:
+                if direct and ln.direct is not None:
+                    values = list(ln.values)
+                    for pos, src, off, *_ in ln.slots:
+                        values[pos] = bases[src] + off
+                    compiled, grid3, tail = ln.direct
+                    launch_direct(compiled, grid3, stream, values, tail)
+                else:
+                    args = list(ln.args)
+                    for pos, src, off, t_size, t_stride, t_dtype in ln.slots:
+                        args[pos] = _view(sources[src], off, t_size, t_stride, t_dtype)
+                    ln.fl._launch(ln.grid, tuple(args), ln.kwargs)
+        return store.as_strided(size, stride, offset)
+
+
+def _view(src: torch.Tensor, off: int, size, stride, dtype) -> torch.Tensor:
+    """The tensor (size, stride, dtype) at byte offset ``off`` from src's first element."""
+    base = src.view(dtype) if src.dtype != dtype else src
+    return base.as_strided(size, stride, src.storage_offset() * src.element_size() // base.element_size()
+                           + off // base.element_size())
+
+
+def record(region: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, Plan | None, str]:
+    """Run ``region(*inputs)`` and record it: (its result, the plan or None, why there is none). The result is
+    always the region's own; a refused region has run as usual."""
+    recorder = _Recorder()
+    launches: list = []
+    me = threading.get_ident()
+    if me in launch._RECORDING:
+        raise RuntimeError("replay.record: already recording in this thread (regions do not nest)")
+    launch._RECORDING[me] = launches
+    try:
+        with recorder:
+            result = region(*inputs)
+    finally:
+        del launch._RECORDING[me]
+    plan, why = _plan(recorder, launches, list(inputs), result)
+    if plan is not None:
+        try:
+            again = plan.run(inputs, poison=True)
+        except Exception as e:  # noqa: BLE001 - any failure leaves the region unplanned
+            return result, None, f"its replay failed ({type(e).__name__}: {e})"
+        same = again.shape == result.shape and again.stride() == result.stride() and torch.equal(again, result)
+        if not same:
+            return result, None, "its replay did not reproduce the result"
+    return result, plan, why
+
+
+def _plan(recorder: _Recorder, launches: list, inputs: list, result) -> tuple[Plan | None, str]:
+    if recorder.refused is not None:
+        return None, recorder.refused
+    if not isinstance(result, torch.Tensor):
+        return None, f"returns {type(result).__name__}, not a tensor"
+    if not launches:
+        return None, "launches nothing"
+    tensors = [*inputs, *recorder.allocations]
+    if any(t.untyped_storage().nbytes() == 0 for t in tensors):
+        return None, "allocates or reads an empty tensor"
+    storages = {}
+    for i, t in enumerate(inputs):
+        storages.setdefault(_storage(t), ("input", i))
+    for j, t in enumerate(recorder.allocations):
+        if _storage(t) in storages:
+            return None, "an allocation shares storage with another tensor"
+        storages[_storage(t)] = ("allocation", j)
+    kind = storages.get(_storage(result))
+    if kind is None or kind[0] != "allocation":
+        return None, "its result is not one of its allocations"
+    n = len(inputs)
+    out_j = kind[1]
+    # the other allocations, side by side in one buffer
+    offsets, nbytes = {}, 0
+    for j, t in enumerate(recorder.allocations):
+        if j != out_j:
+            offsets[j] = nbytes
+            nbytes += -(-t.untyped_storage().nbytes() // _ALIGN) * _ALIGN
+    out_alloc = recorder.allocations[out_j]
+    constants, planned = [], []
+    for fl, grid, args, kwargs in launches:
+        if any(isinstance(v, torch.Tensor) for v in kwargs.values()):
+            return None, "passes a tensor by keyword"
+        values, slots = list(args), []
+        for pos, a in enumerate(args):
+            if not isinstance(a, torch.Tensor):
+                continue
+            where = storages.get(_storage(a))
+            if where is None:  # a constant of the plan (parameters, what is derived from them)
+                constants.append(a)
+                values[pos] = a
+                continue
+            src, t = where
+            if src == "input":
+                slot, off = t, a.data_ptr() - inputs[t].data_ptr()
+            elif t == out_j:
+                slot, off = n, a.data_ptr() - _storage(out_alloc)
+            else:
+                slot, off = n + 1, offsets[t] + a.data_ptr() - _storage(recorder.allocations[t])
+            slots.append((pos, slot, off, tuple(a.shape), a.stride(), a.dtype))
+            values[pos] = None
+        direct = fl.bound(grid, tuple(args), kwargs)
+        # the launcher's values: constants as addresses on CUDA (the slots filled per run)
+        full = launch._split(tuple(values))[1] if direct is not None else None
+        planned.append(_Launch(fl, grid, values, kwargs, slots, direct, full))
+    itemsize = out_alloc.element_size()
+    result_desc = (out_alloc.untyped_storage().nbytes() // itemsize, out_alloc.dtype, tuple(result.shape),
+                   result.stride(), result.storage_offset())
+    return Plan(n, planned, nbytes, result_desc, constants), ""
