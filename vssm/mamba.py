@@ -515,8 +515,9 @@ class Mamba(nn.Module):
         if hit is not None and hit[0] == stamp:
             if hit[1] is not None:
                 return hit[1].run((h,))
-            if hit[2]:  # refused for this key
-                return self._mix_split(h)
+            if hit[2] or (dev.type == "cuda" and torch.cuda.is_current_stream_capturing()):
+                return self._mix_split(h)  # refused for this key; or a CUDA graph is being captured (the
+                # recording's check reads its result on the host)
             y, plan, why = replay.record(self._mix_split, (h,))
             entries[key] = (stamp, plan, why if plan is None else "")
             return y
