@@ -4,8 +4,9 @@ Where the host binds (Vim-Ti at 1248, batch 8, inference: a few launches per blo
 host's Python decides the step), most of a call's host time re-derives what the previous call with the same shapes
 derived: argument checks, the op's normal form, tiles, grids, strides and the launches' argument lists. A plan
 keeps the outcome. `record` runs a region once as usual and notes every kernel it launches through
-`launch.FastLaunch` and every tensor it allocates; `Plan.run` then makes the same allocations (one buffer, plus
-the result's own) and makes the same launches, the recorded addresses replaced by the new inputs' and buffers',
+`launch.FastLaunch` and every tensor it allocates; `Plan.run` then makes the same allocations (the result's own,
+and one buffer for the rest, in which allocations whose launches do not overlap share bytes: the buffer is about
+the region's own peak) and makes the same launches, the recorded addresses replaced by the new inputs' and buffers',
 each straight to its compiled kernel's launcher where one is cached (`FastLaunch.bound`), else through
 `FastLaunch` with tensors rebuilt on the new storage (the interpreter, a Triton launch hook set).
 
@@ -41,20 +42,24 @@ _ALIGN = 512  # each allocation's offset in the replay's buffer (the caching all
 
 
 class _Recorder(TorchDispatchMode):
-    """Sees every torch op of the region: keeps what allocations return, notes the first op that is neither an
-    allocation nor a view. Transparent to `eager.plain_eager` (the region takes its plain eager path)."""
+    """Sees every torch op of the region: notes each allocation (its storage's address and size, and how many
+    launches preceded it; the tensor itself is not kept, so the region frees what it frees) and the first op that
+    is neither an allocation nor a view. Transparent to `eager.plain_eager` (the region takes its plain eager
+    path)."""
 
     vssm_plain_eager = True
 
-    def __init__(self) -> None:
+    def __init__(self, launches: list) -> None:
         super().__init__()
-        self.allocations: list[torch.Tensor] = []
+        self.launches = launches
+        self.allocations: list[tuple[int, int, int]] = []  # (storage address, bytes, launches before it)
         self.refused: str | None = None
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         if func.overloadpacket.__name__ in _ALLOCATIONS:
-            self.allocations.append(out)
+            st = out.untyped_storage()
+            self.allocations.append((st.data_ptr(), st.nbytes(), len(self.launches)))
         elif not func.is_view and self.refused is None:
             self.refused = f"runs {func} (only allocations, views and Triton launches are replayed)"
         return out
@@ -128,8 +133,8 @@ def _view(src: torch.Tensor, off: int, size, stride, dtype) -> torch.Tensor:
 def record(region: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, Plan | None, str]:
     """Run ``region(*inputs)`` and record it: (its result, the plan or None, why there is none). The result is
     always the region's own; a refused region has run as usual."""
-    recorder = _Recorder()
     launches: list = []
+    recorder = _Recorder(launches)
     me = threading.get_ident()
     if me in launch._RECORDING:
         raise RuntimeError("replay.record: already recording in this thread (regions do not nest)")
@@ -151,6 +156,25 @@ def record(region: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor]) 
     return result, plan, why
 
 
+def _pack(sizes: dict, spans: dict) -> tuple[dict, int]:
+    """Offsets in one buffer for allocations live over launch spans [first, last]: those whose spans overlap
+    apart, the others sharing bytes (largest first, each at the lowest aligned offset free over its span), so the
+    buffer is about the region's own peak, not the sum of its allocations. -> (offsets, total bytes)."""
+    offsets, total = {}, 0
+    for j in sorted(sizes, key=lambda j: (-sizes[j], j)):
+        first, last = spans[j]
+        taken = sorted((offsets[i], offsets[i] + sizes[i]) for i in offsets
+                       if spans[i][0] <= last and first <= spans[i][1])
+        at = 0
+        for lo, hi in taken:
+            if at + sizes[j] <= lo:
+                break
+            at = max(at, -(-hi // _ALIGN) * _ALIGN)
+        offsets[j] = at
+        total = max(total, at + sizes[j])
+    return offsets, total
+
+
 def _plan(recorder: _Recorder, launches: list, inputs: list, result) -> tuple[Plan | None, str]:
     if recorder.refused is not None:
         return None, recorder.refused
@@ -158,55 +182,66 @@ def _plan(recorder: _Recorder, launches: list, inputs: list, result) -> tuple[Pl
         return None, f"returns {type(result).__name__}, not a tensor"
     if not launches:
         return None, "launches nothing"
-    tensors = [*inputs, *recorder.allocations]
-    if any(t.untyped_storage().nbytes() == 0 for t in tensors):
+    allocs = recorder.allocations
+    if any(t.untyped_storage().nbytes() == 0 for t in inputs) or any(nb == 0 for _, nb, _ in allocs):
         return None, "allocates or reads an empty tensor"
-    storages = {}
+    in_storage = {}
     for i, t in enumerate(inputs):
-        storages.setdefault(_storage(t), ("input", i))
-    for j, t in enumerate(recorder.allocations):
-        if _storage(t) in storages:
-            return None, "an allocation shares storage with another tensor"
-        storages[_storage(t)] = ("allocation", j)
-    kind = storages.get(_storage(result))
-    if kind is None or kind[0] != "allocation":
+        in_storage.setdefault(_storage(t), i)
+    if any(ptr in in_storage for ptr, _, _ in allocs):
+        return None, "an allocation shares storage with an input"
+
+    def allocation_of(ptr: int, before: int) -> int | None:
+        """The allocation at storage address ``ptr`` live at launch ``before`` (the latest made before it: the
+        region may free one and get its address again)."""
+        for j in range(len(allocs) - 1, -1, -1):
+            if allocs[j][0] == ptr and allocs[j][2] <= before:
+                return j
+        return None
+
+    out_j = allocation_of(_storage(result), len(launches))
+    if out_j is None:
         return None, "its result is not one of its allocations"
-    n = len(inputs)
-    out_j = kind[1]
-    # the other allocations, side by side in one buffer
-    offsets, nbytes = {}, 0
-    for j, t in enumerate(recorder.allocations):
-        if j != out_j:
-            offsets[j] = nbytes
-            nbytes += -(-t.untyped_storage().nbytes() // _ALIGN) * _ALIGN
-    out_alloc = recorder.allocations[out_j]
-    constants, planned = [], []
-    for fl, grid, args, kwargs in launches:
+    # which allocation each launch's tensors live in, and each allocation's span of launches
+    where, spans = [], {}
+    for i, (_, _, args, kwargs) in enumerate(launches):
         if any(isinstance(v, torch.Tensor) for v in kwargs.values()):
             return None, "passes a tensor by keyword"
-        values, slots = list(args), []
+        found = []
         for pos, a in enumerate(args):
-            if not isinstance(a, torch.Tensor):
-                continue
-            where = storages.get(_storage(a))
-            if where is None:  # a constant of the plan (parameters, what is derived from them)
+            if isinstance(a, torch.Tensor):
+                ptr = _storage(a)
+                j = None if ptr in in_storage else allocation_of(ptr, i)
+                found.append((pos, a, j))
+                if j is not None and j != out_j:
+                    spans[j] = (spans.get(j, (i, i))[0], i)
+        where.append(found)
+    offsets, nbytes = _pack({j: allocs[j][1] for j in spans}, spans)
+    n = len(inputs)
+    constants, planned = [], []
+    for (fl, grid, args, kwargs), found in zip(launches, where):
+        values, slots = list(args), []
+        for pos, a, j in found:
+            ptr = _storage(a)
+            if ptr in in_storage:
+                i = in_storage[ptr]
+                slot, off = i, a.data_ptr() - inputs[i].data_ptr()
+            elif j is None:  # a constant of the plan (parameters, what is derived from them)
                 constants.append(a)
-                values[pos] = a
                 continue
-            src, t = where
-            if src == "input":
-                slot, off = t, a.data_ptr() - inputs[t].data_ptr()
-            elif t == out_j:
-                slot, off = n, a.data_ptr() - _storage(out_alloc)
+            elif j == out_j:
+                slot, off = n, a.data_ptr() - ptr
             else:
-                slot, off = n + 1, offsets[t] + a.data_ptr() - _storage(recorder.allocations[t])
+                slot, off = n + 1, offsets[j] + a.data_ptr() - ptr
             slots.append((pos, slot, off, tuple(a.shape), a.stride(), a.dtype))
             values[pos] = None
         direct = fl.bound(grid, tuple(args), kwargs)
         # the launcher's values: constants as addresses on CUDA (the slots filled per run)
         full = launch._split(tuple(values))[1] if direct is not None else None
         planned.append(_Launch(fl, grid, values, kwargs, slots, direct, full))
-    itemsize = out_alloc.element_size()
-    result_desc = (out_alloc.untyped_storage().nbytes() // itemsize, out_alloc.dtype, tuple(result.shape),
-                   result.stride(), result.storage_offset())
+    itemsize = result.element_size()
+    if allocs[out_j][1] % itemsize:
+        return None, "its result's storage is not a whole number of its elements"
+    result_desc = (allocs[out_j][1] // itemsize, result.dtype, tuple(result.shape), result.stride(),
+                   result.storage_offset())
     return Plan(n, planned, nbytes, result_desc, constants), ""
