@@ -145,15 +145,42 @@ def record(region: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor]) 
     finally:
         del launch._RECORDING[me]
     plan, why = _plan(recorder, launches, list(inputs), result)
-    if plan is not None:
-        try:
-            again = plan.run(inputs, poison=True)
-        except Exception as e:  # noqa: BLE001 - any failure leaves the region unplanned
-            return result, None, f"its replay failed ({type(e).__name__}: {e})"
-        same = again.shape == result.shape and again.stride() == result.stride() and torch.equal(again, result)
-        if not same:
-            return result, None, "its replay did not reproduce the result"
-    return result, plan, why
+    launches.clear()  # the region's intermediates, held by the launches' arguments, go now
+    if plan is None:
+        return result, None, why
+    # the check: the replay, its buffers filled with NaN bytes, must give the region's result bit for bit. On
+    # CUDA the region's result waits on the host meanwhile, so the device's peak stays the region's own (the
+    # replay's result is returned in its place; the region's comes back where the check fails)
+    device = result.device
+    held = result.cpu() if device.type == "cuda" else result
+    layout = (result.shape, result.stride())
+    del result
+    try:
+        again = plan.run(inputs, poison=True)
+    except Exception as e:  # noqa: BLE001 - any failure leaves the region unplanned
+        return _back(held, device, layout), None, f"its replay failed ({type(e).__name__}: {e})"
+    if (again.shape, again.stride()) != layout or not _same_bits(again.to(held.device), held):
+        return _back(held, device, layout), None, "its replay did not reproduce the result"
+    return again, plan, ""
+
+
+def _same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal as bits (a NaN the region computed matches; -0.0 does not match 0.0)."""
+    bits = _BITS.get(a.element_size())
+    if bits is None or a.dtype != b.dtype or a.is_complex():
+        return a.dtype == b.dtype and torch.equal(a, b)
+    return torch.equal(a.view(bits), b.view(bits))
+
+
+_BITS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
+def _back(held: torch.Tensor, device: torch.device, layout: tuple) -> torch.Tensor:
+    """The region's result, held on the host during the check, on its device again, in its layout."""
+    if held.device == device:
+        return held
+    out = torch.empty_strided(layout[0], layout[1], dtype=held.dtype, device=device)
+    return out.copy_(held)
 
 
 def _pack(sizes: dict, spans: dict) -> tuple[dict, int]:

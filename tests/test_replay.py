@@ -115,6 +115,10 @@ def _plans() -> dict:
             entry["layout"] = all(o.shape == y.shape and o.stride() == y.stride() for o in outs)
             entry["own_storage"] = outs[0].untyped_storage().data_ptr() != outs[1].untyped_storage().data_ptr()
         res[name] = entry
+    nan = base.clone()
+    nan[1, 2] = float("nan")  # a NaN the region computes is reproduced, not a mismatch
+    y, plan, why = replay.record(regions["one"], (nan,))
+    res["nan"] = {"planned": plan is not None, "why": why, "nan": bool(y[1, 2].isnan())}
     try:
         replay.record(lambda x: replay.record(regions["one"], (x,))[0], (base,))
         res["nested"] = "no error"
@@ -185,6 +189,11 @@ def test_plan_replays_region(interpreted, name):
 def test_plan_refused(interpreted, name, why):
     res = interpreted["plans"][name]
     assert not res["planned"] and why in res["why"], res
+
+
+def test_plan_of_a_region_computing_nan(interpreted):
+    res = interpreted["plans"]["nan"]
+    assert res["planned"] and res["nan"], res
 
 
 def test_record_does_not_nest(interpreted):

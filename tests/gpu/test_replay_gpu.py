@@ -1,7 +1,8 @@
 """GPU tests of the launch plans of Vim's inference mixer (`vssm.kernels.replay`, `Mamba._mix_planned`): at the size
 they are for (Vim-Ti at 1248 px, batch 8, bf16 autocast, inference mode) every block records a plan and the model's
 output with plans equals the output without them bit for bit, replayed straight to the launchers, through Triton's
-path when a launch hook is set, and inside a captured CUDA graph."""
+path when a launch hook is set, and inside a captured CUDA graph; recording them (its check holds the region's
+result on the host) and replaying them take no more device memory at peak than the model without them."""
 
 from __future__ import annotations
 
@@ -93,3 +94,30 @@ def test_plans_in_a_cuda_graph(vim):
     graph.replay()
     torch.cuda.synchronize()
     assert torch.equal(out, _unplanned(model, x))
+
+
+def test_plans_add_no_peak_memory(vim):
+    model, x = vim
+    for m in model.modules():
+        vm._PLANS.pop(m, None)
+
+    def peak(calls):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        for _ in range(calls):
+            _forward(model, x)
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() - base
+
+    _unplanned(model, x)
+    torch.cuda.synchronize()
+    base = torch.cuda.memory_allocated()
+    vm.LAUNCH_PLANS = False
+    try:
+        off = peak(2)
+    finally:
+        vm.LAUNCH_PLANS = True
+    recording = peak(2)  # seen, then recorded
+    assert sum(e[1] is not None for m in model.modules() for e in vm._PLANS.get(m, {}).values()) == 24
+    on = peak(2)
+    assert recording <= off + 2**20 and on <= off + 2**20, (off, recording, on)
