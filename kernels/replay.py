@@ -10,16 +10,17 @@ the region's own peak) and makes the same launches, the recorded addresses repla
 each straight to its compiled kernel's launcher where one is cached (`FastLaunch.bound`), else through
 `FastLaunch` with tensors rebuilt on the new storage (the interpreter, a Triton launch hook set).
 
-A region is plannable when it runs nothing on the device but those launches: `record` refuses (returns no plan
-and says why) a region that runs a torch op other than an allocation or a view (a copy, a fill, a reduction, a
-read of a value), that returns anything but one tensor made by one of its allocations, or whose replay does not
-reproduce its result bit for bit when the new buffers start filled with NaN bytes (a launch that was not
-recorded, or a kernel that reads what it did not write, shows there). What the region reads that is neither an
-input nor its own allocation is a constant of the plan (parameters, tensors derived from them): the plan keeps
-those tensors and their addresses, so the caller must drop the plan when they may change (`vssm.mamba` keys its
-plans by the parameters' storage and version counters). The caller also keys a plan by everything that decided
-the region's path: each input's shape, strides, dtype, device and address modulo 16, and the switches read on the
-way (autocast, inference mode, module flags).
+A region is plannable when it runs nothing on the device but those launches and aten ops that write only into
+tensors they are given (`bmm(out=)`, `baddbmm_`: replayed as they are, their tensors rebuilt on the new storage):
+`record` refuses (returns no plan and says why) a region that runs another torch op than those, an allocation or a
+view (an op making a new tensor, a random draw, a read of a value), that returns anything but one tensor made by
+one of its allocations, or whose replay does not reproduce its result bit for bit when the new buffers start
+filled with NaN bytes (a launch that was not recorded, or a kernel that reads what it did not write, shows there).
+What the region reads that is neither an input nor its own allocation is a constant of the plan (parameters,
+tensors derived from them): the plan keeps those tensors and their addresses, so the caller must drop the plan
+when they may change (`vssm.mamba` keys its plans by the parameters' storage and version counters). The caller
+also keys a plan by everything that decided the region's path: each input's shape, strides, dtype, device and
+address modulo 16, and the switches read on the way (autocast, inference mode, module flags).
 """
 
 from __future__ import annotations
@@ -56,13 +57,32 @@ class _Recorder(TorchDispatchMode):
         self.refused: str | None = None
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
         if func.overloadpacket.__name__ in _ALLOCATIONS:
             st = out.untyped_storage()
             self.allocations.append((st.data_ptr(), st.nbytes(), len(self.launches)))
-        elif not func.is_view and self.refused is None:
-            self.refused = f"runs {func} (only allocations, views and Triton launches are replayed)"
+        elif func.is_view or self.refused is not None:
+            pass
+        elif _writes_into_arguments(func, args, kwargs):  # replayed as it is, in its place among the launches
+            self.launches.append((None, func, args, kwargs))
+        else:
+            self.refused = (f"runs {func} (only allocations, views, ops writing into their tensor arguments and "
+                            f"Triton launches are replayed)")
         return out
+
+
+def _writes_into_arguments(func, args: tuple, kwargs: dict) -> bool:
+    """Whether an aten op only writes into tensors it was given (`bmm.out`, `baddbmm_`, `copy_`): every result
+    aliases an argument it writes, no tensor comes in a list, and it draws no random numbers. Such an op makes no
+    tensor and reads no value to the host, so it replays with the new addresses' tensors in its arguments."""
+    returns = func._schema.returns
+    if not returns or any(r.alias_info is None or not r.alias_info.is_write for r in returns):
+        return False
+    if torch.Tag.nondeterministic_seeded in func.tags:
+        return False
+    return not any(isinstance(v, (list, tuple)) and any(isinstance(t, torch.Tensor) for t in v)
+                   for v in (*args, *kwargs.values()))
 
 
 def _storage(t: torch.Tensor) -> int:
@@ -73,7 +93,8 @@ class _Launch:
     """One recorded launch: the FastLaunch wrapper, grid and keywords, the positional arguments with each
     tensor described as (position, source, byte offset, size, stride, dtype) — source 0..n-1 the inputs, n the
     result's allocation, n + 1 the shared buffer — and, where the launcher may be called directly, the compiled
-    kernel with the argument values (constants' addresses filled in)."""
+    kernel with the argument values (constants' addresses filled in). For a recorded aten op, ``fl`` is None and
+    ``grid`` the op; a slot's position is then an index into its arguments or the name of a keyword."""
 
     __slots__ = ("fl", "grid", "kwargs", "args", "slots", "direct", "values")
 
@@ -109,7 +130,16 @@ class Plan:
                 bases = [t.data_ptr() if t is not None else 0 for t in sources]
                 stream = _current_stream(dev.index if dev.index is not None else torch.cuda.current_device())
             for ln in self._launches:
-                if direct and ln.direct is not None:
+                if ln.fl is None:  # an aten op
+                    args, kwargs = list(ln.args), dict(ln.kwargs)
+                    for pos, src, off, t_size, t_stride, t_dtype in ln.slots:
+                        t = _view(sources[src], off, t_size, t_stride, t_dtype)
+                        if isinstance(pos, str):
+                            kwargs[pos] = t
+                        else:
+                            args[pos] = t
+                    ln.grid(*args, **kwargs)
+                elif direct and ln.direct is not None:
                     values = list(ln.values)
                     for pos, src, off, *_ in ln.slots:
                         values[pos] = bases[src] + off
@@ -231,11 +261,12 @@ def _plan(recorder: _Recorder, launches: list, inputs: list, result) -> tuple[Pl
         return None, "its result is not one of its allocations"
     # which allocation each launch's tensors live in, and each allocation's span of launches
     where, spans = [], {}
-    for i, (_, _, args, kwargs) in enumerate(launches):
-        if any(isinstance(v, torch.Tensor) for v in kwargs.values()):
-            return None, "passes a tensor by keyword"
+    for i, (fl, _, args, kwargs) in enumerate(launches):
+        if fl is not None and any(isinstance(v, torch.Tensor) for v in kwargs.values()):
+            return None, "passes a tensor by keyword to a kernel"
         found = []
-        for pos, a in enumerate(args):
+        named = () if fl is not None else kwargs.items()
+        for pos, a in (*enumerate(args), *named):
             if isinstance(a, torch.Tensor):
                 ptr = _storage(a)
                 j = None if ptr in in_storage else allocation_of(ptr, i)
@@ -248,6 +279,8 @@ def _plan(recorder: _Recorder, launches: list, inputs: list, result) -> tuple[Pl
     constants, planned = [], []
     for (fl, grid, args, kwargs), found in zip(launches, where):
         values, slots = list(args), []
+        if fl is None:  # an aten op: its tensors rebuilt per run, the rest as recorded
+            kwargs = dict(kwargs)
         for pos, a, j in found:
             ptr = _storage(a)
             if ptr in in_storage:
@@ -261,7 +294,13 @@ def _plan(recorder: _Recorder, launches: list, inputs: list, result) -> tuple[Pl
             else:
                 slot, off = n + 1, offsets[j] + a.data_ptr() - ptr
             slots.append((pos, slot, off, tuple(a.shape), a.stride(), a.dtype))
-            values[pos] = None
+            if isinstance(pos, str):
+                kwargs[pos] = None
+            else:
+                values[pos] = None
+        if fl is None:
+            planned.append(_Launch(None, grid, values, kwargs, slots, None, None))
+            continue
         direct = fl.bound(grid, tuple(args), kwargs)
         # the launcher's values: constants as addresses on CUDA (the slots filled per run)
         full = launch._split(tuple(values))[1] if direct is not None else None

@@ -1,9 +1,11 @@
 """Launch plans (`vssm.kernels.replay`) under TRITON_INTERPRET=1 (in a child process, as in test_direction_sum.py):
-a recorded region replays to the region's own result for new inputs laid out the same way (intermediate buffers,
-views of the result, constants, offset inputs); what it cannot replay is refused with the reason (torch ops, a
-result that is an input, no launches, a kernel leaving part of its result unwritten: caught by the NaN-filled
-validation replay); and the Vim mixer's inference path (`Mamba._mix_planned`) equals the unplanned one bit for bit,
-records at the second call of a layout, re-records when the layout or a direction parameter changes."""
+a recorded region replays to the region's own result for new inputs laid out the same way (intermediate buffers
+sharing bytes where their launches allow, views of the result, constants, offset inputs, an aten op writing into a
+given tensor); what it cannot replay is refused with the reason (torch ops making tensors, a random draw, a result
+that is an input, no launches, a kernel leaving part of its result unwritten: caught by the NaN-filled validation
+replay); and the Vim mixer's inference paths (`Mamba._mix_planned`: the conv-projection kernel; the conv kernel,
+bmm(out=) and the walking scan) equal the unplanned ones bit for bit, record at the second call of a layout and
+re-record when the layout or a direction parameter changes."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import pytest
 import torch
 from interpreted import run_as_script
 
+import vssm.kernels.conv1d.op as conv_op
 import vssm.mamba as vm
 from vssm.kernels import replay
 
@@ -77,6 +80,18 @@ def _regions(k):
         launch(x * 2, out, x.numel())
         return out
 
+    def into(x):  # an aten op writing into a tensor it is given, then a launch: 2 (2 x) + w
+        tmp = torch.empty_like(x)
+        torch.mul(x, 2.0, out=tmp)
+        out = torch.empty_like(x)
+        launch(tmp, out, x.numel())
+        return out
+
+    def draw(x):  # a random draw
+        out = torch.empty_like(x)
+        launch(x, out, x.numel())
+        return out.normal_()
+
     def same(x):  # returns its input
         launch(x, x, x.numel())
         return x
@@ -91,9 +106,12 @@ def _regions(k):
         return x
 
     def value(name, x):
+        if name == "into":
+            return ref(x * 2.0)
         return ref(x, 2).transpose(0, 1) if name == "two" else ref(x, 4 if name == "chain" else 1)
 
-    return dict(one=one, two=two, chain=chain, half=half, op=op, same=same, nothing=nothing), value
+    regions = dict(one=one, two=two, chain=chain, into=into, half=half, op=op, draw=draw, same=same, nothing=nothing)
+    return regions, value
 
 
 def _plans() -> dict:
@@ -142,7 +160,12 @@ def _mamba() -> dict:
     replay.Plan.run = counted
     res = {}
     torch.manual_seed(0)
-    for dtype in (torch.float32, torch.bfloat16):
+    real_walks, real_conv = vm.scan_walks, conv_op._use_triton
+    for name, dtype, walks in (("float32", torch.float32, False), ("bfloat16", torch.bfloat16, False),
+                               ("walks", torch.bfloat16, True)):
+        if walks:  # the path of large batches: the conv kernel, x_proj / dt_proj as bmm(out=), the walking scan
+            vm.scan_walks = lambda *a: True
+            conv_op._use_triton = lambda x, offsets: len(offsets) <= conv_op.MAX_TAP_SETS
         m = vm.Mamba(16, d_state=4, d_conv=3, bidirectional=True).to(dtype).eval()
         seen = []
         with torch.inference_mode():
@@ -160,8 +183,9 @@ def _mamba() -> dict:
                 seen.append({"equal": torch.equal(got, want), "replayed": len(runs) - n,
                              "plans": sum(e[1] is not None for e in entries.values()),
                              "refused": [e[2] for e in entries.values() if e[2]]})
-        res[str(dtype)] = seen
+        res[name] = seen
     replay.Plan.run = real_run
+    vm.scan_walks, conv_op._use_triton = real_walks, real_conv
     return res
 
 
@@ -175,16 +199,17 @@ def interpreted():
     return run_as_script(__file__, timeout=900)
 
 
-@pytest.mark.parametrize("name", ["one", "two", "chain"])
+@pytest.mark.parametrize("name", ["one", "two", "chain", "into"])
 def test_plan_replays_region(interpreted, name):
     res = interpreted["plans"][name]
     assert res["planned"] and res["equal"] and res["value"] and res["layout"] and res["own_storage"], res
     # the intermediates (96 float32, 384 bytes each) in one buffer: none in "one"; in "chain", a and c share bytes
     # (a's last launch precedes c's first) and b lies apart at the next aligned offset
-    assert res["buffer"] == {"one": 0, "two": 384, "chain": replay._ALIGN + 384}[name], res
+    assert res["buffer"] == {"one": 0, "two": 384, "chain": replay._ALIGN + 384, "into": 384}[name], res
 
 
-@pytest.mark.parametrize("name, why", [("half", "did not reproduce"), ("op", "aten.mul"),
+@pytest.mark.parametrize("name, why", [("half", "did not reproduce"), ("op", "aten.mul.Tensor"),
+                                       ("draw", "aten.normal_"),
                                        ("same", "not one of its allocations"), ("nothing", "launches nothing")])
 def test_plan_refused(interpreted, name, why):
     res = interpreted["plans"][name]
@@ -200,9 +225,9 @@ def test_record_does_not_nest(interpreted):
     assert "do not nest" in interpreted["plans"]["nested"]
 
 
-@pytest.mark.parametrize("dtype", ["torch.float32", "torch.bfloat16"])
-def test_mamba_plans(interpreted, dtype):
-    seen = interpreted["mamba"][dtype]
+@pytest.mark.parametrize("case", ["float32", "bfloat16", "walks"])
+def test_mamba_plans(interpreted, case):
+    seen = interpreted["mamba"][case]
     assert all(s["equal"] for s in seen), seen
     assert not any(s["refused"] for s in seen), seen
     # L=7: seen, recorded, replayed twice; L=1: seen, recorded, replayed; after the change to D, L=7 again: seen

@@ -1,8 +1,9 @@
-"""GPU tests of the launch plans of Vim's inference mixer (`vssm.kernels.replay`, `Mamba._mix_planned`): at the size
-they are for (Vim-Ti at 1248 px, batch 8, bf16 autocast, inference mode) every block records a plan and the model's
-output with plans equals the output without them bit for bit, replayed straight to the launchers, through Triton's
-path when a launch hook is set, and inside a captured CUDA graph; recording them (its check holds the region's
-result on the host) and replaying them take no more device memory at peak than the model without them."""
+"""GPU tests of the launch plans of Vim's inference mixer (`vssm.kernels.replay`, `Mamba._mix_planned`): at the sizes
+they are for (Vim-Ti at 1248 px, batch 8, and at 224, batch 128; bf16 autocast, inference mode) every block records
+a plan and the model's output with plans equals the output without them bit for bit, replayed straight to the
+launchers, through Triton's path when a launch hook is set, and inside a captured CUDA graph; recording them (its
+check holds the region's result on the host) and replaying them take no more device memory at peak than the model
+without them."""
 
 from __future__ import annotations
 
@@ -15,15 +16,18 @@ from vssm.kernels import replay
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
 
-@pytest.fixture(scope="module")
-def vim():
+@pytest.fixture(scope="module", params=[(1248, 8), (224, 128)], ids=["1248x8", "224x128"])
+def vim(request):
+    """Vim-Ti at 1248 px, batch 8 (the conv-projection kernel, then the chunked scan) and at 224, batch 128 (the
+    conv kernel, x_proj / dt_proj as bmm(out=), the walking scan)."""
     import timm
 
     import vssm  # noqa: F401  (registers the models)
 
+    px, batch = request.param
     torch.manual_seed(0)
-    model = timm.create_model("vim_tiny_patch16_224", img_size=1248).cuda().eval()
-    x = torch.randn(8, 3, 1248, 1248, device="cuda")
+    model = timm.create_model("vim_tiny_patch16_224", img_size=px).cuda().eval()
+    x = torch.randn(batch, 3, px, px, device="cuda")
     return model, x
 
 
