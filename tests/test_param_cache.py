@@ -179,6 +179,27 @@ def test_built_in_inference_mode_then_frozen_training():
     assert xg.grad is not None and torch.equal(out.detach(), y)
 
 
+@pytest.mark.parametrize("index", [0, 1, 2, 3])
+def test_made_in_inference_mode(builds, index):
+    """A mixer made under inference mode has inference-tensor parameters, which count no writes: it runs, builds
+    every call (nothing reused that a write could leave stale), and sees a write made in inference mode."""
+    torch.manual_seed(0)
+    with torch.inference_mode():
+        m, x = _modules()[index]
+        m.eval()
+        a = m(x)
+        n = builds["n"]
+        b = m(x)
+        assert torch.equal(a, b) and builds["n"] == 2 * n > 0
+        next(p for name, p in m.named_parameters() if name.endswith(("D", "Ds"))).add_(1.0)
+        c = m(x)
+    fresh = _modules()[index][0].eval()
+    fresh.load_state_dict(m.state_dict())
+    with torch.no_grad():
+        want = fresh(x)
+    assert torch.equal(c, want) and not torch.equal(c, a)
+
+
 def test_writes_through_data(builds, monkeypatch):
     """``p.data`` writes leave the version counter alone: a training forward drops the entries (so an optimizer
     written that way leaves nothing stale for the next evaluation); otherwise `clear()` or VSSM_PARAM_CACHE=0."""

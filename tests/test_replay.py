@@ -186,6 +186,14 @@ def _mamba() -> dict:
         res[name] = seen
     replay.Plan.run = real_run
     vm.scan_walks, conv_op._use_triton = real_walks, real_conv
+    with torch.inference_mode():  # a mixer made under inference mode: its parameters count no writes, no plans
+        m = vm.Mamba(16, d_state=4, bidirectional=True).eval()
+        x, r = torch.randn(2, 5, 16), torch.randn(2, 5, 16)
+        vm.LAUNCH_PLANS = False
+        want = m(x, r)
+        vm.LAUNCH_PLANS = True
+        outs = [m(x, r) for _ in range(3)]
+    res["inference_params"] = {"equal": all(torch.equal(o, want) for o in outs), "plans": len(vm._PLANS.get(m, {}))}
     return res
 
 
@@ -234,6 +242,11 @@ def test_mamba_plans(interpreted, case):
     # (its plan dropped), recorded, replayed
     assert [s["replayed"] for s in seen] == [0, 0, 1, 1, 0, 0, 1, 0, 0, 1], seen
     assert [s["plans"] for s in seen] == [0, 1, 1, 1, 1, 2, 2, 1, 2, 2], seen
+
+
+def test_no_plans_for_inference_tensor_parameters(interpreted):
+    res = interpreted["mamba"]["inference_params"]
+    assert res["equal"] and res["plans"] == 0, res
 
 
 def test_plans_off_the_kernels_path():

@@ -507,7 +507,10 @@ class Mamba(nn.Module):
         dev = h.device
         key = (h.shape, h.stride(), h.dtype, dev, h.data_ptr() & 15, torch.is_inference_mode_enabled(),
                torch.is_autocast_enabled(dev.type), torch.get_autocast_dtype(dev.type), FUSED_CONV_PROJECT)
-        stamp = tuple((p.data_ptr(), p._version) for p in self._direction_inputs() if p is not None)
+        try:
+            stamp = tuple((p.data_ptr(), p._version) for p in self._direction_inputs() if p is not None)
+        except RuntimeError:  # inference tensors (a model made under inference mode) count no writes: no plans
+            return self._mix_split(h)
         entries = _PLANS.get(self)
         if entries is None:
             entries = _PLANS[self] = {}

@@ -55,7 +55,10 @@ def derived(module: nn.Module, key: Hashable, params: Sequence[torch.Tensor], bu
         return build()
     if not plain_eager(*params) or not _enabled():
         return build()
-    stamp = _stamp(params)
+    try:
+        stamp = _stamp(params)
+    except RuntimeError:  # inference tensors (a model made under inference mode) count no writes: build each call
+        return build()
     # what inference mode builds are inference tensors, which autograd may not save: kept apart
     key = (key, torch.is_inference_mode_enabled())
     entries = _ENTRIES.get(module)
