@@ -154,10 +154,13 @@ class Plan:
 
 
 def _view(src: torch.Tensor, off: int, size, stride, dtype) -> torch.Tensor:
-    """The tensor (size, stride, dtype) at byte offset ``off`` from src's first element."""
-    base = src.view(dtype) if src.dtype != dtype else src
-    return base.as_strided(size, stride, src.storage_offset() * src.element_size() // base.element_size()
-                           + off // base.element_size())
+    """The tensor (size, stride, dtype) at byte offset ``off`` from src's first element (another dtype: on src's
+    storage, whatever src's strides)."""
+    if src.dtype == dtype:
+        return src.as_strided(size, stride, src.storage_offset() + off // src.element_size())
+    at = src.storage_offset() * src.element_size() + off
+    t = torch.empty(0, dtype=dtype, device=src.device)
+    return t.set_(src.untyped_storage(), at // t.element_size(), size, stride)
 
 
 def record(region: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, Plan | None, str]:
@@ -229,7 +232,7 @@ def _pack(sizes: dict, spans: dict) -> tuple[dict, int]:
             at = max(at, -(-hi // _ALIGN) * _ALIGN)
         offsets[j] = at
         total = max(total, at + sizes[j])
-    return offsets, total
+    return offsets, -(-total // _ALIGN) * _ALIGN  # whole units: the buffer is viewed as any dtype
 
 
 def _plan(recorder: _Recorder, launches: list, inputs: list, result) -> tuple[Plan | None, str]:

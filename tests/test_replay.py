@@ -211,9 +211,9 @@ def interpreted():
 def test_plan_replays_region(interpreted, name):
     res = interpreted["plans"][name]
     assert res["planned"] and res["equal"] and res["value"] and res["layout"] and res["own_storage"], res
-    # the intermediates (96 float32, 384 bytes each) in one buffer: none in "one"; in "chain", a and c share bytes
-    # (a's last launch precedes c's first) and b lies apart at the next aligned offset
-    assert res["buffer"] == {"one": 0, "two": 384, "chain": replay._ALIGN + 384, "into": 384}[name], res
+    # the intermediates (96 float32, 384 bytes each) in one buffer of whole 512-byte units: none in "one"; in
+    # "chain", a and c share bytes (a's last launch precedes c's first) and b lies apart at the next aligned offset
+    assert res["buffer"] == {"one": 0, "two": 1, "chain": 2, "into": 1}[name] * replay._ALIGN, res
 
 
 @pytest.mark.parametrize("name, why", [("half", "did not reproduce"), ("op", "aten.mul.Tensor"),
@@ -271,3 +271,17 @@ def test_pack_shares_bytes_of_disjoint_spans():
                 assert offsets[i] + sizes[i] <= offsets[j] or offsets[j] + sizes[j] <= offsets[i], (i, j, offsets)
     assert offsets[0] == offsets[2]  # 0 and 2 never live together
     assert total < sum(sizes.values())
+
+
+@pytest.mark.parametrize("src_kind", ["contiguous", "offset", "strided"])
+def test_view_rebuilds_tensors_of_any_dtype(src_kind):
+    """`_view`: a tensor at a byte offset from a source's first element, in the source's dtype or another, whatever
+    the source's strides (the replay's path through Triton's launch rebuilds each argument this way)."""
+    base = torch.arange(64, dtype=torch.float32)
+    src = {"contiguous": base, "offset": base[6:], "strided": base.view(8, 8)[:, 2:5]}[src_kind]
+    t = replay._view(src, 8, (2, 3), (3, 1), torch.float32)
+    assert torch.equal(t, base[src.storage_offset() + 2:][:6].view(2, 3))
+    w = replay._view(src, 4, (4,), (2,), torch.int16)
+    raw = base.view(torch.int16)[2 * src.storage_offset() + 2:][:8:2]
+    assert w.dtype == torch.int16 and torch.equal(w, raw)
+    assert w.untyped_storage().data_ptr() == base.untyped_storage().data_ptr()
