@@ -186,6 +186,31 @@ def _mamba() -> dict:
         res[name] = seen
     replay.Plan.run = real_run
     vm.scan_walks, conv_op._use_triton = real_walks, real_conv
+    # writes the version counters miss: through .data and then param_cache.clear() (as the README says), and an
+    # optimizer step writing through .data after a training forward; each followed by calls that must see them
+    from vssm import param_cache
+
+    m = vm.Mamba(16, d_state=4, bidirectional=True).eval()
+    x, r = torch.randn(2, 5, 16), torch.randn(2, 5, 16)
+    seen = []
+    for write in ("clear", "train"):
+        with torch.inference_mode():
+            for _ in range(3):
+                m(x, r)  # planned by the third call
+        if write == "clear":
+            m.D.data.add_(0.25)
+            param_cache.clear()
+        else:
+            m.train()
+            m(x.clone().requires_grad_(True), r).sum().backward()
+            m.A_b_log.data.mul_(0.5)
+            m.eval()
+        with torch.inference_mode():
+            vm.LAUNCH_PLANS = False
+            want = m(x, r)
+            vm.LAUNCH_PLANS = True
+            seen.append(all(torch.equal(m(x, r), want) for _ in range(3)))
+    res["data_writes"] = seen
     with torch.inference_mode():  # a mixer made under inference mode: its parameters count no writes, no plans
         m = vm.Mamba(16, d_state=4, bidirectional=True).eval()
         x, r = torch.randn(2, 5, 16), torch.randn(2, 5, 16)
@@ -242,6 +267,10 @@ def test_mamba_plans(interpreted, case):
     # (its plan dropped), recorded, replayed
     assert [s["replayed"] for s in seen] == [0, 0, 1, 1, 0, 0, 1, 0, 0, 1], seen
     assert [s["plans"] for s in seen] == [0, 1, 1, 1, 1, 2, 2, 1, 2, 2], seen
+
+
+def test_plans_follow_writes_through_data(interpreted):
+    assert interpreted["mamba"]["data_writes"] == [True, True]
 
 
 def test_no_plans_for_inference_tensor_parameters(interpreted):

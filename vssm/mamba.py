@@ -26,6 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from vssm import param_cache
 from vssm.kernels import replay, selective_scan
 from vssm.kernels.conv1d import depthwise_conv1d, has_fast_kernel
 from vssm.kernels.eager import plain_eager
@@ -501,14 +502,17 @@ class Mamba(nn.Module):
         """`_mix_split(h)`, replayed from a launch plan (`vssm.kernels.replay`) where one was recorded for h's layout
         and the direction parameters as they are now (`LAUNCH_PLANS`). The second call with the same key records
         (the first builds the parameters' cached stacks, `vssm.param_cache`, which the plan then reads as
-        constants); a region the recorder refuses runs as it is for that key."""
+        constants); a region the recorder refuses runs as it is for that key. A plan is dropped when a direction
+        parameter's storage or version counter moves, and when `vssm.param_cache` moves its generation (its
+        `clear()`, a training step: writes through .data count there)."""
         if not LAUNCH_PLANS or not switch("VSSM_LAUNCH_PLANS", "replay recorded launches", "no launch plans"):
             return self._mix_split(h)
         dev = h.device
         key = (h.shape, h.stride(), h.dtype, dev, h.data_ptr() & 15, torch.is_inference_mode_enabled(),
                torch.is_autocast_enabled(dev.type), torch.get_autocast_dtype(dev.type), FUSED_CONV_PROJECT)
         try:
-            stamp = tuple((p.data_ptr(), p._version) for p in self._direction_inputs() if p is not None)
+            stamp = (param_cache._GENERATION,
+                     *((p.data_ptr(), p._version) for p in self._direction_inputs() if p is not None))
         except RuntimeError:  # inference tensors (a model made under inference mode) count no writes: no plans
             return self._mix_split(h)
         entries = _PLANS.get(self)

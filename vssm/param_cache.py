@@ -32,10 +32,21 @@ import torch.nn as nn
 from vssm.kernels.eager import plain_eager
 from vssm.kernels.env import switch
 
-__all__ = ["derived", "clear"]
+__all__ = ["derived", "clear", "generation"]
 
 T = TypeVar("T")
 _ENTRIES: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictionary()
+
+
+# Moves at each `clear` and each build for a training step (after which any parameter may have been written
+# through .data): what keeps tensors derived from parameters beyond this cache (`vssm.mamba`'s launch plans) keys
+# them by it
+_GENERATION = 0
+
+
+def generation() -> int:
+    """The count described above."""
+    return _GENERATION
 
 
 def _enabled() -> bool:
@@ -51,6 +62,8 @@ def derived(module: nn.Module, key: Hashable, params: Sequence[torch.Tensor], bu
     tensor the result is computed from) has changed since and nothing would record or trace the build.
     The result must not be written in place by the caller."""
     if torch.is_grad_enabled() and any(p.requires_grad for p in params):
+        global _GENERATION
+        _GENERATION += 1
         _ENTRIES.pop(module, None)  # a training step: its optimizer may write through .data (see above)
         return build()
     if not plain_eager(*params) or not _enabled():
@@ -74,7 +87,9 @@ def derived(module: nn.Module, key: Hashable, params: Sequence[torch.Tensor], bu
 
 
 def clear(module: nn.Module | None = None) -> None:
-    """Drop the reused tensors of one module (every module's with None)."""
+    """Drop the reused tensors of one module (every module's with None), and every launch plan (`generation`)."""
+    global _GENERATION
+    _GENERATION += 1
     if module is None:
         _ENTRIES.clear()
     else:
