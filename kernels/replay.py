@@ -58,13 +58,16 @@ class _Recorder(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        plain = func.overloadpacket.__name__ not in _ALLOCATIONS and not func.is_view and self.refused is None
+        before = _storages(args, kwargs) if plain else None
         out = func(*args, **kwargs)
-        if func.overloadpacket.__name__ in _ALLOCATIONS:
-            st = out.untyped_storage()
-            self.allocations.append((st.data_ptr(), st.nbytes(), len(self.launches)))
-        elif func.is_view or self.refused is not None:
-            pass
-        elif _writes_into_arguments(func, args, kwargs):  # replayed as it is, in its place among the launches
+        if not plain:
+            if func.overloadpacket.__name__ in _ALLOCATIONS:
+                st = out.untyped_storage()
+                self.allocations.append((st.data_ptr(), st.nbytes(), len(self.launches)))
+        elif _writes_into_arguments(func, args, kwargs) and _storages(args, kwargs) == before:
+            # replayed as it is, in its place among the launches (an op that gave an argument new storage,
+            # `resize_`, an `out=` grown, is refused: that storage would be shared by every replay)
             self.launches.append((None, func, args, kwargs))
         else:
             self.refused = (f"runs {func} (only allocations, views, ops writing into their tensor arguments and "
@@ -72,10 +75,17 @@ class _Recorder(TorchDispatchMode):
         return out
 
 
+def _storages(args: tuple, kwargs: dict) -> list:
+    return [(t.untyped_storage().data_ptr(), t.untyped_storage().nbytes()) for t in (*args, *kwargs.values())
+            if isinstance(t, torch.Tensor)]
+
+
 def _writes_into_arguments(func, args: tuple, kwargs: dict) -> bool:
     """Whether an aten op only writes into tensors it was given (`bmm.out`, `baddbmm_`, `copy_`): every result
     aliases an argument it writes, no tensor comes in a list, and it draws no random numbers. Such an op makes no
     tensor and reads no value to the host, so it replays with the new addresses' tensors in its arguments."""
+    if func.namespace != "aten":  # a custom op: what it launches inside may be recorded too
+        return False
     returns = func._schema.returns
     if not returns or any(r.alias_info is None or not r.alias_info.is_write for r in returns):
         return False
@@ -177,7 +187,8 @@ def record(region: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor]) 
             result = region(*inputs)
     finally:
         del launch._RECORDING[me]
-    plan, why = _plan(recorder, launches, list(inputs), result)
+    with on_device_of(inputs[0]):  # the kernels bound as launched: on the inputs' device
+        plan, why = _plan(recorder, launches, list(inputs), result)
     launches.clear()  # the region's intermediates, held by the launches' arguments, go now
     if plan is None:
         return result, None, why
@@ -267,6 +278,8 @@ def _plan(recorder: _Recorder, launches: list, inputs: list, result) -> tuple[Pl
     for i, (fl, _, args, kwargs) in enumerate(launches):
         if fl is not None and any(isinstance(v, torch.Tensor) for v in kwargs.values()):
             return None, "passes a tensor by keyword to a kernel"
+        if any(hasattr(a, "data_ptr") and not isinstance(a, torch.Tensor) for a in (*args, *kwargs.values())):
+            return None, "passes an address that is not a tensor (a pointer wrapper)"
         found = []
         named = () if fl is not None else kwargs.items()
         for pos, a in (*enumerate(args), *named):

@@ -87,6 +87,13 @@ def _regions(k):
         launch(tmp, out, x.numel())
         return out
 
+    def grow(x):  # an out= tensor grown by the op: new storage the recorder did not see made
+        tmp = torch.empty(0, dtype=x.dtype)
+        torch.mul(x, 2.0, out=tmp)
+        out = torch.empty_like(x)
+        launch(tmp, out, x.numel())
+        return out
+
     def draw(x):  # a random draw
         out = torch.empty_like(x)
         launch(x, out, x.numel())
@@ -110,7 +117,8 @@ def _regions(k):
             return ref(x * 2.0)
         return ref(x, 2).transpose(0, 1) if name == "two" else ref(x, 4 if name == "chain" else 1)
 
-    regions = dict(one=one, two=two, chain=chain, into=into, half=half, op=op, draw=draw, same=same, nothing=nothing)
+    regions = dict(one=one, two=two, chain=chain, into=into, half=half, op=op, grow=grow, draw=draw, same=same,
+                   nothing=nothing)
     return regions, value
 
 
@@ -242,7 +250,7 @@ def test_plan_replays_region(interpreted, name):
 
 
 @pytest.mark.parametrize("name, why", [("half", "did not reproduce"), ("op", "aten.mul.Tensor"),
-                                       ("draw", "aten.normal_"),
+                                       ("draw", "aten.normal_"), ("grow", "aten.mul.out"),
                                        ("same", "not one of its allocations"), ("nothing", "launches nothing")])
 def test_plan_refused(interpreted, name, why):
     res = interpreted["plans"][name]

@@ -190,7 +190,8 @@ FUSED_CONV_PROJECT = True
 # runs it through the op's checks and launch wrappers
 LAUNCH_PLANS = True
 _MAX_PLANS = 8  # per module
-_PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # module -> {key: (stamp, plan or None, why)}
+# module -> {key: (stamp, plan or None, why refused, the parameters kept)}
+_PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _BRANCH_NAMES = (("conv1d", "x_proj", "dt_proj", "A_log", "D"), ("conv1d_b", "x_proj_b", "dt_proj_b", "A_b_log", "D_b"))
 
 
@@ -503,16 +504,16 @@ class Mamba(nn.Module):
         and the direction parameters as they are now (`LAUNCH_PLANS`). The second call with the same key records
         (the first builds the parameters' cached stacks, `vssm.param_cache`, which the plan then reads as
         constants); a region the recorder refuses runs as it is for that key. A plan is dropped when a direction
-        parameter's storage or version counter moves, and when `vssm.param_cache` moves its generation (its
-        `clear()`, a training step: writes through .data count there)."""
+        parameter's storage or version counter moves, and when `vssm.param_cache` moves this module's generation
+        (its `clear()`, a training step: writes through .data count there)."""
         if not LAUNCH_PLANS or not switch("VSSM_LAUNCH_PLANS", "replay recorded launches", "no launch plans"):
             return self._mix_split(h)
         dev = h.device
         key = (h.shape, h.stride(), h.dtype, dev, h.data_ptr() & 15, torch.is_inference_mode_enabled(),
                torch.is_autocast_enabled(dev.type), torch.get_autocast_dtype(dev.type), FUSED_CONV_PROJECT)
+        params = [p for p in self._direction_inputs() if p is not None]
         try:
-            stamp = (param_cache._GENERATION,
-                     *((p.data_ptr(), p._version) for p in self._direction_inputs() if p is not None))
+            stamp = (param_cache.generation(self), *((p.data_ptr(), p._version) for p in params))
         except RuntimeError:  # inference tensors (a model made under inference mode) count no writes: no plans
             return self._mix_split(h)
         entries = _PLANS.get(self)
@@ -526,11 +527,12 @@ class Mamba(nn.Module):
                 return self._mix_split(h)  # refused for this key; or a CUDA graph is being captured (the
                 # recording's check reads its result on the host)
             y, plan, why = replay.record(self._mix_split, (h,))
-            entries[key] = (stamp, plan, why if plan is None else "")
+            entries[key] = (stamp, plan, why if plan is None else "", hit[3])
             return y
         if len(entries) >= _MAX_PLANS:  # shapes without end: start over
             entries.clear()
-        entries[key] = (stamp, None, "")  # seen once
+        # seen once. The parameters are kept (detached): their addresses in the stamp cannot go to new ones
+        entries[key] = (stamp, None, "", [p.detach() for p in params])
         return self._mix_split(h)
 
     def _in_proj(self, x: torch.Tensor) -> torch.Tensor:

@@ -38,15 +38,16 @@ T = TypeVar("T")
 _ENTRIES: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictionary()
 
 
-# Moves at each `clear` and each build for a training step (after which any parameter may have been written
+# Move at each `clear` and each build for a training step (after which any parameter may have been written
 # through .data): what keeps tensors derived from parameters beyond this cache (`vssm.mamba`'s launch plans) keys
-# them by it
+# them by `generation(module)`. One count for `clear()` of every module, one per module for the rest
 _GENERATION = 0
+_GENERATIONS: weakref.WeakKeyDictionary[nn.Module, int] = weakref.WeakKeyDictionary()
 
 
-def generation() -> int:
-    """The count described above."""
-    return _GENERATION
+def generation(module: nn.Module) -> tuple[int, int]:
+    """The counts described above, for ``module``."""
+    return _GENERATION, _GENERATIONS.get(module, 0)
 
 
 def _enabled() -> bool:
@@ -62,8 +63,7 @@ def derived(module: nn.Module, key: Hashable, params: Sequence[torch.Tensor], bu
     tensor the result is computed from) has changed since and nothing would record or trace the build.
     The result must not be written in place by the caller."""
     if torch.is_grad_enabled() and any(p.requires_grad for p in params):
-        global _GENERATION
-        _GENERATION += 1
+        _GENERATIONS[module] = _GENERATIONS.get(module, 0) + 1
         _ENTRIES.pop(module, None)  # a training step: its optimizer may write through .data (see above)
         return build()
     if not plain_eager(*params) or not _enabled():
@@ -89,8 +89,9 @@ def derived(module: nn.Module, key: Hashable, params: Sequence[torch.Tensor], bu
 def clear(module: nn.Module | None = None) -> None:
     """Drop the reused tensors of one module (every module's with None), and every launch plan (`generation`)."""
     global _GENERATION
-    _GENERATION += 1
     if module is None:
+        _GENERATION += 1
         _ENTRIES.clear()
     else:
+        _GENERATIONS[module] = _GENERATIONS.get(module, 0) + 1
         _ENTRIES.pop(module, None)
