@@ -121,11 +121,7 @@ class FastLaunch:
         self.kernel = kernel
         from triton.runtime.jit import JITFunction
 
-        try:
-            from triton import knobs  # Triton >= 3.4: where the launch hooks live
-        except ImportError:
-            knobs = None
-        self._knobs = knobs
+        knobs = self._knobs = _triton_knobs()
         # False under TRITON_INTERPRET=1 (an InterpretedFunction) and on Triton without knobs
         self._jit = isinstance(kernel, JITFunction) and knobs is not None
         if self._jit:
@@ -200,7 +196,7 @@ class FastLaunch:
         if (not self._jit or len(args) > self._positional or callable(grid) or not _enabled()
                 or getattr(self.kernel, "pre_run_hooks", None)):
             return False
-        return not hooks_set(self._knobs)
+        return not hooks_set()
 
     def _key(self, args: tuple, kwargs: dict) -> tuple[tuple | None, list]:
         """The cache key of a launch (None: Triton's path) and the values its launcher takes. Keywords in the
@@ -227,14 +223,21 @@ class FastLaunch:
         return entry[0], tuple(grid) + (1,) * (3 - len(grid)), entry[1]
 
 
-def hooks_set(knobs=None) -> bool:
+@functools.cache
+def _triton_knobs():
+    """Triton's settings module (Triton >= 3.4: where the launch hooks live), or None."""
+    try:
+        from triton import knobs
+    except ImportError:
+        return None
+    return knobs
+
+
+def hooks_set() -> bool:
     """Whether a Triton launch hook is installed (profilers): launches then take Triton's path."""
-    if knobs is None:
-        try:
-            from triton import knobs
-        except ImportError:
-            return False
-    return _hook_set(knobs.runtime.launch_enter_hook) or _hook_set(knobs.runtime.launch_exit_hook)
+    knobs = _triton_knobs()
+    return knobs is not None and (_hook_set(knobs.runtime.launch_enter_hook)
+                                  or _hook_set(knobs.runtime.launch_exit_hook))
 
 
 def launch_direct(compiled, grid3: tuple, stream: int, values: list, tail: list) -> None:

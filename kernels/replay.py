@@ -140,27 +140,32 @@ class Plan:
                 bases = [t.data_ptr() if t is not None else 0 for t in sources]
                 stream = _current_stream(dev.index if dev.index is not None else torch.cuda.current_device())
             for ln in self._launches:
-                if ln.fl is None:  # an aten op
-                    args, kwargs = list(ln.args), dict(ln.kwargs)
-                    for pos, src, off, t_size, t_stride, t_dtype in ln.slots:
-                        t = _view(sources[src], off, t_size, t_stride, t_dtype)
-                        if isinstance(pos, str):
-                            kwargs[pos] = t
-                        else:
-                            args[pos] = t
-                    ln.grid(*args, **kwargs)
-                elif direct and ln.direct is not None:
+                if ln.fl is not None and direct and ln.direct is not None:
                     values = list(ln.values)
                     for pos, src, off, *_ in ln.slots:
                         values[pos] = bases[src] + off
                     compiled, grid3, tail = ln.direct
                     launch_direct(compiled, grid3, stream, values, tail)
+                    continue
+                args, kwargs = _rebuilt(ln, sources)
+                if ln.fl is None:  # an aten op
+                    ln.grid(*args, **kwargs)
                 else:
-                    args = list(ln.args)
-                    for pos, src, off, t_size, t_stride, t_dtype in ln.slots:
-                        args[pos] = _view(sources[src], off, t_size, t_stride, t_dtype)
-                    ln.fl._launch(ln.grid, tuple(args), ln.kwargs)
+                    ln.fl._launch(ln.grid, tuple(args), kwargs)
         return store.as_strided(size, stride, offset)
+
+
+def _rebuilt(ln: _Launch, sources: list) -> tuple[list, dict]:
+    """A recorded launch's or op's arguments and keywords with its tensors rebuilt on this run's storage."""
+    args, kwargs = list(ln.args), ln.kwargs
+    for pos, src, off, t_size, t_stride, t_dtype in ln.slots:
+        t = _view(sources[src], off, t_size, t_stride, t_dtype)
+        if isinstance(pos, str):
+            kwargs = dict(kwargs) if kwargs is ln.kwargs else kwargs
+            kwargs[pos] = t
+        else:
+            args[pos] = t
+    return args, kwargs
 
 
 def _view(src: torch.Tensor, off: int, size, stride, dtype) -> torch.Tensor:
@@ -174,8 +179,9 @@ def _view(src: torch.Tensor, off: int, size, stride, dtype) -> torch.Tensor:
 
 
 def record(region: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, Plan | None, str]:
-    """Run ``region(*inputs)`` and record it: (its result, the plan or None, why there is none). The result is
-    always the region's own; a refused region has run as usual."""
+    """Run ``region(*inputs)`` and record it: (its result, the plan or None, why there is none). A refused region
+    has run as usual and its result is returned; for a planned one, the checking replay's result, equal to the
+    region's bit for bit."""
     launches: list = []
     recorder = _Recorder(launches)
     me = threading.get_ident()
@@ -286,7 +292,7 @@ def _plan(recorder: _Recorder, launches: list, inputs: list, result) -> tuple[Pl
             if isinstance(a, torch.Tensor):
                 ptr = _storage(a)
                 j = None if ptr in in_storage else allocation_of(ptr, i)
-                found.append((pos, a, j))
+                found.append((pos, a, ptr, j))
                 if j is not None and j != out_j:
                     spans[j] = (spans.get(j, (i, i))[0], i)
         where.append(found)
@@ -297,8 +303,7 @@ def _plan(recorder: _Recorder, launches: list, inputs: list, result) -> tuple[Pl
         values, slots = list(args), []
         if fl is None:  # an aten op: its tensors rebuilt per run, the rest as recorded
             kwargs = dict(kwargs)
-        for pos, a, j in found:
-            ptr = _storage(a)
+        for pos, a, ptr, j in found:
             if ptr in in_storage:
                 i = in_storage[ptr]
                 slot, off = i, a.data_ptr() - inputs[i].data_ptr()

@@ -513,7 +513,7 @@ class Mamba(nn.Module):
                torch.is_autocast_enabled(dev.type), torch.get_autocast_dtype(dev.type), FUSED_CONV_PROJECT)
         params = [p for p in self._direction_inputs() if p is not None]
         try:
-            stamp = (param_cache.generation(self), *((p.data_ptr(), p._version) for p in params))
+            stamp = (param_cache.generation(self), param_cache.stamp(params))
         except RuntimeError:  # inference tensors (a model made under inference mode) count no writes: no plans
             return self._mix_split(h)
         entries = _PLANS.get(self)

@@ -32,7 +32,7 @@ import torch.nn as nn
 from vssm.kernels.eager import plain_eager
 from vssm.kernels.env import switch
 
-__all__ = ["derived", "clear", "generation"]
+__all__ = ["derived", "clear", "generation", "stamp"]
 
 T = TypeVar("T")
 _ENTRIES: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictionary()
@@ -50,11 +50,16 @@ def generation(module: nn.Module) -> tuple[int, int]:
     return _GENERATION, _GENERATIONS.get(module, 0)
 
 
+def _next_generation(module: nn.Module) -> None:
+    _GENERATIONS[module] = _GENERATIONS.get(module, 0) + 1
+
+
 def _enabled() -> bool:
     return switch("VSSM_PARAM_CACHE", "reuse", "build every call")
 
 
-def _stamp(params: Sequence[torch.Tensor]) -> tuple:
+def stamp(params: Sequence[torch.Tensor]) -> tuple:
+    """Each tensor's address and version counter (RuntimeError for inference tensors, which keep none)."""
     return tuple((p.data_ptr(), p._version) for p in params)
 
 
@@ -63,13 +68,13 @@ def derived(module: nn.Module, key: Hashable, params: Sequence[torch.Tensor], bu
     tensor the result is computed from) has changed since and nothing would record or trace the build.
     The result must not be written in place by the caller."""
     if torch.is_grad_enabled() and any(p.requires_grad for p in params):
-        _GENERATIONS[module] = _GENERATIONS.get(module, 0) + 1
+        _next_generation(module)
         _ENTRIES.pop(module, None)  # a training step: its optimizer may write through .data (see above)
         return build()
     if not plain_eager(*params) or not _enabled():
         return build()
     try:
-        stamp = _stamp(params)
+        now = stamp(params)
     except RuntimeError:  # inference tensors (a model made under inference mode) count no writes: build each call
         return build()
     # what inference mode builds are inference tensors, which autograd may not save: kept apart
@@ -78,20 +83,21 @@ def derived(module: nn.Module, key: Hashable, params: Sequence[torch.Tensor], bu
     if entries is None:
         entries = _ENTRIES[module] = {}
     hit = entries.get(key)
-    if hit is not None and hit[0] == stamp:
+    if hit is not None and hit[0] == now:
         return hit[2]
     value = build()
     # the detached views keep the storages alive: a later tensor cannot reuse their addresses
-    entries[key] = (stamp, [p.detach() for p in params], value)
+    entries[key] = (now, [p.detach() for p in params], value)
     return value
 
 
 def clear(module: nn.Module | None = None) -> None:
-    """Drop the reused tensors of one module (every module's with None), and every launch plan (`generation`)."""
+    """Drop the reused tensors of one module (every module's with None), and with them the launch plans keyed by
+    its `generation` (every module's)."""
     global _GENERATION
     if module is None:
         _GENERATION += 1
         _ENTRIES.clear()
     else:
-        _GENERATIONS[module] = _GENERATIONS.get(module, 0) + 1
+        _next_generation(module)
         _ENTRIES.pop(module, None)
